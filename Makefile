@@ -1,0 +1,39 @@
+# Whole set-up on a fresh machine: `make demo` or `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU build by default; a GPU user may pass e.g. TORCH_SPEC="torch==2.13.0" with a CUDA index.
+TORCH_SPEC ?= torch==2.13.0
+PIP_ARGS ?= -q
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test demo train model-card bench clean
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first and pinned, so nothing later resolves an unpinned (multi-GB) build.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install $(PIP_ARGS) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install $(PIP_ARGS) -e ".[all]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/harness demo
+
+train: $(STAMP)
+	$(BIN)/python -m reference_model.train
+
+model-card: $(STAMP)
+	$(BIN)/python -m reference_model.card
+
+bench: $(STAMP)
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

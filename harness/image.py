@@ -1,0 +1,57 @@
+"""Decoding untrusted image bytes: one clear reason for every way an input can be bad."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+__all__ = ["ImageDecodeError", "ImageTooLargeError", "decode_image", "read_image", "DEFAULT_MAX_PIXELS"]
+
+DEFAULT_MAX_PIXELS = 4096 * 4096
+
+
+class ImageDecodeError(ValueError):
+    """The bytes are not a whole image of a supported format."""
+
+
+class ImageTooLargeError(ValueError):
+    """The image declares more pixels than allowed (a decompression-bomb guard)."""
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode ``data`` to an RGB image; the pixel count is checked from the header, before decoding."""
+    if not data:
+        raise ImageDecodeError("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            if w * h > max_pixels:
+                raise ImageTooLargeError(f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}")
+            if w == 0 or h == 0:
+                raise ImageDecodeError(f"image has no pixels ({w}x{h})")
+            img.load()
+    except (ImageTooLargeError, ImageDecodeError):
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLargeError(f"image rejected as a decompression bomb: {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageDecodeError("not an image (unrecognised format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        msg = str(exc) or type(exc).__name__
+        if "truncated" in msg.lower():
+            msg = "truncated image data"
+        raise ImageDecodeError(f"undecodable image: {msg}") from None
+    return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Read and decode a file; errors are ``ImageDecodeError``/``ImageTooLargeError``/``OSError``."""
+    p = Path(path)
+    if p.is_dir():
+        raise ImageDecodeError("is a directory, not an image")
+    return decode_image(p.read_bytes(), max_pixels)

@@ -1,0 +1,84 @@
+"""The ``tiny`` backend: the small captioner trained on the shapes world and shipped with the repo."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from reference_model.caption import Caption, Captioner
+from reference_model.device import pick_device
+from reference_model.network import NetConfig, TinyCaptionNet
+from reference_model.preprocess import to_tensor
+from reference_model.vocab import Vocab
+
+__all__ = ["TinyCaptioner", "WEIGHTS_DIR", "save_checkpoint", "load_checkpoint"]
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+def save_checkpoint(net: TinyCaptionNet, vocab: Vocab, path: Path, meta: dict) -> None:
+    """Write ``path`` (.safetensors) and its sidecar ``.json`` (config, vocabulary, training)."""
+    path = Path(path)
+    state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+    save_file(state, str(path))
+    side = {"config": net.cfg.to_dict(), "vocab": vocab.itos, **meta}
+    path.with_suffix(".json").write_text(json.dumps(side, indent=1) + "\n")
+
+
+def load_checkpoint(path: Path) -> tuple[TinyCaptionNet, Vocab, dict]:
+    path = Path(path)
+    side = json.loads(path.with_suffix(".json").read_text())
+    net = TinyCaptionNet(NetConfig(**side["config"]))
+    net.load_state_dict(load_file(str(path)))
+    net.eval()
+    return net, Vocab(side["vocab"][4:]), side
+
+
+class TinyCaptioner(Captioner):
+    """Captions images with a checkpoint from ``reference_model/weights`` (``tiny`` by default).
+
+    ``quantize=True`` applies dynamic int8 quantization to the linear layers (CPU only)."""
+
+    def __init__(self, checkpoint: str | Path = "tiny", device: str | None = None, quantize: bool = False):
+        path = Path(checkpoint)
+        if path.suffix != ".safetensors":
+            path = WEIGHTS_DIR / f"{checkpoint}.safetensors"
+        if not path.exists():
+            raise FileNotFoundError(f"model checkpoint {path} not found")
+        self.device = pick_device(device)
+        net, self.vocab, meta = load_checkpoint(path)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+        self.name = path.stem
+        self.version = f"{path.stem}-{digest}"
+        if quantize:
+            if self.device != "cpu":
+                raise ValueError("int8 dynamic quantization runs on the CPU only")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the quantized-tensor API warns of its own future
+                net = torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear}, dtype=torch.qint8)
+            self.version += "-int8"
+        self.net = net.to(self.device)
+        self.meta = meta
+
+    @torch.inference_mode()
+    def caption(self, images: Sequence[Image.Image]) -> list[Caption]:
+        if not images:
+            return []
+        pixels = to_tensor(images).to(self.device)
+        ids, probs, pooled = self.net.generate(pixels, self.vocab.bos_id, self.vocab.eos_id)
+        ids, probs, pooled = ids.cpu(), probs.cpu(), pooled.float().cpu()
+        out = []
+        for row, prow, emb in zip(ids.tolist(), probs, pooled):
+            has_eos = self.vocab.eos_id in row
+            n = row.index(self.vocab.eos_id) + 1 if has_eos else len(row)
+            conf = float(torch.exp(torch.log(prow[:n].clamp_min(1e-12)).mean()))
+            tokens = n - 1 if has_eos else n
+            out.append(Caption(self.vocab.decode(row), conf, tokens, [round(float(v), 5) for v in emb]))
+        return out
