@@ -1,0 +1,73 @@
+"""The judge's result: per-metric comparisons, group scores, the score and the verdict."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+__all__ = ["MetricResult", "GroupResult", "Verdict", "PROMOTE", "HOLD", "ROLLBACK"]
+
+PROMOTE, HOLD, ROLLBACK = "PROMOTE", "HOLD", "ROLLBACK"
+Classification = Literal["Pass", "High", "Low", "NoData"]
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    name: str
+    group: str
+    classification: Classification
+    failed: bool
+    critical: bool
+    test: str
+    baseline: float | None
+    canary: float | None
+    n_baseline: int
+    n_canary: int
+    p_value: float | None
+    effect: float | None
+    effect_low: float | None
+    effect_high: float | None
+    tolerance: float | None
+    direction: str
+    unit: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    name: str
+    weight: float
+    score: float | None
+    passed: int
+    failed: int
+    no_data: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: Literal["PROMOTE", "HOLD", "ROLLBACK"]
+    score: float | None
+    reasons: tuple[str, ...]
+    metrics: tuple[MetricResult, ...]
+    groups: tuple[GroupResult, ...]
+    thresholds: dict
+
+    def to_dict(self) -> dict:
+        return {
+            "verdict": self.verdict,
+            "score": self.score,
+            "reasons": list(self.reasons),
+            "metrics": [m.to_dict() for m in self.metrics],
+            "groups": [g.to_dict() for g in self.groups],
+            "thresholds": dict(self.thresholds),
+        }
+
+    @property
+    def exit_code(self) -> int:
+        return {PROMOTE: 0, ROLLBACK: 1, HOLD: 2}[self.verdict]
