@@ -18,7 +18,10 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 COMMANDS: tuple[str, ...] = (
     "dataset",
     "caption",
+    "serve",
     "demo",
+    "slo",
+    "rules",
 )
 
 

@@ -1,0 +1,243 @@
+"""SLIs, burn rates and figures from a real Prometheus, over a time range, with prometheus-api-client.
+
+An SLI over ``[start, end]`` counts the counters' growth between the two instants (exact while
+no counter resets; else ``increase`` over the range, which extrapolates to the range's edges).
+Burn rates over the alert windows use ``rate`` as the generated rules do.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from harness.errors import DataError, ServiceUnavailableError, UsageError
+from harness.slo import promql
+from harness.slo.burn_rate import WindowBurn
+from harness.slo.budget import exact
+from harness.slo.figures import Figures, cost_per_1000
+from harness.slo.report import SLOReport, result_for
+from harness.slo.sli import SLIValue
+from harness.slo.spec import SLO, SLOSpec, parse_duration
+
+__all__ = ["PrometheusSource", "parse_time"]
+
+_RELATIVE = re.compile(r"^now(?:\s*-\s*(.+))?$")
+
+
+def parse_time(text: str, now: Callable[[], float] = time.time) -> float:
+    """Unix seconds from ``1718000000``, ISO 8601 (``2024-06-10T08:00:00Z``; no zone = UTC), ``now`` or ``now-15m``."""
+    s = str(text).strip()
+    m = _RELATIVE.match(s)
+    if m:
+        try:
+            return now() - (parse_duration(m.group(1)) if m.group(1) else 0.0)
+        except ValueError:
+            raise UsageError(f"bad time {text!r}: after now- comes a duration such as 15m") from None
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"bad time {text!r}: give unix seconds, ISO 8601, now or now-15m") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def _range(seconds: float) -> str:
+    return f"{max(1, int(round(seconds)))}s"
+
+
+class PrometheusSource:
+    """Reads SLIs from the Prometheus at ``url``; a ``client`` (``PrometheusConnect``) may be passed in."""
+
+    def __init__(self, url: str, client: Any = None, timeout_s: float = 10.0):
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        if client is None:
+            client = self._connect()
+        self.client = client
+
+    def _connect(self) -> Any:
+        try:
+            from prometheus_api_client import PrometheusConnect
+        except ImportError:
+            raise ServiceUnavailableError(
+                "prometheus-api-client is not installed: pip install 'caption-slo-harness[slo]'"
+            ) from None
+        from urllib3.util.retry import Retry
+
+        if not re.match(r"^https?://[^/\s]+", self.url):
+            raise UsageError(f"--prometheus {self.url!r}: give a URL such as http://127.0.0.1:9090")
+        return PrometheusConnect(url=self.url, retry=Retry(total=0, read=False), timeout=self.timeout_s)
+
+    def _unavailable(self, why: str) -> ServiceUnavailableError:
+        return ServiceUnavailableError(f"Prometheus at {self.url} is unavailable ({why}); start it, or use --records")
+
+    def query(self, expr: str, at: float) -> list[dict[str, Any]]:
+        """An instant query at unix time ``at``; a one-line error when Prometheus cannot answer."""
+        import requests
+        from prometheus_api_client import PrometheusApiClientException
+
+        try:
+            return self.client.custom_query(expr, params={"time": f"{at:.3f}"})
+        except requests.exceptions.Timeout:
+            raise self._unavailable(f"no answer within {self.timeout_s:g} s") from None
+        except requests.exceptions.ConnectionError:
+            raise self._unavailable("cannot connect") from None
+        except requests.exceptions.RequestException as exc:
+            raise self._unavailable(type(exc).__name__) from None
+        except PrometheusApiClientException as exc:
+            text = " ".join(str(exc).split())[:200]
+            if "HTTP Status Code 400" in text or "HTTP Status Code 422" in text:
+                raise DataError(f"Prometheus rejected a query: {text}") from None
+            raise self._unavailable(text) from None
+        except ValueError:
+            raise self._unavailable("the answer is not the Prometheus HTTP API's JSON") from None
+        except KeyError:
+            raise self._unavailable("the answer is not the Prometheus HTTP API's JSON") from None
+
+    def scalar(self, expr: str, at: float) -> float | None:
+        """The value of a query that gives one series (None: no series, or NaN)."""
+        result = self.query(expr, at)
+        if not result:
+            return None
+        value = float(result[0]["value"][1])
+        return None if math.isnan(value) or math.isinf(value) else value
+
+    def check(self) -> None:
+        """Raise ``ServiceUnavailableError`` unless Prometheus answers a query."""
+        self.query("vector(1)", time.time())
+
+    # ---- SLIs ---------------------------------------------------------------------------
+
+    def _counts(self, slo: SLO, spec: SLOSpec, at: float, seconds: float) -> tuple[float, float] | None:
+        rates = promql.sli_rates(slo, spec.selector, _range(seconds))
+        if rates is None:
+            return None
+        errors, total = (self.scalar(q, at) for q in rates)
+        if total is None or total <= 0:
+            return 0.0, 0.0
+        n = total * round(seconds)
+        bad = min(n, max(0.0, (errors or 0.0) * round(seconds)))
+        return n, bad
+
+    def _resets(self, spec: SLOSpec, start: float, end: float) -> bool:
+        expr = f"sum(resets({promql.selector(promql.REQUESTS, spec.selector)}[{_range(end - start)}]))"
+        return (self.scalar(expr, end) or 0.0) > 0
+
+    def _exact_counts(self, slo: SLO, spec: SLOSpec, start: float, end: float) -> tuple[float, float] | None:
+        counters = promql.sli_counters(slo, spec.selector)
+        if counters is None or self._resets(spec, start, end):
+            return None
+        e1, t1 = (self.scalar(q, end) or 0.0 for q in counters)
+        e0, t0 = (self.scalar(q, start) or 0.0 for q in counters)
+        n = max(0.0, t1 - t0)
+        return n, min(n, max(0.0, e1 - e0))
+
+    def sli(self, slo: SLO, spec: SLOSpec, start: float, end: float) -> SLIValue:
+        """Good and total events of ``slo`` in ``[start, end]``.
+
+        Counts are the counters' growth between the two instants when no counter reset in between
+        (exact), else ``increase`` over the range (extrapolated to its edges).
+        """
+        counts = self._exact_counts(slo, spec, start, end) or self._counts(slo, spec, end, end - start)
+        if counts is None:
+            return SLIValue(slo.name, slo.sli, 0, 0, f"no data: Prometheus has no metric for a {slo.sli} SLI")
+        n, bad = counts
+        note = "" if n > 0 else "no data: no requests in the range"
+        return SLIValue(slo.name, slo.sli, n - bad, n, note)
+
+    def window_burns(self, slo: SLO, spec: SLOSpec, at: float, since: float | None = None) -> tuple[WindowBurn, ...]:
+        """Each alert window of ``slo`` evaluated at ``at``, as the generated rules would see it."""
+        out = []
+        for w in slo.windows:
+            burns, events = [], []
+            for seconds in (w.long_s, w.short_s):
+                counts = self._counts(slo, spec, at, seconds)
+                n, bad = counts if counts else (0.0, 0.0)
+                events.append(int(round(n)))
+                burns.append(None if n <= 0 else float(exact(bad) / (exact(n) * (1 - exact(slo.objective)))))
+            factor = float(w.burn_rate)
+            fires = all(b is not None and b >= factor for b in burns)
+            covered = 1.0 if since is None else min(1.0, max(0.0, (at - since) / w.long_s))
+            out.append(WindowBurn(w.severity, w.burn_rate, w.long, w.short, burns[0], burns[1], events[0],
+                                  events[1], covered, fires))
+        return tuple(out)
+
+    def _by_status(self, expr: str, at: float) -> dict[str, float]:
+        out = {}
+        for row in self.query(expr, at):
+            v = float(row["value"][1])
+            if not math.isnan(v):
+                out[row["metric"].get("status", "")] = v
+        return out
+
+    def figures(self, spec: SLOSpec, start: float, end: float, price_per_hour: float | None = None) -> Figures:
+        """Throughput, latency percentiles (every answered request, from the histogram), coverage, cost."""
+        seconds = round(end - start)
+        w = _range(end - start)
+        base = spec.selector
+        requests_sel = promql.selector(promql.REQUESTS, base)
+        statuses: dict[str, int] = {}
+        if self._resets(spec, start, end):
+            for status, v in self._by_status(f"sum by (status) (rate({requests_sel}[{w}]))", end).items():
+                statuses[status] = int(round(v * seconds))
+        else:
+            before = self._by_status(f"sum by (status) ({requests_sel})", start)
+            for status, v in self._by_status(f"sum by (status) ({requests_sel})", end).items():
+                statuses[status] = int(round(v - before.get(status, 0.0)))
+        statuses = {k: v for k, v in statuses.items() if v > 0}
+        requests = sum(statuses.values())
+        captions = statuses.get("200", 0)
+        buckets = f"sum by (le) (rate({promql.selector(promql.DURATION + '_bucket', base)}[{w}]))"
+        p = [self.scalar(f"histogram_quantile({q}, {buckets})", end) for q in (0.5, 0.95, 0.99)]
+        duration = float(end - start)
+        return Figures(
+            requests=requests,
+            captions=captions,
+            duration_s=duration,
+            throughput_rps=requests / duration if duration > 0 else None,
+            captions_per_s=captions / duration if duration > 0 else None,
+            p50_s=p[0],
+            p95_s=p[1],
+            p99_s=p[2],
+            coverage=captions / requests if requests else None,
+            price_per_hour=price_per_hour,
+            cost_per_1000=cost_per_1000(price_per_hour, duration, captions),
+            statuses=dict(sorted(statuses.items())),
+        )
+
+    def evaluate(
+        self,
+        spec: SLOSpec,
+        start: float,
+        end: float,
+        traffic_rps: float | None = None,
+        price_per_hour: float | None = None,
+    ) -> SLOReport:
+        """Every SLO of ``spec`` over ``[start, end]``; window burn rates end at ``end``."""
+        if end <= start:
+            raise UsageError("--end must be after --start")
+        self.check()
+        traffic = traffic_rps if traffic_rps is not None else spec.traffic_rps
+        price = price_per_hour if price_per_hour is not None else spec.price_per_hour
+        results = []
+        for slo in spec.slos:
+            sli = self.sli(slo, spec, start, end)
+            results.append(result_for(slo, sli, self.window_burns(slo, spec, end, start), traffic))
+        return SLOReport(
+            service=spec.service,
+            source={"kind": "prometheus", "url": self.url},
+            start=float(start),
+            end=float(end),
+            traffic_rps=traffic,
+            results=tuple(results),
+            figures=self.figures(spec, start, end, price),
+            spec=spec.to_dict(),
+        )

@@ -1,0 +1,199 @@
+"""The SLO report: every SLO's SLI, budget, window burn rates and projection, plus run figures.
+
+``evaluate_records`` builds it from request records; ``PrometheusSource.evaluate`` from
+Prometheus. It serializes to ``slo.json``; ``render_markdown`` is a rendering of that dict.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from harness.slo.budget import ErrorBudget, error_budget
+from harness.slo.burn_rate import BurnProjection, WindowBurn, project, window_burns
+from harness.slo.figures import Figures, record_figures
+from harness.slo.sli import SLIValue, sli_events, sli_from_events
+from harness.slo.spec import SLO, SLOSpec
+
+__all__ = ["SLOResult", "SLOReport", "evaluate_records", "result_for", "render_markdown"]
+
+
+@dataclass(frozen=True)
+class SLOResult:
+    """One SLO evaluated: its SLI, budget, burn rate per alert window, and the projection."""
+
+    slo: SLO
+    sli: SLIValue
+    budget: ErrorBudget
+    windows: tuple[WindowBurn, ...]
+    projection: tuple[BurnProjection, ...] = ()
+
+    @property
+    def met(self) -> bool | None:
+        """Whether the SLI meets the objective (None without data)."""
+        return None if self.sli.ratio is None else self.sli.ratio >= self.slo.objective
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.slo.to_dict(),
+            "sli": self.sli.to_dict(),
+            "met": self.met,
+            "budget": self.budget.to_dict(),
+            "windows": [w.to_dict() for w in self.windows],
+            "projection": [p.to_dict() for p in self.projection],
+        }
+
+
+@dataclass(frozen=True)
+class SLOReport:
+    """All SLOs of a spec over one source and time range."""
+
+    service: str
+    source: Mapping[str, Any]
+    start: float | None
+    end: float | None
+    traffic_rps: float | None
+    results: tuple[SLOResult, ...]
+    figures: Figures
+    spec: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "source": dict(self.source),
+            "start": self.start,
+            "end": self.end,
+            "traffic_rps": self.traffic_rps,
+            "slos": [r.to_dict() for r in self.results],
+            "figures": self.figures.to_dict(),
+            "spec": dict(self.spec),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False, default=str) + "\n"
+
+
+def result_for(slo: SLO, sli: SLIValue, windows: tuple[WindowBurn, ...], traffic_rps: float | None) -> SLOResult:
+    """Assemble an ``SLOResult`` (budget and projection follow from the SLI)."""
+    proj = project(sli, slo, traffic_rps) if traffic_rps else ()
+    return SLOResult(slo, sli, error_budget(sli, slo.objective), windows, proj)
+
+
+def evaluate_records(
+    spec: SLOSpec,
+    records,
+    quality=None,
+    traffic_rps: float | None = None,
+    price_per_hour: float | None = None,
+    at: float | None = None,
+    source: Mapping[str, Any] | None = None,
+) -> SLOReport:
+    """Evaluate every SLO of ``spec`` over the records (a DataFrame from ``load_records``).
+
+    Window burn rates end at ``at`` (default: the last answer); the projection uses
+    ``traffic_rps`` (default: the spec's), cost ``price_per_hour`` (default: the spec's).
+    """
+    import pandas as pd
+
+    traffic = traffic_rps if traffic_rps is not None else spec.traffic_rps
+    price = price_per_hour if price_per_hour is not None else spec.price_per_hour
+    t = pd.to_numeric(records["t_start"], errors="coerce")
+    end_t = t + pd.to_numeric(records["latency_s"], errors="coerce").fillna(0.0)
+    start = float(t.min()) if len(records) else None
+    end = float(end_t.max()) if len(records) else None
+    when = at if at is not None else end
+    results = []
+    for slo in spec.slos:
+        events, note = sli_events(records, slo, quality)
+        sli = sli_from_events(events, slo, note)
+        results.append(result_for(slo, sli, window_burns(events, slo, when, start), traffic))
+    return SLOReport(
+        service=spec.service,
+        source=dict(source or {"kind": "records"}),
+        start=start,
+        end=end,
+        traffic_rps=traffic,
+        results=tuple(results),
+        figures=record_figures(records, price),
+        spec=spec.to_dict(),
+    )
+
+
+# ---- markdown rendering of the report dict ---------------------------------------------------
+
+
+def _pct(x: float | None, digits: int = 3) -> str:
+    return "no data" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def _num(x: float | None, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None else f"{1000 * x:.1f} ms"
+
+
+def _gone(p: Mapping[str, Any]) -> str:
+    if p["burn_rate"] is None:
+        return "-"
+    return p["exhaustion"] or "never"
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """A markdown summary of a report dict (as written to ``slo.json``)."""
+    src = report["source"]
+    where = src.get("path") or src.get("url") or src.get("kind")
+    lines = [f"# SLOs of {report['service']}", "", f"Source: {src.get('kind')} `{where}`", ""]
+    lines += [
+        "| SLO | SLI | objective | SLI value | good / total | budget remaining | met |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in report["slos"]:
+        sli = r["sli"]
+        kind = r["sli"]["kind"] + (f" (threshold {r['threshold']:g})" if r.get("threshold") is not None else "")
+        value = sli["note"] if sli["ratio"] is None else _pct(sli["ratio"])
+        met = "-" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        lines.append(
+            f"| {r['name']} | {kind} | {_pct(r['objective'], 2)} | {value} | "
+            f"{sli['good']:g} / {sli['total']:g} | {_pct(r['budget']['remaining'], 1)} | {met} |"
+        )
+    lines += ["", "## Burn rates over the alert windows", ""]
+    lines += ["| SLO | alert | factor | long | short | burn (long) | burn (short) | data covers | fires |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in report["slos"]:
+        for w in r["windows"]:
+            lines.append(
+                f"| {r['name']} | {w['severity']} | {w['factor']:g}x | {w['long']} | {w['short']} | "
+                f"{_num(w['long_burn'])} | {_num(w['short_burn'])} | {_pct(w['covered'], 1)} | "
+                f"{'**yes**' if w['fires'] else 'no'} |"
+            )
+    if report.get("traffic_rps"):
+        lines += ["", f"## Projection at {report['traffic_rps']:g} requests/s in production", ""]
+        lines += ["| SLO | alert | factor | long / short | burn rate (95% CI) | budget spent over long | "
+                  "budget gone in | fires | decision |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in report["slos"]:
+            for p in r["projection"]:
+                ci = "-" if p["burn_rate"] is None else (
+                    f"{p['burn_rate']:.2f} ({p['burn_low']:.2f} to {p['burn_high']:.2f})")
+                lines.append(
+                    f"| {r['name']} | {p['severity']} | {p['factor']:g}x | {p['long']} / {p['short']} | {ci} | "
+                    f"{_pct(p['budget_consumed'], 2)} | {_gone(p)} | "
+                    f"{'**yes**' if p['fires'] else 'no'} | {p['decision']} |"
+                )
+    f = report["figures"]
+    lines += ["", "## Figures", "", "| figure | value |", "| --- | --- |"]
+    lines += [
+        f"| requests | {f['requests']:g} |",
+        f"| captions | {f['captions']:g} |",
+        f"| duration | {_num(f['duration_s'], 1)} s |",
+        f"| throughput | {_num(f['throughput_rps'])} requests/s |",
+        f"| latency p50 / p95 / p99 | {_ms(f['p50_s'])} / {_ms(f['p95_s'])} / {_ms(f['p99_s'])} |",
+        f"| coverage | {_pct(f['coverage'], 2)} |",
+        f"| cost per 1,000 captions | "
+        + ("- (no price_per_hour)" if f["cost_per_1000"] is None else f"{f['cost_per_1000']:.4f} at {f['price_per_hour']:g}/hour")
+        + " |",
+    ]
+    return "\n".join(lines) + "\n"

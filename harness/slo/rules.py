@@ -1,0 +1,172 @@
+"""Prometheus recording and alerting rules for an SLO spec, named as Sloth names them.
+
+Per SLO: ``slo:sli_error:ratio_rate<window>`` for each window (5m ... 3d and the period),
+``slo:objective:ratio``, ``slo:error_budget:ratio``, ``slo:time_period:days``,
+``slo:current_burn_rate:ratio``, ``slo:period_burn_rate:ratio``,
+``slo:period_error_budget_remaining:ratio`` and ``sloth_slo_info``, all labelled ``sloth_id``,
+``sloth_service``, ``sloth_slo``; then one page and one ticket alert, each the OR of its
+multiwindow conditions (both windows at or above ``burn_rate x error budget``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from harness.slo import promql
+from harness.slo.spec import SLO, SLOSpec, format_duration
+
+__all__ = ["RuleSet", "generate_rules", "STANDARD_WINDOWS_S", "rule_labels", "alert_name"]
+
+# Sloth's windows: every window of the workbook's alerts plus 2h and 1d for dashboards.
+STANDARD_WINDOWS_S: tuple[float, ...] = (300, 1800, 3600, 7200, 21600, 86400, 259200)
+
+
+def _decimal(x: float) -> Decimal:
+    return Decimal(repr(float(x)))
+
+
+def _num(d: Decimal) -> str:
+    text = format(d.normalize(), "f")
+    return text
+
+
+def _camel(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.replace(".", "-").replace("_", "-").split("-") if part)
+
+
+def alert_name(spec: SLOSpec, slo: SLO, severity: str) -> str:
+    """``CaptionerAvailabilityPageBurn`` for service captioner, SLO availability, severity page."""
+    return f"{_camel(spec.service)}{_camel(slo.name)}{severity.capitalize()}Burn"
+
+
+def rule_labels(spec: SLOSpec, slo: SLO) -> dict[str, str]:
+    """The Sloth labels that identify an SLO's series."""
+    return {"sloth_id": f"{spec.service}-{slo.name}", "sloth_service": spec.service, "sloth_slo": slo.name}
+
+
+def _match(labels: dict[str, str]) -> str:
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Rule groups in Prometheus's format and the SLOs no metric could express (name, why)."""
+
+    groups: tuple[dict[str, Any], ...]
+    skipped: tuple[tuple[str, str], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"groups": [dict(g) for g in self.groups]}
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        class _Dumper(yaml.SafeDumper):
+            def ignore_aliases(self, data: Any) -> bool:
+                return True
+
+        def _str(dumper: yaml.SafeDumper, value: str):
+            style = "|" if "\n" in value else None
+            return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+        _Dumper.add_representer(str, _str)
+        return yaml.dump(self.to_dict(), Dumper=_Dumper, sort_keys=False, width=1000)
+
+
+def _windows(slo: SLO) -> list[float]:
+    used = set(STANDARD_WINDOWS_S)
+    for w in slo.windows:
+        used.update((w.long_s, w.short_s))
+    return sorted(s for s in used if s < slo.period_s)
+
+
+def _recordings(spec: SLOSpec, slo: SLO) -> list[dict[str, Any]]:
+    labels = rule_labels(spec, slo)
+    rules = []
+    for seconds in _windows(slo):
+        window = format_duration(seconds)
+        rules.append({
+            "record": f"slo:sli_error:ratio_rate{window}",
+            "expr": promql.error_ratio(slo, spec.selector, window) + "\n",
+            "labels": {**labels, "sloth_window": window},
+        })
+    period = slo.period
+    base = f"slo:sli_error:ratio_rate5m{_match(labels)}"
+    rules.append({
+        "record": f"slo:sli_error:ratio_rate{period}",
+        "expr": f"sum_over_time({base}[{period}])\n/ ignoring (sloth_window)\ncount_over_time({base}[{period}])\n",
+        "labels": {**labels, "sloth_window": period},
+    })
+    return rules
+
+
+def _meta(spec: SLOSpec, slo: SLO) -> list[dict[str, Any]]:
+    labels = rule_labels(spec, slo)
+    m = _match(labels)
+    on = "/ on (sloth_id, sloth_slo, sloth_service) group_left"
+    budget = 1 - _decimal(slo.objective)
+    info = {**labels, "sloth_objective": _num(_decimal(slo.objective) * 100), "sloth_sli": slo.sli,
+            "sloth_mode": "cli-gen-prom", "sloth_spec": "harness/v1"}
+    return [
+        {"record": "slo:objective:ratio", "expr": f"vector({_num(_decimal(slo.objective))})", "labels": labels},
+        {"record": "slo:error_budget:ratio", "expr": f"vector({_num(budget)})", "labels": labels},
+        {"record": "slo:time_period:days", "expr": f"vector({_num(Decimal(int(slo.period_s)) / 86400)})", "labels": labels},
+        {"record": "slo:current_burn_rate:ratio",
+         "expr": f"slo:sli_error:ratio_rate5m{m}\n{on}\nslo:error_budget:ratio{m}\n", "labels": labels},
+        {"record": "slo:period_burn_rate:ratio",
+         "expr": f"slo:sli_error:ratio_rate{slo.period}{m}\n{on}\nslo:error_budget:ratio{m}\n", "labels": labels},
+        {"record": "slo:period_error_budget_remaining:ratio",
+         "expr": f"1 - slo:period_burn_rate:ratio{m}", "labels": labels},
+        {"record": "sloth_slo_info", "expr": "vector(1)", "labels": info},
+    ]
+
+
+def _alerts(spec: SLOSpec, slo: SLO) -> list[dict[str, Any]]:
+    labels = rule_labels(spec, slo)
+    m = _match(labels)
+    budget = 1 - _decimal(slo.objective)
+    rules = []
+    for severity in ("page", "ticket"):
+        windows = [w for w in slo.windows if w.severity == severity]
+        if not windows:
+            continue
+        terms = []
+        for w in windows:
+            limit = _num(_decimal(w.burn_rate) * budget)
+            terms.append(
+                "(\n"
+                f"    max(slo:sli_error:ratio_rate{w.short}{m} >= {limit})\n"
+                "    and\n"
+                f"    max(slo:sli_error:ratio_rate{w.long}{m} >= {limit})\n"
+                ")"
+            )
+        rates = ", ".join(f"{_num(_decimal(w.burn_rate))}x over {w.long} and {w.short}" for w in windows)
+        rules.append({
+            "alert": alert_name(spec, slo, severity),
+            "expr": "\nor\n".join(terms) + "\n",
+            "labels": {"severity": severity, "sloth_severity": severity, "sli": slo.sli, **labels},
+            "annotations": {
+                "summary": f"{spec.service} {slo.name} SLO error budget burn rate is too fast ({rates}).",
+                "title": f"({severity}) {spec.service} {slo.name} SLO error budget burn rate is too fast.",
+            },
+        })
+    return rules
+
+
+def generate_rules(spec: SLOSpec) -> RuleSet:
+    """Recording and alerting rule groups for every SLO that a metric expresses."""
+    groups: list[dict[str, Any]] = []
+    skipped: list[tuple[str, str]] = []
+    for slo in spec.slos:
+        if promql.sli_rates(slo, spec.selector, "5m") is None:
+            skipped.append((slo.name, f"no metric shows a {slo.sli} SLI; give the SLO promql: {{errors, total}}"))
+            continue
+        sid = f"{spec.service}-{slo.name}"
+        groups.append({"name": f"sloth-slo-sli-recordings-{sid}", "rules": _recordings(spec, slo)})
+        groups.append({"name": f"sloth-slo-meta-recordings-{sid}", "rules": _meta(spec, slo)})
+        alerts = _alerts(spec, slo)
+        if alerts:
+            groups.append({"name": f"sloth-slo-alerts-{sid}", "rules": alerts})
+    return RuleSet(tuple(groups), tuple(skipped))

@@ -1,0 +1,584 @@
+"""The FastAPI application of HTTP contract v1 over one ``Captioner``."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import inspect
+import itertools
+import json
+import sys
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from PIL import Image
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+from harness.image import ImageDecodeError, ImageTooLargeError, decode_image
+from reference_model.caption import Caption, Captioner
+from reference_model.server.batcher import Batcher, QueueFullError
+from reference_model.server.faults import FaultInjector
+from reference_model.server.metrics import ServerMetrics
+from reference_model.server.safety import DEFAULT_BLOCKLIST, SafetyFilter, SafetyVerdict
+from reference_model.server.schemas import (
+    CaptionResponse,
+    ErrorResponse,
+    FaultState,
+    Health,
+    ModelInfo,
+    Readiness,
+    fault_request_schema,
+)
+from reference_model.server.settings import IMAGE_TYPES, ServerSettings
+
+__all__ = ["create_app", "ApiError", "ServerState"]
+
+# Bodies up to this size are decoded on the event loop; larger ones in a thread.
+_INLINE_DECODE_BYTES = 256 * 1024
+_MAX_REQUEST_ID = 128
+_JSON = "application/json"
+
+
+class ApiError(Exception):
+    """An answer other than 200, in the contract's error shape."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+    def response(self, request_id: str | None = None) -> Response:
+        headers = dict(self.headers)
+        if request_id:
+            headers["X-Request-Id"] = request_id
+        body = json.dumps({"error": {"code": self.code, "message": self.message}})
+        return Response(body, status_code=self.status, media_type=_JSON, headers=headers)
+
+
+@dataclass
+class ServerState:
+    """Readiness: warm once the warm-up batch ran; draining after SIGTERM."""
+
+    injector: FaultInjector
+    warm: bool = False
+    draining: bool = False
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def readiness(self) -> str:
+        if self.draining:
+            return "draining"
+        if not self.warm:
+            return "warming_up"
+        if self.injector.slow_start_remaining() > 0:
+            return "starting"
+        return "ready"
+
+    def begin_drain(self) -> None:
+        """Go unready at once and let requests held by the hang fault go."""
+        self.draining = True
+        self.released.set()
+
+
+def _error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        400: "invalid request or undecodable image",
+        401: "missing or wrong credentials",
+        404: "not found",
+        413: "body or image too large",
+        415: "unsupported content type",
+        429: "queue full",
+        500: "internal error",
+        503: "not ready, draining, or the request's deadline passed",
+    }
+    out: dict[int | str, dict[str, Any]] = {c: {"model": ErrorResponse, "description": text[c]} for c in codes}
+    if 429 in out:
+        retry = {"description": "seconds", "schema": {"type": "integer"}, "required": True}
+        out[429]["headers"] = {"Retry-After": retry}
+    return out
+
+
+def _caption_openapi(settings: ServerSettings) -> dict[str, Any]:
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {
+        "parameters": [
+            {
+                "name": "return_embedding",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "boolean", "default": False},
+                "description": "include the image embedding in the answer",
+            },
+            {
+                "name": "X-Request-Id",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "maxLength": _MAX_REQUEST_ID, "pattern": "^[!-~]+$"},
+                "description": "echoed in the answer; one is made up when absent",
+            },
+        ],
+        "requestBody": {
+            "required": True,
+            "description": f"the image, at most {settings.max_body_bytes} bytes and {settings.max_pixels} pixels",
+            "content": {
+                **{t: binary for t in IMAGE_TYPES},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["image"],
+                        "properties": {"image": {"type": "string", "format": "binary"}},
+                    }
+                },
+            },
+        },
+    }
+
+
+def _bool_query(value: str | None) -> bool:
+    if value is None or value in ("false", "0"):
+        return False
+    if value in ("true", "1"):
+        return True
+    raise ApiError(400, "invalid_parameter", f"return_embedding must be true or false, not {value[:40]!r}")
+
+
+def create_app(
+    captioner: Captioner,
+    settings: ServerSettings,
+    registry: CollectorRegistry,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> FastAPI:
+    """The app serving ``captioner`` with ``settings``; metrics go to ``registry``."""
+    metrics = ServerMetrics(registry, captioner.name, captioner.version, captioner.device)
+    safety = SafetyFilter(DEFAULT_BLOCKLIST + tuple(settings.blocklist_extra))
+    injector = FaultInjector(seed=settings.fault_seed, clock=clock)
+    if settings.enable_faults and settings.faults:
+        injector.update(settings.faults)
+    state = ServerState(injector=injector)
+    # Request ids: a random per-process prefix and a counter (no system call per request).
+    id_prefix, id_counter = uuid.uuid4().hex[:16], itertools.count(1)
+
+    def new_request_id() -> str:
+        return f"{id_prefix}{next(id_counter):016x}"
+
+    def infer(images: list[Image.Image]) -> list[Caption]:
+        caps = captioner.caption(images)
+        delay = injector.batch_delay_s()
+        if delay:
+            time.sleep(delay)
+        return caps
+
+    def thread_init() -> None:
+        try:
+            import torch
+
+            torch.set_num_threads(max(1, settings.threads))
+        except ImportError:  # a captioner without torch
+            pass
+
+    batcher: Batcher[Image.Image, Caption] = Batcher(
+        infer,
+        max_batch=settings.max_batch,
+        max_wait_s=settings.max_wait_ms / 1000.0,
+        max_queue=settings.max_queue,
+        on_batch=metrics.batch_size.observe,
+        on_depth=metrics.queue_depth.set,
+        thread_init=thread_init,
+        clock=clock,
+    )
+
+    async def warm_up() -> None:
+        blank = Image.new("RGB", (64, 64), (127, 127, 127))
+        try:
+            await batcher.run_direct([blank] * settings.max_batch)
+            await batcher.run_direct([blank])
+        except Exception as exc:  # stays unready: /readyz says so, the log says why
+            print(f"warm-up failed, the server stays unready: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            return
+        if injector.spec.slow_start_s:
+            injector.not_ready_until = clock() + injector.spec.slow_start_s
+        state.warm = True
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        batcher.start()
+        warm = asyncio.get_running_loop().create_task(warm_up(), name="warm-up")
+        try:
+            yield
+        finally:
+            warm.cancel()
+            state.begin_drain()
+            await batcher.stop()
+
+    extra: dict[str, Any] = {}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:  # metrics are Prometheus' here
+        extra["telemetry"] = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+    app = FastAPI(
+        title="Reference captioning server",
+        version="1",
+        description="HTTP contract v1 of the captioning SLO harness.",
+        lifespan=lifespan,
+        redoc_url=None,
+        **extra,
+    )
+    app.state.server = state
+    app.state.batcher = batcher
+    app.state.metrics = metrics
+    app.state.injector = injector
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return ApiError(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)).response()
+
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, exc: Exception) -> Response:
+        return ApiError(500, "internal", f"internal error: {type(exc).__name__}").response()
+
+    def check_api_key(request: Request) -> None:
+        if settings.api_key is None:
+            return
+        given = request.headers.get("x-api-key")
+        if given is None:
+            auth = request.headers.get("authorization", "")
+            if auth[:7].lower() == "bearer ":
+                given = auth[7:].strip()
+        if given is None or not hmac.compare_digest(given.encode(), settings.api_key.encode()):
+            raise ApiError(401, "unauthorized", "missing or wrong API key (send X-API-Key or Authorization: Bearer)")
+
+    async def read_body(request: Request) -> bytes:
+        limit = settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            try:
+                n = int(declared)
+            except ValueError:
+                raise ApiError(400, "invalid_request", "Content-Length is not a number") from None
+            if n > limit:
+                raise ApiError(413, "body_too_large", f"body of {n} bytes is over the limit of {limit} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "body_too_large", f"body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def read_image_bytes(request: Request) -> bytes:
+        ctype = request.headers.get("content-type", "")
+        media = ctype.split(";", 1)[0].strip().lower()
+        if media in IMAGE_TYPES:
+            body = await read_body(request)
+        elif media == "multipart/form-data":
+            body = await read_multipart_image(request, await read_body(request))
+        else:
+            shown = media or "none"
+            raise ApiError(
+                415, "unsupported_media_type",
+                f"content type {shown[:60]!r} is not supported: send {', '.join(IMAGE_TYPES)} or multipart/form-data",
+            )
+        if not body:
+            raise ApiError(400, "invalid_image", "empty image (0 bytes)")
+        return body
+
+    async def read_multipart_image(request: Request, body: bytes) -> bytes:
+        from starlette.datastructures import UploadFile
+        from starlette.formparsers import MultiPartException, MultiPartParser
+
+        async def replay():
+            yield body
+            yield b""
+
+        try:
+            form = await MultiPartParser(request.headers, replay(), max_files=4, max_fields=16).parse()
+        except MultiPartException as exc:
+            raise ApiError(400, "invalid_multipart", f"malformed multipart body: {exc.message}") from None
+        except Exception as exc:
+            raise ApiError(400, "invalid_multipart", f"malformed multipart body: {type(exc).__name__}") from None
+        try:
+            part = form.get("image")
+            if part is None:
+                raise ApiError(400, "invalid_multipart", "multipart body has no field named 'image'")
+            if isinstance(part, UploadFile):
+                return await part.read()
+            return part.encode("utf-8", "surrogateescape")
+        finally:
+            await form.close()
+
+    async def decode(data: bytes) -> Image.Image:
+        try:
+            if len(data) <= _INLINE_DECODE_BYTES:
+                return decode_image(data, settings.max_pixels)
+            return await asyncio.to_thread(decode_image, data, settings.max_pixels)
+        except ImageTooLargeError as exc:
+            raise ApiError(413, "image_too_large", str(exc)) from None
+        except ImageDecodeError as exc:
+            raise ApiError(400, "invalid_image", str(exc)) from None
+
+    async def hold(request: Request) -> str:
+        """The hang fault: answer nothing until the client goes away or the server drains."""
+        disconnect = asyncio.ensure_future(wait_disconnect(request))
+        released = asyncio.ensure_future(state.released.wait())
+        try:
+            await asyncio.wait({disconnect, released}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            disconnect.cancel()
+            released.cancel()
+        return "client_gone" if not state.draining else "draining"
+
+    async def wait_disconnect(request: Request) -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    async def answer_caption(request: Request, request_id: str, t0: float) -> Response:
+        check_api_key(request)
+        readiness = state.readiness()
+        if readiness != "ready":
+            code = "draining" if readiness == "draining" else "not_ready"
+            raise ApiError(503, code, f"server is {readiness.replace('_', ' ')}", {"Retry-After": "1"})
+        want_embedding = _bool_query(request.query_params.get("return_embedding"))
+        image = await decode(await read_image_bytes(request))
+        if settings.enable_faults:
+            fault = injector.draw_request()
+            if fault == "hang":
+                how = await hold(request)
+                if how == "client_gone":
+                    return Response(status_code=499)
+                raise ApiError(503, "draining", "server is draining", {"Retry-After": "1"})
+            if fault == "error":
+                raise ApiError(500, "injected_fault", "injected error (fault injection)")
+        try:
+            future = batcher.submit(image)
+        except QueueFullError as exc:
+            raise ApiError(429, "queue_full", f"queue full ({settings.max_queue} waiting)",
+                           {"Retry-After": str(exc.retry_after_s)}) from None
+        remaining = settings.request_timeout_s - (clock() - t0)
+        try:
+            cap: Caption = await asyncio.wait_for(future, max(remaining, 0.0))
+        except asyncio.TimeoutError:
+            raise ApiError(503, "deadline_exceeded",
+                           f"no caption within the {settings.request_timeout_s:g} s deadline",
+                           {"Retry-After": str(batcher.retry_after_s())}) from None
+        except asyncio.CancelledError:
+            if state.draining:
+                raise ApiError(503, "draining", "server stopped before the caption was made") from None
+            raise
+        word = injector.draw_unsafe(safety.blocklist) if settings.enable_faults else None
+        if word is not None:
+            verdict = SafetyVerdict(f"{cap.text} with {word}", False, ())
+        else:
+            verdict = safety.check(cap.text)
+        confidence = min(1.0, max(0.0, float(cap.confidence)))
+        metrics.observe_caption(confidence, verdict.reasons)
+        body: dict[str, Any] = {
+            "request_id": request_id,
+            "caption": verdict.text,
+            "confidence": round(confidence, 6),
+            "model_version": captioner.version,
+            "server_latency_ms": round((clock() - t0) * 1000.0, 3),
+        }
+        if want_embedding:
+            body["embedding"] = list(cap.embedding)
+        body["safety"] = {"flagged": verdict.flagged, "reasons": list(verdict.reasons)}
+        return Response(json.dumps(body), media_type=_JSON, headers={"X-Request-Id": request_id})
+
+    @app.post(
+        "/v1/caption",
+        summary="Caption one image",
+        response_model=None,
+        responses={
+            200: {
+                "model": CaptionResponse,
+                "description": "the caption",
+                "headers": {"X-Request-Id": {"schema": {"type": "string"}, "required": True}},
+            },
+            **_error_responses(*([400] + ([401] if settings.api_key else []) + [413, 415, 429, 500, 503])),
+        },
+        openapi_extra=_caption_openapi(settings),
+    )
+    async def caption(request: Request) -> Response:
+        t0 = clock()
+        request_id = request.headers.get("x-request-id") or new_request_id()
+        status: int | str = 500
+        try:
+            if len(request_id) > _MAX_REQUEST_ID or not request_id.isascii() or not request_id.isprintable():
+                request_id = new_request_id()
+                raise ApiError(400, "invalid_request_id",
+                               f"X-Request-Id must be 1 to {_MAX_REQUEST_ID} printable ASCII characters")
+            response = await answer_caption(request, request_id, t0)
+            status = response.status_code
+            return response
+        except ApiError as exc:
+            status = exc.status
+            return exc.response(request_id)
+        except ClientDisconnect:
+            status = 499
+            return Response(status_code=499)
+        except asyncio.CancelledError:
+            status = 499
+            raise
+        except Exception as exc:
+            status = 500
+            return ApiError(500, "internal", f"internal error: {type(exc).__name__}").response(request_id)
+        finally:
+            metrics.observe_request(status, clock() - t0)
+
+    @app.get("/healthz", summary="Liveness", responses={200: {"model": Health}})
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        summary="Readiness: model loaded, warm-up batch run, not draining",
+        response_model=None,
+        responses={
+            200: {"model": Readiness, "description": "ready"},
+            503: {"model": Readiness, "description": "not ready"},
+        },
+    )
+    async def readyz() -> Response:
+        status = state.readiness()
+        body = json.dumps({"ready": status == "ready", "status": status})
+        return Response(body, status_code=200 if status == "ready" else 503, media_type=_JSON)
+
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_model=None,
+        responses={
+            200: {"description": "Prometheus text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}
+        },
+    )
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get(
+        "/v1/model",
+        summary="The model served and the batching settings",
+        response_model=None,
+        responses={
+            200: {"model": ModelInfo, "description": "model"},
+            **_error_responses(*([401] if settings.api_key else [])),
+        },
+    )
+    async def model_info(request: Request) -> Response:
+        try:
+            check_api_key(request)
+        except ApiError as exc:
+            return exc.response()
+        body = {
+            "name": captioner.name,
+            "version": captioner.version,
+            "device": captioner.device,
+            "threads": settings.threads,
+            "batching": settings.batching(),
+            "limits": {
+                "max_body_bytes": settings.max_body_bytes,
+                "max_pixels": settings.max_pixels,
+                "request_timeout_s": settings.request_timeout_s,
+            },
+            "ready": state.readiness() == "ready",
+            "api_key_required": settings.api_key is not None,
+            "faults_enabled": settings.enable_faults,
+        }
+        return JSONResponse(body)
+
+    _add_admin_routes(app, settings, injector)
+    app.add_middleware(_DirectRoute, method="POST", path="/v1/caption", handler=caption)
+    return app
+
+
+class _DirectRoute:
+    """Serves one hot route straight from its handler, skipping the router and per-request
+    dependency solving; the route stays registered, so the OpenAPI schema still describes it."""
+
+    def __init__(self, app, method: str, path: str, handler: Callable[[Request], Any]):
+        self.app, self.method, self.path, self.handler = app, method, path, handler
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] == self.path and scope["method"] == self.method:
+            response = await self.handler(Request(scope, receive))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _add_admin_routes(app: FastAPI, settings: ServerSettings, injector: FaultInjector) -> None:
+    admin_responses = {
+        200: {"model": FaultState, "description": "the faults now active"},
+        **_error_responses(400, 401, 404),
+    }
+    shown = settings.enable_faults
+
+    def state_response() -> Response:
+        body = {
+            "faults": injector.spec.to_dict(),
+            "active": injector.active,
+            "slow_start_remaining_s": round(injector.slow_start_remaining(), 3),
+        }
+        return JSONResponse(body)
+
+    def guard(request: Request) -> None:
+        if not settings.enable_faults or settings.admin_token is None:
+            raise ApiError(404, "not_found", "fault injection is off (start the server with --enable-faults)")
+        given = request.headers.get("x-admin-token", "")
+        if not hmac.compare_digest(given.encode(), settings.admin_token.encode()):
+            raise ApiError(401, "unauthorized", "missing or wrong admin token (send X-Admin-Token)")
+
+    token_param = [{"name": "X-Admin-Token", "in": "header", "required": True, "schema": {"type": "string"}}]
+
+    @app.get("/admin/faults", summary="The faults now active", response_model=None, responses=admin_responses,
+             include_in_schema=shown, openapi_extra={"parameters": token_param})
+    async def get_faults(request: Request) -> Response:
+        try:
+            guard(request)
+        except ApiError as exc:
+            return exc.response()
+        return state_response()
+
+    @app.post(
+        "/admin/faults",
+        summary="Set faults (the fields given; others stay)",
+        response_model=None,
+        responses=admin_responses,
+        include_in_schema=shown,
+        openapi_extra={
+            "parameters": token_param,
+            "requestBody": {"required": True, "content": {_JSON: {"schema": fault_request_schema()}}},
+        },
+    )
+    async def set_faults(request: Request) -> Response:
+        try:
+            guard(request)
+            raw = await request.body()
+            try:
+                data = json.loads(raw or b"{}")
+            except (ValueError, UnicodeDecodeError):
+                raise ApiError(400, "invalid_json", "body is not JSON") from None
+            if not isinstance(data, dict):
+                raise ApiError(400, "invalid_faults", "body must be a JSON object of fault fields")
+            try:
+                injector.update(data)
+            except ValueError as exc:
+                raise ApiError(400, "invalid_faults", str(exc)) from None
+        except ApiError as exc:
+            return exc.response()
+        return state_response()
+
+    @app.delete("/admin/faults", summary="Clear every fault", response_model=None, responses=admin_responses,
+                include_in_schema=shown, openapi_extra={"parameters": token_param})
+    async def clear_faults(request: Request) -> Response:
+        try:
+            guard(request)
+        except ApiError as exc:
+            return exc.response()
+        injector.clear()
+        return state_response()

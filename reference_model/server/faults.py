@@ -1,0 +1,125 @@
+"""Fault injection for chaos rehearsals: added latency, errors, hangs, unsafe captions and a
+slow start. Every random draw comes from a seeded stream, so a run is reproducible."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Callable, Mapping, Sequence
+
+__all__ = ["FaultSpec", "FaultInjector"]
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """What is injected. Rates are probabilities per request; latency is added to each inference
+    batch (``latency_ms`` plus a uniform draw in ``[0, jitter_ms]``), so it costs capacity the way
+    a slow model does; ``slow_start_s`` keeps the server unready that long."""
+
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    error_rate: float = 0.0
+    hang_rate: float = 0.0
+    unsafe_rate: float = 0.0
+    slow_start_s: float = 0.0
+    seed: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_updates(self, data: Mapping[str, Any]) -> "FaultSpec":
+        """A copy with the fields in ``data`` replaced; ``ValueError`` names a bad field."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown fault field(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        clean: dict[str, Any] = {}
+        for name, value in data.items():
+            if name == "seed":
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                    raise ValueError("seed must be an integer or null")
+                clean[name] = value
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise ValueError(f"{name} must be a number")
+            if value < 0:
+                raise ValueError(f"{name} must not be negative")
+            if name.endswith("_rate") and value > 1:
+                raise ValueError(f"{name} is a probability: at most 1")
+            if not name.endswith("_rate") and value > 3600 * (1000 if name.endswith("_ms") else 1):
+                raise ValueError(f"{name} is over one hour")
+            clean[name] = float(value)
+        return replace(self, **clean)
+
+
+class FaultInjector:
+    """Holds the active ``FaultSpec`` and draws from one seeded stream per fault kind; setting a
+    spec restarts the streams, so the same spec and request order give the same faults."""
+
+    def __init__(self, seed: int = 0, clock: Callable[[], float] = time.monotonic):
+        self.default_seed = seed
+        self.clock = clock
+        self._lock = threading.Lock()
+        self.spec = FaultSpec()
+        self.not_ready_until = 0.0
+        self._reseed()
+
+    def _reseed(self) -> None:
+        seed = self.default_seed if self.spec.seed is None else self.spec.seed
+        self._latency = random.Random(f"{seed}:latency")
+        self._error = random.Random(f"{seed}:error")
+        self._hang = random.Random(f"{seed}:hang")
+        self._unsafe = random.Random(f"{seed}:unsafe")
+
+    def update(self, data: Mapping[str, Any]) -> FaultSpec:
+        """Change the fields given (others stay); a ``slow_start_s`` makes the server unready for
+        that long from now."""
+        with self._lock:
+            self.spec = self.spec.with_updates(data)
+            self._reseed()
+            if "slow_start_s" in data:
+                self.not_ready_until = self.clock() + self.spec.slow_start_s
+            return self.spec
+
+    def clear(self) -> FaultSpec:
+        """Remove every fault."""
+        with self._lock:
+            self.spec = FaultSpec()
+            self.not_ready_until = 0.0
+            self._reseed()
+            return self.spec
+
+    @property
+    def active(self) -> bool:
+        return self.spec != FaultSpec(seed=self.spec.seed)
+
+    def slow_start_remaining(self) -> float:
+        return max(0.0, self.not_ready_until - self.clock())
+
+    def batch_delay_s(self) -> float:
+        """Seconds to add to the inference batch now running."""
+        with self._lock:
+            s = self.spec
+            if not (s.latency_ms or s.jitter_ms):
+                return 0.0
+            jitter = self._latency.uniform(0.0, s.jitter_ms) if s.jitter_ms else 0.0
+            return (s.latency_ms + jitter) / 1000.0
+
+    def draw_request(self) -> str | None:
+        """``"hang"``, ``"error"`` or None for the request arriving now."""
+        with self._lock:
+            s = self.spec
+            if s.hang_rate and self._hang.random() < s.hang_rate:
+                return "hang"
+            if s.error_rate and self._error.random() < s.error_rate:
+                return "error"
+            return None
+
+    def draw_unsafe(self, words: Sequence[str]) -> str | None:
+        """A blocklisted word to slip into this caption, or None."""
+        with self._lock:
+            if not (self.spec.unsafe_rate and words) or self._unsafe.random() >= self.spec.unsafe_rate:
+                return None
+            return self._unsafe.choice(list(words))

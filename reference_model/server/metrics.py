@@ -1,0 +1,94 @@
+"""The server's Prometheus metrics, registered on a registry passed in. The names are part of
+the contract: the generated alerting rules and the Grafana dashboard use exactly these."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from reference_model.server.safety import SAFETY_REASONS
+
+__all__ = [
+    "ServerMetrics",
+    "METRIC_NAMES",
+    "LATENCY_BUCKETS",
+    "BATCH_SIZE_BUCKETS",
+    "CONFIDENCE_BUCKETS",
+]
+
+# The usual SLO latency thresholds (50, 100, 200, 300, 500 ms, 1 s, ...) are bucket bounds, so a
+# "share of requests under T" SLI is exact for each of them.
+LATENCY_BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
+BATCH_SIZE_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+CONFIDENCE_BUCKETS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+METRIC_NAMES: tuple[str, ...] = (
+    "caption_requests_total",
+    "caption_request_duration_seconds",
+    "caption_batch_size",
+    "caption_queue_depth",
+    "caption_confidence",
+    "caption_safety_flags_total",
+    "caption_model_info",
+)
+
+
+class ServerMetrics:
+    """The seven metrics of the reference server, bound to one model version."""
+
+    def __init__(self, registry: CollectorRegistry, model_name: str, model_version: str, device: str):
+        self.model_version = model_version
+        self.requests = Counter(
+            "caption_requests",
+            "Caption requests answered, by HTTP status and model version.",
+            ["status", "model_version"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "caption_request_duration_seconds",
+            "Time from a caption request's arrival to its answer, every status included.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "caption_batch_size",
+            "Images per inference batch.",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "caption_queue_depth",
+            "Images waiting for an inference batch.",
+            registry=registry,
+        )
+        self.confidence = Histogram(
+            "caption_confidence",
+            "Confidence of the captions answered.",
+            buckets=CONFIDENCE_BUCKETS,
+            registry=registry,
+        )
+        self.safety_flags = Counter(
+            "caption_safety_flags",
+            "Captions flagged by the safety filter, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in SAFETY_REASONS:
+            self.safety_flags.labels(reason)
+        self.model_info = Gauge(
+            "caption_model_info",
+            "The model being served (always 1).",
+            ["name", "version", "device"],
+            registry=registry,
+        )
+        self.model_info.labels(model_name, model_version, device).set(1)
+
+    def observe_request(self, status: int | str, seconds: float) -> None:
+        """Count one answered caption request and its duration."""
+        self.requests.labels(str(status), self.model_version).inc()
+        self.duration.observe(seconds)
+
+    def observe_caption(self, confidence: float, reasons: tuple[str, ...] | list[str]) -> None:
+        """Record one caption's confidence and the safety reasons it was flagged for."""
+        self.confidence.observe(confidence)
+        for reason in reasons:
+            self.safety_flags.labels(reason).inc()

@@ -1,0 +1,106 @@
+"""The JSON shapes of HTTP contract v1, as pydantic models: they document the OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ErrorBody",
+    "ErrorResponse",
+    "Safety",
+    "CaptionResponse",
+    "Health",
+    "Readiness",
+    "Batching",
+    "Limits",
+    "ModelInfo",
+    "FaultState",
+    "fault_request_schema",
+]
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="machine-readable reason, e.g. invalid_image, queue_full")
+    message: str = Field(description="one line for a person")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class Safety(BaseModel):
+    flagged: bool
+    reasons: list[str] = Field(description="blocklist, email, phone")
+
+
+class CaptionResponse(BaseModel):
+    request_id: str
+    caption: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    model_version: str
+    server_latency_ms: float = Field(ge=0.0)
+    embedding: list[float] | None = Field(default=None, description="only with return_embedding=true")
+    safety: Safety
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    ready: bool
+    status: str = Field(description="ready, warming_up, starting (slow start) or draining")
+
+
+class Batching(BaseModel):
+    max_batch: int
+    max_wait_ms: float
+    max_queue: int
+
+
+class Limits(BaseModel):
+    max_body_bytes: int
+    max_pixels: int
+    request_timeout_s: float
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    device: str
+    threads: int
+    batching: Batching
+    limits: Limits
+    ready: bool
+    api_key_required: bool
+    faults_enabled: bool
+
+
+class FaultSpecModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    latency_ms: float = Field(0.0, ge=0, le=3_600_000, description="added to every inference batch")
+    jitter_ms: float = Field(0.0, ge=0, le=3_600_000, description="plus a uniform draw in [0, jitter_ms]")
+    error_rate: float = Field(0.0, ge=0, le=1, description="share of requests answered 500")
+    hang_rate: float = Field(0.0, ge=0, le=1, description="share of requests never answered")
+    unsafe_rate: float = Field(0.0, ge=0, le=1, description="share of captions given an unflagged blocklisted word")
+    slow_start_s: float = Field(0.0, ge=0, le=3600, description="unready for this long from now")
+    seed: int | None = Field(None, description="seed of the fault draws (default: the server's)")
+
+
+class FaultState(BaseModel):
+    faults: FaultSpecModel
+    active: bool
+    slow_start_remaining_s: float
+
+
+def fault_request_schema() -> dict[str, Any]:
+    """The request body of ``POST /admin/faults``: any subset of the fault fields."""
+    schema = FaultSpecModel.model_json_schema()
+    schema.pop("title", None)
+    for prop in schema["properties"].values():
+        prop.pop("title", None)
+        prop.pop("default", None)
+    return schema

@@ -1,0 +1,38 @@
+"""The server's settings: one frozen record, built by the command line and read by the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.image import DEFAULT_MAX_PIXELS
+
+__all__ = ["ServerSettings", "IMAGE_TYPES"]
+
+IMAGE_TYPES: tuple[str, ...] = ("image/png", "image/jpeg", "image/webp")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How the server batches, limits, authenticates and injects faults."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_batch: int = 32
+    max_wait_ms: float = 5.0
+    max_queue: int = 256
+    request_timeout_s: float = 30.0
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    threads: int = 1
+    api_key: str | None = None
+    admin_token: str | None = None
+    enable_faults: bool = False
+    faults: dict[str, Any] = field(default_factory=dict)
+    fault_seed: int = 0
+    blocklist_extra: tuple[str, ...] = ()
+    drain_s: float = 0.5
+    access_log: bool = False
+
+    def batching(self) -> dict[str, Any]:
+        return {"max_batch": self.max_batch, "max_wait_ms": self.max_wait_ms, "max_queue": self.max_queue}
