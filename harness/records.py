@@ -12,9 +12,11 @@ import json
 import math
 import os
 import threading
+import time
 from dataclasses import dataclass, field, fields
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from harness.errors import DataError, InputMissingError
 
@@ -27,6 +29,7 @@ __all__ = [
     "COLUMNS",
     "load_records",
     "read_jsonl",
+    "record_line",
     "compact",
 ]
 
@@ -73,20 +76,66 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _line(row: dict[str, Any]) -> str:
+try:  # optional: several times faster than the json module for records
+    import orjson as _orjson
+
+    _ORJSON_OPTS = _orjson.OPT_APPEND_NEWLINE | _orjson.OPT_SERIALIZE_NUMPY
+except ImportError:  # pragma: no cover - the json module does the same, slower
+    _orjson = None
+    _ORJSON_OPTS = 0
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=str)
+_TEMPLATE = "{" + ",".join(f'"{c}":%s' for c in COLUMNS) + "}\n"
+_str = encode_basestring_ascii
+
+
+def _value(v: Any) -> str:
+    t = type(v)
+    if t is str:
+        return _str(v)
+    if v is None:
+        return "null"
+    if t is float:
+        return repr(v) if math.isfinite(v) else "null"
+    if t is bool:
+        return "true" if v else "false"
+    if t is int:
+        return repr(v)
     try:
-        text = json.dumps(row, separators=(",", ":"), allow_nan=False, default=str)
+        return _ENCODER.encode(v)
+    except ValueError:  # a NaN or infinity inside a list: stored as null
+        return _ENCODER.encode(_finite(v))
+
+
+def record_line(row: dict[str, Any]) -> str:
+    """One record as a JSON line (non-finite numbers as null), as ``RecordWriter`` stores it.
+    Load runs write thousands a second: ``orjson`` encodes when it is installed (the ``load``
+    extra), and a row with exactly the record's columns takes a fast path otherwise."""
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(row, default=str, option=_ORJSON_OPTS).decode("utf-8")
+        except TypeError:  # a key or value orjson refuses: the json module decides
+            pass
+    if len(row) == len(COLUMNS) and tuple(row) == COLUMNS:
+        return _TEMPLATE % tuple(_value(v) for v in row.values())
+    try:
+        text = _ENCODER.encode(row)
     except ValueError:  # a NaN or infinity: JSON has no spelling for it, so it is stored as null
-        text = json.dumps({k: _finite(v) for k, v in row.items()}, separators=(",", ":"), default=str)
+        text = _ENCODER.encode({k: _finite(v) for k, v in row.items()})
     return text + "\n"
 
 
 class RecordWriter:
-    """Append-only JSONL store, thread- and greenlet-safe. Each record is one ``write`` to the
-    file descriptor, so a killed process loses nothing it wrote; ``fsync=True`` also survives a
-    machine crash, at a cost per record."""
+    """Append-only JSONL store, thread- and greenlet-safe.
 
-    def __init__(self, path: str | Path, fsync: bool = False):
+    By default each record is one ``write`` to the file descriptor, so a killed process loses
+    nothing it wrote. With ``flush_interval_s`` records are gathered in memory and written at
+    most that long after they arrive (the caller also calls ``flush`` on a timer when records
+    stop coming), so a SIGKILL loses at most that window. ``fsync=True`` also survives a machine
+    crash, at a cost per write."""
+
+    def __init__(self, path: str | Path, fsync: bool = False, flush_interval_s: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic):
         path = Path(path)
         if path.suffix != ".jsonl":
             path = path / RECORDS_JSONL
@@ -95,35 +144,72 @@ class RecordWriter:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._lock = threading.Lock()
         self._fsync = fsync
+        self.flush_interval_s = flush_interval_s
+        self._clock = clock
+        self._pending: list[str] = []
+        self._oldest = 0.0
         self.count = 0
 
-    def _write_bytes(self, data: bytes, n: int) -> None:
+    def _write_bytes(self, data: bytes) -> None:
+        if self._fd < 0:
+            raise ValueError(f"{self.path}: record writer is closed")
+        view = memoryview(data)
+        while view:
+            done = os.write(self._fd, view)
+            view = view[done:]
+        if self._fsync:
+            os.fsync(self._fd)
+
+    def _add(self, lines: list[str]) -> None:
         with self._lock:
-            if self._fd < 0:
-                raise ValueError(f"{self.path}: record writer is closed")
-            view = memoryview(data)
-            while view:
-                done = os.write(self._fd, view)
-                view = view[done:]
-            if self._fsync:
-                os.fsync(self._fd)
-            self.count += n
+            self.count += len(lines)
+            if not self.flush_interval_s:
+                self._write_bytes("".join(lines).encode("utf-8"))
+                return
+            if not self._pending:
+                self._oldest = self._clock()
+            self._pending.extend(lines)
+            if self._clock() - self._oldest >= self.flush_interval_s:
+                self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if self._pending:
+            data, self._pending = "".join(self._pending).encode("utf-8"), []
+            self._write_bytes(data)
+
+    def flush(self) -> None:
+        """Write the records gathered so far."""
+        with self._lock:
+            self._flush_locked()
 
     def write(self, record: RequestRecord | dict) -> None:
-        row = record.to_dict() if isinstance(record, RequestRecord) else dict(record)
-        self._write_bytes(_line(row).encode("utf-8"), 1)
+        row = record.to_dict() if isinstance(record, RequestRecord) else record
+        self._add([record_line(row)])
 
     def write_many(self, records: Iterable[RequestRecord | dict]) -> None:
         """Write several records with one system call (still whole lines, in order)."""
-        lines = [_line(r.to_dict() if isinstance(r, RequestRecord) else dict(r)) for r in records]
+        lines = [record_line(r.to_dict() if isinstance(r, RequestRecord) else r) for r in records]
         if lines:
-            self._write_bytes("".join(lines).encode("utf-8"), len(lines))
+            self._add(lines)
+
+    def write_line(self, line: str) -> None:
+        """Append one line that is already a JSON record ending in a newline (the hot path)."""
+        with self._lock:
+            self.count += 1
+            if not self.flush_interval_s:
+                self._write_bytes(line.encode("utf-8"))
+                return
+            if not self._pending:
+                self._oldest = self._clock()
+            self._pending.append(line)
+            if self._clock() - self._oldest >= self.flush_interval_s:
+                self._flush_locked()
 
     def write_lines(self, lines: Iterable[str]) -> None:
         """Append lines that are already JSON records (as another process serialised them)."""
         chunk = [ln if ln.endswith("\n") else ln + "\n" for ln in lines]
         if chunk:
-            self._write_bytes("".join(chunk).encode("utf-8"), len(chunk))
+            self._add(chunk)
 
     @property
     def closed(self) -> bool:
@@ -132,6 +218,7 @@ class RecordWriter:
     def close(self) -> None:
         with self._lock:
             if self._fd >= 0:
+                self._flush_locked()
                 os.close(self._fd)
                 self._fd = -1
 
@@ -150,12 +237,13 @@ def read_jsonl(path: str | Path) -> list[dict]:
         data = fh.read()
     lines = data.split(b"\n")
     rows = []
+    loads = _orjson.loads if _orjson is not None else json.loads
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            row = loads(line)
+        except (ValueError, UnicodeDecodeError):
             if i == len(lines):  # no newline after it: the write was cut by the kill
                 break
             raise DataError(f"{path}: line {i} is not valid JSON") from None
@@ -197,13 +285,14 @@ def load_records(path: str | Path):
     return df[list(COLUMNS) + extra]
 
 
-def compact(folder: str | Path) -> Path:
-    """Write ``records.parquet`` beside ``records.jsonl`` (which is kept, as the raw log)."""
+def compact(folder: str | Path, df=None) -> Path:
+    """Write ``records.parquet`` beside ``records.jsonl`` (which is kept, as the raw log); ``df``
+    is the records already loaded from it, if the caller has them."""
     folder = Path(folder)
     src = folder / RECORDS_JSONL if folder.is_dir() else folder
     if not src.exists():
         raise InputMissingError(f"{src}: records not found")
-    df = load_records(src)
+    df = load_records(src) if df is None else df.copy()
     for col in df.columns:  # a column mixing numbers and text (ids) is stored as text
         if df[col].dtype == object:
             kinds = {type(v) for v in df[col] if v is not None and not (isinstance(v, float) and math.isnan(v))}

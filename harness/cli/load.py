@@ -1,0 +1,161 @@
+"""``harness load``: run a load or chaos scenario through Locust and write its records,
+Locust's CSVs and ``summary.json`` to a folder."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from harness.errors import DataError, InputMissingError, ServiceUnavailableError, UsageError
+
+__all__ = ["register", "run"]
+
+
+def _duration(text: str) -> float:
+    from harness.load.settings import parse_duration
+
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive (got {text!r})")
+    return value
+
+
+def register(sub) -> None:
+    p = sub.add_parser("load", help="run a load or chaos scenario (Locust) and summarise it",
+                       description="Run scenarios/NAME.py through Locust; write records.jsonl/.parquet, "
+                                   "Locust's CSVs and summary.json to --out.")
+    p.add_argument("--target", default=None, help="base URL of the service (restart and cold_start start their own)")
+    p.add_argument("--scenario", default=None, help="scenario name (see --list) or a Locust file")
+    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    p.add_argument("--duration", type=_duration, default=None, help="e.g. 90s, 2m (default: the scenario's)")
+    load = p.add_mutually_exclusive_group()
+    load.add_argument("--users", type=int, default=None, help="concurrent users (closed loop)")
+    load.add_argument("--rate", type=float, default=None,
+                      help="open-loop arrivals per second (users then cap concurrency at 2x the rate, at least 16)")
+    p.add_argument("--workers", type=int, default=0, help="Locust worker processes on this machine (master/worker)")
+    p.add_argument("--expect-workers", type=int, default=None,
+                   help="workers the master waits for in all, counting ones started on other machines")
+    p.add_argument("--master-bind", default="127.0.0.1",
+                   help="address the master listens on for workers, HOST[:PORT] (0.0.0.0 for other machines)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (must not hold records already)")
+    p.add_argument("--latency-threshold", type=float, default=0.5, help="goodput threshold in seconds (default 0.5)")
+    p.add_argument("--timeout", type=float, default=None, help="client timeout per request in seconds")
+    p.add_argument("--dataset", default="shapes", help="shapes, shapes:SHIFT[:SEVERITY] or a COCO-format folder")
+    p.add_argument("--pool-size", type=int, default=32, help="images in the payload pool (default 32)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--burstiness", type=float, default=1.0, help="gamma shape of open-loop gaps (1: Poisson)")
+    p.add_argument("--target-name", default="target", help="label on the records: baseline, canary ...")
+    p.add_argument("--run-id", default=None)
+    p.add_argument("--api-key", default=None, help="API key for the target")
+    p.add_argument("--adapter", type=Path, default=None, help="adapter file (JSON/YAML) for a non-contract-v1 API")
+    p.add_argument("--admin-token", default=None, help="token of the target's /admin/faults (chaos scenarios)")
+    p.add_argument("--fault-via", choices=["auto", "target", "proxy"], default="auto",
+                   help="inject chaos faults at the target's endpoint or through the harness proxy")
+    p.add_argument("--embedding-sample", type=float, default=0.0, help="fraction of requests asking for embeddings")
+    p.add_argument("--server-args", default="",
+                   help='options for the server restart/cold_start start, e.g. --server-args="--max-batch 8"')
+    p.add_argument("--loglevel", default="WARNING", help="Locust's log level (log in OUT/locust.log)")
+    p.set_defaults(func=run)
+
+
+def _check(args: argparse.Namespace) -> None:
+    from harness.load.launch import MANAGED_SCENARIOS, resolve_scenario
+
+    if args.scenario is None:
+        raise UsageError("--scenario is required (see harness load --list)")
+    if args.out is None:
+        raise UsageError("--out DIR is required")
+    path = resolve_scenario(args.scenario)
+    managed = path.stem in MANAGED_SCENARIOS
+    if args.target is None and not managed:
+        raise UsageError(f"--target URL is required for scenario {path.stem!r}")
+    if args.target is not None and not args.target.startswith(("http://", "https://")):
+        raise UsageError(f"--target must be an http:// or https:// URL (got {args.target!r})")
+    for name, low in (("users", 1), ("workers", 0), ("pool_size", 1)):
+        v = getattr(args, name)
+        if v is not None and v < low:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least {low} (got {v})")
+    for name in ("rate", "timeout", "latency_threshold", "burstiness"):
+        v = getattr(args, name)
+        if v is not None and not (v > 0 and math.isfinite(v)):
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive number (got {v})")
+    if not 0 <= args.embedding_sample <= 1:
+        raise UsageError(f"--embedding-sample is a fraction in [0, 1] (got {args.embedding_sample})")
+    if (args.out / "records.jsonl").exists():
+        raise UsageError(f"{args.out} already holds records.jsonl; choose a new --out")
+    if args.dataset != "shapes" and not args.dataset.startswith("shapes:"):
+        from harness.datasets import load_coco
+
+        load_coco(args.dataset)  # a missing or malformed folder is reported here, in one line
+    elif args.dataset.startswith("shapes:"):
+        from harness.datasets import parse_shift
+
+        parse_shift(args.dataset.split(":", 1)[1])
+    if args.adapter is not None:
+        from harness.client import load_adapter
+
+        load_adapter(args.adapter)
+
+
+def _fmt_ms(x) -> str:
+    return "-" if x is None else f"{x * 1000:.1f} ms"
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.load.launch import LoadRun, available_scenarios, run_load
+    from harness.progress import Progress
+
+    if args.list:
+        for name, doc in available_scenarios().items():
+            print(f"{name:18} {doc}")
+        return 0
+    _check(args)
+    users = args.users
+    if args.rate is not None and users is None:
+        users = max(16, min(1000, math.ceil(2 * args.rate)))
+    host, _, port = args.master_bind.partition(":")
+    options = {
+        "target_name": args.target_name, "run_id": args.run_id, "dataset": args.dataset,
+        "pool_size": args.pool_size, "seed": args.seed, "burstiness": args.burstiness,
+        "request_timeout": args.timeout, "latency_threshold": args.latency_threshold, "api_key": args.api_key,
+        "adapter": str(args.adapter.resolve()) if args.adapter else None, "admin_token": args.admin_token,
+        "fault_via": args.fault_via, "embedding_sample": args.embedding_sample or None,
+        "server_args": args.server_args or None,
+    }
+    load_run = LoadRun(
+        scenario=args.scenario, out=args.out.resolve(), target=args.target, duration_s=args.duration, users=users,
+        rate=args.rate, workers=args.workers, expect_workers=args.expect_workers, master_bind=host or "127.0.0.1",
+        master_port=int(port) if port else None, options=options, loglevel=args.loglevel,
+    )
+    bar = Progress(None, "requests")
+    try:
+        outcome = run_load(load_run, progress=bar)
+    finally:
+        bar.close()
+    s = outcome.summary
+    if s is None:
+        tail = outcome.log_tail(5)
+        last = tail.splitlines()[-1] if tail else "no output"
+        kind = {64: UsageError, 65: DataError, 66: InputMissingError}.get(outcome.returncode)
+        if kind is not None:
+            raise kind(f"load run failed: {last}")
+        raise ServiceUnavailableError(f"load run ended without a summary (exit {outcome.returncode}): {last}; "
+                                      f"see {outcome.log_path}")
+    lat = s["latency_s"]
+    ok = s["outcomes"].get("ok", 0)
+    n = s["requests"]
+    print(f"{s['scenario']}: {n} requests in {s['duration_s']:.1f} s ({s['throughput_rps'] or 0:.1f}/s), "
+          f"ok {100.0 * ok / n if n else 0:.1f}%, p50 {_fmt_ms(lat['p50'])}, p95 {_fmt_ms(lat['p95'])}, "
+          f"p99 {_fmt_ms(lat['p99'])}, goodput {s['goodput']['rps'] or 0:.1f}/s under "
+          f"{s['goodput']['threshold_s'] * 1000:g} ms")
+    for note in s.get("notes", []):
+        print(f"  note: {note}")
+    print(f"records and summary in {outcome.out}")
+    if n and s["outcomes"].get("connection_error", 0) == n:
+        raise ServiceUnavailableError(f"target unreachable at {s.get('host')}: all {n} requests failed to connect; "
+                                      f"records and summary in {outcome.out}")
+    return 0
