@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from harness.errors import UsageError
 
-__all__ = ["Shift", "SHIFTS", "parse_shift"]
+__all__ = ["Shift", "SHIFTS", "parse_shift", "parse_shapes_spec"]
 
 # Default severity of each shift, used when ``name`` is given without ``:severity``.
 SHIFTS: dict[str, float] = {
@@ -87,3 +87,15 @@ def parse_shift(text: str | None) -> Shift | None:
     if not 0.0 < severity <= 1.0:
         raise UsageError(f"shift severity {severity:g} is out of range (expected 0 < severity <= 1)")
     return Shift(name, severity)
+
+
+def parse_shapes_spec(text: str) -> tuple[int, Shift | None]:
+    """``N[:shift[:severity]]`` (the part after ``shapes:`` in a ``--dataset``) as (N, shift)."""
+    n_text, _, shift_text = text.partition(":")
+    try:
+        n = int(n_text)
+    except ValueError:
+        raise UsageError(f"--dataset shapes:N needs a number of images (got {n_text!r})") from None
+    if n < 1:
+        raise UsageError(f"--dataset shapes:N needs at least 1 image (got {n})")
+    return n, parse_shift(shift_text) if shift_text else None
