@@ -1,0 +1,206 @@
+"""Renderings of a drift report: ``drift.json`` (the record), a self-contained HTML page with inline
+SVG plots, and a markdown summary. Both renderings read only the record; nothing is computed here."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_report", "render_html", "render_markdown", "DRIFT_JSON", "DRIFT_HTML", "DRIFT_MD"]
+
+DRIFT_JSON, DRIFT_HTML, DRIFT_MD = "drift.json", "drift.html", "drift.md"
+REF_COLOUR, CUR_COLOUR = "#3b6ea5", "#e07b24"
+_TITLES = {"confidence": "Confidence", "caption_length": "Caption length (words)", "embedding": "Embeddings on the reference's two principal axes",
+           "caption_tokens": "Tokens with the largest change in share"}
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if v == 0:
+            return "0"
+        return f"{v:.{digits}g}" if abs(v) < 1e-3 or abs(v) >= 1e5 else f"{v:.{digits}f}".rstrip("0").rstrip(".")
+    return str(v)
+
+
+def _decision(r: dict) -> str:
+    if r.get("p_value") is not None:
+        return f"p = {_fmt(r['p_value'])} (alpha {_fmt(r['alpha'])})"
+    return f"threshold {_fmt(r.get('threshold'))}"
+
+
+def _headline(d: dict) -> str:
+    if d["drift"]:
+        return f"DRIFT FOUND by {len(d['drifted'])} of {len(d['results'])} detectors: {', '.join(d['drifted'])}"
+    return f"no drift found by {len(d['results'])} detectors"
+
+
+# -- markdown --------------------------------------------------------------------------------
+def render_markdown(d: dict) -> str:
+    """A markdown summary of a drift record (``DriftReport.to_dict()``)."""
+    lines = [f"# Drift: {_headline(d)}", "",
+             f"Reference: `{d['reference']['source']}` ({d['reference']['n_records']} records); "
+             f"current: `{d['current']['source']}` ({d['current']['n_records']} records). "
+             f"Family-wise false-alarm rate {_fmt(d['alpha'])}, {d['correction']}: each detector at {_fmt(d['alpha_per_detector'])}.",
+             "", "| detector | method | statistic | decision | smallest detectable | n (ref / cur) | drift |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in d["results"]:
+        lines.append(f"| {r['detector']} | {r['method']} | {r['statistic_name']} = {_fmt(r['statistic'])} | {_decision(r)} | "
+                     f"{_fmt(r['min_detectable'])} | {r['n_reference_used']} / {r['n_current_used']} | "
+                     f"{'**DRIFT**' if r['drift'] else 'no'} |")
+    notes = [f"- {r['detector']}: {r['note']}" for r in d["results"] if r.get("note")]
+    if notes:
+        lines += ["", "Subsampling:", *notes]
+    if d.get("skipped"):
+        lines += ["", "Not run:", *[f"- {s}" for s in d["skipped"]]]
+    q = d.get("quality")
+    if q:
+        lines += ["", f"Label-free quality estimate ({q['method']}): reference {_fmt(q['reference']['estimate'])}, "
+                      f"current {_fmt(q['current']['estimate'])}, change {_fmt(q['change'])} "
+                      f"(held-out error {_fmt(q['held_out_error'])})."]
+    return "\n".join(lines) + "\n"
+
+
+# -- SVG ---------------------------------------------------------------------------------------
+W, H, PAD = 440, 224, 36
+TOP = 40  # room for the title and, under it, the legend
+
+
+def _svg(body: str, title: str) -> str:
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img">'
+            f"<title>{html.escape(title)}</title>{body}</svg>")
+
+
+def _legend() -> str:
+    return (f'<rect x="{W - 150}" y="20" width="10" height="10" fill="{REF_COLOUR}"/>'
+            f'<text x="{W - 136}" y="29" font-size="11">reference</text>'
+            f'<rect x="{W - 75}" y="20" width="10" height="10" fill="{CUR_COLOUR}"/>'
+            f'<text x="{W - 61}" y="29" font-size="11">current</text>')
+
+
+def _histogram_svg(p: dict, title: str) -> str:
+    edges, ref, cur = p["edges"], p["reference"], p["current"]
+    top = max(max(ref, default=0), max(cur, default=0)) or 1.0
+    x0, x1, y0, y1 = PAD, W - 10, H - 24, TOP
+    span = (edges[-1] - edges[0]) or 1.0
+    sx = lambda v: x0 + (v - edges[0]) / span * (x1 - x0)  # noqa: E731
+    sy = lambda v: y0 - v / top * (y0 - y1)  # noqa: E731
+    parts = []
+    for i in range(len(ref)):
+        a, b = sx(edges[i]), sx(edges[i + 1])
+        half = (b - a) / 2
+        for j, (vals, colour) in enumerate(((ref, REF_COLOUR), (cur, CUR_COLOUR))):
+            h = y0 - sy(vals[i])
+            if h > 0:
+                parts.append(f'<rect x="{a + j * half:.1f}" y="{sy(vals[i]):.1f}" width="{max(half - 0.3, 0.3):.1f}" '
+                             f'height="{h:.1f}" fill="{colour}"/>')
+    axes = (f'<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="#444"/>'
+            f'<line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y1}" stroke="#444"/>'
+            f'<text x="{x0}" y="{H - 8}" font-size="10">{_fmt(edges[0], 3)}</text>'
+            f'<text x="{x1}" y="{H - 8}" font-size="10" text-anchor="end">{_fmt(edges[-1], 3)}</text>'
+            f'<text x="{x0 - 4}" y="{y1 + 4}" font-size="10" text-anchor="end">{_fmt(top, 2)}</text>'
+            f'<text x="{x0}" y="15" font-size="12" font-weight="bold">{html.escape(title)}</text>')
+    return _svg(axes + "".join(parts) + _legend(), title)
+
+
+def _scatter_svg(p: dict, title: str) -> str:
+    pts = p["reference"] + p["current"]
+    if not pts:
+        return ""
+    xs, ys = [q[0] for q in pts], [q[1] for q in pts]
+    lo_x, hi_x, lo_y, hi_y = min(xs), max(xs), min(ys), max(ys)
+    x0, x1, y0, y1 = PAD, W - 10, H - 24, TOP
+    sx = lambda v: x0 + (v - lo_x) / ((hi_x - lo_x) or 1) * (x1 - x0)  # noqa: E731
+    sy = lambda v: y0 - (v - lo_y) / ((hi_y - lo_y) or 1) * (y0 - y1)  # noqa: E731
+    dots = []
+    for key, colour in (("reference", REF_COLOUR), ("current", CUR_COLOUR)):
+        dots += [f'<circle cx="{sx(a):.1f}" cy="{sy(b):.1f}" r="1.6" fill="{colour}" fill-opacity="0.55"/>' for a, b in p[key]]
+    axes = (f'<rect x="{x0}" y="{y1}" width="{x1 - x0}" height="{y0 - y1}" fill="none" stroke="#444"/>'
+            f'<text x="{x0}" y="{H - 8}" font-size="10">{html.escape(p["axes"][0])}</text>'
+            f'<text x="12" y="{y0}" font-size="10" transform="rotate(-90 12 {y0})">{html.escape(p["axes"][1])}</text>'
+            f'<text x="{x0}" y="15" font-size="12" font-weight="bold">{html.escape(title)}</text>')
+    return _svg(axes + "".join(dots) + _legend(), title)
+
+
+def _bars_svg(p: dict, title: str) -> str:
+    labels = p["labels"]
+    if not labels:
+        return ""
+    top = max(p["reference"] + p["current"]) or 1.0
+    x0, x1, y = 110, W - 10, TOP
+    row = (H - TOP - 8) / len(labels)
+    parts = [f'<text x="4" y="15" font-size="12" font-weight="bold">{html.escape(title)}</text>']
+    for i, lab in enumerate(labels):
+        yy = y + i * row
+        parts.append(f'<text x="{x0 - 4}" y="{yy + row * 0.7:.1f}" font-size="10" text-anchor="end">{html.escape(lab)}</text>')
+        for j, (key, colour) in enumerate((("reference", REF_COLOUR), ("current", CUR_COLOUR))):
+            w = p[key][i] / top * (x1 - x0)
+            parts.append(f'<rect x="{x0}" y="{yy + j * row * 0.45:.1f}" width="{w:.1f}" height="{row * 0.42:.1f}" fill="{colour}"/>')
+    return _svg("".join(parts) + _legend(), title)
+
+
+def _plot(key: str, p: dict) -> str:
+    title = _TITLES.get(key, key.replace("image_", "image ").replace("_", " "))
+    if p["type"] == "histogram":
+        return _histogram_svg(p, title)
+    if p["type"] == "scatter":
+        return _scatter_svg(p, title)
+    if p["type"] == "bars":
+        return _bars_svg(p, title)
+    return ""
+
+
+# -- HTML --------------------------------------------------------------------------------------
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
+.drift{color:#b00020;font-weight:bold}.ok{color:#1b7f3b}.plots{display:flex;flex-wrap:wrap;gap:12px}
+.plots figure{margin:0;border:1px solid #ddd;padding:4px}h1.drift,h1.ok{font-size:22px}"""
+
+
+def render_html(d: dict) -> str:
+    """A self-contained HTML page (inline CSS and SVG, no external resources) for a drift record."""
+    e = html.escape
+    cls = "drift" if d["drift"] else "ok"
+    rows = "".join(
+        f"<tr><td>{e(r['detector'])}</td><td>{e(r['method'])}</td><td>{e(r['statistic_name'])} = {_fmt(r['statistic'])}</td>"
+        f"<td>{e(_decision(r))}</td><td>{_fmt(r['min_detectable'])}</td><td>{r['n_reference_used']} / {r['n_current_used']}</td>"
+        f"<td class=\"{'drift' if r['drift'] else 'ok'}\">{'DRIFT' if r['drift'] else 'no drift'}</td>"
+        f"<td>{e(r.get('note') or '')}</td></tr>"
+        for r in d["results"])
+    plots = "".join(f"<figure>{_plot(k, p)}</figure>" for k, p in d.get("distributions", {}).items())
+    skipped = "".join(f"<li>{e(s)}</li>" for s in d.get("skipped", []))
+    q = d.get("quality")
+    quality = ""
+    if q:
+        quality = (f"<h2>Label-free quality estimate</h2><p>{e(q['method'])}: reference {_fmt(q['reference']['estimate'])}, "
+                   f"current {_fmt(q['current']['estimate'])}, change {_fmt(q['change'])} (held-out error {_fmt(q['held_out_error'])}).</p>")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Drift report</title><style>{_CSS}</style></head>
+<body>
+<h1 class="{cls}">Drift: {e(_headline(d))}</h1>
+<p>Reference <code>{e(str(d['reference']['source']))}</code> ({d['reference']['n_records']} records) vs current
+<code>{e(str(d['current']['source']))}</code> ({d['current']['n_records']} records). Family-wise false-alarm rate
+{_fmt(d['alpha'])} ({e(d['correction'])}: each detector at {_fmt(d['alpha_per_detector'])}); took {_fmt(d['seconds'], 3)} s.</p>
+<table><tr><th>detector</th><th>method</th><th>statistic</th><th>decision</th><th>smallest detectable</th><th>n used (ref / cur)</th><th>verdict</th><th>note</th></tr>
+{rows}</table>
+{f'<h2>Not run</h2><ul>{skipped}</ul>' if skipped else ''}
+{quality}
+<h2>Distributions</h2><div class="plots">{plots}</div>
+</body></html>
+"""
+
+
+def write_report(record: dict, out_dir: str | Path) -> dict[str, Path]:
+    """Write drift.json, drift.html and drift.md for ``record`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / DRIFT_JSON, "html": out / DRIFT_HTML, "markdown": out / DRIFT_MD}
+    paths["json"].write_text(json.dumps(record, indent=1, allow_nan=False) + "\n")
+    paths["html"].write_text(render_html(record))
+    paths["markdown"].write_text(render_markdown(record))
+    return paths
