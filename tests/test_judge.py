@@ -169,3 +169,13 @@ def test_decision_serializes():
     d = judge(samples(base, base)).to_dict()
     assert set(d) >= {"verdict", "score", "reasons", "metrics", "groups", "thresholds"}
     assert {"baseline", "canary", "test", "effect", "classification", "reason"} <= set(d["metrics"][0])
+
+
+def test_untrusted_data_holds_even_when_a_critical_metric_fails():
+    rng = np.random.default_rng(10)
+    base = healthy(rng)
+    can = dict(base, quality=base["quality"] - 2.0)
+    v = judge(samples(base, can), reasons=["canary load records failed their data contract: duplicate request ids"])
+    assert v.verdict == HOLD
+    assert v.reasons[0].startswith("canary load records failed")
+    assert v.reasons[1].startswith("critical metric quality failed on data that cannot be trusted")

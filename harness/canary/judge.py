@@ -52,16 +52,20 @@ def _direction_class(spec: MetricSpec, effect: float, significant: bool, tol: fl
     return "High" if up else "Low"
 
 
+def _pv(p: float) -> str:
+    return "p<1e-300" if p == 0 else f"p={p:.3g}"
+
+
 def _explain(spec: MetricSpec, cls: str, significant: bool, effect: float, tol: float, p: float, what: str) -> str:
     fmt = lambda v: f"{v:.4g}{(' ' + spec.unit) if spec.unit else ''}"  # noqa: E731
     if not significant:
-        return f"no significant difference in {what} (p={p:.3g})"
+        return f"no significant difference in {what} ({_pv(p)})"
     if abs(effect) <= tol:
-        return f"{what} differs by {fmt(effect)} (p={p:.3g}), within the tolerance of {fmt(tol)}"
+        return f"{what} differs by {fmt(effect)} ({_pv(p)}), within the tolerance of {fmt(tol)}"
     if cls == "Pass":
-        return f"{what} changed by {fmt(effect)} (p={p:.3g}), in the harmless direction"
+        return f"{what} changed by {fmt(effect)} ({_pv(p)}), in the harmless direction"
     word = "higher" if cls == "High" else "lower"
-    return f"canary {what} is {word} by {fmt(abs(effect))} (p={p:.3g}), beyond the tolerance of {fmt(tol)}"
+    return f"canary {what} is {word} by {fmt(abs(effect))} ({_pv(p)}), beyond the tolerance of {fmt(tol)}"
 
 
 def classify(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> MetricResult:
@@ -111,7 +115,7 @@ def judge(samples: Mapping[str, MetricSample], cfg: JudgeConfig = JudgeConfig(),
     """Classify every configured metric, score the groups and decide.
 
     ``reasons`` are conditions found before judging (a target down, a failed data contract):
-    any of them makes the verdict HOLD at best."""
+    any of them makes the verdict HOLD, whatever the metrics say."""
     results = [classify(m, samples.get(m.name, MetricSample(None, None)), cfg) for m in cfg.metrics]
     groups = []
     for g, w in cfg.group_weights.items():
@@ -126,11 +130,13 @@ def judge(samples: Mapping[str, MetricSample], cfg: JudgeConfig = JudgeConfig(),
     critical = [r for r in results if r.critical and r.failed]
     missing = [r for r in results if r.classification == "NoData" and cfg.metric(r.name).must_have_data]
     thresholds = {"pass": cfg.pass_threshold, "marginal": cfg.marginal_threshold, "confidence": cfg.confidence}
-    if critical:
+    if reasons:
+        # The data cannot be trusted (a target down, a failed contract): inconclusive, never a verdict.
+        out += [f"critical metric {r.name} failed on data that cannot be trusted: {r.reason}" for r in critical]
+        verdict = HOLD
+    elif critical:
         out += [f"critical metric {r.name} failed: {r.reason}" for r in critical]
         verdict = ROLLBACK
-    elif reasons:
-        verdict = HOLD
     elif missing:
         out += [f"no data for required metric {r.name}: {r.reason}" for r in missing]
         verdict = HOLD

@@ -19,9 +19,14 @@ COMMANDS: tuple[str, ...] = (
     "dataset",
     "caption",
     "serve",
+    "load",
+    "gate",
     "demo",
     "slo",
     "rules",
+    "score",
+    "evaluate",
+    "drift",
 )
 
 

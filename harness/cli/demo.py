@@ -1,42 +1,62 @@
-"""``harness demo``: a short tour on the shipped model, and what it did."""
+"""``harness demo``: the reference server as stable and as canary, judged by the gate.
+
+Canaries, each with the verdict its behaviour warrants: ``int8`` (the same weights dynamically
+quantized: quality holds, so it may be promoted), ``undertrained`` (an early checkpoint: quality
+falls, rollback) and ``latency`` (the stable model with 60 ms injected per batch: rollback)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
+CANARIES: dict[str, tuple[str, list[str], str]] = {
+    "int8": ("tiny:int8", [], "PROMOTE"),
+    "undertrained": ("tiny-undertrained", [], "ROLLBACK"),
+    "latency": ("tiny", ["--enable-faults", "--admin-token", "demo-admin", "--faults", '{"latency_ms": 60}'], "ROLLBACK"),
+}
+
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="run the end-to-end demo on the shipped reference model")
-    p.add_argument("--out", type=Path, default=Path("reports/demo"))
-    p.add_argument("--n", type=int, default=200, help="images in the evaluation set")
+    p = sub.add_parser("demo", help="run the canary gate on the shipped model against three canaries")
+    p.add_argument("--canary", default="all", choices=[*CANARIES, "all"], help="which canary to judge (default: all)")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="report root (default: reports)")
+    p.add_argument("--duration", type=float, default=20.0, help="load seconds per gate (default: 20)")
+    p.add_argument("--images", type=int, default=100, help="evaluation images per gate (default: 100)")
+    p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.datasets import generate_shapes, load_coco, parse_shift, write_coco
-    from harness.image import read_image
-    from reference_model import load_captioner
+    from harness.canary.gate import GateConfig, run_gate
+    from reference_model.server.launch import start_server
 
+    names = list(CANARIES) if args.canary == "all" else [args.canary]
+    stamp = time.strftime("%Y%m%dT%H%M%S")
     t0 = time.monotonic()
-    model = load_captioner("tiny")
-    print(f"loaded {model.version} on {model.device}")
-    summary = {"model": model.version, "device": model.device, "sets": {}}
-    for shift in (None, "low_light"):
-        name = f"shapes-{shift or 'clean'}"
-        folder = args.out / "datasets" / name
-        write_coco(generate_shapes(args.n, seed=12345, shift=parse_shift(shift)), folder,
-                   {"name": "shapes", "seed": 12345, "shift": shift})
-        ds = load_coco(folder)
-        caps = model.caption([read_image(it.path) for it in ds.items])
-        exact = sum(c.text in it.captions for c, it in zip(caps, ds.items)) / len(ds)
-        conf = sum(c.confidence for c in caps) / len(caps)
-        summary["sets"][name] = {"n": len(ds), "exact_match": exact, "mean_confidence": conf}
-        print(f"{name}: exported {len(ds)} images to {folder}; exact match {exact:.1%}, mean confidence {conf:.3f}")
-        print(f"  e.g. {ds.items[0].path.name}: {caps[0].text!r} (confidence {caps[0].confidence:.3f})")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "demo.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"wrote {args.out / 'demo.json'} in {time.monotonic() - t0:.0f}s")
-    return 0
+    rows = []
+    server_args = ["--threads", "1"]
+    print("starting the stable reference server (model tiny) ...", flush=True)
+    with start_server("tiny", extra_args=server_args) as stable:
+        print(f"  stable: {stable.url}", flush=True)
+        for name in names:
+            model, extra, expected = CANARIES[name]
+            print(f"\n== canary '{name}': model {model} {' '.join(extra)}".rstrip(), flush=True)
+            with start_server(model, extra_args=server_args + extra) as canary:
+                print(f"  canary: {canary.url}", flush=True)
+                out = args.out / f"demo-{stamp}-{name}"
+                faults = {"latency_ms": 60} if name == "latency" else {}
+                cfg = GateConfig(stable.url, canary.url, out, duration_s=args.duration, users=4,
+                                 dataset=f"shapes:{args.images}", seed=args.seed, faults=faults,
+                                 run_id=f"demo-{stamp}-{name}")
+                rec = run_gate(cfg, log=lambda m: print("  " + m, flush=True))
+            rows.append((name, expected, rec["verdict"], rec["score"], out))
+            for r in rec["reasons"][:3]:
+                print(f"  why: {r}")
+    print(f"\n{'canary':<14}{'expected':<10}{'verdict':<10}{'score':>7}  report")
+    for name, expected, verdict, score, out in rows:
+        mark = "" if verdict == expected else "  (unexpected)"
+        print(f"{name:<14}{expected:<10}{verdict:<10}{'' if score is None else f'{score:g}':>7}  {out}/summary.md{mark}")
+    print(f"\ndone in {time.monotonic() - t0:.0f}s. Open the dashboard over these reports with:\n"
+          f"  HARNESS_REPORTS={args.out} .venv/bin/streamlit run dashboards/app.py")
+    return 0 if all(v == e for _, e, v, _, _ in rows) else 1

@@ -22,6 +22,18 @@ def _num(v: Any, unit: str = "") -> str:
     return f"{v}{(' ' + unit) if unit else ''}"
 
 
+def _plain(v: Any) -> str:
+    if isinstance(v, Mapping):
+        return ", ".join(f"{k}={x:g}" if isinstance(x, float) else f"{k}={x}" for k, x in v.items() if x is not None)
+    return str(v)
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "–"
+    return "<1e-300" if p == 0 else f"{p:.3g}"
+
+
 def _effect(m: Mapping[str, Any]) -> str:
     e = m.get("effect")
     if e is None:
@@ -50,7 +62,7 @@ def render_markdown(rec: Mapping[str, Any]) -> str:
         for key in ("url", "model_version"):
             lines.append(f"| {key.replace('_', ' ')} | `{b.get(key, '–')}` | `{c.get(key, '–')}` |")
         lines.append("")
-    what = [f"{k}: `{inputs[k]}`" for k in ("scenario", "load", "duration_s", "dataset", "spec", "faults") if k in inputs]
+    what = [f"{k}: `{_plain(inputs[k])}`" for k in ("scenario", "load", "dataset", "spec", "faults") if inputs.get(k)]
     if what:
         lines += ["Ran " + "; ".join(what) + ".", ""]
     lines.append("**Why**")
@@ -63,7 +75,7 @@ def render_markdown(rec: Mapping[str, Any]) -> str:
         crit = " (critical)" if m.get("critical") else ""
         lines.append(
             f"| {m['name']}{crit} | {m.get('group', '')} | {_num(m.get('baseline'), unit)} | {_num(m.get('canary'), unit)} "
-            f"| {_effect(m)} | {m.get('test', '')} | {'–' if p is None else f'{p:.3g}'} "
+            f"| {_effect(m)} | {m.get('test', '')} | {_p(p)} "
             f"| {_CLASS.get(m.get('classification'), m.get('classification'))} |"
         )
     groups = rec.get("groups", [])

@@ -1,0 +1,26 @@
+"""The harness dashboard: ``streamlit run dashboards/app.py``.
+
+Reads only the report folders (``$HARNESS_REPORTS`` or ``reports/``, one folder per run); every
+figure comes from a run's ``decision.json`` and the files beside it."""
+
+import streamlit as st
+
+from board import sidebar
+
+st.set_page_config(page_title="Captioning SLO harness", page_icon=":material/monitoring:", layout="wide")
+
+pages = {
+    "Release": [
+        st.Page("views/decision.py", title="Canary decision", icon=":material/gavel:", default=True),
+        st.Page("views/drift.py", title="Drift", icon=":material/waves:"),
+    ],
+    "Operations": [
+        st.Page("views/executive.py", title="Executive", icon=":material/insights:"),
+        st.Page("views/oncall.py", title="On-call", icon=":material/notifications_active:"),
+        st.Page("views/debug.py", title="Debug", icon=":material/bug_report:"),
+    ],
+    "Quality": [st.Page("views/rate.py", title="Rate captions", icon=":material/star:")],
+}
+nav = st.navigation(pages)
+sidebar()
+nav.run()

@@ -1,0 +1,208 @@
+"""What every dashboard page shares: the report root and run chosen in the sidebar, cached
+readers of a run's files, and the formatting of figures. Pages only render what runs wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from harness.errors import HarnessError
+from harness.report.run import RunFolder, list_runs
+
+__all__ = [
+    "ROOT_ENV",
+    "Board",
+    "sidebar",
+    "board",
+    "not_in_run",
+    "verdict_banner",
+    "figure",
+    "fmt",
+    "read_json",
+    "read_text",
+    "read_records",
+    "history",
+    "TARGETS",
+]
+
+ROOT_ENV = "HARNESS_REPORTS"
+TARGETS = ("baseline", "canary")
+_STATE = "board"
+_BANNER = {"PROMOTE": st.success, "HOLD": st.warning, "ROLLBACK": st.error}
+_ICON = {"PROMOTE": ":material/check_circle:", "HOLD": ":material/pause_circle:", "ROLLBACK": ":material/block:"}
+
+
+@dataclass(frozen=True)
+class Board:
+    """The report root, its runs (newest first) and the run being shown."""
+
+    root: Path
+    runs: tuple[RunFolder, ...]
+    run: RunFolder | None
+
+    @property
+    def decision(self) -> dict[str, Any]:
+        return (self.run.decision if self.run else None) or {}
+
+
+def _label(run: RunFolder) -> str:
+    return f"{run.name} · {run.verdict or 'unreadable'}"
+
+
+def sidebar() -> Board:
+    """Draw the report root input, the run selector and the run's verdict; remember the choice."""
+    default = os.environ.get(ROOT_ENV) or "reports"
+    text = st.sidebar.text_input("Report folder", value=default, key="report_root",
+                                 help=f"A folder of run folders; defaults to ${ROOT_ENV} or reports/")
+    root = Path(text.strip() or default).expanduser()
+    try:
+        runs = list_runs(root)
+    except HarnessError as exc:
+        st.sidebar.error(str(exc))
+        runs = ()
+    run = None
+    if runs:
+        names = [r.name for r in runs]
+        chosen = st.sidebar.selectbox("Run", names, index=0, key="run",
+                                      format_func=lambda n: _label(runs[names.index(n)]),
+                                      help="Newest first")
+        run = runs[names.index(chosen)] if chosen in names else runs[0]
+        if run.decision:
+            score = run.decision.get("score")
+            st.sidebar.markdown(f"**Verdict: {run.verdict}**" + ("" if score is None else f" (score {score:g})"))
+        else:
+            st.sidebar.error("Decision record unreadable")
+    elif root.is_dir():
+        st.sidebar.info(f"No runs in {root} yet: a run folder holds a decision.json.")
+    state = Board(root, runs, run)
+    st.session_state[_STATE] = state
+    return state
+
+
+def board(need_decision: bool = True) -> Board:
+    """The sidebar's choice for a page; stops the page with a note when there is nothing to show."""
+    state: Board | None = st.session_state.get(_STATE)
+    if state is None or state.run is None:
+        root = state.root if state else os.environ.get(ROOT_ENV, "reports")
+        st.info(f"No run to show: {root} holds no run folder with a decision.json. "
+                "Run `harness gate ... --out reports/<run>` or `harness demo` first.")
+        st.stop()
+    if need_decision and not state.run.decision:
+        st.error(f"{state.run.name}: {state.run.error}")
+        st.stop()
+    return state
+
+
+def not_in_run(what: str) -> None:
+    """The note shown where a run lacks a file or a figure."""
+    st.info(f"{what}: not in this run")
+
+
+def verdict_banner(rec: dict[str, Any], prefix: str = "Verdict") -> None:
+    """The verdict as a coloured banner, with the score."""
+    v = rec.get("verdict", "")
+    score = rec.get("score")
+    text = f"{prefix}: **{v}**" + ("" if score is None else f" (score {score:g})")
+    _BANNER.get(v, st.info)(text, icon=_ICON.get(v))
+
+
+def figure(rec: dict[str, Any], target: str, name: str) -> Any:
+    """One figure of one target from the record's ``figures``, or ``None``."""
+    return ((rec.get("figures") or {}).get(target) or {}).get(name)
+
+
+def fmt(value: Any, unit: str = "") -> str:
+    """A figure for a person: seconds in ms, rates in percent, money with two to four decimals."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if not isinstance(value, (int, float)):
+        return str(value)
+    if unit == "s":
+        return f"{value * 1000:.1f} ms"
+    if unit == "%":
+        return f"{value * 100:.2f}%"
+    if unit == "$":
+        return f"${value:.4f}" if abs(value) < 1 else f"${value:,.2f}"
+    if unit == "rps":
+        return f"{value:.2f}/s"
+    if isinstance(value, int) or float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:.4g}"
+
+
+def _stamp(path: Path) -> tuple[str, int, int]:
+    s = path.stat()
+    return str(path), s.st_mtime_ns, s.st_size
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _read_json(path: str, _mtime: int, _size: int) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def read_json(path: Path) -> tuple[Any, str | None]:
+    """A JSON file of a run: (document, None), or (None, one-line error)."""
+    try:
+        return _read_json(*_stamp(path)), None
+    except (OSError, ValueError) as exc:
+        return None, f"{path}: unreadable JSON ({type(exc).__name__}: {exc})"
+
+
+def read_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _read_records(path: str, _mtime: int, _size: int) -> pd.DataFrame:
+    from harness.records import load_records
+
+    return load_records(path)
+
+
+def read_records(run: RunFolder) -> tuple[pd.DataFrame | None, str | None]:
+    """The run's request records (parquet or JSONL), or (None, why not)."""
+    path = run.artifact("records")
+    if path is None:
+        return None, None
+    try:
+        return _read_records(*_stamp(path)), None
+    except HarnessError as exc:
+        return None, str(exc)
+
+
+def _interval(v: Any) -> tuple[float | None, float | None]:
+    if isinstance(v, dict):
+        return v.get("low"), v.get("high")
+    if isinstance(v, (list, tuple)) and len(v) == 2:
+        return v[0], v[1]
+    return None, None
+
+
+def history(runs: tuple[RunFolder, ...]) -> pd.DataFrame:
+    """One row per run and target with the figures each decision record holds (oldest first)."""
+    rows = []
+    for r in runs:
+        if not r.decision:
+            continue
+        figs = r.decision.get("figures") or {}
+        targets = (r.decision.get("inputs") or {}).get("targets") or {}
+        for target in sorted(figs) or ["–"]:
+            row = {"run": r.name, "created": pd.Timestamp(r.created_unix, unit="s"), "verdict": r.verdict,
+                   "score": r.decision.get("score"), "target": target,
+                   "model_version": (targets.get(target) or {}).get("model_version")}
+            for k, v in (figs.get(target) or {}).items():
+                if k == "cider_d_ci":
+                    row["cider_d_low"], row["cider_d_high"] = _interval(v)
+                elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                    row[k] = v
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    return df.sort_values(["created", "run"]).reset_index(drop=True) if len(df) else df

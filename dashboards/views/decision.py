@@ -1,0 +1,69 @@
+"""Canary decision: the verdict, why, every metric's comparison, the group scores, summary.md."""
+
+import pandas as pd
+import streamlit as st
+
+from board import board, fmt, not_in_run, read_text, verdict_banner
+from charts import bars
+
+b = board()
+rec = b.decision
+st.title("Canary decision")
+st.caption(f"Run `{b.run.name}`")
+verdict_banner(rec)
+
+targets = (rec.get("inputs") or {}).get("targets") or {}
+cols = st.columns(3)
+cols[0].metric("Score", fmt(rec.get("score")))
+for col, name in zip(cols[1:], ("baseline", "canary")):
+    t = targets.get(name) or {}
+    col.metric(f"{name.capitalize()} model", t.get("model_version") or "–", help=t.get("url"))
+
+st.subheader("Why")
+reasons = rec.get("reasons") or []
+st.markdown("\n".join(f"- {r}" for r in reasons) if reasons else "No reasons recorded.")
+
+st.subheader("Metrics")
+metrics = rec.get("metrics") or []
+if metrics:
+    order = ["name", "group", "classification", "critical", "baseline", "canary", "effect", "effect_low",
+             "effect_high", "tolerance", "direction", "unit", "test", "p_value", "n_baseline", "n_canary", "reason"]
+    df = pd.DataFrame(metrics)
+    df = df[[c for c in order if c in df.columns] + [c for c in df.columns if c not in order]]
+    st.dataframe(df, hide_index=True,
+                 column_config={"effect_low": st.column_config.NumberColumn("CI low", format="%.4g"),
+                                "effect_high": st.column_config.NumberColumn("CI high", format="%.4g"),
+                                "p_value": st.column_config.NumberColumn("p", format="%.3g"),
+                                "baseline": st.column_config.NumberColumn(format="%.4g"),
+                                "canary": st.column_config.NumberColumn(format="%.4g"),
+                                "effect": st.column_config.NumberColumn(format="%.4g"),
+                                "tolerance": st.column_config.NumberColumn(format="%.4g")})
+else:
+    not_in_run("metrics")
+
+groups = rec.get("groups") or []
+th = rec.get("thresholds") or {}
+if groups:
+    gdf = pd.DataFrame(groups).dropna(subset=["score"])
+    rules = [(th[k], lab) for k, lab in (("pass", "promote"), ("marginal", "hold")) if th.get(k) is not None]
+    if len(gdf):
+        st.altair_chart(bars(gdf, "name", "score", "Group scores", "score (0-100)", rules, colour=None, fmt=".0f"),
+                        width="stretch")
+    empty = [g["name"] for g in groups if g.get("score") is None]
+    if empty:
+        st.caption("No data for group " + ", ".join(empty))
+else:
+    not_in_run("group scores")
+if th:
+    st.caption(f"Promote at {th.get('pass', '–')}, hold from {th.get('marginal', '–')}; "
+               f"tests at {fmt(th.get('confidence'), '%')} confidence.")
+
+with st.expander("What ran"):
+    st.json(rec.get("inputs") or {})
+
+st.subheader("summary.md")
+summary = b.run.artifact("summary_md")
+if summary is None:
+    not_in_run("summary.md")
+else:
+    st.markdown(read_text(summary))

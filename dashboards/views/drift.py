@@ -1,0 +1,62 @@
+"""Drift: each detector's verdict on canary outputs against baseline outputs, and the drift report."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from board import board, not_in_run, read_json
+
+b = board()
+rec = b.decision
+st.title("Drift")
+st.caption(f"Run `{b.run.name}`: canary outputs against baseline outputs")
+
+summary = rec.get("drift") or {}
+path = b.run.artifact("drift")
+doc, err = read_json(path) if path is not None else (None, None)
+if err:
+    st.error(err)
+if path is None:
+    not_in_run("drift.json")
+
+results = []
+if isinstance(doc, dict) and isinstance(doc.get("results"), list):
+    results = doc["results"]
+    drifted = doc.get("drifted") or [r.get("detector") for r in results if r.get("drift")]
+elif isinstance(summary.get("detectors"), list):
+    results = summary["detectors"]
+    drifted = [r.get("detector", r.get("name")) for r in results if r.get("drift")]
+else:
+    drifted = []
+
+if results:
+    if drifted:
+        st.error(f"Drift found by {len(drifted)} of {len(results)} detectors: {', '.join(map(str, drifted))}")
+    else:
+        st.success(f"No drift found by {len(results)} detectors")
+    df = pd.DataFrame(results).rename(columns={"name": "detector"})
+    cols = [c for c in ("detector", "method", "feature", "statistic_name", "statistic", "p_value", "alpha", "threshold",
+                        "drift", "n_reference_used", "n_current_used", "min_detectable", "note") if c in df.columns]
+    st.dataframe(df[cols], hide_index=True)
+    if "p_value" in df.columns and df["p_value"].notna().any():
+        pv = df.dropna(subset=["p_value"])
+        chart = alt.Chart(pv, title="p-value per detector").mark_circle(size=140).encode(
+            x=alt.X("p_value:Q", scale=alt.Scale(type="log"), title="p-value (log scale)"),
+            y=alt.Y("detector:N", title=None),
+            color=alt.Color("drift:N", scale=alt.Scale(domain=[False, True], range=["#1b7f3b", "#b00020"])),
+            tooltip=["detector:N", "p_value:Q", "drift:N"]).properties(height=max(90, 32 * len(pv)))
+        alpha = doc.get("alpha_per_detector") if isinstance(doc, dict) else None
+        if alpha:
+            chart = alt.layer(chart, alt.Chart(pd.DataFrame({"alpha": [alpha]})).mark_rule(
+                strokeDash=[4, 3], color="#555").encode(x="alpha:Q", tooltip=["alpha:Q"]))
+        st.altair_chart(chart, width="stretch")
+else:
+    not_in_run("drift verdicts")
+
+st.subheader("Drift report")
+html = b.run.artifact("drift_html")
+if html is None:
+    not_in_run("drift.html")
+else:
+    st.caption(f"`{html}`")
+    st.iframe(html, height=900, alt="Drift report of this run")

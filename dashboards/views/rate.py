@@ -1,0 +1,117 @@
+"""Rate captions: a person rates sampled captions of the run 1 to 5; each rating is appended to
+``<run>/ratings.csv``, which the hybrid quality score reads."""
+
+import zlib
+from pathlib import Path
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from board import board, not_in_run, read_records
+from ratings import RATINGS_NAME, RatingRow, append_rating
+
+SAMPLE = 24
+
+b = board()
+run = b.run
+st.title("Rate captions")
+st.caption(f"Run `{run.name}`. Rate how well each caption describes its image: 1 (wrong) to 5 (perfect). "
+           "Which model wrote the caption is not shown, so ratings stay blind.")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _dataset_images(folder: str) -> dict[str, str]:
+    from harness.datasets import load_coco
+
+    return {str(it.image_id): str(it.path) for it in load_coco(folder).items}
+
+
+def candidates() -> list[dict]:
+    """Captions with an image on disk: a seeded sample of the run's answered requests (images from
+    the run's dataset folder), then the worst captions of the decision record."""
+    out, seen = [], set()
+    records, _ = read_records(run)
+    dataset = run.artifact("dataset")
+    if records is not None and len(records) and dataset is not None and dataset.is_dir():
+        try:
+            images = _dataset_images(str(dataset))
+        except Exception as exc:  # a damaged dataset folder: rate what the record names instead
+            st.warning(f"{dataset}: {exc}")
+            images = {}
+        ok = records[(records["outcome"] == "ok") & records["caption"].notna()]
+        ok = ok[ok["image_id"].astype(str).isin(images)].drop_duplicates(["image_id", "target"])
+        if len(ok):
+            rng = np.random.default_rng(zlib.crc32(run.name.encode()))
+            pick = ok.iloc[rng.permutation(len(ok))[:SAMPLE]]
+            for r in pick.itertuples():
+                out.append({"image_id": str(r.image_id), "target": str(r.target), "caption": str(r.caption),
+                            "image": images[str(r.image_id)]})
+                seen.add((str(r.image_id), str(r.target)))
+    for w in b.decision.get("worst_captions") or []:
+        img = run.resolve(w.get("image_path"))
+        key = (str(w.get("image_id")), str(w.get("target")))
+        if img is not None and w.get("caption") and key not in seen:
+            out.append({"image_id": key[0], "target": key[1], "caption": str(w["caption"]), "image": str(img)})
+            seen.add(key)
+    return out
+
+
+items = candidates()
+if not items:
+    not_in_run("captions with images to rate")
+    st.stop()
+
+rater = st.text_input("Your name", key="rater", placeholder="who is rating")
+pos_key = f"rate_pos::{run.path}"
+pos = st.session_state.get(pos_key, 0) % len(items)
+item = items[pos]
+
+nav = st.columns([1, 1, 6])
+if nav[0].button("◀ Previous", key="rate_prev"):
+    st.session_state[pos_key] = (pos - 1) % len(items)
+    st.rerun()
+if nav[1].button("Next ▶", key="rate_next"):
+    st.session_state[pos_key] = (pos + 1) % len(items)
+    st.rerun()
+nav[2].markdown(f"Caption **{pos + 1}** of {len(items)} · image `{item['image_id']}`")
+
+with st.form("rate_form", clear_on_submit=True):
+    st.image(item["image"], width=256)
+    st.markdown(f"> {item['caption']}")
+    stars = st.feedback("stars", key="rate_stars")
+    saved = st.form_submit_button("Save rating")
+
+if saved:
+    if not rater.strip():
+        st.error("Enter your name before saving a rating.")
+    elif stars is None:
+        st.error("Pick 1 to 5 stars before saving.")
+    else:
+        row = RatingRow(item["image_id"], rater.strip(), int(stars) + 1, item["target"], item["caption"])
+        append_rating(run.path, row)
+        st.session_state["rate_note"] = f"Saved {row.rating}/5 for image {row.image_id}."
+        st.session_state[pos_key] = (pos + 1) % len(items)
+        st.rerun()
+note = st.session_state.pop("rate_note", None)
+if note:
+    st.success(note)
+
+st.subheader("Ratings of this run")
+path = Path(run.path) / RATINGS_NAME
+if not path.exists():
+    not_in_run(RATINGS_NAME)
+else:
+    try:
+        ratings = pd.read_csv(path, dtype={"image_id": str, "rater": str})
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        st.error(f"{path}: unreadable ({exc})")
+    else:
+        st.caption(f"{len(ratings)} ratings by {ratings['rater'].nunique()} raters in `{path}`")
+        if len(ratings):
+            st.altair_chart(
+                alt.Chart(ratings, title="Ratings").mark_bar().encode(
+                    x=alt.X("rating:O", title="rating", scale=alt.Scale(domain=[1, 2, 3, 4, 5])),
+                    y=alt.Y("count():Q", title="ratings"), color="target:N", xOffset="target:N"),
+                width="stretch")

@@ -1,0 +1,379 @@
+"""The canary gate: the same images and the same load at baseline and canary at the same time,
+quality, data contracts, SLOs with burn-rate projection and output drift, then one judgement
+written as the decision record."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.canary.judge import MetricSample, judge
+from harness.canary.metric import JudgeConfig, MetricSpec
+from harness.canary.observations import metric_samples, target_observations
+from harness.errors import UsageError
+
+__all__ = ["GateConfig", "run_gate", "TARGETS"]
+
+TARGETS = ("baseline", "canary")
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """What the gate runs. ``dataset``: ``shapes:N[:shift]`` or ``coco:DIR``; ``spec``: an SLO spec
+    (the built-in example when None); load: ``scenario`` for ``duration_s`` with ``users`` or an
+    open-loop ``rate`` per target."""
+
+    baseline: str
+    canary: str
+    out: Path
+    spec: Path | None = None
+    scenario: str = "steady"
+    duration_s: float = 60.0
+    users: int | None = 4
+    rate: float | None = None
+    dataset: str = "shapes:200"
+    dataset_seed: int = 12345
+    seed: int = 0
+    concurrency: int = 4
+    timeout_s: float = 10.0
+    latency_threshold: float | None = None
+    quality_floor: float | None = None
+    traffic_rps: float | None = None
+    api_key: str | None = None
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    faults: dict | None = None
+    run_id: str | None = None
+
+
+def _log_default(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _probe(url: str, timeout: float, api_key: str | None) -> tuple[dict | None, str | None]:
+    """(model info, None) when the target answers; (None, why) when it does not."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        with httpx.Client(timeout=timeout, headers=headers) as c:
+            h = c.get(url.rstrip("/") + "/healthz")
+            if h.status_code >= 500:
+                return None, f"/healthz answered {h.status_code}"
+            info: dict = {}
+            m = c.get(url.rstrip("/") + "/v1/model")
+            if m.status_code == 200:
+                try:
+                    info = m.json()
+                except ValueError:
+                    info = {}
+            for _ in range(int(max(timeout, 1) * 4)):
+                r = c.get(url.rstrip("/") + "/readyz")
+                if r.status_code == 200 or r.status_code == 404:
+                    return info, None
+                time.sleep(0.25)
+            return None, f"/readyz still answered {r.status_code} after {timeout:g}s"
+    except httpx.HTTPError as exc:
+        return None, f"{type(exc).__name__}: {str(exc) or 'no answer'}"
+
+
+def _dataset_folder(cfg: GateConfig, out: Path) -> tuple[Path, str]:
+    from harness.datasets import generate_shapes, parse_shapes_spec, write_coco
+
+    kind, _, rest = cfg.dataset.partition(":")
+    if kind == "coco":
+        return Path(rest), cfg.dataset
+    if kind != "shapes":
+        raise UsageError(f"unknown --dataset {cfg.dataset!r}; use shapes:N[:shift] or coco:DIR")
+    n, shift = parse_shapes_spec(rest)
+    folder = out / "dataset"
+    if not (folder / "captions.json").exists():
+        write_coco(generate_shapes(n, cfg.dataset_seed, shift), folder,
+                   {"name": "shapes", "seed": cfg.dataset_seed, "n": n, "shift": str(shift) if shift else None})
+    return folder, cfg.dataset
+
+
+def _parallel(fns: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+    """Run the callables in threads at the same time; re-raise the first error."""
+    results: dict[str, Any] = {}
+    errors: dict[str, BaseException] = {}
+
+    def call(k: str) -> None:
+        try:
+            results[k] = fns[k]()
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+            errors[k] = exc
+
+    threads = [threading.Thread(target=call, args=(k,), daemon=True) for k in fns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise next(iter(errors.values()))
+    return results
+
+
+def _evaluate(cfg: GateConfig, run_id: str, url: str, name: str, folder: Path, out: Path):
+    from harness.client import AsyncCaptionClient
+    from harness.quality.evaluation import parse_dataset, run_evaluation
+    from harness.records import RecordWriter, compact, load_records
+
+    ds = parse_dataset(f"coco:{folder}")
+    tdir = out / "evaluate" / name
+    with RecordWriter(tdir) as w:
+        summary = run_evaluation(
+            lambda: AsyncCaptionClient(url, cfg.timeout_s, api_key=cfg.api_key, max_connections=cfg.concurrency),
+            ds, w, run_id=run_id, target=name, concurrency=cfg.concurrency)
+    compact(tdir)
+    return load_records(tdir), summary
+
+
+def _score(df, references: dict) -> tuple[dict, dict[str, float]]:
+    from harness.quality import score_captions
+    from harness.quality.evaluation import captions_from_records
+
+    cands = captions_from_records(df, references)
+    if not cands:
+        return {"note": "no captions to score"}, {}
+    rep = score_captions(cands, references, families=("bleu", "rouge", "cider"), n_resamples=500)
+    per = {str(k): float(v) for k, v in zip(rep.image_ids, rep.metric("CIDEr-D").per_image)}
+    return rep.to_dict(per_image=True), per
+
+
+def _load(cfg: GateConfig, run_id: str, url: str, name: str, folder: Path, n_images: int, out: Path, thr: float):
+    from harness.load import LoadRun, run_load
+    from harness.records import load_records
+
+    tdir = out / "load" / name
+    options = {"dataset": str(folder), "pool_size": n_images, "seed": cfg.seed, "target_name": name,
+               "run_id": run_id, "latency_threshold": thr, "request_timeout": cfg.timeout_s,
+               "api_key": cfg.api_key}
+    outcome = run_load(LoadRun(cfg.scenario, tdir, url, cfg.duration_s, cfg.users, cfg.rate, options=options))
+    try:
+        df = load_records(tdir)
+    except Exception:  # noqa: BLE001 - a run that left no records is judged as no data
+        df = None
+    return df, outcome
+
+
+def run_gate(cfg: GateConfig, log: Callable[[str], None] = _log_default) -> dict:
+    """Run the whole gate and write ``decision.json`` and ``summary.md`` into ``cfg.out``;
+    returns the decision record."""
+    import pandas as pd
+
+    from harness.report import build_decision, render_markdown, write_decision
+    from harness.slo import evaluate_records, load_spec
+    from harness.slo.spec import DEFAULT_BLOCKLIST
+
+    out = Path(cfg.out)
+    used = [n for n in ("decision.json", "records.jsonl", "evaluate", "load") if (out / n).exists()]
+    if used:
+        raise UsageError(f"{out} holds an earlier run ({', '.join(used)}): give each gate run an empty --out folder")
+    out.mkdir(parents=True, exist_ok=True)
+    run_id = cfg.run_id or f"gate-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    spec_path = cfg.spec or Path(__file__).resolve().parents[2] / "examples" / "slo.yaml"
+    spec = load_spec(spec_path)
+    lat_slo = next((s for s in spec.slos if s.sli == "latency"), None)
+    q_slo = next((s for s in spec.slos if s.sli == "quality"), None)
+    thr = cfg.latency_threshold or (lat_slo.threshold if lat_slo else 0.5)
+    floor = cfg.quality_floor if cfg.quality_floor is not None else (q_slo.threshold if q_slo else 0.5)
+    traffic = cfg.traffic_rps or spec.traffic_rps or 10.0
+    blocklist = next((s.blocklist for s in spec.slos if s.sli == "safety"), DEFAULT_BLOCKLIST)
+    urls = {"baseline": cfg.baseline, "canary": cfg.canary}
+    folder, dataset_name = _dataset_folder(cfg, out)
+    inputs: dict[str, Any] = {
+        "targets": {k: {"url": u} for k, u in urls.items()},
+        "scenario": cfg.scenario,
+        "load": {"users": cfg.users, "rate": cfg.rate, "duration_s": cfg.duration_s, "seed": cfg.seed},
+        "duration_s": cfg.duration_s,
+        "dataset": dataset_name,
+        "spec": str(spec_path),
+        "faults": cfg.faults or {},
+        "latency_threshold_s": thr,
+        "quality_floor": floor,
+        "traffic_rps": traffic,
+    }
+    reasons: list[str] = []
+    log(f"[gate] run {run_id}: baseline {cfg.baseline}, canary {cfg.canary}")
+    probes = _parallel({k: (lambda u=u: _probe(u, cfg.timeout_s, cfg.api_key)) for k, u in urls.items()})
+    for k, (info, why) in probes.items():
+        if info is None:
+            reasons.append(f"{k} target {urls[k]} is unavailable: {why}")
+        else:
+            inputs["targets"][k].update({"model_version": info.get("version") or info.get("model_version"),
+                                         "model": info.get("name"), "device": info.get("device"),
+                                         "batching": info.get("batching")})
+    artifacts = {"dataset": str(folder), "summary_md": "summary.md"}
+    extra: dict[str, Any] = {"artifacts": artifacts}
+    samples: dict[str, MetricSample] = {}
+    slos: list[dict] = []
+    if not reasons:
+        samples, slos, extra2, more_reasons = _measure(cfg, run_id, urls, folder, out, thr, floor, traffic,
+                                                      blocklist, spec, inputs, log)
+        reasons += more_reasons
+        extra.update(extra2)
+        artifacts.update(extra2.pop("artifacts", {}))
+    cfgj = cfg.judge
+    for s in slos:
+        if s["target"] == "canary":
+            cfgj = cfgj.with_metrics(MetricSpec(f"burn:{s['name']}", "slo", "limit", limit=s["page_factor"],
+                                                description=f"projected burn rate of SLO {s['name']} (lower 95% bound)"))
+    cfgj = cfgj.with_metrics(MetricSpec("output_drift", "quality", "limit", limit=0.5,
+                                        description="canary outputs drifted from baseline outputs (1) or not (0)"))
+    verdict = judge(samples, cfgj, reasons)
+    rec = build_decision(verdict.to_dict(), slos, inputs, run_id, extra)
+    write_decision(out, rec)
+    (out / "summary.md").write_text(render_markdown(rec))
+    log(f"[gate] verdict {rec['verdict']} (score {rec['score']}): {out / 'decision.json'}")
+    return rec
+
+
+def _measure(cfg, run_id, urls, folder, out, thr, floor, traffic, blocklist, spec, inputs, log):
+    import pandas as pd
+
+    from harness.datasets import load_coco
+    from harness.expectations import RecordContract, validate_records
+    from harness.quality import write_quality
+    from harness.records import RecordWriter, compact
+    from harness.slo import evaluate_records
+
+    reasons: list[str] = []
+    ds = load_coco(folder)
+    references = {str(it.image_id): list(it.captions) for it in ds.items}
+    paths = {str(it.image_id): str(it.path) for it in ds.items}
+    log(f"[gate] evaluating {len(ds)} images on both targets")
+    evals = _parallel({k: (lambda k=k, u=u: _evaluate(cfg, run_id, u, k, folder, out)) for k, u in urls.items()})
+    log(f"[gate] scoring captions")
+    quality_docs, per_image = {}, {}
+    for k in urls:
+        quality_docs[k], per_image[k] = _score(evals[k][0], references)
+    write_quality({"targets": quality_docs}, out)
+    log(f"[gate] load: scenario {cfg.scenario} for {cfg.duration_s:g}s on both targets at once")
+    loads = _parallel({k: (lambda k=k, u=u: _load(cfg, run_id, u, k, folder, len(ds), out, thr))
+                       for k, u in urls.items()})
+    frames = []
+    for k in urls:
+        frames += [d for d in (evals[k][0], loads[k][0]) if d is not None and len(d)]
+        if loads[k][0] is None or not len(loads[k][0]):
+            reasons.append(f"{k} load run left no records (exit {loads[k][1].returncode}): {loads[k][1].log_tail(2)}")
+    with RecordWriter(out) as w:
+        for f in frames:
+            w.write_many(f.where(pd.notna(f), None).to_dict("records"))
+    compact(out)
+    contract = RecordContract(coverage_objective=0.0)
+    contracts = {}
+    for k in urls:
+        for phase, df in (("evaluate", evals[k][0]), ("load", loads[k][0])):
+            if df is None or not len(df):
+                continue
+            rep = validate_records(df, contract)
+            contracts[f"{k}/{phase}"] = rep.to_dict()
+            if not rep.success:
+                reasons.append(f"{k} {phase} records failed their data contract: {rep.message()}")
+    obs, figures, slos = {}, {}, []
+    for k in urls:
+        ev, ld = evals[k][0], loads[k][0]
+        obs[k] = target_observations(ev, ld, per_image[k], thr, floor, blocklist)
+        versions = [v for v in pd.concat([d for d in (ev, ld) if d is not None])["model_version"].dropna().unique()]
+        if versions and not inputs["targets"][k].get("model_version"):
+            inputs["targets"][k]["model_version"] = str(versions[0])
+        qmap = pd.DataFrame({"image_id": list(per_image[k]), "CIDEr-D": list(per_image[k].values())})
+        if ld is not None and len(ld):
+            rep = evaluate_records(spec, ld, quality=qmap if len(qmap) else None, traffic_rps=traffic)
+            figures[k] = _figures(rep.figures.to_dict(), quality_docs[k], obs[k], ld, thr)
+            for r in rep.results:
+                slos.append(_slo_row(k, r.to_dict()))
+    samples = metric_samples(obs["baseline"], obs["canary"])
+    by = {(s["target"], s["name"]): s for s in slos}
+    for s in slos:
+        if s["target"] == "canary":
+            b = by.get(("baseline", s["name"]), {})
+            samples[f"burn:{s['name']}"] = MetricSample(b.get("burn_low"), s.get("burn_low"))
+    drift = _drift(evals["baseline"][0], evals["canary"][0], out, cfg.seed, log)
+    if drift is not None:
+        samples["output_drift"] = MetricSample(0.0, 1.0 if drift["drifted"] else 0.0)
+    worst = []
+    for k in urls:
+        rows = sorted(per_image[k].items(), key=lambda kv: kv[1])[:5]
+        cap = evals[k][0]
+        caps = dict(zip(cap["image_id"].astype(str), cap["caption"]))
+        confs = dict(zip(cap["image_id"].astype(str), cap["confidence"]))
+        for image_id, score in rows:
+            worst.append({"target": k, "image_id": image_id, "image_path": paths.get(image_id),
+                          "caption": caps.get(image_id), "references": references.get(image_id, []),
+                          "cider_d": score, "confidence": confs.get(image_id)})
+    extra = {"figures": figures, "worst_captions": worst, "contracts": contracts,
+             "artifacts": {"records": "records.parquet", "quality": "quality.json",
+                           "drift": "drift.json" if drift else None, "drift_html": "drift.html" if drift else None}}
+    if drift is not None:
+        extra["drift"] = drift
+    return samples, slos, extra, reasons
+
+
+def _figures(fig: dict, qdoc: dict, obs: dict, load_df, thr: float) -> dict:
+    import numpy as np
+
+    cider = (qdoc.get("metrics") or {}).get("CIDEr-D") if isinstance(qdoc, dict) else None
+    good = obs.get("goodput")
+    dur = fig.get("duration_s") or 0
+    out = {k: fig.get(k) for k in ("requests", "throughput_rps", "p50_s", "p95_s", "p99_s", "coverage", "cost_per_1000")}
+    out.update({
+        "error_rate": float(np.mean(obs["error_rate"])) if len(obs.get("error_rate", [])) else None,
+        "timeout_rate": float(np.mean(obs["timeout_rate"])) if len(obs.get("timeout_rate", [])) else None,
+        "safety_flag_rate": float(np.mean(obs["safety_flag_rate"])) if len(obs.get("safety_flag_rate", [])) else None,
+        "mean_confidence": float(np.mean(obs["confidence"])) if len(obs.get("confidence", [])) else None,
+        "cider_d": cider.get("corpus") if cider else None,
+        "cider_d_ci": cider.get("ci") if cider else None,
+        "hybrid_score": (qdoc.get("hybrid") or {}).get("score") if isinstance(qdoc, dict) else None,
+        "goodput_rps": float(np.sum(good)) / dur if good is not None and dur > 0 else None,
+        "latency_threshold_s": thr,
+    })
+    return out
+
+
+def _slo_row(target: str, d: dict) -> dict:
+    proj = d.get("projection") or []
+    pages = [p for p in proj if p.get("severity") == "page"]
+    tickets = [p for p in proj if p.get("severity") == "ticket"]
+    fastest = max(pages, key=lambda p: p.get("factor") or 0, default={})
+    lowest = min(pages, key=lambda p: p.get("factor") or 0, default={})
+    sli = d.get("sli") or {}
+    budget = d.get("budget") or {}
+    return {
+        "target": target, "name": d.get("name"), "kind": d.get("sli") if isinstance(d.get("sli"), str) else sli.get("kind"),
+        "objective": d.get("objective"), "sli": sli.get("ratio"), "good": sli.get("good"), "total": sli.get("total"),
+        "budget_remaining": budget.get("remaining"),
+        "projected_burn_rate": fastest.get("burn_rate"),
+        "burn_low": None if lowest.get("burn_low") is None else round(lowest["burn_low"], 9),
+        "page_factor": lowest.get("factor") or 6.0,
+        "would_page": any(p.get("decision") == "fires" for p in pages),
+        "would_ticket": any(p.get("decision") == "fires" for p in tickets),
+        "alerts": [{k: p.get(k) for k in ("severity", "factor", "long", "short", "burn_rate", "burn_low",
+                                           "burn_high", "budget_consumed", "decision")} for p in proj],
+    }
+
+
+def _drift(base_df, can_df, out: Path, seed: int, log) -> dict | None:
+    from harness.drift.features import features_from_records
+    from harness.drift.report import write_report
+    from harness.drift.suite import DriftSuite
+    from harness.errors import HarnessError
+
+    try:
+        ref = features_from_records(base_df, "baseline")
+        cur = features_from_records(can_df, "canary")
+        suite = DriftSuite(0.05, seed=seed, sentence_embeddings=False).fit(ref)
+        rep = suite.predict(cur).to_dict()
+    except HarnessError as exc:
+        log(f"[gate] drift skipped: {exc}")
+        return None
+    write_report(rep, out)
+    return {"drifted": rep["drift"], "detectors": [
+        {"name": r.get("detector"), "method": r.get("method"), "statistic": r.get("statistic"),
+         "p_value": r.get("p_value"), "threshold": r.get("threshold"), "drift": r.get("drift")}
+        for r in rep["results"]]}

@@ -1,0 +1,70 @@
+"""``harness gate``: baseline and canary side by side, judged; exit 0 PROMOTE, 1 ROLLBACK, 2 HOLD."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from harness.errors import UsageError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("gate", help="judge a canary against its baseline (exit 0 promote, 1 rollback, 2 hold)")
+    p.add_argument("--baseline", required=True, metavar="URL", help="the stable service")
+    p.add_argument("--canary", required=True, metavar="URL", help="the candidate service")
+    p.add_argument("--spec", type=Path, default=None, help="SLO spec YAML (default: examples/slo.yaml)")
+    p.add_argument("--scenario", default="steady", help="load scenario for both targets (default: steady)")
+    p.add_argument("--duration", default="60s", help="load duration: 90s, 2m (default: 60s)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--users", type=int, default=None, help="concurrent users per target (default: 4)")
+    g.add_argument("--rate", type=float, default=None, help="open-loop requests per second per target")
+    p.add_argument("--dataset", default="shapes:200", help="shapes:N[:shift] or coco:DIR (default: shapes:200)")
+    p.add_argument("--dataset-seed", type=int, default=12345)
+    p.add_argument("--seed", type=int, default=0, help="seed of the load's arrivals and choices")
+    p.add_argument("--concurrency", type=int, default=4, help="evaluation requests in flight per target")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for one answer")
+    p.add_argument("--latency-threshold", type=float, default=None, help="seconds (default: the spec's latency SLO)")
+    p.add_argument("--quality-floor", type=float, default=None, help="per-image CIDEr-D floor (default: the spec's)")
+    p.add_argument("--traffic-rps", type=float, default=None, help="production traffic for the burn projection")
+    p.add_argument("--pass-threshold", type=float, default=90.0)
+    p.add_argument("--marginal-threshold", type=float, default=75.0)
+    p.add_argument("--api-key", default=None)
+    p.add_argument("--out", type=Path, required=True, help="report folder (decision.json, summary.md, ...)")
+    p.add_argument("--json", action="store_true", help="print the decision record instead of the summary")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from harness.canary import JudgeConfig
+    from harness.canary.gate import GateConfig, run_gate
+    from harness.load.settings import parse_duration
+
+    for name in ("baseline", "canary"):
+        if not getattr(args, name).startswith(("http://", "https://")):
+            raise UsageError(f"--{name} must be an http(s) URL (got {getattr(args, name)!r})")
+    try:
+        duration = parse_duration(args.duration)
+    except ValueError as exc:
+        raise UsageError(f"--duration: {exc}") from None
+    if duration <= 0:
+        raise UsageError("--duration must be positive")
+    if not 0 <= args.marginal_threshold <= args.pass_threshold <= 100:
+        raise UsageError("thresholds must satisfy 0 <= marginal <= pass <= 100")
+    judge_cfg = replace(JudgeConfig(), pass_threshold=args.pass_threshold, marginal_threshold=args.marginal_threshold,
+                        seed=args.seed)
+    cfg = GateConfig(
+        baseline=args.baseline, canary=args.canary, out=args.out, spec=args.spec, scenario=args.scenario,
+        duration_s=duration, users=args.users if args.users or args.rate else 4, rate=args.rate,
+        dataset=args.dataset, dataset_seed=args.dataset_seed, seed=args.seed, concurrency=args.concurrency,
+        timeout_s=args.timeout, latency_threshold=args.latency_threshold, quality_floor=args.quality_floor,
+        traffic_rps=args.traffic_rps, api_key=args.api_key, judge=judge_cfg,
+    )
+    rec = run_gate(cfg, log=lambda m: None if args.json else print(m, flush=True))
+    if args.json:
+        print(json.dumps(rec, indent=1))
+    else:
+        print((args.out / "summary.md").read_text())
+    return {"PROMOTE": 0, "ROLLBACK": 1, "HOLD": 2}[rec["verdict"]]

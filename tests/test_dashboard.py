@@ -1,0 +1,263 @@
+"""The Streamlit dashboard, page by page, with Streamlit's AppTest on report folders written by
+the harness's own writers (tests/dashboard_fixture.py)."""
+
+import calendar
+import csv
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from dashboard_fixture import N_IMAGES, build_reports  # noqa: E402
+from harness.errors import InputMissingError  # noqa: E402
+from harness.quality.hybrid import Rating, load_ratings  # noqa: E402
+from harness.records import load_records  # noqa: E402
+from harness.report.run import list_runs, load_run  # noqa: E402
+
+DASH = Path(__file__).resolve().parents[1] / "dashboards"
+APP = DASH / "app.py"
+sys.path.insert(0, str(DASH))
+from ratings import RATING_COLUMNS, RatingRow, append_rating  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    return build_reports(tmp_path_factory.mktemp("reports"))
+
+
+def _app(root: Path, monkeypatch, page: str | None = None) -> AppTest:
+    monkeypatch.setenv("HARNESS_REPORTS", str(root))
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    if page:
+        at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _go(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def _charts(at: AppTest) -> list:
+    return list(at.get("vega_lite_chart"))
+
+
+def _chart_rows(chart):
+    return pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_all().to_pandas()
+
+
+def _metrics(at: AppTest) -> list[tuple[str, str]]:
+    return [(m.label, m.value) for m in at.metric]
+
+
+# -- the run folders ---------------------------------------------------------------------------
+def test_runs_newest_first_with_artifacts(reports):
+    runs = list_runs(reports.root)
+    assert [r.name for r in runs] == ["run-b", "run-a"]  # "scratch" holds no decision.json
+    assert [r.verdict for r in runs] == ["ROLLBACK", "PROMOTE"]
+    new, old = runs
+    assert new.artifact("records") == reports.new / "records.parquet"
+    assert new.artifact("drift_html") == reports.new / "drift.html"
+    assert new.artifact("dataset") == reports.new / "dataset"
+    assert new.resolve("dataset/images/000003.png") == reports.new / "dataset/images/000003.png"
+    assert new.resolve("dataset/images/gone.png") is None
+    assert old.artifact("records") is None and old.artifact("summary_md") == reports.old / "summary.md"
+    with pytest.raises(InputMissingError, match="report folder not found"):
+        list_runs(reports.root / "nowhere")
+    with pytest.raises(InputMissingError, match="no decision.json"):
+        load_run(reports.root / "scratch")
+
+
+# -- pages -------------------------------------------------------------------------------------
+def test_decision_page_renders_the_record(reports, monkeypatch):
+    at = _app(reports.root, monkeypatch)
+    rec = reports.new_decision
+    assert at.selectbox(key="run").value == "run-b"  # the newest run by default
+    assert _texts(at.sidebar.markdown) == [f"**Verdict: ROLLBACK** (score {rec['score']:g})"]
+    assert _texts(at.error) == [f"Verdict: **ROLLBACK** (score {rec['score']:g})"]
+    assert ("Score", f"{rec['score']:.4g}") in _metrics(at)
+    assert ("Canary model", "tiny-slow") in _metrics(at)
+    assert "\n".join(f"- {r}" for r in rec["reasons"]) in _texts(at.markdown)
+    table = at.dataframe[0].value
+    assert list(table["name"]) == [m["name"] for m in rec["metrics"]]
+    assert list(table["classification"]) == [m["classification"] for m in rec["metrics"]]
+    assert list(table.columns[:4]) == ["name", "group", "classification", "critical"]
+    groups = _chart_rows(_charts(at)[0])
+    scored = [g for g in rec["groups"] if g["score"] is not None]
+    assert list(groups["name"]) == [g["name"] for g in scored]
+    assert list(groups["score"]) == [g["score"] for g in scored]
+    assert (reports.new / "summary.md").read_text().strip() in _texts(at.markdown)
+
+
+def test_executive_page(reports, monkeypatch):
+    at = _app(reports.root, monkeypatch, "executive")
+    figs = reports.new_decision["figures"]
+    tiles = _metrics(at)
+    assert tiles[:4] == [("Requests", f"{figs['baseline']['requests']}"),
+                         ("Throughput", f"{figs['baseline']['throughput_rps']:.2f}/s"),
+                         ("Cost per 1,000 captions", f"${figs['baseline']['cost_per_1000']:.4f}"),
+                         ("Safety flag rate", "0.00%")]
+    assert ("Cost per 1,000 captions", f"${figs['canary']['cost_per_1000']:.4f}") in tiles
+    charts = _charts(at)
+    assert len(charts) == 7  # quality, hybrid, requests, throughput, cost, safety, verdicts
+    quality = _chart_rows(charts[0]).sort_values(["created", "target"])
+    old_q = reports.old_decision["figures"]["baseline"]["cider_d"]
+    assert list(quality["cider_d"]) == [old_q, old_q, figs["baseline"]["cider_d"], figs["canary"]["cider_d"]]
+    assert list(quality["cider_d_high"])[2] == figs["baseline"]["cider_d_ci"]["high"]
+    history = at.dataframe[0].value
+    assert list(history["run"]) == ["run-b", "run-a"] and list(history["verdict"]) == ["ROLLBACK", "PROMOTE"]
+
+
+def test_oncall_page(reports, monkeypatch):
+    at = _app(reports.root, monkeypatch, "oncall")
+    figs = reports.new_decision["figures"]
+    tiles = _metrics(at)
+    assert tiles[:2] == [("P95 latency", f"{figs['baseline']['p95_s'] * 1000:.1f} ms"),
+                         ("P99 latency", f"{figs['baseline']['p99_s'] * 1000:.1f} ms")]
+    assert ("Error rate", "2.50%") in tiles and ("Queue depth", "7") in tiles
+    assert "Queue depth: not in this run" in _texts(at.caption)  # the baseline reports none
+    assert _texts(at.error) == ["Last verdict (run run-b): **ROLLBACK** (score 64.71)",
+                                "Would page — canary · latency-p95: burn 16x, budget left -1500.00%"]
+    burn = _chart_rows(_charts(at)[0])
+    assert sorted(zip(burn["target"], burn["name"], burn["projected_burn_rate"])) == sorted(
+        (s["target"], s["name"], s["projected_burn_rate"]) for s in reports.new_decision["slos"])
+    timeline = _chart_rows(_charts(at)[2])
+    assert len(timeline) == 2 * N_IMAGES * 10
+
+
+def test_debug_page(reports, monkeypatch):
+    at = _app(reports.root, monkeypatch, "debug")
+    records = load_records(reports.new)
+    ok = records[records["outcome"] == "ok"]
+    latency, confidence, outcomes, cider = _charts(at)
+    rows = _chart_rows(latency)
+    assert len(rows) == len(ok) and sorted(rows["latency_s"]) == sorted(ok["latency_s"])
+    assert len(_chart_rows(confidence)) == len(ok)
+    assert len(_chart_rows(outcomes)) == len(records)
+    quality = json.loads((reports.new / "quality.json").read_text())
+    assert sorted(_chart_rows(cider)["cider_d"]) == sorted(
+        r["CIDEr-D"] for t in ("baseline", "canary") for r in quality[t]["per_image"])
+    assert len(at.image) == 2  # the third worst caption's image is gone
+    assert _texts(at.info) == ["image: not in this run"]
+    shown = "\n".join(_texts(at.markdown))
+    for w in reports.new_decision["worst_captions"]:
+        assert f"> {w['caption']}" in shown
+
+
+def test_drift_page(reports, monkeypatch):
+    at = _app(reports.root, monkeypatch, "drift")
+    assert _texts(at.error) == ["Drift found by 1 of 2 detectors: confidence_ks"]
+    table = at.dataframe[0].value
+    assert list(table["detector"]) == ["confidence_ks", "caption_length_psi"]
+    assert list(table["drift"]) == [True, False]
+    (frame,) = at.get("iframe")
+    assert frame.proto.srcdoc == (reports.new / "drift.html").read_text()
+
+
+def test_older_run_shows_what_it_lacks(reports, monkeypatch):
+    at = _app(reports.root, monkeypatch)
+    at.selectbox(key="run").select("run-a").run()
+    assert _texts(at.success) == ["Verdict: **PROMOTE** (score 100)"]
+    assert "## Canary decision: ✅ PROMOTE (score 100)" in "\n".join(_texts(at.markdown))
+    _go(at, "debug")
+    assert _texts(at.info) == ["request records (records.parquet): not in this run", "quality.json: not in this run",
+                               "worst captions: not in this run"]
+    _go(at, "drift")
+    assert _texts(at.info) == ["drift.json: not in this run", "drift verdicts: not in this run",
+                               "drift.html: not in this run"]
+    _go(at, "oncall")
+    assert _texts(at.error) == ["Last verdict (run run-b): **ROLLBACK** (score 64.71)"]
+    assert "Showing run `run-a`; its verdict is PROMOTE." in _texts(at.caption)
+    assert "request records: not in this run" in _texts(at.info)
+    _go(at, "rate")
+    assert _texts(at.info) == ["captions with images to rate: not in this run"]
+
+
+def test_empty_missing_and_broken_report_folders(tmp_path, monkeypatch):
+    at = _app(tmp_path, monkeypatch)
+    assert _texts(at.sidebar.info) == [f"No runs in {tmp_path} yet: a run folder holds a decision.json."]
+    assert _texts(at.info)[0].startswith(f"No run to show: {tmp_path} holds no run folder")
+    at = _app(tmp_path / "absent", monkeypatch, "executive")
+    assert _texts(at.sidebar.error) == [f"{tmp_path / 'absent'}: report folder not found"]
+    bad = tmp_path / "bad-run"
+    bad.mkdir()
+    (bad / "decision.json").write_text("{")
+    at = _app(tmp_path, monkeypatch)
+    assert _texts(at.sidebar.error) == ["Decision record unreadable"]
+    assert _texts(at.main.error) == [f"bad-run: {bad / 'decision.json'}: malformed JSON at line 1: "
+                                     "Expecting property name enclosed in double quotes"]
+
+
+# -- rating ------------------------------------------------------------------------------------
+def _shown_item(at: AppTest) -> tuple[str, str]:
+    texts = _texts(at.markdown)
+    (head,) = [t for t in texts if t.startswith("Caption **")]
+    image_id = re.search(r"image `([^`]+)`", head).group(1)
+    (quote,) = [t for t in texts if t.startswith("> ")]
+    return image_id, quote[2:]
+
+
+def test_rating_lands_in_ratings_csv(tmp_path, monkeypatch):
+    reports = build_reports(tmp_path / "reports")
+    at = _app(reports.root, monkeypatch, "rate")
+    path = reports.new / "ratings.csv"
+    assert "ratings.csv: not in this run" in _texts(at.info)
+    first = _shown_item(at)
+    at.feedback(key="rate_stars").set_value(3)
+    at.form_submit_button[0].click().run()
+    assert _texts(at.error) == ["Enter your name before saving a rating."] and not path.exists()
+
+    t0 = time.time()
+    at.text_input(key="rater").input("ana").run()
+    assert _shown_item(at) == first
+    at.feedback(key="rate_stars").set_value(3)  # the fourth star: 4 of 5
+    at.form_submit_button[0].click().run()
+    assert not at.exception
+    assert _texts(at.success) == [f"Saved 4/5 for image {first[0]}."]
+    second = _shown_item(at)
+    assert second != first
+    at.feedback(key="rate_stars").set_value(0)
+    at.form_submit_button[0].click().run()
+    t1 = time.time()
+
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == list(RATING_COLUMNS) and len(rows) == 3
+    records = load_records(reports.new)
+    for row, (image_id, caption), stars in zip(rows[1:], (first, second), ("4", "1")):
+        assert row[:3] == [image_id, "ana", stars] and row[4] == caption
+        match = records[(records["image_id"] == image_id) & (records["caption"] == caption)]
+        assert set(match["target"]) == {row[3]}
+        stamp = calendar.timegm(time.strptime(row[5], "%Y-%m-%dT%H:%M:%SZ"))
+        assert int(t0) - 1 <= stamp <= t1 + 1
+    assert load_ratings(path) == (Rating(first[0], "ana", 4.0), Rating(second[0], "ana", 1.0))
+    assert _texts(at.caption)[-1] == f"2 ratings by 1 raters in `{path}`"
+
+
+def test_append_rating_quotes_and_validates(tmp_path):
+    row = RatingRow("7", " bo ", 5, "canary", 'a "red", round circle')
+    append_rating(tmp_path, row, clock=lambda: 0.0)
+    append_rating(tmp_path, RatingRow("8", "cy", 2, "baseline", "a square"), clock=lambda: 86400.5)
+    assert (tmp_path / "ratings.csv").read_text() == (
+        "image_id,rater,rating,target,caption,time\n"
+        '7,bo,5,canary,"a ""red"", round circle",1970-01-01T00:00:00Z\n'
+        "8,cy,2,baseline,a square,1970-01-02T00:00:00Z\n")
+    with pytest.raises(ValueError, match="outside 1 to 5"):
+        append_rating(tmp_path, RatingRow("7", "bo", 6, "canary", "x"))
+    with pytest.raises(ValueError, match="rater's name"):
+        append_rating(tmp_path, RatingRow("7", "  ", 3, "canary", "x"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ratings.csv"]

@@ -1,0 +1,124 @@
+"""The gate end to end: real reference servers on loopback, real Locust load, real scoring."""
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from harness.canary.gate import GateConfig, run_gate
+from harness.errors import UsageError
+
+pytest.importorskip("torch")
+
+QUICK = dict(duration_s=4.0, users=2, dataset="shapes:40", concurrency=2)
+
+
+@pytest.fixture(scope="module")
+def servers():
+    from contextlib import ExitStack
+
+    from reference_model.server.launch import start_server
+
+    with ExitStack() as st:
+        yield {
+            "stable": st.enter_context(start_server("tiny", extra_args=["--threads", "1"])),
+            "twin": st.enter_context(start_server("tiny", extra_args=["--threads", "1"])),
+            "undertrained": st.enter_context(start_server("tiny-undertrained", extra_args=["--threads", "1"])),
+        }
+
+
+def _metric(rec, name):
+    return next(m for m in rec["metrics"] if m["name"] == name)
+
+
+def test_identical_canary_is_promoted(servers, tmp_path):
+    rec = run_gate(GateConfig(servers["stable"].url, servers["twin"].url, tmp_path, **QUICK), log=lambda m: None)
+    assert rec["verdict"] == "PROMOTE" and rec["score"] == 100.0
+    assert _metric(rec, "quality")["effect"] == 0.0
+    assert rec["inputs"]["targets"]["canary"]["model_version"] == rec["inputs"]["targets"]["baseline"]["model_version"]
+    for name in ("decision.json", "summary.md", "records.parquet", "quality.json", "drift.json", "drift.html"):
+        assert (tmp_path / name).exists(), name
+    assert set(rec["figures"]) == {"baseline", "canary"}
+    assert {s["target"] for s in rec["slos"]} == {"baseline", "canary"}
+    assert rec["drift"]["drifted"] is False
+    assert (tmp_path / "summary.md").read_text().startswith("## Canary decision: ✅ PROMOTE")
+    with pytest.raises(UsageError, match="holds an earlier run"):
+        run_gate(GateConfig(servers["stable"].url, servers["twin"].url, tmp_path, **QUICK), log=lambda m: None)
+
+
+def test_undertrained_canary_is_rolled_back_for_quality(servers, tmp_path):
+    rec = run_gate(GateConfig(servers["stable"].url, servers["undertrained"].url, tmp_path, **QUICK), log=lambda m: None)
+    assert rec["verdict"] == "ROLLBACK"
+    q = _metric(rec, "quality")
+    assert q["classification"] == "Low" and q["critical"]
+    assert rec["reasons"][0].startswith("critical metric quality failed")
+
+
+def test_latency_injected_canary_is_rolled_back(servers, server_factory, tmp_path):
+    slow = server_factory("tiny", extra_args=["--threads", "1", "--enable-faults", "--admin-token", "t",
+                                              "--faults", '{"latency_ms": 60}'])
+    rec = run_gate(GateConfig(servers["stable"].url, slow.url, tmp_path, **QUICK, faults={"latency_ms": 60}),
+                   log=lambda m: None)
+    assert rec["verdict"] == "ROLLBACK"
+    lat = _metric(rec, "latency")
+    assert lat["classification"] == "High" and lat["effect"] > 0.05
+    assert rec["inputs"]["faults"] == {"latency_ms": 60}
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_canary_down_holds_with_the_reason_through_the_cli(servers, tmp_path):
+    url = f"http://127.0.0.1:{_closed_port()}"
+    out = subprocess.run([sys.executable, "-m", "harness", "gate", "--baseline", servers["stable"].url,
+                          "--canary", url, "--out", str(tmp_path), "--duration", "3s", "--dataset", "shapes:10"],
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 2, out.stderr
+    rec = json.loads((tmp_path / "decision.json").read_text())
+    assert rec["verdict"] == "HOLD"
+    assert rec["reasons"][0].startswith(f"canary target {url} is unavailable: ConnectError")
+    assert "Traceback" not in out.stderr
+
+
+class _EmptyCaptions(BaseHTTPRequestHandler):
+    """A service that answers 200 with an empty caption: its records break the data contract."""
+
+    def _send(self, status, doc):
+        body = json.dumps(doc).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):  # noqa: N802
+        self._send(200, {"status": "ok"} if self.path != "/v1/model" else {"name": "empty", "version": "empty-1"})
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._send(200, {"request_id": self.headers.get("X-Request-Id"), "caption": "", "confidence": 0.5,
+                         "model_version": "empty-1", "server_latency_ms": 1.0,
+                         "safety": {"flagged": False, "reasons": []}})
+
+    def log_message(self, *a):
+        pass
+
+
+def test_data_failing_its_contract_holds(servers, tmp_path):
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _EmptyCaptions)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        rec = run_gate(GateConfig(servers["stable"].url, url, tmp_path, **QUICK), log=lambda m: None)
+    finally:
+        httpd.shutdown()
+    assert rec["verdict"] == "HOLD"
+    assert any("canary evaluate records failed their data contract" in r for r in rec["reasons"])
+    assert rec["contracts"]["baseline/evaluate"]["success"] is True
