@@ -1,5 +1,6 @@
 """The canary judge: compare baseline and candidate, classify each metric, score, decide."""
 
+from harness.canary.config import load_judge_config, parse_judge_config
 from harness.canary.judge import MetricSample, classify, judge
 from harness.canary.metric import DEFAULT_GROUP_WEIGHTS, DEFAULT_METRICS, JudgeConfig, MetricSpec
 from harness.canary.verdict import HOLD, PROMOTE, ROLLBACK, GroupResult, MetricResult, Verdict
@@ -11,6 +12,8 @@ __all__ = [
     "DEFAULT_METRICS",
     "DEFAULT_GROUP_WEIGHTS",
     "judge",
+    "load_judge_config",
+    "parse_judge_config",
     "classify",
     "Verdict",
     "MetricResult",

@@ -27,8 +27,10 @@ def register(sub) -> None:
     p.add_argument("--latency-threshold", type=float, default=None, help="seconds (default: the spec's latency SLO)")
     p.add_argument("--quality-floor", type=float, default=None, help="per-image CIDEr-D floor (default: the spec's)")
     p.add_argument("--traffic-rps", type=float, default=None, help="production traffic for the burn projection")
-    p.add_argument("--pass-threshold", type=float, default=90.0)
-    p.add_argument("--marginal-threshold", type=float, default=75.0)
+    p.add_argument("--judge-config", type=Path, default=None,
+                   help="judge settings YAML: thresholds, group weights, tolerances (see examples/judge.yaml)")
+    p.add_argument("--pass-threshold", type=float, default=None, help="promote at this score or above (default: 90)")
+    p.add_argument("--marginal-threshold", type=float, default=None, help="hold from this score (default: 75)")
     p.add_argument("--api-key", default=None)
     p.add_argument("--out", type=Path, required=True, help="report folder (decision.json, summary.md, ...)")
     p.add_argument("--json", action="store_true", help="print the decision record instead of the summary")
@@ -39,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from harness.canary import JudgeConfig
+    from harness.canary.config import load_judge_config
     from harness.canary.gate import GateConfig, run_gate
     from harness.load.settings import parse_duration
 
@@ -51,10 +54,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--duration: {exc}") from None
     if duration <= 0:
         raise UsageError("--duration must be positive")
-    if not 0 <= args.marginal_threshold <= args.pass_threshold <= 100:
+    judge_cfg = load_judge_config(args.judge_config) if args.judge_config else JudgeConfig()
+    judge_cfg = replace(
+        judge_cfg,
+        pass_threshold=judge_cfg.pass_threshold if args.pass_threshold is None else args.pass_threshold,
+        marginal_threshold=judge_cfg.marginal_threshold if args.marginal_threshold is None else args.marginal_threshold,
+        seed=args.seed,
+    )
+    if not 0 <= judge_cfg.marginal_threshold <= judge_cfg.pass_threshold <= 100:
         raise UsageError("thresholds must satisfy 0 <= marginal <= pass <= 100")
-    judge_cfg = replace(JudgeConfig(), pass_threshold=args.pass_threshold, marginal_threshold=args.marginal_threshold,
-                        seed=args.seed)
     cfg = GateConfig(
         baseline=args.baseline, canary=args.canary, out=args.out, spec=args.spec, scenario=args.scenario,
         duration_s=duration, users=args.users if args.users or args.rate else 4, rate=args.rate,

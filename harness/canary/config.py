@@ -1,0 +1,113 @@
+"""The judge's configuration from YAML: thresholds, group weights, and per-metric overrides
+(tolerance, direction, critical, required data). Anything not given keeps Kayenta's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from harness.canary.metric import JudgeConfig, MetricSpec
+from harness.errors import DataError, InputMissingError
+
+__all__ = ["load_judge_config", "parse_judge_config"]
+
+_TOP = ("pass_threshold", "marginal_threshold", "confidence", "min_samples", "seed", "groups", "metrics")
+_METRIC = ("group", "direction", "critical", "must_have_data", "tolerance", "tolerance_abs", "unit", "description")
+_DIRECTIONS = ("increase", "decrease", "either")
+
+
+def _num(v: Any, path: str, low: float | None = None, high: float | None = None) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise DataError(f"{path}: must be a number (got {v!r})")
+    if (low is not None and v < low) or (high is not None and v > high):
+        raise DataError(f"{path}: must be between {low:g} and {high:g} (got {v!r})")
+    return float(v)
+
+
+def _bool(v: Any, path: str) -> bool:
+    if not isinstance(v, bool):
+        raise DataError(f"{path}: must be true or false (got {v!r})")
+    return v
+
+
+def _metric(spec: MetricSpec, doc: Any, path: str, groups: set[str]) -> MetricSpec:
+    if not isinstance(doc, dict):
+        raise DataError(f"{path}: must be a mapping of {', '.join(_METRIC)}")
+    changes: dict[str, Any] = {}
+    for k, v in doc.items():
+        p = f"{path}.{k}"
+        if k not in _METRIC:
+            raise DataError(f"{p}: unknown field (known: {', '.join(_METRIC)})")
+        if k == "group":
+            if v not in groups:
+                raise DataError(f"{p}: unknown group {v!r} (groups: {', '.join(sorted(groups))})")
+            changes[k] = v
+        elif k == "direction":
+            if v not in _DIRECTIONS:
+                raise DataError(f"{p}: must be one of {', '.join(_DIRECTIONS)} (got {v!r})")
+            changes[k] = v
+        elif k in ("critical", "must_have_data"):
+            changes[k] = _bool(v, p)
+        elif k in ("tolerance", "tolerance_abs"):
+            changes[k] = _num(v, p, 0.0, float("inf"))
+        else:
+            changes[k] = str(v)
+    return replace(spec, **changes)
+
+
+def parse_judge_config(doc: Any, source: str = "<judge config>", base: JudgeConfig = JudgeConfig()) -> JudgeConfig:
+    """A ``JudgeConfig`` from a parsed YAML mapping; errors name the file and the bad field."""
+    try:
+        if doc is None:
+            return base
+        if not isinstance(doc, dict):
+            raise DataError("the judge config must be a mapping")
+        for k in doc:
+            if k not in _TOP:
+                raise DataError(f"{k}: unknown field (known: {', '.join(_TOP)})")
+        cfg = base
+        weights = dict(base.group_weights)
+        if "groups" in doc:
+            if not isinstance(doc["groups"], dict) or not doc["groups"]:
+                raise DataError("groups: must map group names to weights")
+            weights = {str(g): _num(w, f"groups.{g}", 0.0, float("inf")) for g, w in doc["groups"].items()}
+        metrics = list(base.metrics)
+        by_name = {m.name: i for i, m in enumerate(metrics)}
+        for name, mdoc in (doc.get("metrics") or {}).items():
+            if name not in by_name:
+                raise DataError(f"metrics.{name}: unknown metric (known: {', '.join(by_name)})")
+            metrics[by_name[name]] = _metric(metrics[by_name[name]], mdoc, f"metrics.{name}", set(weights))
+        unused = sorted({m.group for m in metrics} - set(weights) - {"slo"})
+        if unused:
+            raise DataError(f"groups: no weight for {', '.join(unused)}")
+        cfg = replace(cfg, metrics=tuple(metrics), group_weights=weights)
+        for k in ("pass_threshold", "marginal_threshold"):
+            if k in doc:
+                cfg = replace(cfg, **{k: _num(doc[k], k, 0.0, 100.0)})
+        if cfg.marginal_threshold > cfg.pass_threshold:
+            raise DataError("marginal_threshold: must not exceed pass_threshold")
+        if "confidence" in doc:
+            cfg = replace(cfg, confidence=_num(doc["confidence"], "confidence", 0.5, 0.9999))
+        if "min_samples" in doc:
+            cfg = replace(cfg, min_samples=int(_num(doc["min_samples"], "min_samples", 1, 1e9)))
+        if "seed" in doc:
+            cfg = replace(cfg, seed=int(_num(doc["seed"], "seed", 0, 2**32)))
+        return cfg
+    except DataError as exc:
+        raise DataError(f"{source}: {exc}") from None
+
+
+def load_judge_config(path: str | Path, base: JudgeConfig = JudgeConfig()) -> JudgeConfig:
+    import yaml
+
+    p = Path(path)
+    if not p.exists():
+        raise InputMissingError(f"{p}: judge config not found")
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise DataError(f"{p}: malformed YAML{where}") from None
+    return parse_judge_config(doc, str(p), base)
