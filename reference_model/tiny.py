@@ -73,12 +73,18 @@ class TinyCaptioner(Captioner):
             return []
         pixels = to_tensor(images).to(self.device)
         ids, probs, pooled = self.net.generate(pixels, self.vocab.bos_id, self.vocab.eos_id)
-        ids, probs, pooled = ids.cpu(), probs.cpu(), pooled.float().cpu()
+        ids, probs = ids.cpu(), probs.cpu()
+        # Tokens up to and including the first end-of-sequence (all of them when there is none).
+        is_eos = ids == self.vocab.eos_id
+        has_eos = is_eos.any(dim=1)
+        steps = ids.shape[1]
+        length = torch.where(has_eos, is_eos.int().argmax(dim=1) + 1, torch.full_like(has_eos, steps, dtype=torch.long))
+        mask = torch.arange(steps)[None, :] < length[:, None]
+        logp = torch.log(probs.clamp_min(1e-12)) * mask
+        conf = torch.exp(logp.sum(dim=1) / length).tolist()
+        tokens = (length - has_eos.long()).tolist()
+        embs = pooled.float().cpu().tolist()
         out = []
-        for row, prow, emb in zip(ids.tolist(), probs, pooled):
-            has_eos = self.vocab.eos_id in row
-            n = row.index(self.vocab.eos_id) + 1 if has_eos else len(row)
-            conf = float(torch.exp(torch.log(prow[:n].clamp_min(1e-12)).mean()))
-            tokens = n - 1 if has_eos else n
-            out.append(Caption(self.vocab.decode(row), conf, tokens, [round(float(v), 5) for v in emb]))
+        for row, c, n, emb in zip(ids.tolist(), conf, tokens, embs):
+            out.append(Caption(self.vocab.decode(row), float(c), int(n), [round(v, 5) for v in emb]))
         return out
