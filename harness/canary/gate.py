@@ -4,11 +4,10 @@ written as the decision record."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -164,10 +163,9 @@ def _load(cfg: GateConfig, run_id: str, url: str, name: str, folder: Path, n_ima
 def run_gate(cfg: GateConfig, log: Callable[[str], None] = _log_default) -> dict:
     """Run the whole gate and write ``decision.json`` and ``summary.md`` into ``cfg.out``;
     returns the decision record."""
-    import pandas as pd
 
     from harness.report import build_decision, render_markdown, write_decision
-    from harness.slo import evaluate_records, load_spec
+    from harness.slo import load_spec
     from harness.slo.spec import DEFAULT_BLOCKLIST
 
     out = Path(cfg.out)
@@ -248,7 +246,7 @@ def _measure(cfg, run_id, urls, folder, out, thr, floor, traffic, blocklist, spe
     paths = {str(it.image_id): str(it.path) for it in ds.items}
     log(f"[gate] evaluating {len(ds)} images on both targets")
     evals = _parallel({k: (lambda k=k, u=u: _evaluate(cfg, run_id, u, k, folder, out)) for k, u in urls.items()})
-    log(f"[gate] scoring captions")
+    log("[gate] scoring captions")
     quality_docs, per_image = {}, {}
     for k in urls:
         quality_docs[k], per_image[k] = _score(evals[k][0], references)

@@ -192,7 +192,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"| throughput | {_num(f['throughput_rps'])} requests/s |",
         f"| latency p50 / p95 / p99 | {_ms(f['p50_s'])} / {_ms(f['p95_s'])} / {_ms(f['p99_s'])} |",
         f"| coverage | {_pct(f['coverage'], 2)} |",
-        f"| cost per 1,000 captions | "
+        "| cost per 1,000 captions | "
         + ("- (no price_per_hour)" if f["cost_per_1000"] is None else f"{f['cost_per_1000']:.4f} at {f['price_per_hour']:g}/hour")
         + " |",
     ]
