@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import threading
 import time
 from typing import Callable
+
+from harness.load.background import BackgroundServer
 
 __all__ = ["FixedResponseServer", "CONTRACT_V1_BODY"]
 
@@ -56,10 +57,12 @@ class _Protocol(asyncio.Protocol):
             self.server._answer(self.transport, rid)
 
 
-class FixedResponseServer:
+class FixedResponseServer(BackgroundServer):
     """Serve ``status``/``body`` to every request on ``host``:``port`` (0 picks a free port).
 
     ``on_answer(request_id, unix_time)`` is called after each answer is handed to the socket."""
+
+    name = "fixed-response server"
 
     def __init__(
         self,
@@ -71,6 +74,7 @@ class FixedResponseServer:
         garbage: bool = False,
         on_answer: Callable[[str | None, float], None] | None = None,
     ):
+        super().__init__()
         self.host, self.port = host, port
         self.garbage = garbage
         self.on_answer = on_answer
@@ -80,15 +84,7 @@ class FixedResponseServer:
             f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode() + body
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
-        self._task: asyncio.Task | None = None
-        self._ready = threading.Event()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     def _answer(self, transport, rid: str | None) -> None:
         if self.garbage:
@@ -108,40 +104,6 @@ class FixedResponseServer:
         self._ready.set()
         async with self._server:
             await self._server.serve_forever()
-
-    def start(self) -> str:
-        """Serve from a background thread; returns the base URL."""
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._task = self._loop.create_task(self.serve())
-            try:
-                self._loop.run_until_complete(self._task)
-            except (asyncio.CancelledError, RuntimeError):
-                pass
-            finally:
-                self._loop.close()
-
-        self._thread = threading.Thread(target=run, name="fixed-response-server", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fixed-response server did not start")
-        return self.url
-
-    def stop(self) -> None:
-        if self._loop is not None and self._task is not None and not self._loop.is_closed():
-            try:
-                self._loop.call_soon_threadsafe(self._task.cancel)
-            except RuntimeError:  # the loop closed in between
-                pass
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def __enter__(self) -> "FixedResponseServer":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

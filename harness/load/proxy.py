@@ -22,6 +22,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from harness.faults import clean_fault_fields
+from harness.load.background import BackgroundServer
+
 __all__ = ["ProxyFaults", "FaultProxy"]
 
 _MAX_HEAD = 64 * 1024
@@ -46,22 +49,7 @@ class ProxyFaults:
 
     def with_updates(self, data: Mapping[str, Any]) -> "ProxyFaults":
         """A copy with ``data``'s fields replaced; ``ValueError`` names a bad one."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown fault field(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        clean: dict[str, Any] = {}
-        for name, value in data.items():
-            if name == "seed":
-                if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                    raise ValueError("seed must be an integer or null")
-                clean[name] = value
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0:
-                raise ValueError(f"{name} must be a non-negative number")
-            if name.endswith("_rate") and value > 1:
-                raise ValueError(f"{name} is a probability: at most 1")
-            clean[name] = float(value)
+        clean = clean_fault_fields(data, (f.name for f in fields(self)), max_hour=False)
         return replace(self, **clean)
 
     @property
@@ -120,11 +108,14 @@ def _json_response(status: int, doc: Any, reason: str = "") -> bytes:
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
-class FaultProxy:
+class FaultProxy(BackgroundServer):
     """Relay HTTP/1.1 from ``host``:``port`` to ``upstream``, injecting the current faults."""
+
+    name = "fault proxy"
 
     def __init__(self, upstream: str, host: str = "127.0.0.1", port: int = 0, admin_token: str | None = None,
                  seed: int = 0, faults: ProxyFaults | None = None):
+        super().__init__()
         u = urlsplit(upstream if "://" in upstream else "http://" + upstream)
         if u.scheme != "http" or not u.hostname:
             raise ValueError(f"upstream must be an http:// URL (got {upstream!r})")
@@ -136,15 +127,7 @@ class FaultProxy:
         self.counts = {"requests": 0, "errors": 0, "hangs": 0, "resets": 0}
         self._lock = threading.Lock()
         self._reseed()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
         self._conns: set[asyncio.Task] = set()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     def _reseed(self) -> None:
         seed = self.default_seed if self.faults.seed is None else self.faults.seed
@@ -318,40 +301,6 @@ class FaultProxy:
             for task in list(self._conns):
                 task.cancel()
             await asyncio.gather(*self._conns, return_exceptions=True)
-
-    def start(self) -> str:
-        """Serve from a background thread; returns the proxy's base URL."""
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._task = self._loop.create_task(self.serve())
-            try:
-                self._loop.run_until_complete(self._task)
-            except (asyncio.CancelledError, RuntimeError):
-                pass
-            finally:
-                self._loop.close()
-
-        self._thread = threading.Thread(target=run, name="fault-proxy", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fault proxy did not start")
-        return self.url
-
-    def stop(self) -> None:
-        if self._loop is not None and self._task is not None and not self._loop.is_closed():
-            try:
-                self._loop.call_soon_threadsafe(self._task.cancel)
-            except RuntimeError:
-                pass
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def __enter__(self) -> "FaultProxy":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

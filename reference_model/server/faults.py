@@ -9,6 +9,8 @@ import time
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Callable, Mapping, Sequence
 
+from harness.faults import clean_fault_fields
+
 __all__ = ["FaultSpec", "FaultInjector"]
 
 
@@ -31,26 +33,7 @@ class FaultSpec:
 
     def with_updates(self, data: Mapping[str, Any]) -> "FaultSpec":
         """A copy with the fields in ``data`` replaced; ``ValueError`` names a bad field."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown fault field(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        clean: dict[str, Any] = {}
-        for name, value in data.items():
-            if name == "seed":
-                if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                    raise ValueError("seed must be an integer or null")
-                clean[name] = value
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-                raise ValueError(f"{name} must be a number")
-            if value < 0:
-                raise ValueError(f"{name} must not be negative")
-            if name.endswith("_rate") and value > 1:
-                raise ValueError(f"{name} is a probability: at most 1")
-            if not name.endswith("_rate") and value > 3600 * (1000 if name.endswith("_ms") else 1):
-                raise ValueError(f"{name} is over one hour")
-            clean[name] = float(value)
+        clean = clean_fault_fields(data, (f.name for f in fields(self)))
         return replace(self, **clean)
 
 
