@@ -514,7 +514,31 @@ def _new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-class CaptionClient:
+class _Client:
+    """What the sync and async clients share: settings, the adapter, request preparation."""
+
+    def __init__(self, base_url: str, timeout: float, api_key: str | None, adapter: Adapter | None,
+                 http: Any, clock: Callable[[], float], perf: Callable[[], float]):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.api_key = api_key
+        self.adapter = adapter or ContractV1Adapter()
+        self._own = http is None
+        self._clock, self._perf = clock, perf
+
+    def _prepare(self, image: bytes, content_type: str, request_id: str | None,
+                 return_embedding: bool) -> tuple[str, HttpRequest]:
+        rid = request_id or _new_request_id()
+        return rid, self.adapter.request(image, content_type, rid, return_embedding, self.api_key)
+
+    def _result(self, rid: str, t_start: float, t0: float, resp: Any = None, exc: BaseException | None = None) -> CaptionResult:
+        if exc is not None:
+            return result_from_exception(rid, t_start, self._perf() - t0, exc)
+        return result_from_response(self.adapter, rid, t_start, self._perf() - t0, resp.status_code, resp.headers,
+                                    resp.content)
+
+
+class CaptionClient(_Client):
     """A synchronous client: ``caption`` never raises for a transport failure, it classifies it."""
 
     def __init__(
@@ -530,27 +554,20 @@ class CaptionClient:
     ):
         import httpx
 
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.api_key = api_key
-        self.adapter = adapter or ContractV1Adapter()
-        self._own = http is None
+        super().__init__(base_url, timeout, api_key, adapter, http, clock, perf)
         self.http = http or httpx.Client(base_url=self.base_url, timeout=httpx.Timeout(timeout))
-        self._clock, self._perf = clock, perf
 
     def caption(
         self, image: bytes, content_type: str = "image/png", request_id: str | None = None,
         return_embedding: bool = False,
     ) -> CaptionResult:
-        rid = request_id or _new_request_id()
-        req = self.adapter.request(image, content_type, rid, return_embedding, self.api_key)
+        rid, req = self._prepare(image, content_type, request_id, return_embedding)
         t_start, t0 = self._clock(), self._perf()
         try:
             resp = self.http.request(req.method, req.path, headers=dict(req.headers), content=req.content)
-            body = resp.content
         except Exception as exc:  # every transport failure becomes a classified result
-            return result_from_exception(rid, t_start, self._perf() - t0, exc)
-        return result_from_response(self.adapter, rid, t_start, self._perf() - t0, resp.status_code, resp.headers, body)
+            return self._result(rid, t_start, t0, exc=exc)
+        return self._result(rid, t_start, t0, resp)
 
     def close(self) -> None:
         if self._own:
@@ -563,7 +580,7 @@ class CaptionClient:
         self.close()
 
 
-class AsyncCaptionClient:
+class AsyncCaptionClient(_Client):
     """The asyncio twin of ``CaptionClient`` (same results, same classification)."""
 
     def __init__(
@@ -580,30 +597,23 @@ class AsyncCaptionClient:
     ):
         import httpx
 
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.api_key = api_key
-        self.adapter = adapter or ContractV1Adapter()
-        self._own = http is None
+        super().__init__(base_url, timeout, api_key, adapter, http, clock, perf)
         self.http = http or httpx.AsyncClient(
             base_url=self.base_url, timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
-        self._clock, self._perf = clock, perf
 
     async def caption(
         self, image: bytes, content_type: str = "image/png", request_id: str | None = None,
         return_embedding: bool = False,
     ) -> CaptionResult:
-        rid = request_id or _new_request_id()
-        req = self.adapter.request(image, content_type, rid, return_embedding, self.api_key)
+        rid, req = self._prepare(image, content_type, request_id, return_embedding)
         t_start, t0 = self._clock(), self._perf()
         try:
             resp = await self.http.request(req.method, req.path, headers=dict(req.headers), content=req.content)
-            body = resp.content
         except Exception as exc:  # every transport failure becomes a classified result
-            return result_from_exception(rid, t_start, self._perf() - t0, exc)
-        return result_from_response(self.adapter, rid, t_start, self._perf() - t0, resp.status_code, resp.headers, body)
+            return self._result(rid, t_start, t0, exc=exc)
+        return self._result(rid, t_start, t0, resp)
 
     async def aclose(self) -> None:
         if self._own:
