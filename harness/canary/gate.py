@@ -283,7 +283,7 @@ def _measure(cfg, run_id, urls, folder, out, thr, floor, traffic, blocklist, spe
         qmap = pd.DataFrame({"image_id": list(per_image[k]), "CIDEr-D": list(per_image[k].values())})
         if ld is not None and len(ld):
             rep = evaluate_records(spec, ld, quality=qmap if len(qmap) else None, traffic_rps=traffic)
-            figures[k] = _figures(rep.figures.to_dict(), quality_docs[k], obs[k], ld, thr)
+            figures[k] = _figures(rep.figures.to_dict(), quality_docs[k], obs[k], thr)
             for r in rep.results:
                 slos.append(_slo_row(k, r.to_dict()))
     samples = metric_samples(obs["baseline"], obs["canary"])
@@ -313,7 +313,7 @@ def _measure(cfg, run_id, urls, folder, out, thr, floor, traffic, blocklist, spe
     return samples, slos, extra, reasons
 
 
-def _figures(fig: dict, qdoc: dict, obs: dict, load_df, thr: float) -> dict:
+def _figures(fig: dict, qdoc: dict, obs: dict, thr: float) -> dict:
     import numpy as np
 
     cider = (qdoc.get("metrics") or {}).get("CIDEr-D") if isinstance(qdoc, dict) else None

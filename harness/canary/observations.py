@@ -48,8 +48,8 @@ def target_observations(
     be empty), ``per_image_quality`` maps image id (as text) to its CIDEr-D."""
     import pandas as pd
 
-    both = pd.concat([d for d in (evaluation, load) if d is not None and len(d)], ignore_index=True) \
-        if any(d is not None and len(d) for d in (evaluation, load)) else None
+    frames = [d for d in (evaluation, load) if d is not None and len(d)]
+    both = pd.concat(frames, ignore_index=True) if frames else None
     obs: dict[str, np.ndarray] = {}
     if load is not None and len(load):
         ok = load[load["outcome"] == "ok"]
