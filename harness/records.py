@@ -28,6 +28,7 @@ __all__ = [
     "RECORDS_PARQUET",
     "COLUMNS",
     "load_records",
+    "check_types",
     "read_jsonl",
     "record_line",
     "compact",
@@ -283,6 +284,52 @@ def load_records(path: str | Path):
             df[c] = None
     extra = [c for c in df.columns if c not in COLUMNS]
     return df[list(COLUMNS) + extra]
+
+
+# The kind of value each field holds (``None`` is allowed in every field but ``required`` ones).
+_TEXT = ("run_id", "target", "scenario", "request_id", "outcome", "error", "caption", "model_version")
+_REALS = ("t_start", "latency_s", "confidence")
+_COUNTS = {"status": 999, "image_bytes": 2**53, "image_w": 2**31, "image_h": 2**31}  # field -> largest value
+
+
+def _real(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _kinds() -> list[tuple[str, str, Callable[[Any], bool]]]:
+    """(field, what it must be, test of one value)."""
+    import numpy as np
+
+    out: list[tuple[str, str, Callable[[Any], bool]]] = [(c, "text", lambda v: isinstance(v, str)) for c in _TEXT]
+    out += [(c, "a finite number", _real) for c in _REALS]
+    out += [(c, f"a whole number 0..{top}", lambda v, top=top: _real(v) and float(v).is_integer() and 0 <= v <= top)
+            for c, top in _COUNTS.items()]
+    out.append(("image_id", "text or a whole number", lambda v: isinstance(v, str) or (_real(v) and float(v).is_integer())))
+    out.append(("safety_flagged", "true or false", lambda v: isinstance(v, (bool, np.bool_))))
+    out.append(("embedding", "a list of numbers", lambda v: isinstance(v, (list, tuple, np.ndarray))))
+    return out
+
+
+def check_types(df, source: str, required: Iterable[str] = ()) -> None:
+    """Refuse records whose fields do not hold the record's kinds of value (finite numbers, whole
+    counts in range, text, true or false) or lack a ``required`` field: one ``DataError`` line naming
+    the field, so that a hand-made or damaged file never reaches the arithmetic."""
+    import pandas as pd
+
+    n = len(df)
+    for name in required:
+        missing = n - int(df[name].notna().sum()) if name in df.columns else n
+        if missing:
+            raise DataError(f"{source}: {missing} of {n} records lack {name}")
+    for name, kind, ok in _kinds():
+        if name not in df.columns:
+            continue
+        col = df[name].dropna()
+        # A column of numbers or booleans is checked by its distinct values, any other value by value.
+        values = pd.unique(col) if col.dtype.kind in "iufb" else col.tolist()
+        bad = [v for v in (x.item() if hasattr(x, "item") else x for x in values) if not ok(v)]
+        if bad:
+            raise DataError(f"{source}: records whose {name} is not {kind}, e.g. {bad[0]!r:.60}")
 
 
 def compact(folder: str | Path, df=None) -> Path:

@@ -17,7 +17,7 @@ from harness.datasets import generate_shapes, write_coco
 from harness.image import ImageDecodeError, ImageTooLargeError, decode_image
 from harness.load.arrivals import ArrivalClock, gamma_gaps
 from harness.load.calibration import FixedResponseServer
-from harness.load.launch import available_scenarios, locust_argv, LoadRun, resolve_scenario
+from harness.load.launch import LoadRun, available_scenarios, locust_argv, resolve_scenario
 from harness.load.payload import coco_pool, malformed_payloads, pool_from_dataset, shapes_pool
 from harness.load.proxy import FaultProxy, ProxyFaults
 from harness.load.settings import parse_duration
@@ -75,7 +75,7 @@ def test_summary_says_when_the_target_was_unreachable_and_counts_disagree() -> N
 def test_sweep_curve_and_saturation_point() -> None:
     # levels 1, 2, 4 users for 4 s each: 5, 10 and 10.5 ok requests per second after the settle second
     rows = []
-    for start, users, rps, lat in ((0.0, 1, 5, 0.2), (4.0, 2, 10, 0.2), (8.0, 4, 10.5, 0.4)):
+    for start, _users, rps, lat in ((0.0, 1, 5, 0.2), (4.0, 2, 10, 0.2), (8.0, 4, 10.5, 0.4)):
         n = int(rps * 3)
         rows += [_row(start + 1.0 + k * (3.0 / n), lat) for k in range(n)]
     stages = [{"kind": "users", "t": 0.0, "users": 1}, {"kind": "users", "t": 4.0, "users": 2},

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from harness.quality import MetricScore, bootstrap_intervals, paired_bootstrap
-from harness.quality.bootstrap import resample_weights
 from harness.quality.bleu import bleu_from_counts
+from harness.quality.bootstrap import resample_weights
 from harness.quality.scorer import mean_aggregate, mean_stats
 
 

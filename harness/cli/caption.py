@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness.errors import EXIT_DATA, UsageError
+from harness.errors import EXIT_DATA, MissingExtraError, UsageError, require_extra
 
 
 def register(sub) -> None:
@@ -37,11 +37,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"harness caption: {path}: {exc}", file=sys.stderr)
             failed += 1
     if good:
+        require_extra("torch", "captioning with a local model")
         try:
             from reference_model import load_captioner
 
             model = load_captioner(args.model, args.device)
-        except (ValueError, FileNotFoundError, OSError, ImportError) as exc:
+        except ImportError as exc:
+            raise MissingExtraError.from_import_error(exc, f"model {args.model!r}") or UsageError(
+                f"cannot load model {args.model!r}: {str(exc).splitlines()[0]}") from None
+        except (ValueError, FileNotFoundError, OSError) as exc:
             raise UsageError(f"cannot load model {args.model!r}: {str(exc).splitlines()[0]}") from None
         for i in range(0, len(good), args.batch):
             chunk = good[i : i + args.batch]

@@ -24,6 +24,7 @@ def register(sub) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from harness.cli.checks import at_least, out_folder
     from harness.datasets import generate_shapes, parse_shift, write_coco
     from harness.progress import Progress
 
@@ -33,6 +34,8 @@ def run_export(args: argparse.Namespace) -> int:
         raise UsageError(f"--n must be at least 1 (got {args.n})")
     if args.size < 16:
         raise UsageError(f"--size must be at least 16 pixels (got {args.size})")
+    at_least("seed", args.seed, 0)
+    out_folder(args.out)
     shift = parse_shift(args.shift)
     info = {"name": "shapes", "seed": args.seed, "n": args.n, "shift": str(shift) if shift else None}
     bar = Progress(args.n, "images")

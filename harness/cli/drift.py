@@ -52,6 +52,7 @@ def _quality_model(path: Path | None):
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.cli.checks import at_least, out_folder
     from harness.drift import DriftSuite, load_features, write_report
     from harness.progress import Progress
 
@@ -61,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-n must be at least 10 (got {args.max_n})")
     if args.time_budget is not None and args.time_budget <= 0:
         raise UsageError(f"--time-budget must be positive (got {args.time_budget})")
+    at_least("seed", args.seed, 0)
+    out_folder(args.out)
+    out_folder(args.save_reference, "--save-reference")
     quality = _quality_model(args.quality_model)
     want_sentences = False if args.no_sentence_embeddings else None
     if DriftSuite.is_saved(args.reference):

@@ -31,6 +31,7 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from harness.cli.checks import at_least, out_folder
     from harness.client import AsyncCaptionClient, load_adapter
     from harness.expectations import RecordContract, validate_records
     from harness.progress import Progress
@@ -45,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--timeout must be > 0 and --max-retries >= 0")
     if not 0.0 <= args.coverage <= 1.0:
         raise UsageError(f"--coverage must be in [0, 1] (got {args.coverage})")
+    at_least("dataset_seed", args.dataset_seed, 0)
+    out_folder(args.out)
     dataset = parse_dataset(args.dataset, args.dataset_seed)
     adapter = load_adapter(args.adapter) if args.adapter else None
     if (args.out / RECORDS_JSONL).exists():

@@ -13,8 +13,9 @@ def register(sub) -> None:
     p = sub.add_parser("gate", help="judge a canary against its baseline (exit 0 promote, 1 rollback, 2 hold)")
     p.add_argument("--baseline", required=True, metavar="URL", help="the stable service")
     p.add_argument("--canary", required=True, metavar="URL", help="the candidate service")
-    p.add_argument("--spec", type=Path, default=None, help="SLO spec YAML (default: examples/slo.yaml)")
-    p.add_argument("--scenario", default="steady", help="load scenario for both targets (default: steady)")
+    p.add_argument("--spec", type=Path, default=None, help="SLO spec YAML (default: the shipped examples/slo.yaml)")
+    p.add_argument("--scenario", default="steady",
+                   help="load scenario for both targets: a name (harness load --list) or a Locust file (default: steady)")
     p.add_argument("--duration", default="60s", help="load duration: 90s, 2m (default: 60s)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--users", type=int, default=None, help="concurrent users per target (default: 4)")
@@ -43,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
     from harness.canary import JudgeConfig
     from harness.canary.config import load_judge_config
     from harness.canary.gate import GateConfig, run_gate
+    from harness.cli.checks import at_least, not_negative, out_folder, positive
     from harness.load.settings import parse_duration
+    from harness.resources import scenario_path
 
     for name in ("baseline", "canary"):
         if not getattr(args, name).startswith(("http://", "https://")):
@@ -54,6 +57,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--duration: {exc}") from None
     if duration <= 0:
         raise UsageError("--duration must be positive")
+    for name in ("timeout", "rate", "latency_threshold", "traffic_rps"):
+        positive(name, getattr(args, name))
+    not_negative("quality_floor", args.quality_floor)
+    for name in ("users", "concurrency"):
+        at_least(name, getattr(args, name), 1)
+    for name in ("seed", "dataset_seed"):
+        at_least(name, getattr(args, name), 0)
+    out_folder(args.out)
+    scenario_path(args.scenario)  # an unknown scenario is refused here, before any load
     judge_cfg = load_judge_config(args.judge_config) if args.judge_config else JudgeConfig()
     judge_cfg = replace(
         judge_cfg,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 from harness.errors import DataError, InputMissingError, ServiceUnavailableError, UsageError
@@ -26,11 +27,11 @@ def _duration(text: str) -> float:
 
 def register(sub) -> None:
     p = sub.add_parser("load", help="run a load or chaos scenario (Locust) and summarise it",
-                       description="Run scenarios/NAME.py through Locust; write records.jsonl/.parquet, "
-                                   "Locust's CSVs and summary.json to --out.")
+                       description="Run a shipped scenario (see --list) or a Locust file through Locust; write "
+                                   "records.jsonl/.parquet, Locust's CSVs and summary.json to --out.")
     p.add_argument("--target", default=None, help="base URL of the service (restart and cold_start start their own)")
-    p.add_argument("--scenario", default=None, help="scenario name (see --list) or a Locust file")
-    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    p.add_argument("--scenario", default=None, help="a shipped scenario's name (see --list) or the path of a Locust file")
+    p.add_argument("--list", action="store_true", help="list the shipped scenarios and where their files are, and exit")
     p.add_argument("--duration", type=_duration, default=None, help="e.g. 90s, 2m (default: the scenario's)")
     load = p.add_mutually_exclusive_group()
     load.add_argument("--users", type=int, default=None, help="concurrent users (closed loop)")
@@ -63,6 +64,7 @@ def register(sub) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
+    from harness.cli.checks import out_folder
     from harness.load.launch import MANAGED_SCENARIOS, resolve_scenario
 
     if args.scenario is None:
@@ -75,7 +77,7 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--target URL is required for scenario {path.stem!r}")
     if args.target is not None and not args.target.startswith(("http://", "https://")):
         raise UsageError(f"--target must be an http:// or https:// URL (got {args.target!r})")
-    for name, low in (("users", 1), ("workers", 0), ("pool_size", 1)):
+    for name, low in (("users", 1), ("workers", 0), ("expect_workers", 1), ("pool_size", 1), ("seed", 0)):
         v = getattr(args, name)
         if v is not None and v < low:
             raise UsageError(f"--{name.replace('_', '-')} must be at least {low} (got {v})")
@@ -85,6 +87,12 @@ def _check(args: argparse.Namespace) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive number (got {v})")
     if not 0 <= args.embedding_sample <= 1:
         raise UsageError(f"--embedding-sample is a fraction in [0, 1] (got {args.embedding_sample})")
+    if args.loglevel.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise UsageError(f"--loglevel must be DEBUG, INFO, WARNING, ERROR or CRITICAL (got {args.loglevel!r})")
+    _, _, port = args.master_bind.partition(":")
+    if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise UsageError(f"--master-bind HOST[:PORT] needs a port 1..65535 (got {args.master_bind!r})")
+    out_folder(args.out)
     if (args.out / "records.jsonl").exists():
         raise UsageError(f"{args.out} already holds records.jsonl; choose a new --out")
     if args.dataset != "shapes" and not args.dataset.startswith("shapes:"):
@@ -110,8 +118,12 @@ def run(args: argparse.Namespace) -> int:
     from harness.progress import Progress
 
     if args.list:
+        from harness.resources import scenarios_dir
+
         for name, doc in available_scenarios().items():
             print(f"{name:18} {doc}")
+        print(f"files in {scenarios_dir()}: each runs as it is with locust -f {scenarios_dir() / 'NAME.py'}",
+              file=sys.stderr)
         return 0
     _check(args)
     users = args.users

@@ -15,8 +15,11 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.cli.checks import out_file
     from harness.slo import generate_rules, load_spec
 
+    if str(args.out) != "-":
+        out_file(args.out)
     spec = load_spec(args.spec)
     rules = generate_rules(spec)
     for name, why in rules.skipped:

@@ -21,10 +21,13 @@ def add_quality_options(p: argparse.ArgumentParser) -> None:
 
 def quality_settings(args: argparse.Namespace) -> dict:
     """Keyword arguments for ``score_captions`` from the shared options."""
+    from harness.cli.checks import at_least, out_folder
     from harness.quality import HybridConfig, load_ratings, parse_families
 
     if args.bootstrap < 0:
         raise UsageError(f"--bootstrap must be 0 or more (got {args.bootstrap})")
+    at_least("seed", args.seed, 0)
+    out_folder(getattr(args, "out", None))
     return {
         "families": parse_families(args.metrics),
         "n_resamples": args.bootstrap,
@@ -47,7 +50,13 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from harness.quality import (
-        compare_captions, load_candidates, load_references, make_scorers, paired_table, score_captions, write_quality,
+        compare_captions,
+        load_candidates,
+        load_references,
+        make_scorers,
+        paired_table,
+        score_captions,
+        write_quality,
     )
 
     settings = quality_settings(args)

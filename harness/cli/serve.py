@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from harness.errors import InputMissingError, UsageError
+from harness.errors import InputMissingError, MissingExtraError, UsageError, require_extra
 
 __all__ = ["register", "add_arguments", "run"]
 
@@ -102,19 +102,21 @@ def settings_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    try:
-        import torch
+    require_extra("torch", "the reference server")
+    require_extra("fastapi", "the reference server")
+    import torch
 
-        from reference_model import load_captioner
-    except ImportError as exc:
-        hint = "pip install 'caption-slo-harness[model]'"
-        raise UsageError(f"the server needs the model extra: {hint} ({exc})") from None
+    from reference_model import load_captioner
+
     torch.set_num_threads(settings.threads)
     try:
         captioner = load_captioner(args.model, args.device)
     except FileNotFoundError as exc:
         raise InputMissingError(f"cannot load model {args.model!r}: {str(exc).splitlines()[0]}") from None
-    except (ValueError, OSError, ImportError) as exc:
+    except ImportError as exc:
+        raise MissingExtraError.from_import_error(exc, f"model {args.model!r}") or UsageError(
+            f"cannot load model {args.model!r}: {str(exc).splitlines()[0]}") from None
+    except (ValueError, OSError) as exc:
         raise UsageError(f"cannot load model {args.model!r}: {str(exc).splitlines()[0]}") from None
     from reference_model.server.host import run_server
 

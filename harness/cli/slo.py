@@ -27,20 +27,24 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.cli.checks import out_folder, positive
     from harness.slo import evaluate_records, load_spec, render_markdown
 
     if args.traffic_rps is not None and args.traffic_rps <= 0:
         raise UsageError(f"--traffic-rps must be above 0 (got {args.traffic_rps:g})")
     if args.price_per_hour is not None and args.price_per_hour < 0:
         raise UsageError(f"--price-per-hour must not be negative (got {args.price_per_hour:g})")
+    positive("timeout", args.timeout)
+    out_folder(args.out)
     spec = load_spec(args.spec)
     if args.records is not None:
         if args.start or args.end:
             raise UsageError("--start and --end go with --prometheus; the records give their own range")
-        from harness.records import load_records
+        from harness.records import check_types, load_records
         from harness.slo import load_quality
 
         records = load_records(args.records)
+        check_types(records, str(args.records), required=("t_start", "latency_s", "status", "outcome"))
         quality = load_quality(args.quality) if args.quality else None
         report = evaluate_records(spec, records, quality, args.traffic_rps, args.price_per_hour,
                                   source={"kind": "records", "path": str(args.records)})

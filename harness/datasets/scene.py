@@ -130,7 +130,7 @@ def sample_scene(
     for _ in range(1000):
         kinds: set[tuple[str, str]] = set()
         objs: list[ShapeObject] = []
-        for i in range(n):
+        for _ in range(n):
             while True:
                 kind = (str(rng.choice(shapes)), str(rng.choice(colours)))
                 if kind not in kinds:

@@ -111,6 +111,8 @@ def features_from_records(df: Any, source: str, images: str | Path | None = None
 def load_features(path: str | Path, images: str | Path | None = None, max_images: int | None = 5000,
                   seed: int = 0) -> DriftFeatures:
     """``features_from_records`` of a records file or folder (``harness.records.load_records``)."""
-    from harness.records import load_records
+    from harness.records import check_types, load_records
 
-    return features_from_records(load_records(path), str(path), images, max_images, seed)
+    df = load_records(path)
+    check_types(df, str(path), required=("outcome",))
+    return features_from_records(df, str(path), images, max_images, seed)

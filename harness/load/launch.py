@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from harness.errors import UsageError
+from harness import resources
+from harness.errors import UsageError, require_extra
 from harness.load.summary import SUMMARY_JSON
 from harness.records import RECORDS_JSONL
 
 __all__ = ["LoadRun", "LoadOutcome", "run_load", "locust_argv", "resolve_scenario", "available_scenarios",
-           "SCENARIOS_DIR", "MANAGED_SCENARIOS"]
+           "MANAGED_SCENARIOS"]
 
-SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 MANAGED_SCENARIOS = ("restart", "cold_start")
 _STARTUP_ALLOWANCE_S = 120.0
 
@@ -66,10 +66,11 @@ class LoadOutcome:
         return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def available_scenarios(folder: Path = SCENARIOS_DIR) -> dict[str, str]:
-    """Scenario name -> first line of its docstring (read without importing Locust)."""
+def available_scenarios(folder: Path | None = None) -> dict[str, str]:
+    """Scenario name -> first line of its docstring (read without importing Locust); the shipped
+    scenarios unless ``folder`` is given."""
     out = {}
-    for p in sorted(folder.glob("*.py")):
+    for p in sorted((folder or resources.scenarios_dir()).glob("*.py")):
         if p.name.startswith("_"):
             continue
         try:
@@ -83,13 +84,10 @@ def available_scenarios(folder: Path = SCENARIOS_DIR) -> dict[str, str]:
     return out
 
 
-def resolve_scenario(name: str, folder: Path = SCENARIOS_DIR) -> Path:
-    """A scenario by name (``scenarios/NAME.py``) or by the path of a Locust file."""
-    p = Path(name)
-    if p.suffix == ".py":
-        if not p.is_file():
-            raise UsageError(f"scenario file not found: {p}")
-        return p.resolve()
+def resolve_scenario(name: str, folder: Path | None = None) -> Path:
+    """A scenario by name (a shipped one, or ``NAME.py`` in ``folder``) or by the path of a Locust file."""
+    if folder is None or Path(name).suffix == ".py":
+        return resources.scenario_path(name)
     candidate = folder / f"{name}.py"
     if not candidate.is_file():
         known = ", ".join(available_scenarios(folder)) or "(none found)"
@@ -177,6 +175,7 @@ def run_load(run: LoadRun, progress=None, python: str = sys.executable, timeout_
     """Run ``run`` to the end and return what it left. ``progress(count, extra)`` is called while
     it runs (e.g. a ``harness.progress.Progress``)."""
     scenario_path = resolve_scenario(run.scenario)
+    require_extra("locust", "a load run")
     out = Path(run.out)
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "locust.log"

@@ -10,8 +10,10 @@ of the harness's own process. It takes Locust's own options (``--host``, ``-u``,
 from __future__ import annotations
 
 # Locust (and gevent's monkey-patching) first, before anything opens a socket.
-import locust  # noqa: I001
+# isort: off
+import locust
 import gevent
+# isort: on
 
 import csv
 import logging

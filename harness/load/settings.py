@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import time
@@ -73,9 +74,13 @@ def parse_duration(text: str) -> float:
     if not s:
         raise ValueError("empty duration")
     try:
-        return float(s)
+        value = float(s)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(value):
+            raise ValueError(f"bad duration {text!r}: not a finite number of seconds")
+        return value
     total, num = 0.0, ""
     units = {"h": 3600.0, "m": 60.0, "s": 1.0}
     for ch in s:
@@ -88,6 +93,8 @@ def parse_duration(text: str) -> float:
             raise ValueError(f"bad duration {text!r} (use e.g. 90s, 2m, 1h30m)")
     if num:
         raise ValueError(f"bad duration {text!r}: a number without a unit at the end")
+    if not math.isfinite(total):
+        raise ValueError(f"bad duration {text!r}: not a finite number of seconds")
     return total
 
 

@@ -13,10 +13,10 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from harness.errors import DataError, ServiceUnavailableError, UsageError
+from harness.errors import DataError, MissingExtraError, ServiceUnavailableError, UsageError
 from harness.slo import promql
-from harness.slo.burn_rate import WindowBurn
 from harness.slo.budget import exact
+from harness.slo.burn_rate import WindowBurn
 from harness.slo.figures import Figures, cost_per_1000
 from harness.slo.report import SLOReport, result_for
 from harness.slo.sli import SLIValue
@@ -67,9 +67,7 @@ class PrometheusSource:
         try:
             from prometheus_api_client import PrometheusConnect
         except ImportError:
-            raise ServiceUnavailableError(
-                "prometheus-api-client is not installed: pip install 'caption-slo-harness[slo]'"
-            ) from None
+            raise MissingExtraError("slo", "reading SLIs from Prometheus", "prometheus-api-client") from None
         from urllib3.util.retry import Retry
 
         if not re.match(r"^https?://[^/\s]+", self.url):
