@@ -1,8 +1,18 @@
 """Caption quality: COCO metrics with per-image scores, bootstrap intervals, the hybrid human
-score, and a label-free estimate from confidence."""
+score, a label-free estimate from confidence, and the harness's own output checks (personal data,
+blocklist, blank and degenerate captions)."""
 
 from harness.quality.bootstrap import Interval, PairedDifference, bootstrap_intervals, paired_bootstrap
 from harness.quality.captions import load_candidates, load_references, write_candidates
+from harness.quality.checks import (
+    CHECKS,
+    CaptionChecker,
+    CaptionFinding,
+    CheckTable,
+    DegenerateLimits,
+    check_caption,
+    check_captions,
+)
 from harness.quality.estimate import QualityEstimate, QualityModel, fit_quality_model
 from harness.quality.hybrid import HybridConfig, HybridScore, Rating, hybrid_score, load_ratings
 from harness.quality.report import (
@@ -47,4 +57,11 @@ __all__ = [
     "load_candidates",
     "load_references",
     "write_candidates",
+    "CHECKS",
+    "CaptionFinding",
+    "CaptionChecker",
+    "CheckTable",
+    "DegenerateLimits",
+    "check_caption",
+    "check_captions",
 ]
