@@ -2,8 +2,35 @@
 endpoint of its own: added latency (fixed plus jitter), error answers, hangs, connection resets
 and a bandwidth limit, all drawn from seeded streams.
 
-It serves the same ``/admin/faults`` API as the reference server (``X-Admin-Token``), so a
-scenario sets faults the same way wherever they are injected. Run alone:
+It also rehearses partial regressions of a captioning service (the "flaw zoo"): on a fraction of
+the answers of ``POST /v1/caption`` (contract v1) it rewrites what the service said.
+
+- ``caption_fault`` (``replace``, ``reorder``, ``truncate``, ``repeat``, ``blank``, ``append``;
+  null: off), on a ``caption_fault_rate`` fraction of the 2xx JSON answers: ``replace`` swaps one
+  attribute or relation word for another of its group in ``SWAP_GROUPS`` (red -> blue, large ->
+  small, left -> right; a word of ``FILLER_WORDS`` where none is found); ``reorder`` shuffles the
+  words; ``truncate`` keeps the first half of them; ``repeat`` ends the caption with its last two
+  or three words repeated three to five times; ``blank`` answers ``""``; ``append`` adds
+  ``append_text`` (by default a contact e-mail and phone number: personal data).
+- ``confidence_value`` overwrites ``confidence`` on a ``confidence_rate`` fraction of them, or,
+  with ``confidence_on_fault``, on exactly the answers whose caption was faulted (confidence
+  pinned high while captions degrade).
+- ``status_code`` (400-599) on a ``status_rate`` fraction of the captioning requests: the
+  request is relayed first (the answer comes after a real service time), then its answer is
+  replaced by ``{"error": {"code": "injected_status", ...}}`` with that status.
+- ``slow_ms`` added on a ``slow_rate`` fraction of the captioning requests (``latency_ms`` and
+  ``jitter_ms`` apply to every request).
+
+Other routes, non-2xx and non-JSON answers are relayed as they came; a chunked answer that is
+rewritten goes out with a ``Content-Length``. Each kind draws from its own stream, seeded
+``f"{seed}:{kind}"`` (``slow``, ``status``, ``caption`` for which answers, ``caption_text`` for
+how, ``confidence``), and every injected fault is counted in ``FaultProxy.counts``.
+
+In a test or a benchmark, one line puts a proxy in front of a service:
+``with FaultProxy(srv.url, faults=ProxyFaults(caption_fault="blank", caption_fault_rate=0.2), seed=1) as proxy:``
+(``faults`` may also be a dict of fields). It serves the same ``/admin/faults`` API as the
+reference server (``X-Admin-Token``), so a scenario sets faults the same way wherever they are
+injected. Run alone:
 ``python -m harness.load.proxy --upstream http://127.0.0.1:8000 --port 9000 --admin-token T``.
 """
 
@@ -14,28 +41,66 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
 import socket
 import struct
 import threading
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from http import HTTPStatus
+from typing import Any, Callable, Mapping, NamedTuple
 from urllib.parse import urlsplit
 
-from harness.faults import clean_fault_fields
+from harness.faults import clean_fault_fields, field_kind
 from harness.load.background import BackgroundServer
 
-__all__ = ["ProxyFaults", "FaultProxy"]
+__all__ = [
+    "ProxyFaults",
+    "FaultProxy",
+    "CAPTION_FAULTS",
+    "CAPTION_PATH",
+    "DEFAULT_APPEND_TEXT",
+    "SWAP_GROUPS",
+    "FILLER_WORDS",
+    "flaw_caption",
+    "dechunk",
+    "rewrite_json_answer",
+]
 
 _MAX_HEAD = 64 * 1024
 _HANG_MAX_S = 600.0
 
+CAPTION_PATH = "/v1/caption"
+CAPTION_FAULTS: tuple[str, ...] = ("replace", "reorder", "truncate", "repeat", "blank", "append")
+DEFAULT_APPEND_TEXT = " contact jane.doe@example.com or +1 650 253 0000"
+# Words a ``replace`` fault swaps for another of their group: the caption keeps its shape but
+# says the wrong thing.
+SWAP_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("red", "green", "blue", "yellow", "purple", "white", "black", "orange", "pink", "cyan", "brown", "grey"),
+    ("large", "small"),
+    ("big", "little"),
+    ("tall", "short"),
+    ("wide", "narrow"),
+    ("left", "right"),
+    ("above", "below"),
+    ("top", "bottom"),
+    ("over", "under"),
+    ("inside", "outside"),
+    ("one", "two", "three", "four"),
+)
+# What ``replace`` puts in place of a word when the caption has none of the groups' words.
+FILLER_WORDS: tuple[str, ...] = ("dog", "car", "tree", "person", "boat", "house", "bird", "clock")
+_SWAPS = {w: group for group in SWAP_GROUPS for w in group}
+_AFFIX = re.compile(r"^(\W*)(.*?)(\W*)$", re.S)
+
 
 @dataclass(frozen=True)
 class ProxyFaults:
-    """What the proxy injects. Rates are per request; ``bandwidth_bps`` (0: unlimited) caps bytes
-    per second each way on each connection. ``unsafe_rate`` and ``slow_start_s`` are accepted for
-    API compatibility with the reference server and have no effect here."""
+    """What the proxy injects (checked on construction: ``ValueError`` names a bad field). Rates
+    are per request; ``bandwidth_bps`` (0: unlimited) caps bytes per second each way on each
+    connection. ``unsafe_rate`` and ``slow_start_s`` are accepted for API compatibility with the
+    reference server and have no effect here. The flaw fields (from ``caption_fault`` on) act on
+    the captioning route only: see the module's docstring."""
 
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
@@ -45,16 +110,95 @@ class ProxyFaults:
     bandwidth_bps: float = 0.0
     unsafe_rate: float = 0.0
     slow_start_s: float = 0.0
+    caption_fault: str | None = field(default=None, metadata={
+        "choices": CAPTION_FAULTS, "help": "how a faulted caption is rewritten"})
+    caption_fault_rate: float = field(default=0.0, metadata={"help": "fraction of 2xx captions rewritten"})
+    append_text: str = field(default=DEFAULT_APPEND_TEXT, metadata={"help": "what caption_fault=append adds"})
+    confidence_value: float | None = field(default=None, metadata={
+        "range": (0.0, 1.0), "help": "confidence written over the service's"})
+    confidence_rate: float = field(default=0.0, metadata={"help": "fraction of 2xx answers given confidence_value"})
+    confidence_on_fault: bool = field(default=False, metadata={
+        "help": "give confidence_value to exactly the answers whose caption was faulted"})
+    status_code: int = field(default=503, metadata={"range": (400, 599), "help": "status of injected error answers"})
+    status_rate: float = field(default=0.0, metadata={"help": "fraction of captioning requests answered status_code"})
+    slow_rate: float = field(default=0.0, metadata={"help": "fraction of captioning requests slowed by slow_ms"})
+    slow_ms: float = field(default=0.0, metadata={"help": "latency added to the slowed requests"})
     seed: int | None = None
+
+    def __post_init__(self) -> None:
+        clean = clean_fault_fields({f.name: getattr(self, f.name) for f in fields(self)}, fields(self), max_hour=False)
+        for name, value in clean.items():
+            object.__setattr__(self, name, value)
 
     def with_updates(self, data: Mapping[str, Any]) -> "ProxyFaults":
         """A copy with ``data``'s fields replaced; ``ValueError`` names a bad one."""
-        clean = clean_fault_fields(data, (f.name for f in fields(self)), max_hour=False)
+        clean = clean_fault_fields(data, fields(self), max_hour=False)
         return replace(self, **clean)
 
     @property
+    def faults_captions(self) -> bool:
+        return bool(self.caption_fault and self.caption_fault_rate)
+
+    @property
+    def overrides_confidence(self) -> bool:
+        if self.confidence_value is None:
+            return False
+        return self.faults_captions if self.confidence_on_fault else bool(self.confidence_rate)
+
+    @property
     def active(self) -> bool:
-        return replace(self, seed=None) != ProxyFaults()
+        """Whether anything is injected (settings that only shape a fault, such as ``append_text``
+        or ``status_code``, inject nothing alone)."""
+        plain = ("latency_ms", "jitter_ms", "error_rate", "hang_rate", "reset_rate", "bandwidth_bps", "unsafe_rate",
+                 "slow_start_s", "status_rate")
+        return (any(getattr(self, name) for name in plain) or self.faults_captions or self.overrides_confidence
+                or bool(self.slow_rate and self.slow_ms))
+
+
+def _swap_word(word: str, pick: Callable[[str], str]) -> str:
+    prefix, core, suffix = _AFFIX.match(word).groups()
+    new = pick(core.lower())
+    if core[:1].isupper():
+        new = new[:1].upper() + new[1:]
+    return prefix + new + suffix
+
+
+def flaw_caption(caption: str, kind: str, rng: random.Random, append_text: str = DEFAULT_APPEND_TEXT) -> str:
+    """``caption`` with the flaw ``kind`` (one of ``CAPTION_FAULTS``) applied; the same ``rng``
+    state gives the same result. Words are split on white space and joined by single spaces."""
+    words = caption.split()
+    if kind == "blank":
+        return ""
+    if kind == "append":
+        return caption + append_text
+    if kind == "truncate":
+        return " ".join(words[: max(1, len(words) // 2)]) if len(words) >= 2 else caption
+    if kind == "reorder":
+        if len(set(words)) < 2:
+            return caption
+        shuffled = list(words)
+        rng.shuffle(shuffled)
+        if shuffled == words:
+            shuffled = words[1:] + words[:1]
+        return " ".join(shuffled)
+    if kind == "repeat":
+        if not words:
+            return caption
+        tail = words[-min(len(words), rng.choice((2, 3))):]
+        return " ".join(words + tail * rng.randint(3, 5))
+    if kind == "replace":
+        if not words:
+            return rng.choice(FILLER_WORDS)
+        cores = [_AFFIX.match(w).group(2).lower() for w in words]
+        swappable = [i for i, c in enumerate(cores) if c in _SWAPS]
+        if swappable:
+            i = rng.choice(swappable)
+            words[i] = _swap_word(words[i], lambda c: rng.choice([w for w in _SWAPS[c] if w != c]))
+        else:
+            i = rng.choice([j for j, c in enumerate(cores) if c] or range(len(words)))
+            words[i] = _swap_word(words[i], lambda c: rng.choice([w for w in FILLER_WORDS if w != c]))
+        return " ".join(words)
+    raise ValueError(f"caption fault must be one of {', '.join(CAPTION_FAULTS)} (got {kind!r})")
 
 
 def _split_head(head: bytes) -> tuple[str, list[tuple[str, str]]]:
@@ -100,12 +244,70 @@ async def _read_body(reader: asyncio.StreamReader, headers: list[tuple[str, str]
     return b""
 
 
-def _json_response(status: int, doc: Any, reason: str = "") -> bytes:
+def dechunk(raw: bytes) -> bytes:
+    """The payload of a body in chunked transfer coding (extensions and trailers dropped);
+    ``ValueError`` when the framing is broken."""
+    out, pos = [], 0
+    while True:
+        end = raw.index(b"\r\n", pos)
+        size = int(raw[pos:end].split(b";")[0].strip(), 16)
+        if size < 0:
+            raise ValueError("negative chunk size")
+        pos = end + 2
+        if size == 0:
+            return b"".join(out)
+        if raw[pos + size : pos + size + 2] != b"\r\n":
+            raise ValueError("chunk not followed by CRLF")
+        out.append(raw[pos : pos + size])
+        pos += size + 2
+
+
+def rewrite_json_answer(
+    head: bytes, body: bytes, edit: Callable[[dict[str, Any]], dict[str, Any] | None]
+) -> bytes | None:
+    """The answer ``head`` + ``body`` (as read: a chunked body is decoded) with its JSON object
+    passed through ``edit``, re-framed with a ``Content-Length`` and no ``Transfer-Encoding``.
+    None, to relay it as it came, when it is not a 2xx JSON object (or is content-encoded), or
+    when ``edit`` returns None."""
+    status_line, headers = _split_head(head)
+    parts = status_line.split(" ")
+    if len(parts) < 2 or not parts[1].startswith("2") or "json" not in (_get(headers, "content-type") or "").lower():
+        return None
+    if (_get(headers, "content-encoding") or "identity").lower() != "identity":
+        return None
+    try:
+        if "chunked" in (_get(headers, "transfer-encoding") or "").lower():
+            body = dechunk(body)
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    new = edit(doc)
+    if new is None:
+        return None
+    payload = json.dumps(new).encode()
+    kept = "".join(f"{k}: {v}\r\n" for k, v in headers if k.lower() not in ("content-length", "transfer-encoding"))
+    return f"{status_line}\r\n{kept}Content-Length: {len(payload)}\r\n\r\n".encode("latin-1") + payload
+
+
+def _json_response(status: int, doc: Any, extra: str = "") -> bytes:
     body = json.dumps(doc).encode()
-    reason = reason or {200: "OK", 401: "Unauthorized", 404: "Not Found", 400: "Bad Request",
-                        500: "Internal Server Error", 502: "Bad Gateway"}.get(status, "Status")
-    return (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Status"
+    return (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n{extra}"
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+class _Draw(NamedTuple):
+    """What happens to one request: a connection fault, the delay, and an injected status."""
+
+    fault: str | None
+    delay_s: float
+    slow: bool = False
+    status: int | None = None
 
 
 class FaultProxy(BackgroundServer):
@@ -114,7 +316,7 @@ class FaultProxy(BackgroundServer):
     name = "fault proxy"
 
     def __init__(self, upstream: str, host: str = "127.0.0.1", port: int = 0, admin_token: str | None = None,
-                 seed: int = 0, faults: ProxyFaults | None = None):
+                 seed: int = 0, faults: ProxyFaults | Mapping[str, Any] | None = None):
         super().__init__()
         u = urlsplit(upstream if "://" in upstream else "http://" + upstream)
         if u.scheme != "http" or not u.hostname:
@@ -123,15 +325,17 @@ class FaultProxy(BackgroundServer):
         self.host, self.port = host, port
         self.admin_token = admin_token
         self.default_seed = seed
-        self.faults = faults or ProxyFaults()
-        self.counts = {"requests": 0, "errors": 0, "hangs": 0, "resets": 0}
+        self.faults = faults if isinstance(faults, ProxyFaults) else ProxyFaults().with_updates(faults or {})
+        self.counts = {"requests": 0, "errors": 0, "hangs": 0, "resets": 0, "slowdowns": 0, "statuses": 0,
+                       "captions": 0, "confidences": 0}
         self._lock = threading.Lock()
         self._reseed()
         self._conns: set[asyncio.Task] = set()
 
     def _reseed(self) -> None:
         seed = self.default_seed if self.faults.seed is None else self.faults.seed
-        self._rng = {k: random.Random(f"{seed}:{k}") for k in ("latency", "error", "hang", "reset")}
+        kinds = ("latency", "error", "hang", "reset", "slow", "status", "caption", "caption_text", "confidence")
+        self._rng = {k: random.Random(f"{seed}:{k}") for k in kinds}
 
     def set_faults(self, data: Mapping[str, Any]) -> ProxyFaults:
         with self._lock:
@@ -145,19 +349,52 @@ class FaultProxy(BackgroundServer):
             self._reseed()
             return self.faults
 
-    def _draw(self) -> tuple[str | None, float]:
+    def _draw(self, captioning: bool) -> _Draw:
         with self._lock:
             f = self.faults
             delay = f.latency_ms / 1000.0
             if f.jitter_ms:
                 delay += self._rng["latency"].uniform(0.0, f.jitter_ms) / 1000.0
             if f.reset_rate and self._rng["reset"].random() < f.reset_rate:
-                return "reset", delay
+                return _Draw("reset", delay)
             if f.hang_rate and self._rng["hang"].random() < f.hang_rate:
-                return "hang", delay
+                return _Draw("hang", delay)
             if f.error_rate and self._rng["error"].random() < f.error_rate:
-                return "error", delay
-            return None, delay
+                return _Draw("error", delay)
+            if not captioning:
+                return _Draw(None, delay)
+            slow = bool(f.slow_rate and f.slow_ms) and self._rng["slow"].random() < f.slow_rate
+            status = f.status_code if f.status_rate and self._rng["status"].random() < f.status_rate else None
+            return _Draw(None, delay + (f.slow_ms / 1000.0 if slow else 0.0), slow, status)
+
+    def _flaw_answer(self, doc: dict[str, Any]) -> dict[str, Any] | None:
+        """The captioning answer ``doc`` with its drawn caption and confidence faults, or None."""
+        if not isinstance(doc.get("caption"), str):
+            return None
+        with self._lock:
+            f = self.faults
+            faulted = f.faults_captions and self._rng["caption"].random() < f.caption_fault_rate
+            if f.confidence_value is None:
+                pinned = False
+            elif f.confidence_on_fault:
+                pinned = faulted
+            else:
+                pinned = bool(f.confidence_rate) and self._rng["confidence"].random() < f.confidence_rate
+            if not (faulted or pinned):
+                return None
+            if faulted:
+                doc["caption"] = flaw_caption(doc["caption"], f.caption_fault, self._rng["caption_text"], f.append_text)
+                self.counts["captions"] += 1
+            if pinned:
+                doc["confidence"] = f.confidence_value
+                self.counts["confidences"] += 1
+            return doc
+
+    @staticmethod
+    def _status_answer(code: int) -> bytes:
+        extra = "Retry-After: 1\r\n" if code in (429, 503) else ""
+        return _json_response(code, {"error": {"code": "injected_status",
+                                               "message": f"status {code} injected by the fault proxy"}}, extra)
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         bw = self.faults.bandwidth_bps
@@ -225,7 +462,9 @@ class FaultProxy(BackgroundServer):
                         return
                     continue
                 self.counts["requests"] += 1
-                fault, delay = self._draw()
+                captioning = method == "POST" and target.split("?")[0] == CAPTION_PATH
+                draw = self._draw(captioning)
+                fault, delay = draw.fault, draw.delay_s
                 if fault == "reset":
                     self.counts["resets"] += 1
                     self._reset(writer)
@@ -237,6 +476,8 @@ class FaultProxy(BackgroundServer):
                     except (asyncio.TimeoutError, ConnectionError):
                         pass
                     return
+                if draw.slow:
+                    self.counts["slowdowns"] += 1
                 if delay:
                     await asyncio.sleep(delay)
                 if fault == "error":
@@ -267,7 +508,13 @@ class FaultProxy(BackgroundServer):
                 except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
                     self._reset(writer)  # the upstream broke mid-answer: so does the client's connection
                     return
-                await self._send(writer, resp_head + resp_body)
+                answer = resp_head + resp_body
+                if draw.status is not None:
+                    self.counts["statuses"] += 1
+                    answer = self._status_answer(draw.status)
+                elif captioning and not no_body:
+                    answer = rewrite_json_answer(resp_head, resp_body, self._flaw_answer) or answer
+                await self._send(writer, answer)
                 if server_close:
                     uw.close()
                     up = None
@@ -312,11 +559,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it ends")
     for f in fields(ProxyFaults):
-        if f.name != "seed":
-            p.add_argument("--" + f.name.replace("_", "-"), type=float, default=0.0)
+        if f.name == "seed":
+            continue
+        flag, kind = "--" + f.name.replace("_", "-"), field_kind(f)[0]
+        if kind == "bool":
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata.get("help"))
+        else:
+            p.add_argument(flag, type={"float": float, "int": int, "str": str}[kind], default=f.default,
+                           choices=f.metadata.get("choices"), help=f.metadata.get("help"))
     args = p.parse_args(argv)
-    faults = ProxyFaults(**{f.name: getattr(args, f.name) for f in fields(ProxyFaults) if f.name != "seed"})
     try:
+        faults = ProxyFaults(**{f.name: getattr(args, f.name) for f in fields(ProxyFaults) if f.name != "seed"})
         proxy = FaultProxy(args.upstream, args.host, args.port, args.admin_token, args.seed, faults)
     except ValueError as exc:
         print(f"harness.load.proxy: error: {exc}", flush=True)
