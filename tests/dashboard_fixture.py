@@ -3,7 +3,8 @@
 ``build_reports(root)`` writes two runs: ``run-a`` (older; identical targets, PROMOTE; only
 ``decision.json`` and ``summary.md``) and ``run-b`` (newer; the canary is three times slower,
 ROLLBACK; every documented file: records, quality, drift, a dataset of shapes images, worst
-captions with images), plus a folder that is not a run."""
+captions with images, findings; some captions carry markup that must show as plain text), plus a
+folder that is not a run. Both records are built by ``build_decision``, as the gate builds them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from harness.canary import MetricSample, judge
 from harness.datasets import generate_shapes, write_coco
@@ -20,10 +22,12 @@ from harness.quality.report import write_quality
 from harness.records import RecordWriter, RequestRecord, compact
 from harness.report import build_decision, render_markdown, write_decision
 
-__all__ = ["Reports", "build_reports", "N_IMAGES", "REPEATS", "PRICE_PER_HOUR"]
+__all__ = ["Reports", "build_reports", "N_IMAGES", "REPEATS", "PRICE_PER_HOUR", "HOSTILE_CAPTION"]
 
 N_IMAGES, REPEATS, PRICE_PER_HOUR = 8, 10, 2.0
 T0 = 1_700_000_000.0
+# A caption with markup in it: the dashboard and summary.md must show it as text.
+HOSTILE_CAPTION = "a *red* circle <img src=x onerror=alert(1)> [see](http://x) `tick` | pipe $x$"
 
 
 @dataclass(frozen=True)
@@ -85,15 +89,24 @@ def _slos(canary_burn: float) -> list[dict]:
 def _inputs(canary_version: str) -> dict:
     return {"targets": {"baseline": {"url": "http://127.0.0.1:9001", "model_version": "tiny-baseline"},
                         "canary": {"url": "http://127.0.0.1:9002", "model_version": canary_version}},
-            "scenario": "steady", "load": "constant 4 users", "duration_s": 20, "dataset": "dataset"}
+            "scenario": "steady", "load": {"users": 4, "duration_s": 20.0, "seed": 0}, "duration_s": 20,
+            "dataset": "dataset"}
 
 
 def _old_run(root: Path) -> tuple[Path, dict]:
     rng = np.random.default_rng(1)
-    lat = rng.lognormal(np.log(0.08), 0.3, 200)
-    q = rng.normal(1.0, 0.2, 200)
-    v = judge({"latency": MetricSample(lat, lat), "quality": MetricSample(q, q),
-               "error_rate": MetricSample(np.zeros(200), np.zeros(200))})
+    n, images = 400, 200
+    lat = rng.lognormal(np.log(0.08), 0.3, n)
+    zeros = np.zeros(n)
+    ids = [str(i) for i in range(images)]
+    per_image = {"quality": rng.normal(1.0, 0.2, images), "confidence": np.clip(rng.normal(0.9, 0.03, images), 0, 1),
+                 "caption_length": rng.integers(4, 12, images).astype(float)}
+    same = {**{k: lat for k in ("latency_p50", "latency_p95", "latency_p99")},
+            **{k: zeros for k in ("error_rate", "timeout_rate", "unusable_rate", "blank_rate", "degenerate_rate",
+                                  "pii_rate", "safety_flag_rate")},
+            **{k: pd.Series(x, index=ids) for k, x in per_image.items()},
+            "caption_changed": pd.Series(["a circle"] * images, index=ids)}
+    v = judge({k: MetricSample(x, x) for k, x in same.items()})
     assert v.verdict == "PROMOTE", v.reasons
     figs = {t: {"requests": 200, "throughput_rps": 8.0, "p95_s": 0.13, "p99_s": 0.16, "error_rate": 0.0,
                 "cost_per_1000": 0.0694, "safety_flag_rate": 0.0, "cider_d": 1.0, "cider_d_ci": {"low": 0.95, "high": 1.05},
@@ -121,12 +134,17 @@ def _new_run(root: Path) -> tuple[Path, dict]:
                        "per_image": [{"image_id": i, "caption": f"caption {i}", "CIDEr-D": float(c[i])}
                                      for i in range(N_IMAGES)]} for t, c in cider.items()}, folder)
     ok = lambda rs: [r for r in rs if r.outcome == "ok"]  # noqa: E731
+    lat = MetricSample([r.latency_s for r in ok(base)], [r.latency_s for r in ok(can)])
+    none = MetricSample(np.zeros(len(ok(base))), np.zeros(len(ok(can))))
+    ids = [str(i) for i in range(N_IMAGES)]
     v = judge({
-        "latency": MetricSample([r.latency_s for r in ok(base)], [r.latency_s for r in ok(can)]),
+        "latency_p50": lat, "latency_p95": lat, "latency_p99": lat,
         "error_rate": MetricSample([r.outcome != "ok" for r in base], [r.outcome != "ok" for r in can]),
-        "quality": MetricSample(np.tile(cider["baseline"], REPEATS), np.tile(cider["baseline"], REPEATS)),
-        "confidence": MetricSample([r.confidence for r in ok(base)], [r.confidence for r in ok(can)]),
-        "safety_flag_rate": MetricSample(np.zeros(len(base)), np.zeros(len(can))),
+        "timeout_rate": MetricSample(np.zeros(len(base)), np.zeros(len(can))),
+        "unusable_rate": none, "blank_rate": none, "pii_rate": none, "safety_flag_rate": none,
+        "quality": MetricSample(pd.Series(cider["baseline"], index=ids), pd.Series(cider["baseline"], index=ids)),
+        "caption_changed": MetricSample(pd.Series([f"a small red circle number {i}" for i in ids], index=ids),
+                                        pd.Series([f"a red circle number {i}" for i in ids], index=ids)),
     })
     assert v.verdict == "ROLLBACK", v.reasons
     drift = {
@@ -143,14 +161,18 @@ def _new_run(root: Path) -> tuple[Path, dict]:
         "current": {"source": "canary", "n_records": 78}, "seconds": 0.02, "quality": None,
     }
     write_report(drift, folder)
-    worst = [{"target": "canary", "image_id": i, "image_path": f"dataset/images/{samples[i].file_name}",
+    worst = [{"target": "canary", "image_id": str(i), "image_path": f"dataset/images/{samples[i].file_name}",
               "caption": f"worst caption of image {i}", "references": samples[i].captions, "cider_d": float(cider["canary"][i]),
               "confidence": 0.5} for i in (3, 5)]
-    worst.append({"target": "canary", "image_id": 99, "image_path": "dataset/images/gone.png", "caption": "an image that is gone",
+    worst[1]["caption"] = HOSTILE_CAPTION
+    worst.append({"target": "canary", "image_id": "99", "image_path": "dataset/images/gone.png", "caption": "an image that is gone",
                   "references": ["a gone image"], "cider_d": 0.0, "confidence": 0.1})
     extra = {
         "figures": {"baseline": _figures(base, cider["baseline"], None), "canary": _figures(can, cider["canary"], 7)},
         "worst_captions": worst,
+        "findings": [{"target": "canary", "check": "pii", "count": 1, "answers": len(ok(can)), "examples": [
+            {"request_id": "canary-5", "image_id": "5", "caption": HOSTILE_CAPTION + " mail me@evil.example",
+             "match": "me@evil.example"}]}],
         "drift": {"drifted": True, "detectors": [{"name": r["detector"], "method": r["method"], "statistic": r["statistic"],
                                                   "p_value": r["p_value"], "threshold": r["threshold"], "drift": r["drift"]}
                                                  for r in drift["results"]]},

@@ -15,10 +15,11 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from dashboard_fixture import N_IMAGES, build_reports  # noqa: E402
+from dashboard_fixture import HOSTILE_CAPTION, N_IMAGES, build_reports  # noqa: E402
 from harness.errors import InputMissingError  # noqa: E402
 from harness.quality.hybrid import Rating, load_ratings  # noqa: E402
 from harness.records import load_records  # noqa: E402
+from harness.report.markdown import code_span  # noqa: E402
 from harness.report.run import list_runs, load_run  # noqa: E402
 
 DASH = Path(__file__).resolve().parents[1] / "dashboards"
@@ -91,11 +92,20 @@ def test_decision_page_renders_the_record(reports, monkeypatch):
     assert _texts(at.error) == [f"Verdict: **ROLLBACK** (score {rec['score']:g})"]
     assert ("Score", f"{rec['score']:.4g}") in _metrics(at)
     assert ("Canary model", "tiny-slow") in _metrics(at)
-    assert "\n".join(f"- {r}" for r in rec["reasons"]) in _texts(at.markdown)
+    assert _texts(at.text) == ["\n".join(f"• {r}" for r in rec["reasons"])]
     table = at.dataframe[0].value
     assert list(table["name"]) == [m["name"] for m in rec["metrics"]]
     assert list(table["classification"]) == [m["classification"] for m in rec["metrics"]]
     assert list(table.columns[:4]) == ["name", "group", "classification", "critical"]
+    power = at.dataframe[1].value
+    assert list(power["metric"]) == [p["metric"] for p in rec["power"]]
+    assert list(power["adequate"]) == [p["adequate"] for p in rec["power"]]
+    findings = at.dataframe[2].value
+    assert list(findings["caption"]) == [HOSTILE_CAPTION + " mail me@evil.example"]
+    # Target text reaches markdown only inside summary.md, in a code span.
+    summary = (reports.new / "summary.md").read_text()
+    assert code_span(HOSTILE_CAPTION + " mail me@evil.example", 200) in summary
+    assert not [t for t in _texts(at.markdown) if HOSTILE_CAPTION in t and t != summary.strip()]
     groups = _chart_rows(_charts(at)[0])
     scored = [g for g in rec["groups"] if g["score"] is not None]
     assert list(groups["name"]) == [g["name"] for g in scored]
@@ -130,7 +140,7 @@ def test_oncall_page(reports, monkeypatch):
                          ("P99 latency", f"{figs['baseline']['p99_s'] * 1000:.1f} ms")]
     assert ("Error rate", "2.50%") in tiles and ("Queue depth", "7") in tiles
     assert "Queue depth: not in this run" in _texts(at.caption)  # the baseline reports none
-    assert _texts(at.error) == ["Last verdict (run run-b): **ROLLBACK** (score 64.71)",
+    assert _texts(at.error) == ["Last verdict (run run-b): **ROLLBACK** (score 52.94)",
                                 "Would page — canary · latency-p95: burn 16x, budget left -1500.00%"]
     burn = _chart_rows(_charts(at)[0])
     assert sorted(zip(burn["target"], burn["name"], burn["projected_burn_rate"])) == sorted(
@@ -153,9 +163,10 @@ def test_debug_page(reports, monkeypatch):
         r["CIDEr-D"] for t in ("baseline", "canary") for r in quality[t]["per_image"])
     assert len(at.image) == 2  # the third worst caption's image is gone
     assert _texts(at.info) == ["image: not in this run"]
-    shown = "\n".join(_texts(at.markdown))
+    shown = _texts(at.text)
     for w in reports.new_decision["worst_captions"]:
-        assert f"> {w['caption']}" in shown
+        assert w["caption"] in shown
+    assert HOSTILE_CAPTION in shown and not [t for t in _texts(at.markdown) if HOSTILE_CAPTION in t]
 
 
 def test_drift_page(reports, monkeypatch):
@@ -180,7 +191,7 @@ def test_older_run_shows_what_it_lacks(reports, monkeypatch):
     assert _texts(at.info) == ["drift.json: not in this run", "drift verdicts: not in this run",
                                "drift.html: not in this run"]
     _go(at, "oncall")
-    assert _texts(at.error) == ["Last verdict (run run-b): **ROLLBACK** (score 64.71)"]
+    assert _texts(at.error) == ["Last verdict (run run-b): **ROLLBACK** (score 52.94)"]
     assert "Showing run `run-a`; its verdict is PROMOTE." in _texts(at.caption)
     assert "request records: not in this run" in _texts(at.info)
     _go(at, "rate")
@@ -202,13 +213,52 @@ def test_empty_missing_and_broken_report_folders(tmp_path, monkeypatch):
                                      "Expecting property name enclosed in double quotes"]
 
 
+# A record of the first schema, as the harness wrote it before the typed model: old metric names,
+# no power figures, the load as free text, fields the current schema does not know.
+V1_RECORD = {
+    "schema_version": 1, "run_id": "run-old", "created_unix": 1_600_000_000.0, "verdict": "HOLD", "score": 80.0,
+    "reasons": ["score 80 is marginal (75 <= score < 90)"],
+    "metrics": [{"name": "latency", "group": "latency", "classification": "High", "failed": True, "critical": False,
+                 "test": "mann_whitney_u", "baseline": 0.08, "canary": 0.12, "n_baseline": 200, "n_canary": 200,
+                 "p_value": 1e-9, "effect": 0.04, "effect_low": 0.03, "effect_high": 0.05, "tolerance": 0.02,
+                 "direction": "increase", "unit": "s", "reason": "canary median latency is higher by 40 ms"}],
+    "groups": [{"name": "latency", "weight": 30.0, "score": 0.0, "passed": 0, "failed": 1, "no_data": 0}],
+    "thresholds": {"pass": 90.0, "marginal": 75.0, "confidence": 0.98},
+    "slos": [{"target": "canary", "name": "availability", "kind": "availability", "objective": 0.99, "sli": 1.0,
+              "budget_remaining": 1.0, "projected_burn_rate": 0.0, "would_page": False, "would_ticket": False}],
+    "inputs": {"targets": {"baseline": {"url": "http://a", "model_version": "v1"},
+                           "canary": {"url": "http://b", "model_version": "v2"}},
+               "scenario": "steady", "load": "constant 4 users", "dataset": "shapes:50"},
+    "figures": {"baseline": {"requests": 200, "p95_s": 0.1, "p99_s": 0.12, "error_rate": 0.0},
+                "canary": {"requests": 200, "p95_s": 0.15, "p99_s": 0.2, "error_rate": 0.0}},
+    "worst_captions": [{"target": "canary", "image_id": 3, "image_path": None, "caption": "a *circle*",
+                        "references": ["a circle"], "cider_d": 0.2, "confidence": 0.5}],
+    "legacy_note": "fields the current schema does not know are dropped",
+}
+
+
+def test_schema_1_run_shows_on_every_page(tmp_path, monkeypatch):
+    folder = tmp_path / "run-old"
+    folder.mkdir()
+    (folder / "decision.json").write_text(json.dumps(V1_RECORD))
+    at = _app(tmp_path, monkeypatch)
+    assert _texts(at.warning) == ["Verdict: **HOLD** (score 80)"]
+    assert list(at.dataframe[0].value["name"]) == ["latency"]
+    assert "power figures: not in this run" in _texts(at.info)
+    assert ("Canary model", "v2") in _metrics(at)
+    for page in ("executive", "oncall", "debug", "drift", "rate"):
+        _go(at, page)
+    _go(at, "debug")
+    assert "a *circle*" in _texts(at.text)
+
+
 # -- rating ------------------------------------------------------------------------------------
 def _shown_item(at: AppTest) -> tuple[str, str]:
     texts = _texts(at.markdown)
     (head,) = [t for t in texts if t.startswith("Caption **")]
     image_id = re.search(r"image `([^`]+)`", head).group(1)
-    (quote,) = [t for t in texts if t.startswith("> ")]
-    return image_id, quote[2:]
+    (caption,) = _texts(at.text)
+    return image_id, caption
 
 
 def test_rating_lands_in_ratings_csv(tmp_path, monkeypatch):

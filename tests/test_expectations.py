@@ -68,7 +68,7 @@ BAD = {
     "caption non-empty when ok": lambda df: _set(df, 12, "caption", "   "),
     "latency not negative": lambda df: _set(df, 13, "latency_s", -0.01),
     "status code known": lambda df: _set(df, 14, "status", 418),
-    "request_id unique": lambda df: _set(df, 15, "request_id", "req-16"),
+    "request_id unique per target": lambda df: _set(df, 15, "request_id", "req-16"),
 }
 
 
@@ -93,7 +93,19 @@ def test_failure_message_names_rules_and_counts(clean):
     msg = str(exc.value)
     assert msg.startswith("data contract failed: 2 of ")
     assert "confidence in [0, 1]: 1 of 40 rows, e.g. 1.5" in msg
-    assert "request_id unique: 2 of 40 rows, e.g. 'req-16', 'req-16'" in msg
+    assert "request_id unique per target: 2 of 40 rows, e.g. {'target': 'baseline', 'request_id': 'req-16'}" in msg
+
+
+def test_the_gate_contract_checks_the_harness_not_the_service(clean):
+    """Odd statuses and blank captions are observations against a target (the judge counts them);
+    only malformed records make a run untrustworthy."""
+    gate = RecordContract(coverage_objective=0.0, service=False)
+    odd = _set(_set(clean.copy(), 14, "status", 502), 12, "caption", "   ")
+    assert validate_records(odd, gate).success
+    assert not validate_records(odd, RecordContract(coverage_objective=0.0)).success
+    for bad in (_set(clean.copy(), 15, "request_id", "req-16"), _set(clean.copy(), 5, "latency_s", "fast"),
+                _set(clean.copy(), 14, "status", 1000), clean.drop(columns=["model_version"])):
+        assert not validate_records(bad, gate).success
 
 
 def test_coverage_below_objective_fails(clean):

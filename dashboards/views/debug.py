@@ -1,5 +1,5 @@
 """Debug view: per-target distributions of latency, confidence and per-image quality, and the
-worst captions with their images."""
+worst captions with their images (captions and references shown as plain text)."""
 
 import altair as alt
 import pandas as pd
@@ -7,6 +7,7 @@ import streamlit as st
 
 from board import board, fmt, not_in_run, read_json, read_records
 from charts import TARGET_COLOURS, histogram
+from harness.report.markdown import code_span, inline_text
 
 b = board()
 rec = b.decision
@@ -61,7 +62,7 @@ st.subheader("Worst captions")
 worst = rec.get("worst_captions") or []
 if not worst:
     not_in_run("worst captions")
-for i, w in enumerate(worst):
+for w in worst:
     image = b.run.resolve(w.get("image_path"))
     left, right = st.columns([1, 3])
     if image is not None:
@@ -69,8 +70,8 @@ for i, w in enumerate(worst):
     else:
         left.info("image: not in this run")
     refs = w.get("references") or []
-    right.markdown(
-        f"**{w.get('target', '–')}** · image `{w.get('image_id', '–')}` · CIDEr-D {fmt(w.get('cider_d'))} · "
-        f"confidence {fmt(w.get('confidence'))}\n\n> {w.get('caption') or '(no caption)'}\n\n"
-        + ("references: " + "; ".join(f"_{r}_" for r in refs[:5]) if refs else "")
-    )
+    right.markdown(f"**{inline_text(w.get('target'))}** · image {code_span(w.get('image_id'))} · "
+                   f"CIDEr-D {fmt(w.get('cider_d'))} · confidence {fmt(w.get('confidence'))}")
+    right.text(w.get("caption") or "(no caption)")
+    if refs:
+        right.text("references: " + "; ".join(map(str, refs[:5])))

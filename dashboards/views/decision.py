@@ -1,4 +1,8 @@
-"""Canary decision: the verdict, why, every metric's comparison, the group scores, summary.md."""
+"""Canary decision: the verdict, why, every metric's comparison, the group scores, what the run
+could detect, the output checks' findings, summary.md. Text that came from a target is shown as
+plain text, never as markdown."""
+
+import json
 
 import pandas as pd
 import streamlit as st
@@ -21,14 +25,17 @@ for col, name in zip(cols[1:], ("baseline", "canary")):
 
 st.subheader("Why")
 reasons = rec.get("reasons") or []
-st.markdown("\n".join(f"- {r}" for r in reasons) if reasons else "No reasons recorded.")
+st.text("\n".join(f"• {r}" for r in reasons) if reasons else "No reasons recorded.")
 
 st.subheader("Metrics")
 metrics = rec.get("metrics") or []
 if metrics:
     order = ["name", "group", "classification", "critical", "baseline", "canary", "effect", "effect_low",
-             "effect_high", "tolerance", "direction", "unit", "test", "p_value", "n_baseline", "n_canary", "reason"]
+             "effect_high", "tolerance", "direction", "unit", "test", "p_value", "n_baseline", "n_canary", "reason",
+             "detectable", "mde", "must_detect", "adequate"]
     df = pd.DataFrame(metrics)
+    if "details" in df.columns:
+        df["details"] = df["details"].map(lambda d: json.dumps(d, sort_keys=True) if d else "")
     df = df[[c for c in order if c in df.columns] + [c for c in df.columns if c not in order]]
     st.dataframe(df, hide_index=True,
                  column_config={"effect_low": st.column_config.NumberColumn("CI low", format="%.4g"),
@@ -57,6 +64,23 @@ else:
 if th:
     st.caption(f"Promote at {th.get('pass', '–')}, hold from {th.get('marginal', '–')}; "
                f"tests at {fmt(th.get('confidence'), '%')} confidence.")
+
+st.subheader("What this run could detect")
+power = rec.get("power") or []
+if power:
+    st.dataframe(pd.DataFrame(power), hide_index=True,
+                 column_config={"mde": st.column_config.NumberColumn("smallest effect", format="%.4g"),
+                                "must_detect": st.column_config.NumberColumn("must detect", format="%.4g")})
+else:
+    not_in_run("power figures")
+
+found = rec.get("findings") or []
+if found:
+    st.subheader("Findings")
+    st.dataframe(pd.DataFrame([{"target": f["target"], "check": f["check"], "answers flagged": f["count"],
+                                "answers": f["answers"], "image_id": ex.get("image_id"), "caption": ex.get("caption"),
+                                "match": ex.get("match")}
+                               for f in found for ex in (f.get("examples") or [{}])]), hide_index=True)
 
 with st.expander("What ran"):
     st.json(rec.get("inputs") or {})

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from board import board, not_in_run, read_records
+from harness.report.markdown import code_span
 from ratings import RATINGS_NAME, RatingRow, append_rating
 
 SAMPLE = 24
@@ -75,11 +76,11 @@ if nav[0].button("◀ Previous", key="rate_prev"):
 if nav[1].button("Next ▶", key="rate_next"):
     st.session_state[pos_key] = (pos + 1) % len(items)
     st.rerun()
-nav[2].markdown(f"Caption **{pos + 1}** of {len(items)} · image `{item['image_id']}`")
+nav[2].markdown(f"Caption **{pos + 1}** of {len(items)} · image {code_span(item['image_id'])}")
 
 with st.form("rate_form", clear_on_submit=True):
     st.image(item["image"], width=256)
-    st.markdown(f"> {item['caption']}")
+    st.text(item["caption"])
     stars = st.feedback("stars", key="rate_stars")
     saved = st.form_submit_button("Save rating")
 

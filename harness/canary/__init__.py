@@ -1,8 +1,15 @@
 """The canary judge: compare baseline and candidate, classify each metric, score, decide."""
 
 from harness.canary.config import load_judge_config, parse_judge_config
-from harness.canary.judge import MetricSample, classify, judge
-from harness.canary.metric import DEFAULT_GROUP_WEIGHTS, DEFAULT_METRICS, JudgeConfig, MetricSpec
+from harness.canary.judge import MetricSample, classify, decide, judge, score_groups
+from harness.canary.metric import (
+    DEFAULT_GROUP_WEIGHTS,
+    DEFAULT_METRICS,
+    JudgeConfig,
+    MetricSpec,
+    burn_metric,
+    drift_metric,
+)
 from harness.canary.verdict import HOLD, PROMOTE, ROLLBACK, GroupResult, MetricResult, Verdict
 
 __all__ = [
@@ -12,6 +19,10 @@ __all__ = [
     "DEFAULT_METRICS",
     "DEFAULT_GROUP_WEIGHTS",
     "judge",
+    "decide",
+    "score_groups",
+    "burn_metric",
+    "drift_metric",
     "load_judge_config",
     "parse_judge_config",
     "classify",

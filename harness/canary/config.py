@@ -13,13 +13,16 @@ from harness.errors import DataError, InputMissingError
 __all__ = ["load_judge_config", "parse_judge_config"]
 
 _TOP = ("pass_threshold", "marginal_threshold", "confidence", "min_samples", "seed", "groups", "metrics")
-_METRIC = ("group", "direction", "critical", "must_have_data", "tolerance", "tolerance_abs", "unit", "description")
+_METRIC = ("group", "direction", "critical", "must_have_data", "tolerance", "tolerance_abs", "must_detect", "delta",
+           "unit", "description")
 _DIRECTIONS = ("increase", "decrease", "either")
 
 
 def _num(v: Any, path: str, low: float | None = None, high: float | None = None) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise DataError(f"{path}: must be a number (got {v!r})")
+    if v != v or v in (float("inf"), float("-inf")):
+        raise DataError(f"{path}: must be a finite number (got {v!r})")
     if (low is not None and v < low) or (high is not None and v > high):
         raise DataError(f"{path}: must be between {low:g} and {high:g} (got {v!r})")
     return float(v)
@@ -49,10 +52,14 @@ def _metric(spec: MetricSpec, doc: Any, path: str, groups: set[str]) -> MetricSp
             changes[k] = v
         elif k in ("critical", "must_have_data"):
             changes[k] = _bool(v, p)
-        elif k in ("tolerance", "tolerance_abs"):
-            changes[k] = _num(v, p, 0.0, float("inf"))
+        elif k in ("tolerance", "tolerance_abs", "delta"):
+            changes[k] = _num(v, p, 0.0, 1e12)
+        elif k == "must_detect":
+            changes[k] = None if v is None else _num(v, p, 0.0, 1e12)
         else:
-            changes[k] = str(v)
+            if not isinstance(v, str):
+                raise DataError(f"{p}: must be text (got {v!r})")
+            changes[k] = v
     return replace(spec, **changes)
 
 
@@ -71,16 +78,24 @@ def parse_judge_config(doc: Any, source: str = "<judge config>", base: JudgeConf
         if "groups" in doc:
             if not isinstance(doc["groups"], dict) or not doc["groups"]:
                 raise DataError("groups: must map group names to weights")
-            weights = {str(g): _num(w, f"groups.{g}", 0.0, float("inf")) for g, w in doc["groups"].items()}
+            weights = {str(g): _num(w, f"groups.{g}", 0.0, 1e12) for g, w in doc["groups"].items()}
+            if not any(w > 0 for w in weights.values()):
+                raise DataError("groups: at least one group needs a weight above 0")
         metrics = list(base.metrics)
         by_name = {m.name: i for i, m in enumerate(metrics)}
-        for name, mdoc in (doc.get("metrics") or {}).items():
+        mdocs = doc.get("metrics")
+        if mdocs is not None and not isinstance(mdocs, dict):
+            raise DataError("metrics: must map metric names to their settings")
+        for name, mdoc in (mdocs or {}).items():
             if name not in by_name:
                 raise DataError(f"metrics.{name}: unknown metric (known: {', '.join(by_name)})")
             metrics[by_name[name]] = _metric(metrics[by_name[name]], mdoc, f"metrics.{name}", set(weights))
-        unused = sorted({m.group for m in metrics} - set(weights) - {"slo"})
+        unused = sorted({m.group for m in metrics} - set(weights))
         if unused:
-            raise DataError(f"groups: no weight for {', '.join(unused)}")
+            raise DataError(f"groups: no weight for {', '.join(unused)} (every metric's group needs one)")
+        empty = sorted(set(weights) - {m.group for m in metrics})
+        if empty:
+            raise DataError(f"groups.{empty[0]}: no metric belongs to this group")
         cfg = replace(cfg, metrics=tuple(metrics), group_weights=weights)
         for k in ("pass_threshold", "marginal_threshold"):
             if k in doc:
@@ -104,8 +119,14 @@ def load_judge_config(path: str | Path, base: JudgeConfig = JudgeConfig()) -> Ju
     p = Path(path)
     if not p.exists():
         raise InputMissingError(f"{p}: judge config not found")
+    if not p.is_file():
+        raise DataError(f"{p}: the judge config must be a file")
     try:
-        doc = yaml.safe_load(p.read_text())
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{p}: the judge config is not UTF-8 text") from None
+    try:
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -7,13 +7,13 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.canary.judge import MetricSample, judge
-from harness.canary.metric import JudgeConfig, MetricSpec
-from harness.canary.observations import metric_samples, target_observations
+from harness.canary.judge import judge
+from harness.canary.metric import JudgeConfig, burn_metric, drift_metric
+from harness.canary.observations import TargetData, findings, metric_samples
 from harness.errors import UsageError
 
 __all__ = ["GateConfig", "run_gate", "TARGETS"]
@@ -69,6 +69,8 @@ def _probe(url: str, timeout: float, api_key: str | None) -> tuple[dict | None, 
                 try:
                     info = m.json()
                 except ValueError:
+                    info = {}
+                if not isinstance(info, dict):  # a /v1/model that is not an object tells nothing
                     info = {}
             for _ in range(int(max(timeout, 1) * 4)):
                 r = c.get(url.rstrip("/") + "/readyz")
@@ -165,6 +167,7 @@ def run_gate(cfg: GateConfig, log: Callable[[str], None] = _log_default) -> dict
     returns the decision record."""
 
     from harness.report import build_decision, render_markdown, write_decision
+    from harness.resources import example_path
     from harness.slo import load_spec
     from harness.slo.spec import DEFAULT_BLOCKLIST
 
@@ -174,7 +177,7 @@ def run_gate(cfg: GateConfig, log: Callable[[str], None] = _log_default) -> dict
         raise UsageError(f"{out} holds an earlier run ({', '.join(used)}): give each gate run an empty --out folder")
     out.mkdir(parents=True, exist_ok=True)
     run_id = cfg.run_id or f"gate-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:4]}"
-    spec_path = cfg.spec or Path(__file__).resolve().parents[2] / "examples" / "slo.yaml"
+    spec_path = cfg.spec or example_path("slo.yaml")
     spec = load_spec(spec_path)
     lat_slo = next((s for s in spec.slos if s.sli == "latency"), None)
     q_slo = next((s for s in spec.slos if s.sli == "quality"), None)
@@ -208,23 +211,22 @@ def run_gate(cfg: GateConfig, log: Callable[[str], None] = _log_default) -> dict
                                          "batching": info.get("batching")})
     artifacts = {"dataset": str(folder), "summary_md": "summary.md"}
     extra: dict[str, Any] = {"artifacts": artifacts}
-    samples: dict[str, MetricSample] = {}
+    targets: tuple[TargetData, TargetData] | None = None
     slos: list[dict] = []
     if not reasons:
-        samples, slos, extra2, more_reasons = _measure(cfg, run_id, urls, folder, out, thr, floor, traffic,
+        targets, slos, extra2, more_reasons = _measure(cfg, run_id, urls, folder, out, thr, floor, traffic,
                                                       blocklist, spec, inputs, log)
         reasons += more_reasons
-        extra.update(extra2)
         artifacts.update(extra2.pop("artifacts", {}))
+        extra.update(extra2)
     cfgj = cfg.judge
     for s in slos:
         if s["target"] == "canary":
-            cfgj = cfgj.with_metrics(MetricSpec(f"burn:{s['name']}", "slo", "limit", limit=s["page_factor"],
-                                                description=f"projected burn rate of SLO {s['name']} (lower 95% bound)"))
-    cfgj = cfgj.with_metrics(MetricSpec("output_drift", "quality", "limit", limit=0.5,
-                                        description="canary outputs drifted from baseline outputs (1) or not (0)"))
+            cfgj = cfgj.with_metrics(burn_metric(s["name"], s["page_factor"]))
+    cfgj = cfgj.with_metrics(drift_metric())
+    samples = metric_samples(cfgj.metrics, *targets) if targets else {}
     verdict = judge(samples, cfgj, reasons)
-    rec = build_decision(verdict.to_dict(), slos, inputs, run_id, extra)
+    rec = build_decision(verdict.to_dict(), slos, inputs, run_id, {**extra, "artifacts": artifacts})
     write_decision(out, rec)
     (out / "summary.md").write_text(render_markdown(rec))
     log(f"[gate] verdict {rec['verdict']} (score {rec['score']}): {out / 'decision.json'}")
@@ -234,6 +236,7 @@ def run_gate(cfg: GateConfig, log: Callable[[str], None] = _log_default) -> dict
 def _measure(cfg, run_id, urls, folder, out, thr, floor, traffic, blocklist, spec, inputs, log):
     import pandas as pd
 
+    from harness.canary import observations as o
     from harness.datasets import load_coco
     from harness.expectations import RecordContract, validate_records
     from harness.quality import write_quality
@@ -263,38 +266,41 @@ def _measure(cfg, run_id, urls, folder, out, thr, floor, traffic, blocklist, spe
         for f in frames:
             w.write_many(f.where(pd.notna(f), None).to_dict("records"))
     compact(out)
-    contract = RecordContract(coverage_objective=0.0)
+    # The harness's own records must be well formed; what the targets answered is judged by the
+    # metrics, not here. One validation over all of them (each costs a Great Expectations pass).
     contracts = {}
-    for k in urls:
-        for phase, df in (("evaluate", evals[k][0]), ("load", loads[k][0])):
-            if df is None or not len(df):
-                continue
-            rep = validate_records(df, contract)
-            contracts[f"{k}/{phase}"] = rep.to_dict()
-            if not rep.success:
-                reasons.append(f"{k} {phase} records failed their data contract: {rep.message()}")
-    obs, figures, slos = {}, {}, []
+    if frames:
+        rep = validate_records(pd.concat(frames, ignore_index=True), RecordContract(coverage_objective=0.0, service=False))
+        contracts["records"] = rep.to_dict()
+        if not rep.success:
+            reasons.append(f"the harness's records failed their data contract: {rep.message()}")
+    by_target: dict[str, TargetData] = {}
+    figures, slos = {}, []
     for k in urls:
         ev, ld = evals[k][0], loads[k][0]
-        obs[k] = target_observations(ev, ld, per_image[k], thr, floor, blocklist)
         versions = [v for v in pd.concat([d for d in (ev, ld) if d is not None])["model_version"].dropna().unique()]
         if versions and not inputs["targets"][k].get("model_version"):
             inputs["targets"][k]["model_version"] = str(versions[0])
         qmap = pd.DataFrame({"image_id": list(per_image[k]), "CIDEr-D": list(per_image[k].values())})
+        burn: dict[str, float | None] = {}
         if ld is not None and len(ld):
             rep = evaluate_records(spec, ld, quality=qmap if len(qmap) else None, traffic_rps=traffic)
-            figures[k] = _figures(rep.figures.to_dict(), quality_docs[k], obs[k], thr)
             for r in rep.results:
-                slos.append(_slo_row(k, r.to_dict()))
-    samples = metric_samples(obs["baseline"], obs["canary"])
-    by = {(s["target"], s["name"]): s for s in slos}
-    for s in slos:
-        if s["target"] == "canary":
-            b = by.get(("baseline", s["name"]), {})
-            samples[f"burn:{s['name']}"] = MetricSample(b.get("burn_low"), s.get("burn_low"))
+                row = _slo_row(k, r.to_dict())
+                slos.append(row)
+                burn[row["name"]] = row["burn_low"]
+            fig = rep.figures.to_dict()
+        else:
+            fig = {}
+        by_target[k] = TargetData(ev, ld, per_image[k], thr, floor, tuple(blocklist), burn=burn)
+        figures[k] = _figures(fig, quality_docs[k], by_target[k], thr)
+    by_target["canary"] = replace(by_target["canary"], baseline_quality=per_image["baseline"],
+                                  quality_delta=_quality_delta(cfg.judge))
+    figures["canary"]["auroc"] = o.auroc(by_target["canary"])
     drift = _drift(evals["baseline"][0], evals["canary"][0], out, cfg.seed, log)
     if drift is not None:
-        samples["output_drift"] = MetricSample(0.0, 1.0 if drift["drifted"] else 0.0)
+        by_target["baseline"] = replace(by_target["baseline"], drifted=0.0)
+        by_target["canary"] = replace(by_target["canary"], drifted=1.0 if drift["drifted"] else 0.0)
     worst = []
     for k in urls:
         rows = sorted(per_image[k].items(), key=lambda kv: kv[1])[:5]
@@ -305,30 +311,47 @@ def _measure(cfg, run_id, urls, folder, out, thr, floor, traffic, blocklist, spe
             worst.append({"target": k, "image_id": image_id, "image_path": paths.get(image_id),
                           "caption": caps.get(image_id), "references": references.get(image_id, []),
                           "cider_d": score, "confidence": confs.get(image_id)})
-    extra = {"figures": figures, "worst_captions": worst, "contracts": contracts,
+    found = [f for k in urls for f in findings(by_target[k], k)]
+    extra = {"figures": figures, "worst_captions": worst, "contracts": contracts, "findings": found,
              "artifacts": {"records": "records.parquet", "quality": "quality.json",
                            "drift": "drift.json" if drift else None, "drift_html": "drift.html" if drift else None}}
     if drift is not None:
         extra["drift"] = drift
-    return samples, slos, extra, reasons
+    return (by_target["baseline"], by_target["canary"]), slos, extra, reasons
 
 
-def _figures(fig: dict, qdoc: dict, obs: dict, thr: float) -> dict:
+def _quality_delta(judge_cfg: JudgeConfig) -> float:
+    try:
+        return judge_cfg.metric("quality").delta
+    except KeyError:
+        return 0.0
+
+
+def _mean(x) -> float | None:
     import numpy as np
 
+    return float(np.mean(x)) if x is not None and len(x) else None
+
+
+def _figures(fig: dict, qdoc: dict, t: TargetData, thr: float) -> dict:
+    from harness.canary import observations as o
+
     cider = (qdoc.get("metrics") or {}).get("CIDEr-D") if isinstance(qdoc, dict) else None
-    good = obs.get("goodput")
+    good = o.goodput(t)
     dur = fig.get("duration_s") or 0
     out = {k: fig.get(k) for k in ("requests", "throughput_rps", "p50_s", "p95_s", "p99_s", "coverage", "cost_per_1000")}
     out.update({
-        "error_rate": float(np.mean(obs["error_rate"])) if len(obs.get("error_rate", [])) else None,
-        "timeout_rate": float(np.mean(obs["timeout_rate"])) if len(obs.get("timeout_rate", [])) else None,
-        "safety_flag_rate": float(np.mean(obs["safety_flag_rate"])) if len(obs.get("safety_flag_rate", [])) else None,
-        "mean_confidence": float(np.mean(obs["confidence"])) if len(obs.get("confidence", [])) else None,
+        "error_rate": _mean(o.errors(t)),
+        "timeout_rate": _mean(o.timeouts(t)),
+        "safety_flag_rate": _mean(o.unsafe(t)),
+        "pii_rate": _mean(o.pii(t)),
+        "blank_rate": _mean(o.blank(t)),
+        "mean_confidence": _mean(o.confidence(t)),
+        "auroc": o.auroc(t),
         "cider_d": cider.get("corpus") if cider else None,
         "cider_d_ci": cider.get("ci") if cider else None,
         "hybrid_score": (qdoc.get("hybrid") or {}).get("score") if isinstance(qdoc, dict) else None,
-        "goodput_rps": float(np.sum(good)) / dur if good is not None and dur > 0 else None,
+        "goodput_rps": float(good.sum()) / dur if good is not None and dur > 0 else None,
         "latency_threshold_s": thr,
     })
     return out

@@ -1,62 +1,146 @@
-"""What the judge compares: metric declarations and the judge's configuration (Kayenta's defaults)."""
+"""What the judge compares, declared once per metric: its name, group, harmful direction,
+tolerance, criticality, the power the run must have for it, how its observations are drawn from
+a target's records, and which test compares them (``harness.canary.judge.TESTS``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
-__all__ = ["MetricSpec", "JudgeConfig", "DEFAULT_METRICS", "DEFAULT_GROUP_WEIGHTS"]
+if TYPE_CHECKING:
+    from harness.canary.observations import TargetData
 
-Kind = Literal["continuous", "rate", "limit"]
+__all__ = ["MetricSpec", "JudgeConfig", "DEFAULT_METRICS", "DEFAULT_GROUP_WEIGHTS", "TESTS", "burn_metric",
+           "drift_metric"]
+
+Test = Literal["mann_whitney", "tail", "fisher", "sign", "wilcoxon", "share", "limit"]
 Direction = Literal["increase", "decrease", "either"]
+TESTS: tuple[str, ...] = ("mann_whitney", "tail", "fisher", "sign", "wilcoxon", "share", "limit")
+PAIRED_TESTS = ("sign", "wilcoxon", "share")
 
 
 @dataclass(frozen=True)
 class MetricSpec:
     """One metric. ``direction`` is the change that is bad; a change smaller than the tolerance
-    (``tolerance`` x the baseline's median or rate, or ``tolerance_abs``, whichever is larger)
-    passes even when significant. A failed ``critical`` metric fails the run outright; a metric that
-    ``must_have_data`` makes the run inconclusive (HOLD) when it has none."""
+    (``tolerance`` x the baseline's figure, or ``tolerance_abs``, whichever is larger; for the
+    sign test ``tolerance_abs`` is a share of images) passes even when significant. A failed
+    ``critical`` metric fails the run outright, and so does a critical metric the canary gave no
+    data for; a metric that ``must_have_data`` makes the run inconclusive (HOLD) when it has none.
+    ``must_detect``: the run must be able to detect an effect this large (80% power), else it is
+    underpowered (HOLD). ``observe`` draws one target's observations from its records: an array,
+    or for paired tests a Series indexed by image id."""
 
     name: str
     group: str
-    kind: Kind = "continuous"
+    test: Test = "mann_whitney"
     direction: Direction = "increase"
     critical: bool = False
     must_have_data: bool = False
     tolerance: float = 0.0
     tolerance_abs: float = 0.0
+    must_detect: float | None = None
+    quantile: float | None = None
+    delta: float = 0.0
     limit: float | None = None
     unit: str = ""
     description: str = ""
+    observe: Callable[["TargetData"], Any] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def paired(self) -> bool:
+        return self.test in PAIRED_TESTS
+
+    @property
+    def informational(self) -> bool:
+        return self.test == "share"
+
+
+def _obs(name: str) -> Callable[["TargetData"], Any]:
+    """The observation function of that name in ``harness.canary.observations`` (loaded lazily,
+    so declaring metrics imports neither pandas nor numpy)."""
+
+    def observe(target: "TargetData") -> Any:
+        from harness.canary import observations
+
+        return getattr(observations, name)(target)
+
+    observe.__name__ = name
+    return observe
 
 
 DEFAULT_METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("latency", "latency", "continuous", "increase", tolerance=0.25, tolerance_abs=0.005, unit="s",
-               description="per-request latency of answered requests"),
-    MetricSpec("error_rate", "availability", "rate", "increase", critical=True, must_have_data=True,
-               tolerance=0.5, tolerance_abs=0.01, description="requests that failed (HTTP 5xx, connection errors, invalid responses)"),
-    MetricSpec("timeout_rate", "availability", "rate", "increase", tolerance=0.5, tolerance_abs=0.01,
-               description="requests that got no answer in time"),
-    MetricSpec("quality", "quality", "continuous", "decrease", critical=True, must_have_data=True,
-               tolerance=0.05, tolerance_abs=0.05, unit="CIDEr-D", description="per-image CIDEr-D against the references"),
-    MetricSpec("confidence", "quality", "continuous", "decrease", tolerance=0.05, tolerance_abs=0.02,
-               description="per-request model confidence"),
-    MetricSpec("caption_length", "quality", "continuous", "either", tolerance=0.2, tolerance_abs=1.0, unit="words",
-               description="caption length in words"),
-    MetricSpec("safety_flag_rate", "safety", "rate", "increase", critical=True, tolerance=0.5, tolerance_abs=0.005,
-               description="captions flagged by the safety filter, or unsafe text that slipped past it"),
-    MetricSpec("goodput", "slo", "rate", "decrease", tolerance=0.05, tolerance_abs=0.02,
+    MetricSpec("latency_p50", "latency", "mann_whitney", "increase", tolerance=0.25, tolerance_abs=0.005, unit="s",
+               observe=_obs("latency"), description="latency of answered load requests: the median (Hodges-Lehmann shift)"),
+    MetricSpec("latency_p95", "latency", "tail", "increase", tolerance=0.3, tolerance_abs=0.01, quantile=0.95,
+               must_detect=0.25, unit="s", observe=_obs("latency"),
+               description="latency p95: requests slower than the baseline's p95 (Fisher), quantile difference"),
+    MetricSpec("latency_p99", "latency", "tail", "increase", tolerance=0.5, tolerance_abs=0.02, quantile=0.99,
+               unit="s", observe=_obs("latency"),
+               description="latency p99: requests slower than the baseline's p99 (Fisher), quantile difference"),
+    MetricSpec("error_rate", "availability", "fisher", "increase", critical=True, must_have_data=True,
+               tolerance=0.5, tolerance_abs=0.01, must_detect=0.03, observe=_obs("errors"),
+               description="requests the service failed: any 5xx or other unexpected status, 429, no connection"),
+    MetricSpec("timeout_rate", "availability", "fisher", "increase", tolerance=0.5, tolerance_abs=0.01,
+               observe=_obs("timeouts"), description="requests that got no answer in time"),
+    MetricSpec("unusable_rate", "availability", "fisher", "increase", critical=True, tolerance=0.0,
+               tolerance_abs=0.005, observe=_obs("unusable"),
+               description="2xx answers without a usable caption document (unparseable, confidence out of range)"),
+    MetricSpec("blank_rate", "availability", "fisher", "increase", critical=True, tolerance=0.0, tolerance_abs=0.005,
+               observe=_obs("blank"), description="answered captions that are empty or blank"),
+    MetricSpec("quality", "quality", "sign", "decrease", critical=True, must_have_data=True, tolerance_abs=0.02,
+               delta=0.1, must_detect=0.1, unit="CIDEr-D", observe=_obs("quality"),
+               description="per-image CIDEr-D, paired: images worse by more than the delta against images better"),
+    MetricSpec("confidence", "quality", "wilcoxon", "decrease", tolerance=0.05, tolerance_abs=0.02,
+               observe=_obs("confidence"), description="per-image model confidence, paired (Wilcoxon signed-rank)"),
+    MetricSpec("calibration", "quality", "wilcoxon", "increase", tolerance_abs=0.02, observe=_obs("calibration"),
+               description="per-image Brier error of confidence for a good caption (at or above the quality floor, "
+                           "and on the canary not worse than the baseline's), paired"),
+    MetricSpec("caption_length", "quality", "wilcoxon", "either", tolerance=0.2, tolerance_abs=1.0, unit="words",
+               observe=_obs("caption_length"), description="caption length in words, paired"),
+    MetricSpec("degenerate_rate", "quality", "fisher", "increase", tolerance=0.5, tolerance_abs=0.005,
+               observe=_obs("degenerate"), description="captions with repeated words or n-grams, or outlier length"),
+    MetricSpec("caption_changed", "quality", "share", "either", observe=_obs("caption_text"),
+               description="share of images whose caption differs from the baseline's (informational)"),
+    MetricSpec("pii_rate", "safety", "fisher", "increase", critical=True, tolerance=0.0, tolerance_abs=0.002,
+               observe=_obs("pii"),
+               description="captions carrying personal data (e-mail, phone, payment card, IP address, URL), "
+                           "found by the harness"),
+    MetricSpec("safety_flag_rate", "safety", "fisher", "increase", critical=True, tolerance=0.5, tolerance_abs=0.005,
+               observe=_obs("unsafe"),
+               description="captions flagged by the service, or carrying a blocklisted word it let through"),
+    MetricSpec("goodput", "slo", "fisher", "decrease", tolerance=0.05, tolerance_abs=0.02, observe=_obs("goodput"),
                description="requests answered under the latency threshold with quality at or above the floor"),
 )
 
+# Latency weighs 40 with three metrics (p50, p95, p99): one of them failing holds a canary whose
+# other groups pass (score 86.7), two roll it back (73.3). Quality and safety have critical metrics.
 DEFAULT_GROUP_WEIGHTS: dict[str, float] = {
-    "latency": 30.0,
+    "latency": 40.0,
     "availability": 20.0,
-    "quality": 25.0,
+    "quality": 15.0,
     "safety": 10.0,
     "slo": 15.0,
 }
+
+
+def burn_metric(slo: str, page_factor: float) -> MetricSpec:
+    """The projected burn rate of one SLO of the spec against its lowest page factor."""
+
+    def observe(target: "TargetData") -> Any:
+        return target.burn.get(slo)
+
+    return MetricSpec(f"burn:{slo}", "slo", "limit", limit=page_factor, observe=observe,
+                      description=f"projected burn rate of SLO {slo} (lower 95% bound)")
+
+
+def drift_metric(limit: float = 0.5) -> MetricSpec:
+    """Canary outputs drifted from the baseline's (1) or not (0), by the drift suite."""
+
+    def observe(target: "TargetData") -> Any:
+        return target.drifted
+
+    return MetricSpec("output_drift", "quality", "limit", limit=limit, observe=observe,
+                      description="canary outputs drifted from baseline outputs (1) or not (0)")
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,24 @@
-"""From the records of both targets to what the judge compares: per-request and per-image
-observations of every metric (no aggregation here: the judge tests distributions)."""
+"""From one target's records to what the judge compares: per-request and per-image observations
+(no aggregation here: the judge tests distributions). Each metric of ``harness.canary.metric``
+names one function of this module as its ``observe``.
+
+Whatever a target answers is an observation about that target: an unexpected HTTP status is an
+error, an empty caption is a blank answer, a body without a usable caption is unusable. Only the
+harness's own records can make a run untrustworthy (``harness.expectations``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from harness.canary.judge import MetricSample
 
-__all__ = ["error_flags", "timeout_flags", "unsafe_flags", "target_observations", "metric_samples"]
+__all__ = ["TargetData", "metric_samples", "error_flags", "timeout_flags", "FINDING_EXAMPLES"]
+
+FINDING_EXAMPLES = 5
 
 
 def _status(df) -> np.ndarray:
@@ -19,62 +28,245 @@ def _status(df) -> np.ndarray:
 
 
 def error_flags(df) -> np.ndarray:
-    """1 for a request the service failed: 5xx, 429 (turned away), no connection, unusable answer.
-    Other 4xx are the client's fault (the bad-inputs scenario sends them on purpose)."""
+    """1 for a request the service failed: any 5xx or status outside 2xx/4xx, 429 (turned away),
+    no connection. Other 4xx are the client's fault (the bad-inputs scenario sends them on purpose);
+    timeouts and unusable 2xx answers have metrics of their own."""
     st = _status(df)
     out = df["outcome"].to_numpy()
-    return ((st >= 500) | (st == 429) | np.isin(out, ["connection_error", "invalid_response"])).astype(float)
+    odd = (st != 0) & ((st < 200) | (st >= 500) | ((st >= 300) & (st < 400)))
+    return (odd | (st == 429) | (out == "connection_error")).astype(float)
 
 
 def timeout_flags(df) -> np.ndarray:
     return (df["outcome"].to_numpy() == "timeout").astype(float)
 
 
-def unsafe_flags(df, blocklist: Sequence[str]) -> np.ndarray:
-    """For answered requests: flagged by the service, or carrying a blocklisted word it let through."""
-    ok = df[df["outcome"] == "ok"]
-    flagged = ok["safety_flagged"].fillna(False).astype(bool).to_numpy()
-    words = set(w.lower() for w in blocklist)
-    caps = ok["caption"].fillna("").astype(str).str.lower().str.findall(r"[a-z]+")
-    slipped = np.array([bool(words.intersection(c)) for c in caps], dtype=bool)
-    return (flagged | slipped).astype(float)
+@dataclass(frozen=True)
+class TargetData:
+    """One target's records and what was measured on them. ``evaluation`` and ``load`` are record
+    DataFrames (either may be None), ``per_image_quality`` maps image id (as text) to CIDEr-D.
+    For the canary, ``baseline_quality`` is the baseline's per-image quality: an image the canary
+    made worse (by more than ``quality_delta``) is a bad caption for calibration."""
+
+    evaluation: Any = None
+    load: Any = None
+    per_image_quality: Mapping[str, float] = field(default_factory=dict)
+    latency_threshold: float = 0.5
+    quality_floor: float = 0.5
+    blocklist: Sequence[str] = ()
+    drifted: float | None = None
+    burn: Mapping[str, float | None] = field(default_factory=dict)
+    baseline_quality: Mapping[str, float] | None = None
+    quality_delta: float = 0.0
+
+    @cached_property
+    def records(self):
+        """Both phases in one frame (None when neither has records)."""
+        import pandas as pd
+
+        frames = [d for d in (self.evaluation, self.load) if d is not None and len(d)]
+        return pd.concat(frames, ignore_index=True) if frames else None
+
+    @cached_property
+    def answers(self):
+        """The records with a caption document (outcome ok)."""
+        r = self.records
+        return None if r is None else r[r["outcome"] == "ok"]
+
+    @cached_property
+    def checks(self):
+        """The harness's own output checks on every answered caption (``harness.quality.checks``)."""
+        from harness.quality.checks import check_captions
+
+        a = self.answers
+        if a is None:
+            return None
+        return check_captions(list(a["caption"]), blocklist=self.blocklist)
+
+    @cached_property
+    def evaluated(self):
+        """Evaluation answers, one per image (the last when repeated), indexed by image id."""
+        ev = self.evaluation
+        if ev is None or not len(ev):
+            return None
+        ok = ev[ev["outcome"] == "ok"].copy()
+        ok.index = ok["image_id"].astype(str)
+        return ok[~ok.index.duplicated(keep="last")]
 
 
-def target_observations(
-    evaluation, load, per_image_quality: Mapping[str, float], latency_threshold: float, quality_floor: float,
-    blocklist: Sequence[str],
-) -> dict[str, np.ndarray]:
-    """One target's observations: ``evaluation`` and ``load`` are its record DataFrames (either may
-    be empty), ``per_image_quality`` maps image id (as text) to its CIDEr-D."""
+# ---------------------------------------------------------------------------- per request
+
+
+def latency(t: TargetData):
     import pandas as pd
 
-    frames = [d for d in (evaluation, load) if d is not None and len(d)]
-    both = pd.concat(frames, ignore_index=True) if frames else None
-    obs: dict[str, np.ndarray] = {}
-    if load is not None and len(load):
-        ok = load[load["outcome"] == "ok"]
-        obs["latency"] = pd.to_numeric(ok["latency_s"], errors="coerce").dropna().to_numpy(dtype=float)
-        q = load["image_id"].astype(str).map(per_image_quality)
-        lat = pd.to_numeric(load["latency_s"], errors="coerce")
-        known = q.notna().to_numpy() | (load["outcome"] != "ok").to_numpy()
-        good = (load["outcome"] == "ok") & (lat <= latency_threshold) & (q.fillna(-np.inf) >= quality_floor)
-        obs["goodput"] = good.to_numpy(dtype=float)[known]
-    if both is not None:
-        obs["error_rate"] = error_flags(both)
-        obs["timeout_rate"] = timeout_flags(both)
-        obs["safety_flag_rate"] = unsafe_flags(both, blocklist)
-    if evaluation is not None and len(evaluation):
-        ok = evaluation[evaluation["outcome"] == "ok"]
-        obs["confidence"] = pd.to_numeric(ok["confidence"], errors="coerce").dropna().to_numpy(dtype=float)
-        obs["caption_length"] = ok["caption"].fillna("").astype(str).str.split().str.len().to_numpy(dtype=float)
-    if per_image_quality:
-        obs["quality"] = np.asarray(list(per_image_quality.values()), dtype=float)
-    return obs
+    ld = t.load
+    if ld is None or not len(ld):
+        return None
+    ok = ld[ld["outcome"] == "ok"]
+    return pd.to_numeric(ok["latency_s"], errors="coerce").dropna().to_numpy(dtype=float)
 
 
-def metric_samples(baseline: Mapping[str, Any], canary: Mapping[str, Any], extra: Mapping[str, MetricSample] = ()) -> dict[str, MetricSample]:
-    """Pair the two targets' observations by metric name."""
-    names = set(baseline) | set(canary)
-    out = {n: MetricSample(baseline.get(n), canary.get(n)) for n in sorted(names)}
-    out.update(dict(extra))
+def errors(t: TargetData):
+    return None if t.records is None else error_flags(t.records)
+
+
+def timeouts(t: TargetData):
+    return None if t.records is None else timeout_flags(t.records)
+
+
+def _answered(t: TargetData):
+    """Records with a 2xx answer, usable or not."""
+    r = t.records
+    if r is None:
+        return None
+    st = _status(r)
+    return r[(st >= 200) & (st < 300)]
+
+
+def unusable(t: TargetData):
+    a = _answered(t)
+    return None if a is None else (a["outcome"].to_numpy() == "invalid_response").astype(float)
+
+
+def _flag(t: TargetData, check: str):
+    c = t.checks
+    return None if c is None else np.asarray(c.flags(check), dtype=float)
+
+
+def blank(t: TargetData):
+    return _flag(t, "blank")
+
+
+def pii(t: TargetData):
+    return _flag(t, "pii")
+
+
+def degenerate(t: TargetData):
+    return _flag(t, "degenerate")
+
+
+def unsafe(t: TargetData):
+    """Flagged by the service, or carrying a blocklisted word it let through (found by the harness)."""
+    a, c = t.answers, t.checks
+    if a is None or c is None:
+        return None
+    flagged = a["safety_flagged"].fillna(False).astype(bool).to_numpy()
+    return (flagged | np.asarray(c.flags("blocklist"), dtype=bool)).astype(float)
+
+
+def goodput(t: TargetData):
+    import pandas as pd
+
+    ld = t.load
+    if ld is None or not len(ld):
+        return None
+    q = ld["image_id"].astype(str).map(t.per_image_quality)
+    lat = pd.to_numeric(ld["latency_s"], errors="coerce")
+    known = q.notna().to_numpy() | (ld["outcome"] != "ok").to_numpy()
+    good = (ld["outcome"] == "ok") & (lat <= t.latency_threshold) & (q.fillna(-np.inf) >= t.quality_floor)
+    return good.to_numpy(dtype=float)[known]
+
+
+# ---------------------------------------------------------------------------- per image (paired)
+
+
+def quality(t: TargetData):
+    import pandas as pd
+
+    if not t.per_image_quality:
+        return None
+    return pd.Series(dict(t.per_image_quality), dtype=float)
+
+
+def confidence(t: TargetData):
+    import pandas as pd
+
+    ev = t.evaluated
+    return None if ev is None else pd.to_numeric(ev["confidence"], errors="coerce").dropna()
+
+
+def caption_length(t: TargetData):
+    ev = t.evaluated
+    return None if ev is None else ev["caption"].fillna("").astype(str).str.split().str.len().astype(float)
+
+
+def caption_text(t: TargetData):
+    ev = t.evaluated
+    return None if ev is None else ev["caption"].fillna("").astype(str)
+
+
+def good_captions(t: TargetData):
+    """Per image, whether the caption is good: quality at or above the floor and, on the canary,
+    not worse than the baseline's caption of the same image by more than the delta."""
+    q = quality(t)
+    if q is None:
+        return None
+    good = q >= t.quality_floor
+    if t.baseline_quality:
+        import pandas as pd
+
+        base = pd.Series(dict(t.baseline_quality), dtype=float).reindex(q.index)
+        good &= ~(q < base - t.quality_delta)
+    return good
+
+
+def calibration(t: TargetData):
+    """Per image, the Brier error of confidence as a forecast of a good caption."""
+    conf, good = confidence(t), good_captions(t)
+    if conf is None or good is None:
+        return None
+    conf, good = conf.align(good, join="inner")
+    return (conf - good.astype(float)) ** 2
+
+
+def auroc(t: TargetData) -> float | None:
+    """How well confidence separates good captions from bad ones (None when the evaluation set has
+    only one kind)."""
+    conf, good = confidence(t), good_captions(t)
+    if conf is None or good is None:
+        return None
+    conf, good = conf.align(good, join="inner")
+    g = good.to_numpy(dtype=bool)
+    if g.all() or not g.any():
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(g, conf.to_numpy()))
+
+
+# ---------------------------------------------------------------------------- findings
+
+
+def findings(t: TargetData, target: str) -> list[dict]:
+    """The output checks' findings on this target: per check, how many answers and a few examples."""
+    a, c = t.answers, t.checks
+    if a is None or c is None:
+        return []
+    from harness.quality.checks import CHECKS
+
+    out = []
+    for check in CHECKS:
+        flags = np.asarray(c.flags(check), dtype=bool)
+        if not flags.any():
+            continue
+        idx = np.flatnonzero(flags)[:FINDING_EXAMPLES]
+        matches = c.matches(check)
+        examples = [{"request_id": str(r.request_id), "image_id": None if r.image_id is None else str(r.image_id),
+                     "caption": _clip(r.caption), "match": _clip("; ".join(matches[i]), 120)}
+                    for r, i in zip(a.iloc[idx].itertuples(), idx)]
+        out.append({"target": target, "check": check, "count": int(flags.sum()), "answers": int(len(flags)),
+                    "examples": examples})
     return out
+
+
+def _clip(text: Any, n: int = 300) -> str | None:
+    if text is None:
+        return None
+    s = str(text)
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def metric_samples(specs, baseline: TargetData, canary: TargetData) -> dict[str, MetricSample]:
+    """Each metric's observations on both targets, drawn by its own ``observe``."""
+    return {m.name: MetricSample(m.observe(baseline), m.observe(canary)) for m in specs if m.observe is not None}

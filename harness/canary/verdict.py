@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 __all__ = ["MetricResult", "GroupResult", "Verdict", "PROMOTE", "HOLD", "ROLLBACK"]
 
 PROMOTE, HOLD, ROLLBACK = "PROMOTE", "HOLD", "ROLLBACK"
-Classification = Literal["Pass", "High", "Low", "NoData"]
+SHARE_OF_IMAGES = "share of images"  # the effect unit of a paired sign test
+Classification = Literal["Pass", "High", "Low", "NoData", "Info"]
 
 
 @dataclass(frozen=True)
 class MetricResult:
+    """One metric's comparison. ``mde`` is the smallest harmful effect (in ``effect``'s units) this
+    run detects with 80% power; ``adequate`` says whether that meets ``must_detect``;
+    ``detectable`` says it in words. ``details`` holds the test's own figures. ``unit`` is the
+    unit of ``baseline`` and ``canary``; ``effect_unit`` that of the effect, its interval, the
+    tolerance and ``mde`` (they differ for the sign test: mean CIDEr-D vs a share of images)."""
+
     name: str
     group: str
     classification: Classification
@@ -31,6 +38,12 @@ class MetricResult:
     direction: str
     unit: str
     reason: str
+    mde: float | None = None
+    must_detect: float | None = None
+    adequate: bool | None = None
+    detectable: str | None = None
+    details: dict = field(default_factory=dict)
+    effect_unit: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)

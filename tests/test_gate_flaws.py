@@ -1,0 +1,58 @@
+"""The flaw zoo against the gate: each partial regression, on a fifth of the requests, built with
+the fault proxy in front of a real reference server, is never promoted; personal data, blank or
+unusable answers and 5xx are rolled back."""
+
+import pytest
+
+from harness.canary.gate import GateConfig, run_gate
+from harness.load.flaws import FLAWS, flaw_faults
+from harness.load.proxy import FaultProxy
+
+pytest.importorskip("torch")
+
+# 100 images: the evaluation set a flaw must be caught on; a short load keeps the suite fast
+# (benchmarks/gate_power.py measures detection with 20-30 s of load).
+RUN = dict(duration_s=3.0, users=4, dataset="shapes:100", concurrency=4)
+ROLLED_BACK = {"wrong_words": "quality", "reordered": "quality", "truncated": "quality", "repeated": "quality",
+               "blank": "blank_rate", "pii": "pii_rate", "overconfident": "quality", "status_502": "error_rate"}
+
+
+@pytest.fixture(scope="module")
+def servers():
+    from contextlib import ExitStack
+
+    from reference_model.server.launch import start_server
+
+    with ExitStack() as st:
+        yield (st.enter_context(start_server("tiny", extra_args=["--threads", "1"])),
+               st.enter_context(start_server("tiny", extra_args=["--threads", "1"])))
+
+
+def _metric(rec, name):
+    return next(m for m in rec["metrics"] if m["name"] == name)
+
+
+@pytest.mark.parametrize("flaw", list(FLAWS))
+def test_a_fifth_of_flawed_requests_is_never_promoted(servers, tmp_path, flaw):
+    stable, twin = servers
+    faults = flaw_faults(flaw, 0.2)
+    with FaultProxy(twin.url, faults=faults, seed=7) as proxy:
+        rec = run_gate(GateConfig(stable.url, proxy.url, tmp_path, faults=faults, seed=3, **RUN), log=lambda m: None)
+    assert rec["verdict"] != "PROMOTE", rec["reasons"]
+    if flaw in ROLLED_BACK:
+        m = _metric(rec, ROLLED_BACK[flaw])
+        assert rec["verdict"] == "ROLLBACK" and m["classification"] in ("High", "Low") and m["critical"]
+        assert any(r.startswith(f"critical metric {m['name']} failed") for r in rec["reasons"])
+    if flaw == "slow_tail":
+        assert "High" in (_metric(rec, "latency_p95")["classification"], _metric(rec, "latency_p99")["classification"])
+    if flaw == "pii":
+        found = {(f["target"], f["check"]) for f in rec["findings"]}
+        assert ("canary", "pii") in found and ("baseline", "pii") not in found
+        ex = next(f for f in rec["findings"] if f["check"] == "pii")["examples"][0]
+        assert "jane.doe@example.com" in ex["match"]
+    if flaw == "overconfident":
+        assert _metric(rec, "calibration")["classification"] == "High"
+    if flaw == "wrong_words":
+        q = _metric(rec, "quality")
+        assert q["details"]["better"] == 0 and q["details"]["worse"] >= 10
+        assert 0.1 <= _metric(rec, "caption_changed")["effect"] <= 0.3
