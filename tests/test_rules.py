@@ -89,7 +89,73 @@ slos:
     first = {g["name"]: g["rules"] for g in rules.groups}
     assert 'caption_requests_total{job="captioner",status!~"2.."}[1h]' in first["sloth-slo-sli-recordings-s-a"][2]["expr"]
     assert first["sloth-slo-sli-recordings-s-q"][0]["expr"] == (
-        "(sum(rate(my_low_quality_total[5m])))\n/\n(sum(rate(my_scored_total[5m])) > 0)\n")
+        "(sum(rate(my_low_quality_total[5m])))\n/\n((sum(rate(my_scored_total[5m]))) > 0)\n")
+
+
+def test_the_traffic_guard_wraps_the_whole_total():
+    """``> 0`` binds tighter than ``or``: the total is parenthesised before it is compared."""
+    spec = parse_spec("service: s\nslos: [{name: a, sli: availability, objective: 0.9, promql: "
+                      "{errors: 'e[{{window}}]', total: 'a[{{window}}] or b[{{window}}]'}}]")
+    assert generate_rules(spec).groups[0]["rules"][0]["expr"] == "(e[5m])\n/\n((a[5m] or b[5m]) > 0)\n"
+
+
+def test_windows_are_named_as_prometheus_prints_durations():
+    spec = parse_spec("""
+service: s
+slos:
+  - {name: m, sli: availability, objective: 0.99, period: 28d}
+  - name: w
+    sli: availability
+    objective: 0.99
+    period: 7d
+    windows: [{severity: page, budget_percent: 5, long: 90m, short: 10m}]
+""")
+    groups = {g["name"]: g["rules"] for g in generate_rules(spec).groups}
+    month = [r["record"] for r in groups["sloth-slo-sli-recordings-s-m"]]
+    assert month[-1] == "slo:sli_error:ratio_rate4w" and groups["sloth-slo-sli-recordings-s-m"][-1]["labels"][
+        "sloth_window"] == "4w"
+    assert "slo:sli_error:ratio_rate4w{" in groups["sloth-slo-meta-recordings-s-m"][4]["expr"]
+    assert groups["sloth-slo-meta-recordings-s-m"][2]["expr"] == "vector(28)"
+    week = [r["record"].removeprefix("slo:sli_error:ratio_rate") for r in groups["sloth-slo-sli-recordings-s-w"]]
+    assert week == ["5m", "10m", "30m", "1h", "1h30m", "2h", "6h", "1d", "3d", "1w"]
+    (page,) = groups["sloth-slo-alerts-s-w"]
+    # 5% of a week's budget in 90 minutes: 0.05 x 168h / 1.5h = 5.6x, so 5.6 x 0.01
+    assert "ratio_rate1h30m{" in page["expr"] and ">= 0.056) without (sloth_window)" in page["expr"]
+    assert page["annotations"]["summary"].endswith("(5.6x over 90m and 10m).")
+
+
+def test_labels_and_alerting_reach_the_rules():
+    spec = parse_spec("""
+service: s
+labels: {team: vision}
+slos:
+  - name: a
+    sli: availability
+    objective: 0.999
+    labels: {tier: "1"}
+    alerting:
+      labels: {owner: ml}
+      annotations: {runbook: https://example.org/a}
+      page_alert: {labels: {severity: critical}, annotations: {summary: my own}}
+      ticket_alert: {disable: true}
+""")
+    groups = {g["name"]: g["rules"] for g in generate_rules(spec).groups}
+    for rule in groups["sloth-slo-sli-recordings-s-a"] + groups["sloth-slo-meta-recordings-s-a"]:
+        assert rule["labels"]["team"] == "vision" and rule["labels"]["tier"] == "1"
+    (page,) = groups["sloth-slo-alerts-s-a"]  # the ticket is switched off
+    assert page["alert"] == "SAPageBurn"
+    assert page["labels"] == {"severity": "critical", "sloth_severity": "page", "sli": "availability",
+                              "sloth_id": "s-a", "sloth_service": "s", "sloth_slo": "a", "owner": "ml"}
+    assert page["annotations"] == {"runbook": "https://example.org/a", "summary": "my own",
+                                   "title": "(page) s a SLO error budget burn rate is too fast."}
+
+
+def test_a_raw_error_ratio_is_used_as_written():
+    spec = parse_spec("service: s\nslos: [{name: a, sli: availability, objective: 0.9, "
+                      "promql: {error_ratio: 'sum(rate(bad[{{window}}])) / sum(rate(all[{{window}}]))'}}]")
+    rules = generate_rules(spec)
+    assert rules.skipped == ()
+    assert rules.groups[0]["rules"][0]["expr"] == "(sum(rate(bad[5m])) / sum(rate(all[5m])))"
 
 
 def test_promtool_checks_the_generated_rules(tmp_path, capsys):

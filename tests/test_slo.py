@@ -157,13 +157,17 @@ def window_records(bad_1h_early=65):
 def test_window_burn_rates_and_fire_decisions_exact():
     spec_slo = slo("availability", 0.99)
     events, _ = sli_events(window_records(), spec_slo)
-    page1, page2, ticket = window_burns(events, spec_slo, at=T, since=T - 3 * 86400)
+    page1, page2, ticket1, ticket = window_burns(events, spec_slo, at=T, since=T - 3 * 86400)
     # page 14.4x: 1h = 144 bad / 1,000 = 14.4x; 5m = 15 / 100 = 15x: both at or above 14.4 -> fires
     assert (page1.long_events, page1.short_events) == (1000, 100)
     assert (page1.long_burn, page1.short_burn, page1.fires) == (14.4, 15.0, True)
     # page 6x: 6h = 144 / 6,000 = 2.4x; 30m = 79 / 550 = 14.36x: the long window is calm -> silent
     assert (page2.long_events, page2.short_events) == (6000, 550)
     assert page2.long_burn == 2.4 and page2.short_burn == pytest.approx(79 / 5.5, abs=0) and not page2.fires
+    # ticket 3x: 2h = 144 / 2,000 = 7.2x; 1d = 144 / 7,091 = 2.03x (its 1,091 oldest events are clean) -> silent
+    assert (ticket1.factor, ticket1.long, ticket1.short) == (3.0, "1d", "2h")
+    assert (ticket1.long_events, ticket1.short_events, ticket1.short_burn, ticket1.fires) == (7091, 2000, 7.2, False)
+    assert ticket1.long_burn == pytest.approx(144 / 70.91, rel=1e-12)
     # ticket 1x: 3d = 200 / 10,000 = 2x; 6h = 2.4x -> fires
     assert (ticket.long_events, ticket.long_burn, ticket.short_burn, ticket.fires) == (10000, 2.0, 2.4, True)
     assert (page1.covered, ticket.covered) == (1.0, 1.0)
@@ -190,8 +194,8 @@ def test_a_short_run_covers_a_small_share_of_the_windows():
     spec_slo = slo("availability", 0.99)
     events, _ = sli_events(frame(rows), spec_slo)
     burns = window_burns(events, spec_slo, at=T, since=T - 120)
-    assert [b.covered for b in burns] == [120 / 3600, 120 / 21600, 120 / 259200]
-    assert [b.long_burn for b in burns] == [0.0, 0.0, 0.0]
+    assert [b.covered for b in burns] == [120 / 3600, 120 / 21600, 120 / 86400, 120 / 259200]
+    assert [b.long_burn for b in burns] == [0.0, 0.0, 0.0, 0.0]
 
 
 # ---- projection onto production traffic ---------------------------------------------------------
@@ -208,11 +212,13 @@ def wilson(bad, n):
 
 def test_projection_of_a_short_run_exact():
     spec_slo = slo("availability", 0.999)
-    page1, page2, ticket = project(SLIValue("availability", "availability", 1970, 2000), spec_slo, traffic_rps=50)
+    page1, page2, ticket1, ticket = project(SLIValue("availability", "availability", 1970, 2000), spec_slo,
+                                            traffic_rps=50)
     # 30 / 2,000 = 1.5% errors = 15x a 0.1% budget
     assert (page1.error_ratio, page1.burn_rate, page1.fires) == (0.015, 15.0, True)
     assert page1.budget_consumed == 15 * 3600 / 2_592_000 == 1 / 48  # of the 30-day budget, in the 1h window
     assert page2.budget_consumed == 15 * 21600 / 2_592_000 == 0.125
+    assert ticket1.budget_consumed == 15 * 86400 / 2_592_000 == 0.5
     assert ticket.budget_consumed == 15 * 259200 / 2_592_000 == 1.5
     assert (page1.long_window_events, page1.long_window_bad) == (180_000, 2_700)
     assert page1.period_budget_events == 0.001 * 50 * 2_592_000 == 129_600
@@ -221,17 +227,19 @@ def test_projection_of_a_short_run_exact():
     assert wilson_interval(30, 2000) == pytest.approx((lo, hi), rel=1e-12)
     assert page1.burn_low == pytest.approx(lo / 0.001, rel=1e-12) and page1.burn_high == pytest.approx(hi / 0.001, rel=1e-12)
     assert 6 < page1.burn_low < 14.4  # the interval straddles 14.4 but clears 6
-    assert (page1.decision, page2.decision, ticket.decision) == ("inconclusive", "fires", "fires")
+    assert (page1.decision, page2.decision, ticket1.decision, ticket.decision) == (
+        "inconclusive", "fires", "fires", "fires")
 
 
 def test_projection_of_a_clean_run():
-    page1, page2, ticket = project(SLIValue("a", "availability", 2000, 2000), slo("availability", 0.999), 10)
-    assert [p.burn_rate for p in (page1, page2, ticket)] == [0.0, 0.0, 0.0]
-    assert [p.fires for p in (page1, page2, ticket)] == [False, False, False]
+    page1, page2, ticket1, ticket = project(SLIValue("a", "availability", 2000, 2000), slo("availability", 0.999), 10)
+    assert [p.burn_rate for p in (page1, page2, ticket1, ticket)] == [0.0, 0.0, 0.0, 0.0]
+    assert [p.fires for p in (page1, page2, ticket1, ticket)] == [False, False, False, False]
     assert page1.exhaustion_s is None and page1.budget_consumed == 0.0
     upper = Z95**2 / (2000 + Z95**2)  # Wilson's upper bound at zero errors
     assert page1.burn_high == pytest.approx(upper / 0.001, rel=1e-12)
-    assert (page1.decision, page2.decision, ticket.decision) == ("silent", "silent", "inconclusive")
+    assert (page1.decision, page2.decision, ticket1.decision, ticket.decision) == (
+        "silent", "silent", "silent", "inconclusive")
 
 
 def test_projection_at_exactly_the_factor_fires_and_without_data_says_so():
@@ -277,8 +285,9 @@ def test_evaluate_records_and_markdown(mixed):
     avail, fast, quality = d["slos"]
     assert (avail["sli"]["good"], avail["sli"]["total"], avail["met"]) == (856, 1000, False)
     assert avail["budget"]["remaining"] == -13.4
-    assert [p["burn_rate"] for p in avail["projection"]] == [14.4, 14.4, 14.4]
-    assert [p["fires"] for p in avail["projection"]] == [True, True, True]
+    assert [p["burn_rate"] for p in avail["projection"]] == [14.4, 14.4, 14.4, 14.4]
+    assert [p["factor"] for p in avail["projection"]] == [14.4, 6.0, 3.0, 1.0]
+    assert [p["fires"] for p in avail["projection"]] == [True, True, True, True]
     assert quality["met"] is None and quality["sli"]["note"].startswith("no data")
     assert d["traffic_rps"] == 50 and d["figures"]["requests"] == 1000
     assert report.to_json()  # strict JSON: no NaN anywhere

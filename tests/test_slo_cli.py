@@ -46,7 +46,7 @@ def test_records_path_writes_json_and_markdown(run_dir, tmp_path, capsys):
     assert (slos["safety"]["sli"]["good"], slos["safety"]["sli"]["total"]) == (16, 18)
     # images 0..9 scored 0.0 .. 0.9; image 7 failed: 9 scored captions, 4 at or above 0.5 (5, 6, 8, 9)
     assert (slos["quality"]["sli"]["good"], slos["quality"]["sli"]["total"]) == (4, 9)
-    assert data["traffic_rps"] == 20 and len(slos["availability"]["projection"]) == 3
+    assert data["traffic_rps"] == 20 and len(slos["availability"]["projection"]) == 4
     assert data["figures"]["cost_per_1000"] is not None
     md = (out / "slo.md").read_text()
     assert md.startswith("# SLOs of captioner") and "| latency-500ms |" in md

@@ -1,13 +1,19 @@
-"""The SLO spec: defaults, OpenSLO input, and errors that name the bad field's path."""
+"""The SLO spec: defaults, burn factors from the period, OpenSLO input, and errors that name the bad field's path."""
 
+import copy
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 
+from harness.cli import main
 from harness.errors import EXIT_DATA, EXIT_MISSING, InputMissingError
+from harness.slo.alert_windows import burn_factor, parse_alert_windows, shipped_tables, windows_for_period
 from harness.slo.spec import (
     DEFAULT_BLOCKLIST,
     DEFAULT_WINDOWS,
+    SLO,
     AlertWindow,
     SpecError,
     format_duration,
@@ -38,13 +44,17 @@ def test_defaults_are_the_workbook_table():
     a, fast = spec.slos
     assert a.period_s == 30 * 86400 and a.period == "30d"
     assert fast.period_s == 28 * 86400 and fast.threshold == 0.3
+    # 2% of the budget in 1h, 5% in 6h, 10% in 1d and in 3d: factor = share x 720h / long window
     assert a.windows == DEFAULT_WINDOWS == (
-        AlertWindow("page", 14.4, 3600, 300),
-        AlertWindow("page", 6.0, 21600, 1800),
-        AlertWindow("ticket", 1.0, 259200, 21600),
+        AlertWindow("page", 14.4, 3600, 300, 2),
+        AlertWindow("page", 6.0, 21600, 1800, 5),
+        AlertWindow("ticket", 3.0, 86400, 7200, 10),
+        AlertWindow("ticket", 1.0, 259200, 21600, 10),
     )
-    assert [(w.long, w.short) for w in a.windows] == [("1h", "5m"), ("6h", "30m"), ("3d", "6h")]
+    assert [(w.long, w.short) for w in a.windows] == [("1h", "5m"), ("6h", "30m"), ("1d", "2h"), ("3d", "6h")]
     assert a.error_budget == 0.001
+    # the same shares over 28 days (672h) give Sloth's factors
+    assert [w.burn_rate for w in fast.windows] == [13.44, 5.6, 2.8, 0.9333333333333333]
 
 
 def test_custom_windows_and_blocklist():
@@ -60,6 +70,7 @@ slos:
 """)
     (slo,) = spec.slos
     assert slo.windows == (AlertWindow("page", 10.0, 7200, 600),)
+    assert slo.windows[0].budget_percent is None
     assert slo.blocklist == ("gun", "knife")
     assert parse_spec("service: s\nslos: [{name: x, sli: safety, objective: 0.9}]").slos[0].blocklist == DEFAULT_BLOCKLIST
 
@@ -93,7 +104,9 @@ def test_default_blocklist_is_the_reference_servers():
         ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, windows: [{severity: sms, burn_rate: 1, long: 1h, short: 5m}]}]",
          "slos[0].windows[0].severity: must be one of page, ticket"),
         ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, period: 1d, windows: [{severity: ticket, burn_rate: 1, long: 3d, short: 6h}]}]",
-         "slos[0].windows[0].long: must not exceed the period"),
+         "slos[0].windows[0].long: must fit inside the period (3d > 1d)"),
+        ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, period: 1d}]",
+         "slos[0].period: the default alert windows (30d.yaml) reach 3d (ticket over 3d and 6h), longer than the 1d"),
         ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, promql: {errors: 'sum(rate(x[5m]))', total: 'y'}}]",
          "slos[0].promql.errors: must contain {{window}}"),
         ("service: s\nprice_per_hour: -2\nslos: [{name: a, sli: availability, objective: 0.9}]", "price_per_hour: must be 0 or more"),
@@ -177,7 +190,9 @@ def test_openslo_documents_are_accepted():
     assert (avail.name, avail.sli, avail.objective, avail.period) == ("availability", "availability", 0.995, "28d")
     assert (fast.sli, fast.threshold, fast.objective, fast.period) == ("latency", 0.5, 0.99, "7d")
     assert (quality.sli, quality.threshold, quality.period) == ("quality", 0.4, "30d")
-    assert avail.windows == DEFAULT_WINDOWS
+    assert [w.burn_rate for w in avail.windows] == [13.44, 5.6, 2.8, 0.9333333333333333]
+    assert [w.burn_rate for w in fast.windows] == [13.44, 3.5, 1.4, 0.98]
+    assert quality.windows == DEFAULT_WINDOWS
 
 
 def test_openslo_errors_have_document_paths():
@@ -194,3 +209,264 @@ def test_openslo_errors_have_document_paths():
 def test_durations(text, seconds, back):
     assert parse_duration(text) == seconds
     assert format_duration(seconds) == back
+
+
+# ---- burn factors from the period ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("period, factors", [
+    ("30d", [14.4, 6.0, 3.0, 1.0]),
+    ("28d", [13.44, 5.6, 2.8, 0.9333333333333333]),   # Sloth's google-28d windows
+    ("7d", [13.44, 3.5, 1.4, 0.98]),                  # Sloth's 7-day windows: 8%, 12.5%, 20%, 42%
+    ("14d", [6.72, 2.8, 1.4, 0.4666666666666667]),    # no file: the 30-day shares over 336h
+    ("90d", [43.2, 18.0, 9.0, 3.0]),
+])
+def test_factors_are_budget_share_times_period_over_long_window(period, factors):
+    (slo,) = parse_spec(f"service: s\nslos: [{{name: a, sli: availability, objective: 0.999, period: {period}}}]").slos
+    assert [w.burn_rate for w in slo.windows] == factors
+    assert [(w.severity, w.long, w.short) for w in slo.windows] == [
+        ("page", "1h", "5m"), ("page", "6h", "30m"), ("ticket", "1d", "2h"), ("ticket", "3d", "6h")]
+    hours = parse_duration(period) / 3600
+    for w in slo.windows:
+        assert w.burn_rate == pytest.approx(w.budget_percent / 100 * hours / (w.long_s / 3600), rel=1e-15)
+    assert windows_for_period(parse_duration(period)) == slo.windows
+    assert SLO("a", "availability", 0.999, parse_duration(period)).windows == slo.windows
+
+
+def test_burn_factor_is_exact():
+    assert burn_factor(2, 30 * 86400, 3600) == 14.4
+    assert burn_factor(10, 28 * 86400, 86400) == 2.8
+    assert burn_factor(12.5, 7 * 86400, 21600) == 3.5
+
+
+def test_windows_given_as_budget_shares_scale_with_the_period():
+    spec = parse_spec("""
+service: s
+slos:
+  - name: a
+    sli: availability
+    objective: 0.99
+    period: 28d
+    windows:
+      - {severity: page, budget_percent: 2, long: 1h, short: 5m}
+      - {severity: ticket, burn_rate: 1, long: 3d, short: 6h}
+""")
+    page, ticket = spec.slos[0].windows
+    assert (page.burn_rate, page.budget_percent) == (13.44, 2.0)
+    assert (ticket.burn_rate, ticket.budget_percent) == (1.0, None)
+    assert page.to_dict() == {"severity": "page", "burn_rate": 13.44, "long": "1h", "short": "5m", "budget_percent": 2.0}
+
+
+def test_the_shipped_window_files_load():
+    tables = shipped_tables()
+    assert sorted(format_duration(p) for p in tables) == ["28d", "30d", "7d"]
+    assert {t.source for t in tables.values()} == {"28d.yaml", "30d.yaml", "7d.yaml"}
+    with pytest.raises(ValueError, match=r"spec\.page\.quick\.errorBudgetPercent"):
+        parse_alert_windows({"apiVersion": "sloth.slok.dev/v1", "kind": "AlertWindows", "spec": {
+            "sloPeriod": "30d", "page": {"quick": {"errorBudgetPercent": float("nan"), "shortWindow": "5m",
+                                                   "longWindow": "1h"}}}})
+
+
+WINDOW_MISFITS = [
+    ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, period: 2d}]",
+     "slos[0].period: the default alert windows (30d.yaml) reach 3d"),
+    ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, period: 1d,"
+     " windows: [{severity: page, burn_rate: 14.4, long: 1h, short: 5m}, {severity: ticket, budget_percent: 10, long: 2d, short: 6h}]}]",
+     "slos[0].windows[1].long: must fit inside the period (2d > 1d)"),
+    (OPENSLO.replace("duration: 28d", "duration: 1d"), "[2].spec.timeWindow[0].duration: the default alert windows"),
+]
+
+
+@pytest.mark.parametrize("text, message", WINDOW_MISFITS)
+def test_windows_that_do_not_fit_the_period_are_refused(text, message):
+    with pytest.raises(SpecError) as err:
+        parse_spec(text, "slo.yaml")
+    assert f"slo.yaml: {message}" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_switched_off_severity_need_not_fit():
+    (slo,) = parse_spec("service: s\nslos: [{name: a, sli: availability, objective: 0.9, period: 2d,"
+                        " alerting: {ticket_alert: {disable: true}}}]").slos
+    assert [w.severity for w in slo.windows] == ["page", "page"]
+
+
+def test_no_slo_object_can_hold_windows_outside_its_period():
+    """The check is in the SLO itself, so rules and records evaluation never see such an SLO."""
+    with pytest.raises(SpecError, match=r"^slos\[a\]\.period: the default alert windows \(30d\.yaml\) reach 3d"):
+        SLO("a", "availability", 0.9, 86400.0)
+    with pytest.raises(SpecError, match=r"^slos\[a\]\.windows\[0\]\.long: must fit inside the period \(3d > 1d\)"):
+        SLO("a", "availability", 0.9, 86400.0, windows=(AlertWindow("ticket", 1.0, 259200, 21600),))
+    ok = SLO("a", "availability", 0.9, 86400.0, windows=(AlertWindow("page", 14.4, 3600, 300),))
+    with pytest.raises(SpecError, match="must fit inside the period"):
+        dataclasses.replace(ok, period_s=1800.0)
+
+
+@pytest.mark.parametrize("command", ["rules", "slo"])
+def test_every_command_refuses_windows_outside_the_period(command, tmp_path, capsys):
+    spec = tmp_path / "slo.yaml"
+    spec.write_text("service: s\nslos: [{name: a, sli: availability, objective: 0.9, period: 1d}]\n")
+    (tmp_path / "run").mkdir()
+    argv = ["rules", "--spec", str(spec), "--out", str(tmp_path / "r.yml")] if command == "rules" else [
+        "slo", "--spec", str(spec), "--records", str(tmp_path / "run"), "--out", str(tmp_path / "o")]
+    assert main(argv) == EXIT_DATA
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "slos[0].period: the default alert windows" in err
+
+
+# ---- labels, alerting, raw ratios ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, message", [
+    ("service: s\nlabels: {sloth_id: x}\nslos: [{name: a, sli: availability, objective: 0.9}]",
+     "labels.sloth_id: is set by the generated rules"),
+    ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, labels: {'a-b': x}}]",
+     "slos[0].labels.a-b: is not a valid Prometheus label name"),
+    ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, labels: [x]}]",
+     "slos[0].labels: must be a mapping (got list)"),
+    ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, alerting: {name: 'my alert'}}]",
+     "slos[0].alerting.name: must match"),
+    ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, alerting: {page_alert: {disable: 'yes'}}}]",
+     "slos[0].alerting.page_alert.disable: must be true or false"),
+    ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, alerting: {page: {}}}]",
+     "slos[0].alerting.page: unknown field"),
+    ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, alerting: {labels: {sloth_severity: x}}}]",
+     "slos[0].alerting.labels.sloth_severity: is set by the generated rules"),
+    ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, promql: {error_ratio: 'x[{{window}}]', total: y}}]",
+     "slos[0].promql.error_ratio: give either error_ratio or errors and total"),
+    ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, windows: [{severity: page, long: 1h, short: 5m}]}]",
+     "slos[0].windows[0]: give either budget_percent"),
+    ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, windows: [{severity: page, budget_percent: 0, long: 1h, short: 5m}]}]",
+     "slos[0].windows[0].budget_percent: must be above 0 and at most 100"),
+])
+def test_labels_and_alerting_errors_name_the_path(text, message):
+    with pytest.raises(SpecError, match=re.escape(message)):
+        parse_spec(text)
+
+
+# ---- NaN, infinities, bytes that are not text, shapes that are not mappings -------------------------
+
+
+@pytest.mark.parametrize("text, message", [
+    ("service: s\nslos: [{name: a, sli: availability, objective: .nan}]", "slos[0].objective: must be a finite number (got nan)"),
+    ("service: s\nslos: [{name: a, sli: availability, objective: .inf}]", "slos[0].objective: must be a finite number (got inf)"),
+    ("service: s\nslos: [{name: a, sli: availability, objective: -.inf}]", "slos[0].objective: must be a finite number"),
+    ("service: s\nslos: [{name: a, sli: latency, threshold: .nan, objective: 0.9}]", "slos[0].threshold: must be a finite number (got nan)"),
+    ("service: s\nslos: [{name: a, sli: quality, threshold: .inf, objective: 0.9}]", "slos[0].threshold: must be a finite number (got inf)"),
+    ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, windows: [{severity: page, burn_rate: .nan, long: 1h, short: 5m}]}]",
+     "slos[0].windows[0].burn_rate: must be a finite number (got nan)"),
+    ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, windows: [{severity: page, budget_percent: .nan, long: 1h, short: 5m}]}]",
+     "slos[0].windows[0].budget_percent: must be a finite number (got nan)"),
+    ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, windows: [{severity: page, burn_rate: .inf, long: 1h, short: 5m}]}]",
+     "slos[0].windows[0].burn_rate: must be a finite number (got inf)"),
+    ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, period: .nan}]", "slos[0].period: must be a positive duration (got nan)"),
+    ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, period: .inf}]", "slos[0].period: must be a positive duration (got inf)"),
+    ("service: s\nslos: [{name: a, sli: availability, objective: 0.9, windows: [{severity: page, burn_rate: 2, long: .nan, short: 5m}]}]",
+     "slos[0].windows[0].long: must be a positive duration (got nan)"),
+    ("service: s\ntraffic_rps: .nan\nslos: [{name: a, sli: availability, objective: 0.9}]", "traffic_rps: must be a finite number (got nan)"),
+    ("service: s\nprice_per_hour: .inf\nslos: [{name: a, sli: availability, objective: 0.9}]", "price_per_hour: must be a finite number (got inf)"),
+    ("service: s\nselector: {job: .nan}\nslos: [{name: a, sli: availability, objective: 0.9}]", "selector.job: must be a string (got nan)"),
+    (OPENSLO.replace("target: 0.995", "target: .nan"), "[2].spec.objectives[0].target: must be a finite number (got nan)"),
+    (OPENSLO.replace("value: 0.5", "value: .nan"), "[3].spec.objectives[0].value: must be a finite number (got nan)"),
+    (OPENSLO.replace("duration: 1w", "duration: .inf"), "[3].spec.timeWindow[0].duration: must be a positive duration (got inf)"),
+])
+def test_nan_and_infinities_are_refused(text, message):
+    with pytest.raises(SpecError) as err:
+        parse_spec(text, "slo.yaml")
+    assert str(err.value) == f"slo.yaml: {message}" or str(err.value).startswith(f"slo.yaml: {message}")
+    assert "\n" not in str(err.value) and err.value.exit_code == EXIT_DATA
+
+
+@pytest.mark.parametrize("data", [b"service: caf\xe9\n", b"\xff\xfes\x00e\x00", "service: s\n".encode("utf-16")])
+def test_a_spec_that_is_not_utf8_is_one_line_and_exit_65(data, tmp_path, capsys):
+    path = tmp_path / "slo.yaml"
+    path.write_bytes(data)
+    with pytest.raises(SpecError, match=r"slo\.yaml: not UTF-8 text \(byte 0x[0-9a-f]{2} at offset \d+\); save the spec as UTF-8"):
+        load_spec(path)
+    assert main(["rules", "--spec", str(path), "--out", str(tmp_path / "r.yml")]) == EXIT_DATA
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "not UTF-8 text" in err
+
+
+def test_a_utf8_spec_with_a_byte_order_mark_loads(tmp_path):
+    path = tmp_path / "slo.yaml"
+    path.write_bytes(b"\xef\xbb\xbfservice: s\nslos: [{name: a, sli: availability, objective: 0.9}]\n")
+    assert load_spec(path).service == "s"
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("metadata: {name: availability}", "metadata: {name: availability, labels: [a, b]}",
+     "[2].metadata.labels: must be a mapping (got list)"),
+    ("indicator:\n    metadata: {name: fast-requests}", "indicator:\n    metadata: [fast-requests]",
+     "[3].spec.indicator.metadata: must be a mapping (got list)"),
+    ("metadata: {name: good-requests}", "metadata: {name: good-requests, annotations: [x]}",
+     "[1].metadata.annotations: must be a mapping (got list)"),
+    ("metadata: {name: captioner}", "metadata: [captioner]", "[0].metadata: must be a mapping (got list)"),
+])
+def test_openslo_shapes_that_are_not_mappings_are_one_line(old, new, message):
+    assert old in OPENSLO
+    with pytest.raises(SpecError) as err:
+        parse_spec(OPENSLO.replace(old, new), "slo.yaml")
+    assert str(err.value).startswith(f"slo.yaml: {message}") and "\n" not in str(err.value)
+
+
+ODD_VALUES = [None, [], {}, "x", -1, float("nan"), True, [{"a": None}]]
+
+
+def _mutations(doc, path=()):
+    """Every document made by replacing one node of ``doc`` with each odd value."""
+    for odd in ODD_VALUES:
+        yield path, odd
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _mutations(v, (*path, k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from _mutations(v, (*path, i))
+
+
+def _replaced(doc, path, value):
+    if not path:
+        return value
+    out = copy.deepcopy(doc)
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return out
+
+
+RICH = """
+service: s
+selector: {job: j}
+labels: {team: t}
+traffic_rps: 5
+slos:
+  - name: a
+    sli: latency
+    threshold: 0.5
+    objective: 0.99
+    period: 28d
+    labels: {tier: "1"}
+    windows: [{severity: page, budget_percent: 2, long: 1h, short: 5m}, {severity: ticket, burn_rate: 1, long: 3d, short: 6h}]
+    alerting: {name: A, labels: {x: y}, annotations: {r: s}, page_alert: {disable: false, labels: {p: q}}, ticket_alert: {annotations: {u: v}}}
+  - {name: b, sli: safety, objective: 0.9, blocklist: [gun], promql: {error_ratio: "x[{{window}}]"}}
+"""
+
+
+@pytest.mark.parametrize("source", ["native", pytest.param("openslo", marks=pytest.mark.slow)])
+def test_no_malformed_spec_gives_a_traceback(source):
+    """Each node of a full spec replaced by each odd value: a valid spec or one SpecError line, never another error."""
+    import yaml
+
+    docs = [yaml.safe_load(RICH)] if source == "native" else list(yaml.safe_load_all(OPENSLO))
+    refused = 0
+    for d, doc in enumerate(docs):
+        for path, odd in _mutations(doc):
+            changed = [*docs[:d], _replaced(doc, path, odd), *docs[d + 1:]]
+            text = yaml.safe_dump_all(changed) if source == "openslo" else yaml.safe_dump(changed[0])
+            try:
+                parse_spec(text, "slo.yaml")
+            except SpecError as exc:
+                assert "\n" not in str(exc), (path, odd)
+                refused += 1
+    assert refused > 100

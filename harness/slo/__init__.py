@@ -1,5 +1,6 @@
 """SLOs: spec, SLIs, error budgets, burn rates and their projection, Prometheus source, rules."""
 
+from harness.slo.alert_windows import burn_factor, windows_for_period
 from harness.slo.budget import ErrorBudget, error_budget
 from harness.slo.burn_rate import BurnProjection, WindowBurn, burn_rate, project, window_burns
 from harness.slo.figures import Figures, record_figures
@@ -11,6 +12,8 @@ from harness.slo.spec import (
     DEFAULT_WINDOWS,
     SLI_KINDS,
     SLO,
+    Alerting,
+    AlertRule,
     AlertWindow,
     SLOSpec,
     SpecError,
@@ -21,7 +24,11 @@ from harness.slo.spec import (
 __all__ = [
     "SLI_KINDS",
     "AlertWindow",
+    "Alerting",
+    "AlertRule",
     "DEFAULT_WINDOWS",
+    "burn_factor",
+    "windows_for_period",
     "SLO",
     "SLOSpec",
     "SpecError",

@@ -145,6 +145,8 @@ class PrometheusSource:
         (exact), else ``increase`` over the range (extrapolated to its edges).
         """
         counts = self._exact_counts(slo, spec, start, end) or self._counts(slo, spec, end, end - start)
+        if counts is None and promql.raw_error_ratio(slo, "5m") is not None:
+            return SLIValue(slo.name, slo.sli, 0, 0, "no data: a raw error_ratio query gives a ratio, not event counts")
         if counts is None:
             return SLIValue(slo.name, slo.sli, 0, 0, f"no data: Prometheus has no metric for a {slo.sli} SLI")
         n, bad = counts
@@ -157,6 +159,12 @@ class PrometheusSource:
         for w in slo.windows:
             burns, events = [], []
             for seconds in (w.long_s, w.short_s):
+                raw = promql.raw_error_ratio(slo, _range(seconds))
+                if raw is not None:
+                    ratio = self.scalar(raw, at)
+                    events.append(0)
+                    burns.append(None if ratio is None else float(exact(ratio) / (1 - exact(slo.objective))))
+                    continue
                 counts = self._counts(slo, spec, at, seconds)
                 n, bad = counts if counts else (0.0, 0.0)
                 events.append(int(round(n)))

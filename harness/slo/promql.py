@@ -2,8 +2,8 @@
 
 The same expressions feed the range queries of ``prometheus`` and the recording rules of
 ``rules``, so an SLI means one thing wherever it is read. Each kind gives an *errors* and a
-*total* per-second rate over a window; ``{{window}}`` in a spec's own ``promql`` is replaced the
-same way.
+*total* per-second rate over a window; ``{{window}}`` (or Sloth's ``{{.window}}``) in a spec's own
+``promql`` is replaced the same way. A spec's ``promql: {error_ratio}`` is a ratio with no counts.
 
 What Prometheus sees differs from the records in known ways: it counts only requests the server
 answered (no connection errors or client timeouts), latency is server-side and covers every
@@ -29,6 +29,7 @@ __all__ = [
     "selector",
     "sli_rates",
     "sli_counters",
+    "raw_error_ratio",
     "error_ratio",
 ]
 
@@ -66,10 +67,19 @@ def _rate(metric: str, base: Mapping[str, str], window: str, *matchers: str) -> 
     return f"sum(rate({selector(metric, base, *matchers)}[{window}]))"
 
 
+def _windowed(query: str, window: str) -> str:
+    return query.replace("{{window}}", window).replace("{{.window}}", window)
+
+
 def sli_rates(slo: SLO, base: Mapping[str, str], window: str) -> tuple[str, str] | None:
-    """``(errors, total)`` per-second rates of ``slo``'s SLI over ``window``; None when no metric shows it."""
+    """``(errors, total)`` per-second rates of ``slo``'s SLI over ``window``.
+
+    None when no metric shows it, or when the spec gives only a raw ``error_ratio``.
+    """
     if slo.promql:
-        return (slo.promql["errors"].replace("{{window}}", window), slo.promql["total"].replace("{{window}}", window))
+        if "error_ratio" in slo.promql:
+            return None
+        return _windowed(slo.promql["errors"], window), _windowed(slo.promql["total"], window)
     requests = _rate(REQUESTS, base, window)
     if slo.sli == "availability":
         errors = _rate(REQUESTS, base, window, f'status=~"{AVAILABILITY_BAD_STATUS}"')
@@ -115,11 +125,24 @@ def sli_counters(slo: SLO, base: Mapping[str, str]) -> tuple[str, str] | None:
     return None
 
 
+def raw_error_ratio(slo: SLO, window: str) -> str | None:
+    """The spec's own ``error_ratio`` query over ``window``, or None when it gives none."""
+    if slo.promql and "error_ratio" in slo.promql:
+        return _windowed(slo.promql["error_ratio"], window)
+    return None
+
+
 def error_ratio(slo: SLO, base: Mapping[str, str], window: str) -> str | None:
-    """The SLI's error ratio over ``window`` as one PromQL expression (None: no metric shows it)."""
+    """The SLI's error ratio over ``window`` as one PromQL expression, written as Sloth writes it.
+
+    None when no metric shows it. A raw ratio is wrapped in parentheses as it is.
+    """
+    raw = raw_error_ratio(slo, window)
+    if raw is not None:
+        return f"({raw})"
     rates = sli_rates(slo, base, window)
     if rates is None:
         return None
     errors, total = rates
     # "> 0": no traffic gives no sample rather than NaN, which would poison the period's average.
-    return f"({errors})\n/\n({total} > 0)"
+    return f"({errors})\n/\n(({total}) > 0)\n"

@@ -1,11 +1,13 @@
-"""Prometheus recording and alerting rules for an SLO spec, named as Sloth names them.
+"""Prometheus recording and alerting rules for an SLO spec, named and written as Sloth writes them.
 
-Per SLO: ``slo:sli_error:ratio_rate<window>`` for each window (5m ... 3d and the period),
-``slo:objective:ratio``, ``slo:error_budget:ratio``, ``slo:time_period:days``,
-``slo:current_burn_rate:ratio``, ``slo:period_burn_rate:ratio``,
+Per SLO: ``slo:sli_error:ratio_rate<window>`` for each window (5m ... 3d and the period, named as
+Prometheus prints durations: ``4w`` for 28 days), ``slo:objective:ratio``, ``slo:error_budget:ratio``,
+``slo:time_period:days``, ``slo:current_burn_rate:ratio``, ``slo:period_burn_rate:ratio``,
 ``slo:period_error_budget_remaining:ratio`` and ``sloth_slo_info``, all labelled ``sloth_id``,
-``sloth_service``, ``sloth_slo``; then one page and one ticket alert, each the OR of its
-multiwindow conditions (both windows at or above ``burn_rate x error budget``).
+``sloth_service``, ``sloth_slo`` and the spec's and SLO's own labels; then one page and one ticket
+alert, each the OR of its multiwindow conditions (both windows at or above ``factor x error budget``),
+with the ``alerting`` block's name, labels and annotations. The README lists where the output
+differs from Sloth's on purpose.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from decimal import Decimal
 from typing import Any
 
 from harness.slo import promql
-from harness.slo.spec import SLO, SLOSpec, format_duration
+from harness.slo.duration import prometheus_duration
+from harness.slo.spec import SLO, SLOSpec
 
 __all__ = ["RuleSet", "generate_rules", "STANDARD_WINDOWS_S", "rule_labels", "alert_name"]
 
@@ -44,6 +47,16 @@ def alert_name(spec: SLOSpec, slo: SLO, severity: str) -> str:
 def rule_labels(spec: SLOSpec, slo: SLO) -> dict[str, str]:
     """The Sloth labels that identify an SLO's series."""
     return {"sloth_id": f"{spec.service}-{slo.name}", "sloth_service": spec.service, "sloth_slo": slo.name}
+
+
+def _series_labels(spec: SLOSpec, slo: SLO) -> dict[str, str]:
+    """Labels of every recording rule of ``slo``: the spec's, the SLO's, then Sloth's."""
+    return {**spec.labels, **slo.labels, **rule_labels(spec, slo)}
+
+
+def _factor(x: float) -> str:
+    """A burn factor for people: ``14.4``, ``6``, ``0.9333``."""
+    return format(float(x), ".4g")
 
 
 def _match(labels: dict[str, str]) -> str:
@@ -83,17 +96,17 @@ def _windows(slo: SLO) -> list[float]:
 
 
 def _recordings(spec: SLOSpec, slo: SLO) -> list[dict[str, Any]]:
-    labels = rule_labels(spec, slo)
+    labels = _series_labels(spec, slo)
     rules = []
     for seconds in _windows(slo):
-        window = format_duration(seconds)
+        window = prometheus_duration(seconds)
         rules.append({
             "record": f"slo:sli_error:ratio_rate{window}",
-            "expr": promql.error_ratio(slo, spec.selector, window) + "\n",
+            "expr": promql.error_ratio(slo, spec.selector, window),
             "labels": {**labels, "sloth_window": window},
         })
-    period = slo.period
-    base = f"slo:sli_error:ratio_rate5m{_match(labels)}"
+    period = prometheus_duration(slo.period_s)
+    base = f"slo:sli_error:ratio_rate5m{_match(rule_labels(spec, slo))}"
     rules.append({
         "record": f"slo:sli_error:ratio_rate{period}",
         "expr": f"sum_over_time({base}[{period}])\n/ ignoring (sloth_window)\ncount_over_time({base}[{period}])\n",
@@ -103,9 +116,10 @@ def _recordings(spec: SLOSpec, slo: SLO) -> list[dict[str, Any]]:
 
 
 def _meta(spec: SLOSpec, slo: SLO) -> list[dict[str, Any]]:
-    labels = rule_labels(spec, slo)
-    m = _match(labels)
-    on = "/ on (sloth_id, sloth_slo, sloth_service) group_left"
+    labels = _series_labels(spec, slo)
+    m = _match(rule_labels(spec, slo))
+    period = prometheus_duration(slo.period_s)
+    on = "/ on(sloth_id, sloth_slo, sloth_service) group_left"
     budget = 1 - _decimal(slo.objective)
     info = {**labels, "sloth_objective": _num(_decimal(slo.objective) * 100), "sloth_sli": slo.sli,
             "sloth_mode": "cli-gen-prom", "sloth_spec": "harness/v1"}
@@ -116,7 +130,7 @@ def _meta(spec: SLOSpec, slo: SLO) -> list[dict[str, Any]]:
         {"record": "slo:current_burn_rate:ratio",
          "expr": f"slo:sli_error:ratio_rate5m{m}\n{on}\nslo:error_budget:ratio{m}\n", "labels": labels},
         {"record": "slo:period_burn_rate:ratio",
-         "expr": f"slo:sli_error:ratio_rate{slo.period}{m}\n{on}\nslo:error_budget:ratio{m}\n", "labels": labels},
+         "expr": f"slo:sli_error:ratio_rate{period}{m}\n{on}\nslo:error_budget:ratio{m}\n", "labels": labels},
         {"record": "slo:period_error_budget_remaining:ratio",
          "expr": f"1 - slo:period_burn_rate:ratio{m}", "labels": labels},
         {"record": "sloth_slo_info", "expr": "vector(1)", "labels": info},
@@ -124,8 +138,8 @@ def _meta(spec: SLOSpec, slo: SLO) -> list[dict[str, Any]]:
 
 
 def _alerts(spec: SLOSpec, slo: SLO) -> list[dict[str, Any]]:
-    labels = rule_labels(spec, slo)
-    m = _match(labels)
+    ids = rule_labels(spec, slo)
+    m = _match(ids)
     budget = 1 - _decimal(slo.objective)
     rules = []
     for severity in ("page", "ticket"):
@@ -135,22 +149,28 @@ def _alerts(spec: SLOSpec, slo: SLO) -> list[dict[str, Any]]:
         terms = []
         for w in windows:
             limit = _num(_decimal(w.burn_rate) * budget)
+            short, long = prometheus_duration(w.short_s), prometheus_duration(w.long_s)
             terms.append(
                 "(\n"
-                f"    max(slo:sli_error:ratio_rate{w.short}{m} >= {limit})\n"
+                f"    max(slo:sli_error:ratio_rate{short}{m} >= {limit}) without (sloth_window)\n"
                 "    and\n"
-                f"    max(slo:sli_error:ratio_rate{w.long}{m} >= {limit})\n"
+                f"    max(slo:sli_error:ratio_rate{long}{m} >= {limit}) without (sloth_window)\n"
                 ")"
             )
-        rates = ", ".join(f"{_num(_decimal(w.burn_rate))}x over {w.long} and {w.short}" for w in windows)
+        rates = ", ".join(f"{_factor(w.burn_rate)}x over {w.long} and {w.short}" for w in windows)
+        own = slo.alerting.rule(severity)
+        annotations = {**slo.alerting.annotations, **own.annotations}
+        annotations.setdefault(
+            "summary", f"{spec.service} {slo.name} SLO error budget burn rate is too fast ({rates}).")
+        annotations.setdefault(
+            "title", f"({severity}) {spec.service} {slo.name} SLO error budget burn rate is too fast.")
         rules.append({
-            "alert": alert_name(spec, slo, severity),
+            "alert": slo.alerting.name or alert_name(spec, slo, severity),
             "expr": "\nor\n".join(terms) + "\n",
-            "labels": {"severity": severity, "sloth_severity": severity, "sli": slo.sli, **labels},
-            "annotations": {
-                "summary": f"{spec.service} {slo.name} SLO error budget burn rate is too fast ({rates}).",
-                "title": f"({severity}) {spec.service} {slo.name} SLO error budget burn rate is too fast.",
-            },
+            # the spec's labels may replace severity and sli, never the sloth_* ones (refused when parsed)
+            "labels": {"severity": severity, "sloth_severity": severity, "sli": slo.sli, **ids,
+                       **slo.alerting.labels, **own.labels},
+            "annotations": annotations,
         })
     return rules
 
@@ -160,7 +180,7 @@ def generate_rules(spec: SLOSpec) -> RuleSet:
     groups: list[dict[str, Any]] = []
     skipped: list[tuple[str, str]] = []
     for slo in spec.slos:
-        if promql.sli_rates(slo, spec.selector, "5m") is None:
+        if promql.error_ratio(slo, spec.selector, "5m") is None:
             skipped.append((slo.name, f"no metric shows a {slo.sli} SLI; give the SLO promql: {{errors, total}}"))
             continue
         sid = f"{spec.service}-{slo.name}"

@@ -1,0 +1,60 @@
+"""Durations as SLO specs and Prometheus write them: ``5m``, ``1h30m``, ``30d``, ``4w``."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+__all__ = ["parse_duration", "format_duration", "prometheus_duration"]
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+_DURATION_RE = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds in a Prometheus-style duration (``5m``, ``1h30m``, ``30d``) or a number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration such as 5m, 1h or 30d")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"must be a positive duration (got {value!r})")
+        return float(value)
+    text = str(value).strip()
+    if not text or _DURATION_RE.sub("", text) != "":
+        raise ValueError(f"must be a duration such as 5m, 1h or 30d (got {value!r})")
+    seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION_RE.findall(text))
+    if seconds <= 0:
+        raise ValueError(f"must be a positive duration (got {value!r})")
+    return float(seconds)
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest duration for ``seconds`` in one of d, h, m or s (``300`` -> ``5m``), for reports."""
+    s = int(round(seconds))
+    if s <= 0 or abs(seconds - s) > 1e-9:
+        return f"{int(round(seconds * 1000))}ms"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s % size == 0:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+def prometheus_duration(seconds: float) -> str:
+    """``seconds`` as Prometheus itself prints a duration (``28d`` -> ``4w``, ``90m`` -> ``1h30m``).
+
+    Sloth names its window series this way (``slo:sli_error:ratio_rate4w``), so the rules do too:
+    years and weeks only when they divide the duration, then days, hours, minutes, seconds, ms.
+    """
+    ms = int(round(seconds * 1000))
+    if ms <= 0:
+        return "0s"
+    out = ""
+    for unit, size, exact in (("y", 365 * 86400000, True), ("w", 7 * 86400000, True), ("d", 86400000, False),
+                              ("h", 3600000, False), ("m", 60000, False), ("s", 1000, False), ("ms", 1, False)):
+        if exact and ms % size:
+            continue
+        if ms // size:
+            out += f"{ms // size}{unit}"
+            ms -= (ms // size) * size
+    return out
