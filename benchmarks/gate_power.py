@@ -5,7 +5,9 @@ canary that is fine (real servers, the fault proxy, real load, on loopback).
         [--images 200] [--duration 10] [--fine-seeds 20] [--flaws all] [--rows power.jsonl]
 
 For each seed (a different evaluation world, load seed and fault draws), a stable reference
-server is judged against a second one behind the fault proxy, with each flaw class of
+server is judged against a second one behind the fault proxy (the stable one behind a proxy
+without faults, so both answers take the same path; each proxy in a process of its own), with
+each flaw class of
 ``harness.load.flaws`` on 5%, 10% and 20% of the requests; then against an identical canary
 (the same proxy, no faults) and the ``int8`` model, over ``--fine-seeds`` seeds. A flaw is
 caught when the gate rolls it back or holds it. Every gate's row is appended to ``--rows`` as it
@@ -27,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.canary.gate import GateConfig, run_gate  # noqa: E402
 from harness.load.flaws import FLAWS, flaw_faults  # noqa: E402
-from harness.load.proxy import FaultProxy  # noqa: E402
+from harness.load.proxy import ProxyProcess  # noqa: E402
 
 
 def _gate(stable: str, canary: str, out: Path, a, seed: int, faults: dict) -> dict:
@@ -35,9 +37,11 @@ def _gate(stable: str, canary: str, out: Path, a, seed: int, faults: dict) -> di
                               dataset_seed=1000 + seed, seed=seed, concurrency=4, faults=faults), log=lambda m: None)
     failed = [m["name"] for m in rec["metrics"] if m["failed"]]
     under = [m["name"] for m in rec["metrics"] if m.get("adequate") is False]
-    quality = next((m for m in rec["metrics"] if m["name"] == "quality"), {})
+    by = {m["name"]: m for m in rec["metrics"]}
+    lat = {k: [by[k]["baseline"], by[k]["canary"], by[k]["n_baseline"], by[k]["n_canary"]]
+           for k in ("latency_p50", "latency_p95", "latency_p99") if k in by}
     return {"verdict": rec["verdict"], "score": rec["score"], "failed": failed, "underpowered": under,
-            "quality_detectable": quality.get("detectable")}
+            "quality_detectable": by.get("quality", {}).get("detectable"), "latency": lat}
 
 
 def summarize(rows: list[dict]) -> str:
@@ -104,13 +108,15 @@ def main() -> int:
         stable = st.enter_context(start_server("tiny", extra_args=args))
         twin = st.enter_context(start_server("tiny", extra_args=args))
         int8 = st.enter_context(start_server("tiny:int8", extra_args=args))
+        stable = st.enter_context(ProxyProcess(stable.url))  # the same path as the canary's
         n = 0
         for seed in range(max(a.seeds, a.fine_seeds)):
             if seed < a.fine_seeds:
-                with FaultProxy(twin.url, seed=seed) as proxy:
+                with ProxyProcess(twin.url, seed=seed) as proxy:
                     row = _gate(stable.url, proxy.url, Path(tmp) / f"g{n}", a, seed, {})
                 record({"canary": "identical", "fraction": 0.0, "seed": seed, **row})
-                row = _gate(stable.url, int8.url, Path(tmp) / f"g{n}i", a, seed, {})
+                with ProxyProcess(int8.url, seed=seed) as proxy:
+                    row = _gate(stable.url, proxy.url, Path(tmp) / f"g{n}i", a, seed, {})
                 record({"canary": "int8", "fraction": 0.0, "seed": seed, **row})
                 n += 1
             if seed >= a.seeds:
@@ -118,7 +124,7 @@ def main() -> int:
             for flaw in flaws:
                 for frac in fractions:
                     faults = flaw_faults(flaw, frac)
-                    with FaultProxy(twin.url, faults=faults, seed=seed) as proxy:
+                    with ProxyProcess(twin.url, faults=faults, seed=seed) as proxy:
                         row = _gate(stable.url, proxy.url, Path(tmp) / f"g{n}", a, seed, faults)
                     n += 1
                     record({"canary": flaw, "fraction": frac, "seed": seed, **row})

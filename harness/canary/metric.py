@@ -71,10 +71,10 @@ def _obs(name: str) -> Callable[["TargetData"], Any]:
 DEFAULT_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("latency_p50", "latency", "mann_whitney", "increase", tolerance=0.25, tolerance_abs=0.005, unit="s",
                observe=_obs("latency"), description="latency of answered load requests: the median (Hodges-Lehmann shift)"),
-    MetricSpec("latency_p95", "latency", "tail", "increase", tolerance=0.3, tolerance_abs=0.01, quantile=0.95,
+    MetricSpec("latency_p95", "latency", "tail", "increase", tolerance=0.5, tolerance_abs=0.01, quantile=0.95,
                must_detect=0.25, unit="s", observe=_obs("latency"),
                description="latency p95: requests slower than the baseline's p95 (Fisher), quantile difference"),
-    MetricSpec("latency_p99", "latency", "tail", "increase", tolerance=0.5, tolerance_abs=0.02, quantile=0.99,
+    MetricSpec("latency_p99", "latency", "tail", "increase", tolerance=1.0, tolerance_abs=0.02, quantile=0.99,
                unit="s", observe=_obs("latency"),
                description="latency p99: requests slower than the baseline's p99 (Fisher), quantile difference"),
     MetricSpec("error_rate", "availability", "fisher", "increase", critical=True, must_have_data=True,

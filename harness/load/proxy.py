@@ -57,6 +57,7 @@ from harness.load.background import BackgroundServer
 __all__ = [
     "ProxyFaults",
     "FaultProxy",
+    "ProxyProcess",
     "CAPTION_FAULTS",
     "CAPTION_PATH",
     "DEFAULT_APPEND_TEXT",
@@ -550,6 +551,49 @@ class FaultProxy(BackgroundServer):
             await asyncio.gather(*self._conns, return_exceptions=True)
 
 
+class ProxyProcess:
+    """A fault proxy in a process of its own (``python -m harness.load.proxy``), for measurements
+    where a proxy sharing the caller's interpreter (and its lock) would add latency of its own:
+    ``with ProxyProcess(url, faults={...}, seed=1) as proxy: proxy.url``."""
+
+    def __init__(self, upstream: str, faults: "ProxyFaults | Mapping[str, Any] | None" = None, seed: int = 0,
+                 admin_token: str | None = None):
+        import sys
+
+        doc = asdict(faults) if isinstance(faults, ProxyFaults) else dict(faults or {})
+        doc.pop("seed", None)
+        self.cmd = [sys.executable, "-m", "harness.load.proxy", "--upstream", upstream, "--port", "0",
+                    "--seed", str(seed), "--exit-with-parent", "--faults", json.dumps(doc)]
+        if admin_token:
+            self.cmd += ["--admin-token", admin_token]
+        self.url = ""
+        self._proc = None
+
+    def __enter__(self) -> "ProxyProcess":
+        import subprocess
+
+        self._proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        line = self._proc.stdout.readline() if self._proc.stdout else ""
+        try:
+            self.url = json.loads(line)["url"]
+        except (ValueError, KeyError, TypeError):
+            self.__exit__()
+            raise RuntimeError(f"fault proxy did not start: {line.strip()[:200]}") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except Exception:  # noqa: BLE001 - a proxy that does not stop is killed
+                self._proc.kill()
+                self._proc.wait()
+            if self._proc.stdout:
+                self._proc.stdout.close()
+            self._proc = None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m harness.load.proxy", description=__doc__.splitlines()[0])
     p.add_argument("--upstream", required=True, help="base URL of the target, e.g. http://127.0.0.1:8000")
@@ -558,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--admin-token", default=None, help="token of the proxy's /admin/faults")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it ends")
+    p.add_argument("--faults", default=None, metavar="JSON", help="fault fields as a JSON object (over the flags)")
     for f in fields(ProxyFaults):
         if f.name == "seed":
             continue
@@ -570,8 +615,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         faults = ProxyFaults(**{f.name: getattr(args, f.name) for f in fields(ProxyFaults) if f.name != "seed"})
+        if args.faults:
+            extra = json.loads(args.faults)
+            if not isinstance(extra, dict):
+                raise ValueError("--faults must be a JSON object of fault fields")
+            faults = faults.with_updates(extra)
         proxy = FaultProxy(args.upstream, args.host, args.port, args.admin_token, args.seed, faults)
-    except ValueError as exc:
+    except ValueError as exc:  # json.JSONDecodeError is one
         print(f"harness.load.proxy: error: {exc}", flush=True)
         return 64
 
