@@ -14,9 +14,9 @@ from harness.errors import UsageError
 
 pytest.importorskip("torch")
 
-# 100 images and 8 s of load: the smallest run that can detect what the default judge must detect
+# 100 images and 10 s of load (2 users: both targets share this machine): the smallest run that can detect what the default judge must detect
 # (a quality regression on 10% of images, error rate +3 points).
-QUICK = dict(duration_s=8.0, users=4, dataset="shapes:100", concurrency=4)
+QUICK = dict(duration_s=10.0, users=2, dataset="shapes:100", concurrency=4)
 SMALL = dict(duration_s=3.0, users=2, dataset="shapes:20", concurrency=2)
 
 

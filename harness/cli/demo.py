@@ -10,8 +10,10 @@ import argparse
 import time
 from pathlib import Path
 
+# The verdicts each canary may get. int8 is 14-29% slower than float at the median on a small CPU
+# (benchmarks/gate_power.py), around the 25% latency tolerance: promoted or held, never rolled back.
 CANARIES: dict[str, tuple[str, list[str], str]] = {
-    "int8": ("tiny:int8", [], "PROMOTE"),
+    "int8": ("tiny:int8", [], "PROMOTE|HOLD"),
     "undertrained": ("tiny-undertrained", [], "ROLLBACK"),
     "latency": ("tiny", ["--enable-faults", "--admin-token", "demo-admin", "--faults", '{"latency_ms": 60}'], "ROLLBACK"),
 }
@@ -54,21 +56,21 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  canary: {canary.url}", flush=True)
                 out = args.out / f"demo-{stamp}-{name}"
                 faults = {"latency_ms": 60} if name == "latency" else {}
-                cfg = GateConfig(stable.url, canary.url, out, duration_s=args.duration, users=4,
+                cfg = GateConfig(stable.url, canary.url, out, duration_s=args.duration, users=2,
                                  dataset=f"shapes:{args.images}", seed=args.seed, faults=faults,
                                  run_id=f"demo-{stamp}-{name}")
                 rec = run_gate(cfg, log=lambda m: print("  " + m, flush=True))
             rows.append((name, expected, rec["verdict"], rec["score"], out))
             for r in rec["reasons"][:3]:
                 print(f"  why: {r}")
-    print(f"\n{'canary':<14}{'expected':<10}{'verdict':<10}{'score':>7}  report")
+    print(f"\n{'canary':<14}{'expected':<14}{'verdict':<10}{'score':>7}  report")
     for name, expected, verdict, score, out in rows:
-        mark = "" if verdict == expected else "  (unexpected)"
-        print(f"{name:<14}{expected:<10}{verdict:<10}{'' if score is None else f'{score:g}':>7}  {out}/summary.md{mark}")
+        mark = "" if verdict in expected.split("|") else "  (unexpected)"
+        print(f"{name:<14}{expected:<14}{verdict:<10}{'' if score is None else f'{score:g}':>7}  {out}/summary.md{mark}")
     print(f"\ndone in {time.monotonic() - t0:.0f}s. Open the dashboard over these reports with:\n"
           f"  harness dashboard --reports {args.out}")
     unexpected = [f"{name} {verdict} (expected {expected})" for name, expected, verdict, _, _ in rows
-                  if verdict != expected]
+                  if verdict not in expected.split("|")]
     if unexpected:
         # Exit 1 is a gate's ROLLBACK only: a demo judged otherwise than designed is the harness's fault.
         raise InternalError(f"verdicts differ from the expected ones: {'; '.join(unexpected)}")
