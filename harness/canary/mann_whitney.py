@@ -31,8 +31,19 @@ class ShiftEstimate:
     exact: bool = False
 
 
-def _cap(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return x if len(x) <= MAX_PER_SIDE else rng.choice(x, MAX_PER_SIDE, replace=False)
+def cap_sample(x: np.ndarray, rng: np.random.Generator, limit: int = MAX_PER_SIDE) -> np.ndarray:
+    """At most ``limit`` values of ``x``, drawn without replacement (seeded) when it has more."""
+    return x if len(x) <= limit else rng.choice(x, limit, replace=False)
+
+
+def finite_samples(baseline, canary) -> tuple[np.ndarray, np.ndarray]:
+    """Both samples as float arrays without NaN or infinities; ``ValueError`` when one is empty."""
+    a = np.asarray(baseline, dtype=float)
+    b = np.asarray(canary, dtype=float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if len(a) == 0 or len(b) == 0:
+        raise ValueError("both samples need at least one value")
+    return a, b
 
 
 @lru_cache(maxsize=256)
@@ -71,14 +82,10 @@ def mann_whitney_shift(baseline, canary, confidence: float = 0.98, seed: int = 0
     test says, so the effect becomes the difference of means with its normal interval."""
     from scipy import stats
 
-    a = np.asarray(baseline, dtype=float)
-    b = np.asarray(canary, dtype=float)
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    if len(a) == 0 or len(b) == 0:
-        raise ValueError("both samples need at least one value")
+    a, b = finite_samples(baseline, canary)
     rng = np.random.default_rng(seed)
     sub = len(a) > MAX_PER_SIDE or len(b) > MAX_PER_SIDE
-    a, b = _cap(a, rng), _cap(b, rng)
+    a, b = cap_sample(a, rng), cap_sample(b, rng)
     m, n = len(a), len(b)
     ties = len(np.unique(np.concatenate([a, b]))) < m + n
     exact = m < EXACT_BELOW and n < EXACT_BELOW and not ties

@@ -37,16 +37,11 @@ def tail_difference(baseline, canary, quantile: float = 0.95, confidence: float 
                     resamples: int = 1000) -> TailDifference:
     from scipy import stats
 
-    a = np.asarray(baseline, dtype=float)
-    b = np.asarray(canary, dtype=float)
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    if len(a) == 0 or len(b) == 0:
-        raise ValueError("both samples need at least one value")
+    from harness.canary.mann_whitney import cap_sample, finite_samples
+
+    a, b = finite_samples(baseline, canary)
     rng = np.random.default_rng(seed)
-    if len(a) > MAX_PER_SIDE:
-        a = rng.choice(a, MAX_PER_SIDE, replace=False)
-    if len(b) > MAX_PER_SIDE:
-        b = rng.choice(b, MAX_PER_SIDE, replace=False)
+    a, b = cap_sample(a, rng, MAX_PER_SIDE), cap_sample(b, rng, MAX_PER_SIDE)
     qa, qb = float(np.quantile(a, quantile)), float(np.quantile(b, quantile))
     ka, kb = int(np.sum(a > qa)), int(np.sum(b > qa))
     if ka + kb in (0, len(a) + len(b)):
