@@ -167,7 +167,7 @@ def _loadgen(port: int, *args: str) -> dict:
 # ----------------------------------------------------------------------------- the benchmark
 
 
-def raw_throughput(model: str, batch: int, threads: int, seconds: float) -> tuple[float, float]:
+def raw_throughput(model: str, batch: int, threads: int, seconds: float, device: str) -> tuple[float, float]:
     """Images per second of ``captioner.caption`` on decoded images, batches of ``batch``, and the
     CPU milliseconds per image."""
     import torch
@@ -177,7 +177,7 @@ def raw_throughput(model: str, batch: int, threads: int, seconds: float) -> tupl
 
     torch.set_num_threads(threads)
     images = [decode_image(b) for b in _images(batch)]
-    cap = load_captioner(model, "cpu")
+    cap = load_captioner(model, device)
     cap.caption(images)
     n, t0, c0 = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds:
@@ -196,6 +196,14 @@ def _cpu_name() -> str:
     return "cpu unknown"
 
 
+def _device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        import torch
+
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return device
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="tiny")
@@ -205,15 +213,19 @@ def main() -> None:
     p.add_argument("--connections", type=int, default=64, help="closed-loop connections at saturation")
     a = p.parse_args()
 
+    from reference_model.device import pick_device
     from reference_model.server.launch import start_server
+
+    device = pick_device()
 
     cores = os.cpu_count()
     print(f"machine: {cores} cores ({_cpu_name()}), load average at start {os.getloadavg()[0]:.2f}")
+    print(f"model device: {_device_name(device)} (the server picks the same)")
     print(f"sharing: server = 1 process (asyncio event loop thread + 1 inference thread with {a.threads} torch "
           f"thread(s)); load generator = 1 separate process (1 asyncio thread); no CPU pinning, "
           f"so all share the {cores} cores")
 
-    raw_before, _ = raw_throughput(a.model, a.max_batch, a.threads, a.seconds)
+    raw_before, _ = raw_throughput(a.model, a.max_batch, a.threads, a.seconds, device)
 
     common = ["--threads", str(a.threads), "--max-wait-ms", "5", "--max-queue", "1024"]
     with start_server(a.model, extra_args=["--max-batch", str(a.max_batch), *common]) as srv:
@@ -226,7 +238,7 @@ def main() -> None:
             rows.append((share, rate, lat))
     with start_server(a.model, extra_args=["--max-batch", "1", *common]) as srv:
         one = _saturate(srv, a.seconds, a.connections)
-    raw_after, raw_cpu = raw_throughput(a.model, a.max_batch, a.threads, a.seconds)
+    raw_after, raw_cpu = raw_throughput(a.model, a.max_batch, a.threads, a.seconds, device)
     raw = (raw_before + raw_after) / 2
     print(f"raw model, in process, batch {a.max_batch}: {raw:8.1f} images/s"
           f"  (mean of {raw_before:.1f} before and {raw_after:.1f} after the server runs); "
