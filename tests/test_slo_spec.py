@@ -87,7 +87,7 @@ def test_default_blocklist_is_the_reference_servers():
          "slos[1].objective: must be between 0 and 1"),
         ("service: s\nslos: [{name: a, sli: availability, objective: 0}]", "slos[0].objective: must be between 0 and 1"),
         ("service: s\nslos: [{name: a, sli: availability, objective: '0.9'}]", "slos[0].objective: must be a number"),
-        ("service: s\nslos: [{name: a, sli: speed, objective: 0.9}]", "slos[0].sli: must be one of latency, availability"),
+        ("service: s\nslos: [{name: a, sli: speed, objective: 0.9}]", "slos[0].sli: must be one of availability, correction, coverage, latency, promql, quality, safety"),
         ("service: s\nslos: [{name: a, sli: latency, objective: 0.9}]", "slos[0].threshold: is required for a latency SLO"),
         ("service: s\nslos: [{name: a, sli: latency, threshold: -1, objective: 0.9}]", "slos[0].threshold: must be above 0"),
         ("service: s\nslos: [{name: a, sli: availability, threshold: 1, objective: 0.9}]", "slos[0].threshold: is only for"),
@@ -137,14 +137,14 @@ spec: {description: the captioning service}
 ---
 apiVersion: openslo/v1
 kind: SLI
-metadata: {name: good-requests}
+metadata: {name: good-requests, labels: {team: vision}}
 spec:
   ratioMetric:
     counter: true
     good:
-      metricSource: {type: Prometheus, spec: {query: 'sum(caption_requests_total{status!~"5.."})'}}
+      metricSource: {type: Prometheus, spec: {query: 'sum(rate(caption_requests_total{job="prod",status!~"5.."}[{{window}}]))'}}
     total:
-      metricSource: {type: Prometheus, spec: {query: 'sum(caption_requests_total)'}}
+      metricSource: {type: Prometheus, spec: {query: 'sum(rate(caption_requests_total{job="prod"}[{{window}}]))'}}
 ---
 apiVersion: openslo/v1
 kind: SLO
@@ -165,7 +165,9 @@ spec:
     metadata: {name: fast-requests}
     spec:
       thresholdMetric:
-        metricSource: {type: Prometheus, spec: {query: 'caption_request_duration_seconds_bucket'}}
+        metricSource:
+          type: Prometheus
+          spec: {query: 'histogram_quantile(0.99, sum by (le) (rate(caption_request_duration_seconds_bucket[5m])))'}
   timeWindow: [{duration: 1w, isRolling: true}]
   budgetingMethod: Occurrences
   objectives: [{op: lte, value: 0.5, target: 0.99}]
@@ -173,34 +175,44 @@ spec:
 apiVersion: openslo/v1
 kind: SLO
 metadata:
-  name: good-captions
-  annotations: {harness/sli: quality}
+  name: covered
+  annotations: {harness/sli: coverage}
 spec:
   service: captioner
-  indicator: {metadata: {name: q}, spec: {ratioMetric: {counter: true}}}
+  indicator:
+    metadata: {name: uncovered}
+    spec:
+      ratioMetric:
+        counter: true
+        bad: {metricSource: {type: prometheus, spec: {query: 'sum(rate(caption_requests_total{status!~"2.."}[{{window}}]))'}}}
+        total: {metricSource: {type: prometheus, spec: {query: 'sum(rate(caption_requests_total[{{window}}]))'}}}
   budgetingMethod: Occurrences
-  objectives: [{op: gte, value: 0.4, target: 0.9}]
+  objectives: [{targetPercent: 99.5}]
 """
 
 
 def test_openslo_documents_are_accepted():
     spec = parse_spec(OPENSLO)
     assert spec.service == "captioner"
-    avail, fast, quality = spec.slos
-    assert (avail.name, avail.sli, avail.objective, avail.period) == ("availability", "availability", 0.995, "28d")
-    assert (fast.sli, fast.threshold, fast.objective, fast.period) == ("latency", 0.5, 0.99, "7d")
-    assert (quality.sli, quality.threshold, quality.period) == ("quality", 0.4, "30d")
+    avail, fast, covered = spec.slos
+    assert (avail.name, avail.sli, avail.objective, avail.period) == ("availability", "promql", 0.995, "28d")
+    assert avail.promql == {"good": 'sum(rate(caption_requests_total{job="prod",status!~"5.."}[{{window}}]))',
+                            "total": 'sum(rate(caption_requests_total{job="prod"}[{{window}}]))'}
+    assert dict(avail.labels) == {"team": "vision"}
+    assert (fast.sli, fast.threshold, fast.objective, fast.period) == ("promql", None, 0.99, "7d")
+    assert "(rate(caption_request_duration_seconds_bucket[5m])))\n) <= bool 0.5" in fast.promql["error_ratio"]
+    assert (covered.sli, covered.objective, covered.period) == ("coverage", 0.995, "30d")
     assert [w.burn_rate for w in avail.windows] == [13.44, 5.6, 2.8, 0.9333333333333333]
     assert [w.burn_rate for w in fast.windows] == [13.44, 3.5, 1.4, 0.98]
-    assert quality.windows == DEFAULT_WINDOWS
+    assert covered.windows == DEFAULT_WINDOWS
 
 
 def test_openslo_errors_have_document_paths():
     bad = OPENSLO.replace("target: 0.995", "target: 99.5")
     with pytest.raises(SpecError, match=r"\[2\]\.spec\.objectives\[0\]\.target: must be between 0 and 1"):
         parse_spec(bad)
-    unknown = OPENSLO.replace("annotations: {harness/sli: quality}", "annotations: {}")
-    with pytest.raises(SpecError, match=r"\[4\]\.metadata\.annotations\.harness/sli: must name the SLI kind"):
+    unknown = OPENSLO.replace("annotations: {harness/sli: coverage}", "annotations: {harness/sli: speed}")
+    with pytest.raises(SpecError, match=r"\[4\]\.metadata\.annotations\.harness/sli: must name an SLI kind"):
         parse_spec(unknown)
 
 
@@ -367,7 +379,7 @@ def test_labels_and_alerting_errors_name_the_path(text, message):
     ("service: s\nselector: {job: .nan}\nslos: [{name: a, sli: availability, objective: 0.9}]", "selector.job: must be a string (got nan)"),
     (OPENSLO.replace("target: 0.995", "target: .nan"), "[2].spec.objectives[0].target: must be a finite number (got nan)"),
     (OPENSLO.replace("value: 0.5", "value: .nan"), "[3].spec.objectives[0].value: must be a finite number (got nan)"),
-    (OPENSLO.replace("duration: 1w", "duration: .inf"), "[3].spec.timeWindow[0].duration: must be a positive duration (got inf)"),
+    (OPENSLO.replace("duration: 1w", "duration: .inf"), "[3].spec.timeWindow[0].duration: must be a duration such as 5m"),
 ])
 def test_nan_and_infinities_are_refused(text, message):
     with pytest.raises(SpecError) as err:
@@ -398,7 +410,7 @@ def test_a_utf8_spec_with_a_byte_order_mark_loads(tmp_path):
      "[2].metadata.labels: must be a mapping (got list)"),
     ("indicator:\n    metadata: {name: fast-requests}", "indicator:\n    metadata: [fast-requests]",
      "[3].spec.indicator.metadata: must be a mapping (got list)"),
-    ("metadata: {name: good-requests}", "metadata: {name: good-requests, annotations: [x]}",
+    ("metadata: {name: good-requests, labels: {team: vision}}", "metadata: {name: good-requests, annotations: [x]}",
      "[1].metadata.annotations: must be a mapping (got list)"),
     ("metadata: {name: captioner}", "metadata: [captioner]", "[0].metadata: must be a mapping (got list)"),
 ])
@@ -463,7 +475,8 @@ def test_no_malformed_spec_gives_a_traceback(source):
     for d, doc in enumerate(docs):
         for path, odd in _mutations(doc):
             changed = [*docs[:d], _replaced(doc, path, odd), *docs[d + 1:]]
-            text = yaml.safe_dump_all(changed) if source == "openslo" else yaml.safe_dump(changed[0])
+            dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+            text = yaml.dump_all(changed, Dumper=dumper) if source == "openslo" else yaml.dump(changed[0], Dumper=dumper)
             try:
                 parse_spec(text, "slo.yaml")
             except SpecError as exc:

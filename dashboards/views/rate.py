@@ -1,5 +1,6 @@
-"""Rate captions: a person rates sampled captions of the run 1 to 5; each rating is appended to
-``<run>/ratings.csv``, which the hybrid quality score reads."""
+"""Rate captions: a person rates sampled captions of the run 1 to 5, appended to
+``<run>/ratings.csv`` (read by the hybrid quality score), and accepts, corrects or rejects each,
+appended to ``<run>/feedback.csv`` (read by the correction-rate SLI)."""
 
 import zlib
 from pathlib import Path
@@ -11,7 +12,7 @@ import streamlit as st
 
 from board import board, not_in_run, read_records
 from harness.report.markdown import code_span
-from ratings import RATINGS_NAME, RatingRow, append_rating
+from ratings import RATINGS_NAME, FeedbackRow, RatingRow, append_feedback, append_rating
 
 SAMPLE = 24
 
@@ -47,14 +48,17 @@ def candidates() -> list[dict]:
             rng = np.random.default_rng(zlib.crc32(run.name.encode()))
             pick = ok.iloc[rng.permutation(len(ok))[:SAMPLE]]
             for r in pick.itertuples():
+                request_id = getattr(r, "request_id", None)
                 out.append({"image_id": str(r.image_id), "target": str(r.target), "caption": str(r.caption),
-                            "image": images[str(r.image_id)]})
+                            "image": images[str(r.image_id)],
+                            "request_id": "" if request_id is None or pd.isna(request_id) else str(request_id)})
                 seen.add((str(r.image_id), str(r.target)))
     for w in b.decision.get("worst_captions") or []:
         img = run.resolve(w.get("image_path"))
         key = (str(w.get("image_id")), str(w.get("target")))
         if img is not None and w.get("caption") and key not in seen:
-            out.append({"image_id": key[0], "target": key[1], "caption": str(w["caption"]), "image": str(img)})
+            out.append({"image_id": key[0], "target": key[1], "caption": str(w["caption"]), "image": str(img),
+                        "request_id": ""})
             seen.add(key)
     return out
 
@@ -93,6 +97,26 @@ if saved:
         row = RatingRow(item["image_id"], rater.strip(), int(stars) + 1, item["target"], item["caption"])
         append_rating(run.path, row)
         st.session_state["rate_note"] = f"Saved {row.rating}/5 for image {row.image_id}."
+        st.session_state[pos_key] = (pos + 1) % len(items)
+        st.rerun()
+st.caption("Would you publish this caption? Accept it, write a better one, or reject it "
+           "(the correction-rate SLI counts these).")
+with st.form("feedback_form", clear_on_submit=True):
+    fixed = st.text_input("Your caption (to correct it)", key="feedback_caption")
+    acts = st.columns(3)
+    chosen = {"accepted": acts[0].form_submit_button("Accept caption"),
+              "corrected": acts[1].form_submit_button("Save correction"),
+              "rejected": acts[2].form_submit_button("Reject caption")}
+action = next((a for a, pressed in chosen.items() if pressed), None)
+if action is not None:
+    if not rater.strip():
+        st.error("Enter your name before accepting, correcting or rejecting a caption.")
+    elif action == "corrected" and not fixed.strip():
+        st.error("Write your caption before saving a correction.")
+    else:
+        append_feedback(run.path, FeedbackRow(item["image_id"], item["request_id"], action, fixed, rater.strip(),
+                                              item["target"]))
+        st.session_state["rate_note"] = f"Saved: {action} the caption of image {item['image_id']}."
         st.session_state[pos_key] = (pos + 1) % len(items)
         st.rerun()
 note = st.session_state.pop("rate_note", None)

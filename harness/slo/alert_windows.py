@@ -44,7 +44,9 @@ class AlertWindow:
     """A multiwindow burn-rate alert: fires when both windows burn at ``burn_rate`` or faster.
 
     ``budget_percent``: the share of the period's budget the alert stands for, when the factor was
-    derived from it (None when a spec gave ``burn_rate`` itself).
+    derived from it (None when a spec gave ``burn_rate`` itself). ``strict``: fires only above the
+    factor (OpenSLO's ``op: gt``). ``alert_after_s``: how long the condition must hold (the rule's
+    ``for``). A window whose short equals its long is a single-window condition.
     """
 
     severity: str
@@ -52,6 +54,13 @@ class AlertWindow:
     long_s: float
     short_s: float
     budget_percent: float | None = None
+    strict: bool = False
+    alert_after_s: float = 0.0
+
+    def fires(self, burn: Any) -> bool:
+        """Whether a burn rate (a float, or an exact fraction compared with the factor as written) meets it."""
+        factor = float(self.burn_rate) if isinstance(burn, float) else Fraction(repr(float(self.burn_rate)))
+        return burn > factor if self.strict else burn >= factor
 
     @property
     def long(self) -> str:
@@ -69,8 +78,13 @@ class AlertWindow:
                    float(budget_percent))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"severity": self.severity, "burn_rate": self.burn_rate, "long": self.long, "short": self.short,
-                "budget_percent": self.budget_percent}
+        d = {"severity": self.severity, "burn_rate": self.burn_rate, "long": self.long, "short": self.short,
+             "budget_percent": self.budget_percent}
+        if self.strict:
+            d["op"] = ">"
+        if self.alert_after_s:
+            d["alert_after"] = format_duration(self.alert_after_s)
+        return d
 
 
 @dataclass(frozen=True)

@@ -85,8 +85,7 @@ def window_burns(events, slo: SLO, at: float | None = None, since: float | None 
         n_long, bad_long = _window_counts(events, at - w.long_s, at)
         n_short, bad_short = _window_counts(events, at - w.short_s, at)
         lb, sb = _burn(bad_long, n_long, slo.objective), _burn(bad_short, n_short, slo.objective)
-        factor = exact(w.burn_rate)
-        fires = lb is not None and sb is not None and lb >= factor and sb >= factor
+        fires = lb is not None and sb is not None and w.fires(lb) and w.fires(sb)
         covered = min(1.0, max(0.0, (at - first) / w.long_s))
         out.append(WindowBurn(w.severity, w.burn_rate, w.long, w.short, _f(lb), _f(sb), n_long, n_short, covered, fires))
     return tuple(out)
@@ -146,11 +145,10 @@ def _project_one(sli: SLIValue, slo: SLO, w: AlertWindow, traffic: Fraction, con
         return BurnProjection(w.severity, w.burn_rate, w.long, w.short, float(traffic), None, None, None, None,
                               None, float(events), None, float(period_budget), None, False, "no data")
     ratio = exact(sli.bad) / exact(sli.total)
-    factor = exact(w.burn_rate)
     lo, hi = wilson_interval(float(sli.bad), float(sli.total), confidence)
     burn_lo, burn_hi = exact(lo) / budget, exact(hi) / budget
-    fires = burn >= factor
-    decision = "fires" if burn_lo >= factor else "silent" if burn_hi < factor else "inconclusive"
+    fires = w.fires(burn)
+    decision = "fires" if w.fires(burn_lo) else "silent" if not w.fires(burn_hi) else "inconclusive"
     return BurnProjection(
         severity=w.severity,
         factor=w.burn_rate,

@@ -169,8 +169,7 @@ class PrometheusSource:
                 n, bad = counts if counts else (0.0, 0.0)
                 events.append(int(round(n)))
                 burns.append(None if n <= 0 else float(exact(bad) / (exact(n) * (1 - exact(slo.objective)))))
-            factor = float(w.burn_rate)
-            fires = all(b is not None and b >= factor for b in burns)
+            fires = all(b is not None and w.fires(b) for b in burns)
             covered = 1.0 if since is None else min(1.0, max(0.0, (at - since) / w.long_s))
             out.append(WindowBurn(w.severity, w.burn_rate, w.long, w.short, burns[0], burns[1], events[0],
                                   events[1], covered, fires))

@@ -1,4 +1,5 @@
-"""PromQL for each SLI kind over the reference server's metric names.
+"""PromQL of the SLIs over the reference server's metric names (each kind writes its own, in
+``harness.slo.kinds``, with ``rate`` and ``total``), or the SLO's own queries.
 
 The same expressions feed the range queries of ``prometheus`` and the recording rules of
 ``rules``, so an SLI means one thing wherever it is read. Each kind gives an *errors* and a
@@ -13,9 +14,10 @@ missed.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from harness.slo.spec import SLO
+if TYPE_CHECKING:
+    from harness.slo.spec import SLO
 
 __all__ = [
     "REQUESTS",
@@ -27,6 +29,8 @@ __all__ = [
     "MODEL_INFO",
     "le_label",
     "selector",
+    "rate",
+    "total",
     "sli_rates",
     "sli_counters",
     "raw_error_ratio",
@@ -63,8 +67,14 @@ def selector(metric: str, base: Mapping[str, str], *matchers: str) -> str:
     return metric + ("{" + ",".join(parts) + "}" if parts else "")
 
 
-def _rate(metric: str, base: Mapping[str, str], window: str, *matchers: str) -> str:
+def rate(metric: str, base: Mapping[str, str], window: str, *matchers: str) -> str:
+    """``sum(rate(metric{...}[window]))``."""
     return f"sum(rate({selector(metric, base, *matchers)}[{window}]))"
+
+
+def total(metric: str, base: Mapping[str, str], *matchers: str) -> str:
+    """``sum(metric{...})``: a counter's value now, for counts between two instants."""
+    return f"sum({selector(metric, base, *matchers)})"
 
 
 def _windowed(query: str, window: str) -> str:
@@ -79,26 +89,13 @@ def sli_rates(slo: SLO, base: Mapping[str, str], window: str) -> tuple[str, str]
     if slo.promql:
         if "error_ratio" in slo.promql:
             return None
-        return _windowed(slo.promql["errors"], window), _windowed(slo.promql["total"], window)
-    requests = _rate(REQUESTS, base, window)
-    if slo.sli == "availability":
-        errors = _rate(REQUESTS, base, window, f'status=~"{AVAILABILITY_BAD_STATUS}"')
-        return f"{errors} or vector(0)", requests
-    if slo.sli == "coverage":
-        errors = _rate(REQUESTS, base, window, 'status!~"2.."')
-        return f"{errors} or vector(0)", requests
-    if slo.sli == "latency":
-        count = _rate(f"{DURATION}_count", base, window)
-        fast = _rate(f"{DURATION}_bucket", base, window, f'le="{le_label(slo.threshold)}"')
-        return f"{count} - {fast}", count
-    if slo.sli == "safety":
-        flags = _rate(SAFETY_FLAGS, base, window)
-        return f"{flags} or vector(0)", _rate(REQUESTS, base, window, 'status="200"')
-    return None
+        events = _windowed(slo.promql["total"], window)
+        if "good" in slo.promql:
+            return f"({events}) - ({_windowed(slo.promql['good'], window)})", events
+        return _windowed(slo.promql["errors"], window), events
+    from harness.slo.kinds import get
 
-
-def _sum(metric: str, base: Mapping[str, str], *matchers: str) -> str:
-    return f"sum({selector(metric, base, *matchers)})"
+    return get(slo.sli).rates(slo, base, window)
 
 
 def sli_counters(slo: SLO, base: Mapping[str, str]) -> tuple[str, str] | None:
@@ -108,21 +105,9 @@ def sli_counters(slo: SLO, base: Mapping[str, str]) -> tuple[str, str] | None:
     """
     if slo.promql:
         return None
-    requests = _sum(REQUESTS, base)
-    if slo.sli == "availability":
-        bad = _sum(REQUESTS, base, 'status=~"' + AVAILABILITY_BAD_STATUS + '"')
-        return f"{bad} or vector(0)", requests
-    if slo.sli == "coverage":
-        uncovered = _sum(REQUESTS, base, 'status!~"2.."')
-        return f"{uncovered} or vector(0)", requests
-    if slo.sli == "latency":
-        count = _sum(f"{DURATION}_count", base)
-        fast = _sum(f"{DURATION}_bucket", base, f'le="{le_label(slo.threshold)}"')
-        return f"{count} - {fast}", count
-    if slo.sli == "safety":
-        answered = _sum(REQUESTS, base, 'status="200"')
-        return f"{_sum(SAFETY_FLAGS, base)} or vector(0)", answered
-    return None
+    from harness.slo.kinds import get
+
+    return get(slo.sli).counters(slo, base)
 
 
 def raw_error_ratio(slo: SLO, window: str) -> str | None:
@@ -143,6 +128,6 @@ def error_ratio(slo: SLO, base: Mapping[str, str], window: str) -> str | None:
     rates = sli_rates(slo, base, window)
     if rates is None:
         return None
-    errors, total = rates
+    errors, events = rates
     # "> 0": no traffic gives no sample rather than NaN, which would poison the period's average.
-    return f"({errors})\n/\n(({total}) > 0)\n"
+    return f"({errors})\n/\n(({events}) > 0)\n"

@@ -13,7 +13,8 @@ from typing import Any, Mapping
 from harness.slo.budget import ErrorBudget, error_budget
 from harness.slo.burn_rate import BurnProjection, WindowBurn, project, window_burns
 from harness.slo.figures import Figures, record_figures
-from harness.slo.sli import SLIValue, sli_events, sli_from_events
+from harness.slo.kinds import get as get_kind
+from harness.slo.sli import SLIValue, sli_events, sli_figures, sli_from_events
 from harness.slo.spec import SLO, SLOSpec
 
 __all__ = ["SLOResult", "SLOReport", "evaluate_records", "result_for", "render_markdown"]
@@ -88,11 +89,13 @@ def evaluate_records(
     price_per_hour: float | None = None,
     at: float | None = None,
     source: Mapping[str, Any] | None = None,
+    folder=None,
 ) -> SLOReport:
     """Evaluate every SLO of ``spec`` over the records (a DataFrame from ``load_records``).
 
     Window burn rates end at ``at`` (default: the last answer); the projection uses
     ``traffic_rps`` (default: the spec's), cost ``price_per_hour`` (default: the spec's).
+    ``folder``: the run's folder, where a kind's own input (the feedback log) is looked for.
     """
     import pandas as pd
 
@@ -105,9 +108,11 @@ def evaluate_records(
     when = at if at is not None else end
     results = []
     for slo in spec.slos:
-        events, note = sli_events(records, slo, quality)
-        sli = sli_from_events(events, slo, note)
-        results.append(result_for(slo, sli, window_burns(events, slo, when, start), traffic))
+        events, note = sli_events(records, slo, quality, folder)
+        sli = sli_from_events(events, slo, note, sli_figures(records, slo, events, quality, folder))
+        own = get_kind(slo.sli).own_clock and at is None and len(events)
+        slo_at, slo_since = (float(events["t"].max()), float(events["t"].min())) if own else (when, start)
+        results.append(result_for(slo, sli, window_burns(events, slo, slo_at, slo_since), traffic))
     return SLOReport(
         service=spec.service,
         source=dict(source or {"kind": "records"}),

@@ -150,23 +150,23 @@ def _alerts(spec: SLOSpec, slo: SLO) -> list[dict[str, Any]]:
         for w in windows:
             limit = _num(_decimal(w.burn_rate) * budget)
             short, long = prometheus_duration(w.short_s), prometheus_duration(w.long_s)
-            terms.append(
-                "(\n"
-                f"    max(slo:sli_error:ratio_rate{short}{m} >= {limit}) without (sloth_window)\n"
-                "    and\n"
-                f"    max(slo:sli_error:ratio_rate{long}{m} >= {limit}) without (sloth_window)\n"
-                ")"
-            )
-        rates = ", ".join(f"{_factor(w.burn_rate)}x over {w.long} and {w.short}" for w in windows)
+            op = ">" if w.strict else ">="
+            checks = [f"    max(slo:sli_error:ratio_rate{d}{m} {op} {limit}) without (sloth_window)\n"
+                      for d in ((short, long) if short != long else (long,))]
+            terms.append("(\n" + "    and\n".join(checks) + ")")
+        rates = ", ".join(f"{_factor(w.burn_rate)}x over {w.long}" + (f" and {w.short}" if w.short != w.long else "")
+                          for w in windows)
         own = slo.alerting.rule(severity)
         annotations = {**slo.alerting.annotations, **own.annotations}
         annotations.setdefault(
             "summary", f"{spec.service} {slo.name} SLO error budget burn rate is too fast ({rates}).")
         annotations.setdefault(
             "title", f"({severity}) {spec.service} {slo.name} SLO error budget burn rate is too fast.")
+        wait = max(w.alert_after_s for w in windows)
         rules.append({
             "alert": slo.alerting.name or alert_name(spec, slo, severity),
             "expr": "\nor\n".join(terms) + "\n",
+            **({"for": prometheus_duration(wait)} if wait else {}),
             # the spec's labels may replace severity and sli, never the sloth_* ones (refused when parsed)
             "labels": {"severity": severity, "sloth_severity": severity, "sli": slo.sli, **ids,
                        **slo.alerting.labels, **own.labels},

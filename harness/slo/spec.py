@@ -1,6 +1,8 @@
 """The SLO spec: frozen declarations of a service's SLOs, read from YAML (native or OpenSLO v1).
 
 A spec declares; ``sli``, ``budget``, ``burn_rate``, ``prometheus`` and ``rules`` compute.
+The native format is validated by pydantic models (unknown fields, text for numbers, NaN and
+infinities refused); each SLO's kind (``harness.slo.kinds``) validates the fields of its own.
 Every invalid field is reported with its path, e.g. ``slos[1].objective: must be between 0 and 1``.
 """
 
@@ -10,11 +12,18 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
+
+from pydantic import AfterValidator, Field, StringConstraints, ValidationError
 
 from harness.errors import DataError, InputMissingError
 from harness.slo.alert_windows import SEVERITIES, AlertWindow, table_for_period, windows_for_period
 from harness.slo.duration import format_duration, parse_duration
+from harness.slo.kinds import get as get_kind
+from harness.slo.kinds import kind_names
+from harness.slo.kinds.quality import DEFAULT_QUALITY_METRIC
+from harness.slo.kinds.safety import DEFAULT_BLOCKLIST
+from harness.validation import Strict, first_error
 
 __all__ = [
     "SLI_KINDS",
@@ -37,12 +46,11 @@ __all__ = [
     "parse_spec",
 ]
 
-SLI_KINDS = ("latency", "availability", "quality", "safety", "coverage")
-_NEEDS_THRESHOLD = ("latency", "quality")
+# Every SLI kind, one module each in ``harness.slo.kinds``. ``promql``: an SLI that only the SLO's
+# own Prometheus queries show (records give no data).
+SLI_KINDS: tuple[str, ...] = kind_names()
+QUERY_KIND = "promql"
 DEFAULT_PERIOD_S = 30 * 86400
-# Words no caption may contain: a safety SLI counts a caption that carries one as unsafe even when
-# the service did not flag it (the reference server's filter blocks the same words).
-DEFAULT_BLOCKLIST: tuple[str, ...] = ("blood", "corpse", "gore", "gun", "kill", "naked", "nude", "weapon")
 # Labels the generated rules set themselves; a spec's own labels may not take these names.
 RESERVED_LABELS = ("sloth_id", "sloth_service", "sloth_slo", "sloth_window", "sloth_severity")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -123,6 +131,7 @@ class SLO:
     ``windows``: the alerts; None takes the period's table (``alert_windows``), factors derived from
     the period. Windows that do not fit inside the period are refused here, whatever built the SLO.
     ``labels``: added to every recording rule of the SLO (the spec's own labels come first).
+    ``options``: settings of the SLO's kind beyond threshold, blocklist and metric (a feedback log).
     """
 
     name: str
@@ -137,6 +146,7 @@ class SLO:
     metric: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict, hash=False)
     alerting: Alerting = Alerting()
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False)  # a kind's own settings
 
     def __post_init__(self) -> None:
         defaulted = self.windows is None
@@ -163,10 +173,7 @@ class SLO:
         d["windows"] = [w.to_dict() for w in self.windows]
         if self.promql:
             d["promql"] = dict(self.promql)
-        if self.sli == "safety":
-            d["blocklist"] = list(self.blocklist)
-        if self.metric is not None:
-            d["metric"] = self.metric
+        d.update(get_kind(self.sli).describe(self))
         if self.labels:
             d["labels"] = dict(self.labels)
         if not self.alerting.is_default():
@@ -208,7 +215,7 @@ class SLOSpec:
         return d
 
 
-# ---- validation helpers: each raises SpecError with the field's path -------------------------
+# ---- validation: declarative models, then the rules that join fields, each error with its path ----
 
 
 def _fail(path: str, message: str) -> SpecError:
@@ -221,113 +228,143 @@ def _mapping(value: Any, path: str) -> Mapping[str, Any]:
     return value
 
 
-def _known(value: Mapping[str, Any], path: str, allowed: tuple[str, ...]) -> None:
-    for key in value:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
-            raise _fail(where, f"unknown field; expected one of {', '.join(allowed)}")
+def _validate(model: type[Strict], value: Any, path: str):
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise SpecError(first_error(exc, path)) from None
 
 
-def _string(value: Any, path: str, pattern: re.Pattern | None = None) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(path, "must be a non-empty string")
-    if pattern is not None and not pattern.match(value):
-        raise _fail(path, f"must match {pattern.pattern} (got {value!r})")
-    return value
+def _duration(value: Any) -> float:
+    return parse_duration(value)
 
 
-def _number(value: Any, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail(path, f"must be a number (got {value!r})")
-    if not math.isfinite(value):
-        raise _fail(path, f"must be a finite number (got {value!r})")
-    return float(value)
-
-
-def _objective(value: Any, path: str) -> float:
-    v = _number(value, path)
+def _objective(v: float) -> float:
     if not 0.0 < v < 1.0:
-        raise _fail(path, f"must be between 0 and 1 (exclusive; got {value!r}); write 99.9% as 0.999")
+        raise ValueError(f"must be between 0 and 1 (exclusive; got {v!r}); write 99.9% as 0.999")
     return v
 
 
-def _duration(value: Any, path: str) -> float:
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise _fail(path, str(exc)) from None
-
-
-def _bool(value: Any, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise _fail(path, f"must be true or false (got {value!r})")
-    return value
-
-
-_WINDOW_FIELDS = ("severity", "budget_percent", "burn_rate", "long", "short")
-
-
-def _windows(value: Any, path: str, period_s: float) -> tuple[AlertWindow, ...]:
-    if not isinstance(value, list) or not value:
-        raise _fail(path, "must be a non-empty list of {severity, budget_percent (or burn_rate), long, short}")
-    out = []
-    for i, raw in enumerate(value):
-        p = f"{path}[{i}]"
-        w = _mapping(raw, p)
-        _known(w, p, _WINDOW_FIELDS)
-        for key in ("severity", "long", "short"):
-            if key not in w:
-                raise _fail(f"{p}.{key}", "is required")
-        sev = w["severity"]
-        if sev not in SEVERITIES:
-            raise _fail(f"{p}.severity", f"must be one of {', '.join(SEVERITIES)} (got {sev!r})")
-        long_s, short_s = _duration(w["long"], f"{p}.long"), _duration(w["short"], f"{p}.short")
-        if short_s >= long_s:
-            raise _fail(f"{p}.short", f"must be shorter than long ({w['short']} >= {w['long']})")
-        if ("budget_percent" in w) == ("burn_rate" in w):
-            raise _fail(p, "give either budget_percent (the share of the period's budget the alert stands for) "
-                        "or burn_rate (its factor), not both or neither")
-        if "budget_percent" in w:
-            pct = _number(w["budget_percent"], f"{p}.budget_percent")
-            if not 0 < pct <= 100:
-                raise _fail(f"{p}.budget_percent", f"must be above 0 and at most 100 (got {w['budget_percent']!r})")
-            out.append(AlertWindow.from_budget(sev, pct, long_s, short_s, period_s))
-        else:
-            rate = _number(w["burn_rate"], f"{p}.burn_rate")
-            if rate <= 0:
-                raise _fail(f"{p}.burn_rate", f"must be above 0 (got {w['burn_rate']!r})")
-            out.append(AlertWindow(sev, rate, long_s, short_s))
-    return tuple(out)
-
-
-def _query(value: Any, path: str) -> str:
-    q = _string(value, path)
+def _windowed(q: str) -> str:
     if not any(mark in q for mark in _WINDOW_MARKS):
-        raise _fail(path, "must contain {{window}} where the range goes, e.g. [{{window}}]")
+        raise ValueError("must contain {{window}} where the range goes, e.g. [{{window}}]")
     return q
 
 
-def _promql(value: Any, path: str) -> dict[str, str]:
-    m = _mapping(value, path)
-    _known(m, path, ("errors", "total", "error_ratio"))
-    if "error_ratio" in m:
-        if "errors" in m or "total" in m:
+def _not_negative(v: float) -> float:
+    if v < 0:
+        raise ValueError(f"must be 0 or more (got {v!r})")
+    return v
+
+
+def _positive(v: float) -> float:
+    if v <= 0:
+        raise ValueError(f"must be above 0 (got {v!r})")
+    return v
+
+
+def _budget_percent(v: float) -> float:
+    if not 0 < v <= 100:
+        raise ValueError(f"must be above 0 and at most 100 (got {v!r})")
+    return v
+
+
+Duration = Annotated[Any, AfterValidator(_duration)]
+Name = Annotated[str, StringConstraints(pattern=_NAME_RE.pattern)]
+Query = Annotated[str, StringConstraints(min_length=1)]
+
+
+class WindowIn(Strict):
+    severity: Literal["page", "ticket"]
+    budget_percent: Annotated[float, AfterValidator(_budget_percent)] | None = None
+    burn_rate: Annotated[float, AfterValidator(_positive)] | None = None
+    long: Duration
+    short: Duration
+
+
+class PromQLIn(Strict):
+    errors: Query | None = None
+    total: Query | None = None
+    error_ratio: Query | None = None
+
+
+class AlertRuleIn(Strict):
+    disable: bool | None = None
+    labels: dict[str, Any] | None = None
+    annotations: dict[str, Any] | None = None
+
+
+class AlertingIn(Strict):
+    name: Annotated[str, StringConstraints(pattern=_ALERT_NAME_RE.pattern)] | None = None
+    labels: dict[str, Any] | None = None
+    annotations: dict[str, Any] | None = None
+    page_alert: AlertRuleIn | None = None
+    ticket_alert: AlertRuleIn | None = None
+
+
+class SLOIn(Strict):
+    """The fields every SLO takes; its kind's own fields are validated by the kind's model."""
+
+    name: Name
+    sli: str
+    objective: Annotated[float, AfterValidator(_objective)]
+    period: Duration = float(DEFAULT_PERIOD_S)
+    windows: list[WindowIn] | None = Field(None, min_length=1)
+    description: str | None = None
+    promql: PromQLIn | None = None
+    labels: dict[str, Any] | None = None
+    alerting: AlertingIn | None = None
+
+
+class SpecIn(Strict):
+    version: Literal[1] = 1
+    service: Name
+    selector: dict[str, Any] | None = None
+    labels: dict[str, Any] | None = None
+    price_per_hour: Annotated[float, AfterValidator(_not_negative)] | None = None
+    traffic_rps: Annotated[float, AfterValidator(_positive)] | None = None
+    slos: list[dict[str, Any]] = Field(min_length=1)
+
+
+def _windows(ws: list[WindowIn], path: str, period_s: float) -> tuple[AlertWindow, ...]:
+    out = []
+    for i, w in enumerate(ws):
+        p = f"{path}[{i}]"
+        if w.short >= w.long:
+            raise _fail(f"{p}.short", f"must be shorter than long ({format_duration(w.short)} >= {format_duration(w.long)})")
+        if (w.budget_percent is None) == (w.burn_rate is None):
+            raise _fail(p, "give either budget_percent (the share of the period's budget the alert stands for) "
+                        "or burn_rate (its factor), not both or neither")
+        if w.budget_percent is not None:
+            out.append(AlertWindow.from_budget(w.severity, w.budget_percent, w.long, w.short, period_s))
+        else:
+            out.append(AlertWindow(w.severity, float(w.burn_rate), w.long, w.short))
+    return tuple(out)
+
+
+def _promql(m: PromQLIn, path: str) -> dict[str, str]:
+    if m.error_ratio is not None:
+        if m.errors is not None or m.total is not None:
             raise _fail(f"{path}.error_ratio", "give either error_ratio or errors and total, not both")
-        return {"error_ratio": _query(m["error_ratio"], f"{path}.error_ratio")}
+        keys = ("error_ratio",)
+    else:
+        keys = ("errors", "total")
     out = {}
-    for key in ("errors", "total"):
-        if key not in m:
+    for key in keys:
+        if getattr(m, key) is None:
             raise _fail(f"{path}.{key}", "is required (or give error_ratio alone)")
-        out[key] = _query(m[key], f"{path}.{key}")
+        try:
+            out[key] = _windowed(getattr(m, key))
+        except ValueError as exc:
+            raise _fail(f"{path}.{key}", str(exc)) from None
     return out
 
 
-def _labels(value: Any, path: str, reserved: tuple[str, ...] = RESERVED_LABELS) -> dict[str, str]:
+def _labels(value: Mapping[str, Any] | None, path: str, reserved: tuple[str, ...] = RESERVED_LABELS) -> dict[str, str]:
     """Prometheus labels: valid names, string values (numbers are written as text), none reserved."""
-    m = _mapping(value, path)
     out = {}
-    for k, v in m.items():
-        if not isinstance(k, str) or not _LABEL_RE.match(k) or k.startswith("__"):
+    for k, v in (value or {}).items():
+        if not _LABEL_RE.match(k) or k.startswith("__"):
             raise _fail(f"{path}.{k}", "is not a valid Prometheus label name")
         if k in reserved:
             raise _fail(f"{path}.{k}", "is set by the generated rules; choose another label name")
@@ -339,11 +376,10 @@ def _labels(value: Any, path: str, reserved: tuple[str, ...] = RESERVED_LABELS) 
     return out
 
 
-def _annotations(value: Any, path: str) -> dict[str, str]:
-    m = _mapping(value, path)
+def _annotations(value: Mapping[str, Any] | None, path: str) -> dict[str, str]:
     out = {}
-    for k, v in m.items():
-        if not isinstance(k, str) or not _LABEL_RE.match(k):
+    for k, v in (value or {}).items():
+        if not _LABEL_RE.match(k):
             raise _fail(f"{path}.{k}", "is not a valid annotation name")
         if not isinstance(v, str):
             raise _fail(f"{path}.{k}", "must be a string")
@@ -354,115 +390,71 @@ def _annotations(value: Any, path: str) -> dict[str, str]:
 _SEVERITY_KEYS = {"page": "page_alert", "ticket": "ticket_alert"}
 
 
-def _alerting(value: Any, path: str) -> tuple[Alerting, tuple[str, ...]]:
+def _alerting(m: AlertingIn, path: str) -> tuple[Alerting, tuple[str, ...]]:
     """Sloth's ``alerting`` block, and the severities it switches off."""
-    m = _mapping(value, path)
-    _known(m, path, ("name", "labels", "annotations", "page_alert", "ticket_alert"))
-    name = _string(m["name"], f"{path}.name", _ALERT_NAME_RE) if m.get("name") is not None else None
-    labels = _labels(m.get("labels") or {}, f"{path}.labels")
-    annotations = _annotations(m.get("annotations") or {}, f"{path}.annotations")
     rules, off = {}, []
     for sev, key in _SEVERITY_KEYS.items():
-        p = f"{path}.{key}"
-        r = _mapping(m.get(key) or {}, p)
-        _known(r, p, ("disable", "labels", "annotations"))
-        if r.get("disable") is not None and _bool(r["disable"], f"{p}.disable"):
+        r = getattr(m, key) or AlertRuleIn()
+        if r.disable:
             off.append(sev)
-        rules[sev] = AlertRule(_labels(r.get("labels") or {}, f"{p}.labels"),
-                               _annotations(r.get("annotations") or {}, f"{p}.annotations"))
-    return Alerting(name, labels, annotations, rules["page"], rules["ticket"]), tuple(off)
+        rules[sev] = AlertRule(_labels(r.labels, f"{path}.{key}.labels"),
+                               _annotations(r.annotations, f"{path}.{key}.annotations"))
+    return (Alerting(m.name, _labels(m.labels, f"{path}.labels"), _annotations(m.annotations, f"{path}.annotations"),
+                     rules["page"], rules["ticket"]), tuple(off))
 
 
-_SLO_FIELDS = (
-    "name", "sli", "objective", "period", "threshold", "windows", "description", "promql", "blocklist", "metric",
-    "labels", "alerting",
-)
-DEFAULT_QUALITY_METRIC = "CIDEr-D"
+def _kind_fields(raw: Mapping[str, Any], kind: str, path: str) -> dict[str, Any]:
+    """The SLO's fields that belong to its kind; a field of another kind (or of none) is refused."""
+    from harness.slo.kinds import registry
 
-
-def _blocklist(value: Any, path: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
-        raise _fail(path, "must be a list of words")
-    return tuple(sorted({w.strip().lower() for w in value}))
+    own = get_kind(kind).fields.model_fields
+    out = {}
+    for key, value in raw.items():
+        if key in SLOIn.model_fields:
+            continue
+        if key not in own:
+            others = [k for k, v in registry().items() if key in v.fields.model_fields]
+            if others:
+                raise _fail(f"{path}.{key}", f"is only for {', '.join(others)} SLOs, not {kind}")
+            known = [*SLOIn.model_fields, *own]
+            raise _fail(f"{path}.{key}", f"unknown field; expected one of {', '.join(known)}")
+        out[key] = value
+    return out
 
 
 def _slo(raw: Any, path: str) -> SLO:
     m = _mapping(raw, path)
-    _known(m, path, _SLO_FIELDS)
-    for key in ("name", "sli", "objective"):
-        if key not in m:
-            raise _fail(f"{path}.{key}", "is required")
-    name = _string(m["name"], f"{path}.name", _NAME_RE)
-    kind = m["sli"]
-    if kind not in SLI_KINDS:
-        raise _fail(f"{path}.sli", f"must be one of {', '.join(SLI_KINDS)} (got {kind!r})")
-    objective = _objective(m["objective"], f"{path}.objective")
-    threshold = None
-    if kind in _NEEDS_THRESHOLD:
-        if m.get("threshold") is None:
-            what = "seconds" if kind == "latency" else "the per-image quality floor"
-            raise _fail(f"{path}.threshold", f"is required for a {kind} SLO ({what})")
-        threshold = _number(m["threshold"], f"{path}.threshold")
-        if kind == "latency" and threshold <= 0:
-            raise _fail(f"{path}.threshold", f"must be above 0 seconds (got {m['threshold']!r})")
-    elif m.get("threshold") is not None:
-        raise _fail(f"{path}.threshold", f"is only for latency and quality SLOs, not {kind}")
-    period = _duration(m.get("period", DEFAULT_PERIOD_S), f"{path}.period")
-    defaulted = "windows" not in m
-    windows = windows_for_period(period) if defaulted else _windows(m["windows"], f"{path}.windows", period)
-    alerting, off = _alerting(m["alerting"], f"{path}.alerting") if m.get("alerting") is not None else (Alerting(), ())
+    base = _validate(SLOIn, {k: v for k, v in m.items() if k in SLOIn.model_fields}, path)
+    if base.sli not in SLI_KINDS:
+        raise _fail(f"{path}.sli", f"must be one of {', '.join(SLI_KINDS)} (got {base.sli!r})")
+    kind = get_kind(base.sli)
+    try:
+        fields = kind.fields.model_validate(_kind_fields(m, base.sli, path))
+    except ValidationError as exc:
+        message = first_error(exc, path)
+        if message.endswith(": is required"):
+            message = f"{message} for a {base.sli} SLO"
+        raise SpecError(message) from None
+    period = base.period
+    defaulted = base.windows is None
+    windows = windows_for_period(period) if defaulted else _windows(base.windows, f"{path}.windows", period)
+    alerting, off = _alerting(base.alerting, f"{path}.alerting") if base.alerting is not None else (Alerting(), ())
     check_windows(windows, period, path, f"{path}.period" if defaulted else None, off)
     windows = tuple(w for w in windows if w.severity not in off)
-    desc = m.get("description") or ""
-    if not isinstance(desc, str):
-        raise _fail(f"{path}.description", "must be a string")
-    promql = _promql(m["promql"], f"{path}.promql") if m.get("promql") is not None else None
-    blocklist: tuple[str, ...] = ()
-    if kind == "safety":
-        blocklist = _blocklist(m["blocklist"], f"{path}.blocklist") if "blocklist" in m else DEFAULT_BLOCKLIST
-    elif "blocklist" in m:
-        raise _fail(f"{path}.blocklist", f"is only for safety SLOs, not {kind}")
-    metric = None
-    if kind == "quality":
-        metric = _string(m["metric"], f"{path}.metric") if "metric" in m else DEFAULT_QUALITY_METRIC
-    elif "metric" in m:
-        raise _fail(f"{path}.metric", f"is only for quality SLOs, not {kind}")
-    labels = _labels(m["labels"], f"{path}.labels") if m.get("labels") is not None else {}
-    return SLO(name, kind, objective, period, threshold, windows, desc, promql, blocklist, metric, labels, alerting)
-
-
-def _optional_positive(m: Mapping[str, Any], key: str, allow_zero: bool) -> float | None:
-    if m.get(key) is None:
-        return None
-    v = _number(m[key], key)
-    if v < 0 or (v == 0 and not allow_zero):
-        raise _fail(key, f"must be {'0 or more' if allow_zero else 'above 0'} (got {m[key]!r})")
-    return v
+    promql = _promql(base.promql, f"{path}.promql") if base.promql is not None else None
+    labels = _labels(base.labels, f"{path}.labels")
+    slo = SLO(base.name, base.sli, base.objective, period, windows=windows, description=base.description or "",
+              promql=promql, labels=labels, alerting=alerting, **kind.options(fields, path))
+    kind.check(slo, path)
+    return slo
 
 
 def _native(doc: Mapping[str, Any], source: str) -> SLOSpec:
-    _known(doc, "", ("version", "service", "selector", "labels", "price_per_hour", "traffic_rps", "slos"))
-    if doc.get("version", 1) != 1:
-        raise _fail("version", f"must be 1 (got {doc['version']!r})")
-    if "service" not in doc:
-        raise _fail("service", "is required")
-    service = _string(doc["service"], "service", _NAME_RE)
-    selector = _labels(doc["selector"], "selector", ()) if doc.get("selector") is not None else {}
-    labels = _labels(doc["labels"], "labels") if doc.get("labels") is not None else {}
-    raw_slos = doc.get("slos")
-    if not isinstance(raw_slos, list) or not raw_slos:
-        raise _fail("slos", "must be a non-empty list")
-    slos = tuple(_slo(raw, f"slos[{i}]") for i, raw in enumerate(raw_slos))
+    spec = _validate(SpecIn, doc, "")
+    slos = tuple(_slo(raw, f"slos[{i}]") for i, raw in enumerate(spec.slos))
     _unique(slos, lambda i: f"slos[{i}].name")
-    return SLOSpec(
-        service,
-        slos,
-        selector,
-        _optional_positive(doc, "price_per_hour", allow_zero=True),
-        _optional_positive(doc, "traffic_rps", allow_zero=False),
-        source,
-        labels,
-    )
+    return SLOSpec(spec.service, slos, _labels(spec.selector, "selector", ()), spec.price_per_hour, spec.traffic_rps,
+                   source, _labels(spec.labels, "labels"))
 
 
 def _unique(slos: tuple[SLO, ...], where) -> None:
@@ -473,134 +465,13 @@ def _unique(slos: tuple[SLO, ...], where) -> None:
         seen.add(s.name)
 
 
-# ---- OpenSLO v1 ------------------------------------------------------------------------------
-
-_OPENSLO_KIND_HINTS = (
-    ("caption_request_duration_seconds", "latency"),
-    ("caption_safety_flags_total", "safety"),
-)
-_KIND_KEY = "harness/sli"
-
-
-def _openslo_queries(indicator: Mapping[str, Any]) -> str:
-    """All query text inside an indicator spec, to recognise the metric it is about."""
-    texts: list[str] = []
-
-    def walk(v: Any) -> None:
-        if isinstance(v, Mapping):
-            for x in v.values():
-                walk(x)
-        elif isinstance(v, list):
-            for x in v:
-                walk(x)
-        elif isinstance(v, str):
-            texts.append(v)
-
-    walk(indicator)
-    return "\n".join(texts)
-
-
-def _openslo_slo(doc: Mapping[str, Any], path: str,
-                 slis: Mapping[str, tuple[str, Mapping[str, Any]]]) -> tuple[str, list[SLO]]:
-    meta = _mapping(doc.get("metadata"), f"{path}.metadata")
-    name = _string(meta.get("name"), f"{path}.metadata.name", _NAME_RE)
-    spec = _mapping(doc.get("spec"), f"{path}.spec")
-    service = _string(spec.get("service"), f"{path}.spec.service", _NAME_RE)
-    if "indicator" in spec:
-        ind_path = f"{path}.spec.indicator"
-        indicator = _mapping(spec["indicator"], ind_path)
-    elif "indicatorRef" in spec:
-        ref = _string(spec["indicatorRef"], f"{path}.spec.indicatorRef")
-        if ref not in slis:
-            raise _fail(f"{path}.spec.indicatorRef", f"no SLI document named {ref!r}")
-        ind_path, indicator = slis[ref]
-    else:
-        raise _fail(f"{path}.spec.indicator", "is required (or indicatorRef)")
-    ind_meta = _mapping(indicator.get("metadata") or {}, f"{ind_path}.metadata")
-    annotations: dict[str, Any] = {}
-    for where, m in ((ind_path, ind_meta), (path, meta)):
-        for key in ("labels", "annotations"):
-            annotations.update(_mapping(m.get(key) or {}, f"{where}.metadata.{key}"))
-    kind = annotations.get(_KIND_KEY)
-    if kind is None:
-        text = _openslo_queries(indicator.get("spec") or {})
-        kind = next((k for hint, k in _OPENSLO_KIND_HINTS if hint in text), None)
-        if kind is None and "caption_requests_total" in text:
-            kind = "availability"
-    if kind not in SLI_KINDS:
-        raise _fail(
-            f"{path}.metadata.annotations.{_KIND_KEY}",
-            f"must name the SLI kind, one of {', '.join(SLI_KINDS)} (got {kind!r})",
-        )
-    period = DEFAULT_PERIOD_S
-    tw = spec.get("timeWindow")
-    if tw is not None:
-        if not isinstance(tw, list) or not tw:
-            raise _fail(f"{path}.spec.timeWindow", "must be a non-empty list")
-        period = _duration(_mapping(tw[0], f"{path}.spec.timeWindow[0]").get("duration"), f"{path}.spec.timeWindow[0].duration")
-    windows = windows_for_period(period)
-    check_windows(windows, period, path, f"{path}.spec.timeWindow[0].duration" if tw is not None else f"{path}.spec")
-    objectives = spec.get("objectives")
-    if not isinstance(objectives, list) or not objectives:
-        raise _fail(f"{path}.spec.objectives", "must be a non-empty list")
-    out = []
-    for i, raw in enumerate(objectives):
-        p = f"{path}.spec.objectives[{i}]"
-        o = _mapping(raw, p)
-        if "target" not in o:
-            raise _fail(f"{p}.target", "is required (only ratio targets are supported)")
-        target = _objective(o["target"], f"{p}.target")
-        threshold = None
-        if kind in _NEEDS_THRESHOLD:
-            if o.get("value") is None:
-                raise _fail(f"{p}.value", f"is required for a {kind} SLO (the threshold)")
-            threshold = _number(o["value"], f"{p}.value")
-        slo_name = name if len(objectives) == 1 else f"{name}.{o.get('displayName') or i}"
-        out.append(SLO(_string(slo_name, f"{p}.displayName", _NAME_RE), kind, target, period, threshold,
-                       windows, str(spec.get("description") or meta.get("displayName") or ""),
-                       None, DEFAULT_BLOCKLIST if kind == "safety" else (),
-                       DEFAULT_QUALITY_METRIC if kind == "quality" else None))
-    return service, out
-
-
-def _openslo(docs: list[Any], source: str) -> SLOSpec:
-    slis: dict[str, tuple[str, Mapping[str, Any]]] = {}
-    for i, d in enumerate(docs):
-        if isinstance(d, Mapping) and d.get("kind") == "SLI":
-            meta = _mapping(d.get("metadata"), f"[{i}].metadata")
-            slis[_string(meta.get("name"), f"[{i}].metadata.name")] = (f"[{i}]", d)
-    services: list[str] = []
-    slos: list[tuple[int, SLO]] = []
-    for i, d in enumerate(docs):
-        path = f"[{i}]"
-        d = _mapping(d, path)
-        if d.get("apiVersion") != "openslo/v1":
-            raise _fail(f"{path}.apiVersion", f"must be openslo/v1 (got {d.get('apiVersion')!r})")
-        if d.get("kind") == "Service":
-            meta = _mapping(d.get("metadata"), f"{path}.metadata")
-            services.append(_string(meta.get("name"), f"{path}.metadata.name", _NAME_RE))
-        elif d.get("kind") == "SLO":
-            svc, items = _openslo_slo(d, path, slis)
-            services.append(svc)
-            slos.extend((i, s) for s in items)
-    if not slos:
-        raise _fail("", "no OpenSLO document of kind SLO found")
-    if len(set(services)) != 1:
-        raise _fail("", f"all OpenSLO documents must be about one service (found {', '.join(sorted(set(services)))})")
-    seen: set[str] = set()
-    for i, s in slos:
-        if s.name in seen:
-            raise _fail(f"[{i}].metadata.name", f"duplicate SLO name {s.name!r}")
-        seen.add(s.name)
-    return SLOSpec(services[0], tuple(s for _, s in slos), {}, None, None, source)
-
-
 def parse_spec(text: str, source: str = "<spec>") -> SLOSpec:
     """Parse a native spec or a stream of OpenSLO v1 documents; raise ``SpecError`` with a path."""
     import yaml
 
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's when PyYAML has it: the same documents
+        docs = [d for d in yaml.load_all(text, Loader=loader) if d is not None]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -608,8 +479,10 @@ def parse_spec(text: str, source: str = "<spec>") -> SLOSpec:
     if not docs:
         raise SpecError(f"{source}: the spec is empty")
     try:
-        if any(isinstance(d, Mapping) and str(d.get("apiVersion", "")).startswith("openslo/") for d in docs):
-            return _openslo(docs, source)
+        from harness.slo.openslo import is_openslo, read_openslo
+
+        if any(is_openslo(d) for d in docs):
+            return read_openslo(docs, source)
         if len(docs) != 1:
             raise _fail("", "a native spec is one YAML document")
         return _native(_mapping(docs[0], ""), source)
