@@ -7,7 +7,7 @@ PIP_ARGS ?= -q
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo train model-card bench clean
+.PHONY: install test test-fast demo train model-card bench clean
 
 install: $(STAMP)
 
@@ -22,6 +22,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The quick loop while editing: every test but those marked slow (real servers, Locust, the gate,
+# Prometheus, Chromium, the wheel).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/harness demo

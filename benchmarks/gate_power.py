@@ -34,7 +34,7 @@ from harness.load.proxy import ProxyProcess  # noqa: E402
 
 def _gate(stable: str, canary: str, out: Path, a, seed: int, faults: dict) -> dict:
     rec = run_gate(GateConfig(stable, canary, out, duration_s=a.duration, users=a.users, dataset=f"shapes:{a.images}",
-                              dataset_seed=1000 + seed, seed=seed, concurrency=4, faults=faults), log=lambda m: None)
+                              dataset_seed=1000 + seed, seed=seed, concurrency=4, faults=faults))
     failed = [m["name"] for m in rec["metrics"] if m["failed"]]
     under = [m["name"] for m in rec["metrics"] if m.get("adequate") is False]
     by = {m["name"]: m for m in rec["metrics"]}

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from harness.errors import HarnessError
+from harness.report.markdown import inline_text
 from harness.report.run import RunFolder, list_runs
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "read_json",
     "read_text",
     "read_records",
+    "data_url",
     "history",
     "TARGETS",
 ]
@@ -93,8 +95,8 @@ def board(need_decision: bool = True) -> Board:
         st.info(f"No run to show: {root} holds no run folder with a decision.json. "
                 "Run `harness gate ... --out reports/<run>` or `harness demo` first.")
         st.stop()
-    if need_decision and not state.run.decision:
-        st.error(f"{state.run.name}: {state.run.error}")
+    if need_decision and not state.run.decision:  # the reason may quote the file: plain text
+        st.error(f"{inline_text(state.run.name)}: {inline_text(state.run.error, 1000)}")
         st.stop()
     return state
 
@@ -160,15 +162,28 @@ def read_text(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace")
 
 
+def data_url(page: bytes, mime: str = "text/html") -> str:
+    """``page`` as a ``data:`` URL: a frame loaded from it has an opaque origin of its own."""
+    import base64
+
+    return f"data:{mime};charset=utf-8;base64,{base64.b64encode(page).decode('ascii')}"
+
+
+# Most records a page charts: a run's records in full, a long-lived dataset as a seeded sample of this
+# many (drawn in the scan, so a week of records does not fill the app's memory).
+RECORDS_SHOWN = 200_000
+
+
 @st.cache_data(show_spinner=False, max_entries=8)
 def _read_records(path: str, _mtime: int, _size: int) -> pd.DataFrame:
     from harness.records import load_records
 
-    return load_records(path)
+    return load_records(path, embeddings="skip", sample=RECORDS_SHOWN)
 
 
 def read_records(run: RunFolder) -> tuple[pd.DataFrame | None, str | None]:
-    """The run's request records (parquet or JSONL), or (None, why not)."""
+    """The run's request records (parquet, JSONL or a partitioned dataset; at most ``RECORDS_SHOWN``
+    of them), or (None, why not)."""
     path = run.artifact("records")
     if path is None:
         return None, None

@@ -38,8 +38,17 @@ def server_factory():
 
 
 # ---------------------------------------------------------------------------------------------
-# Prometheus fixture (tests/prom_fixture.py): `prometheus_factory(targets=[url], rule_files=[path])`
-# starts a real Prometheus on a free loopback port, scraping every second; skipped when absent.
+# The `slow` marker (`make test-fast` runs `-m "not slow"`): a test that starts a real server
+# through a fixture (`reference_server`, `server_factory`, `server`, `servers`, `*_server`, or a
+# fixture built on one) takes seconds, and is marked here; modules that start other heavy things
+# (Locust runs, the gate, Prometheus, Chromium, a wheel build) mark themselves.
 # ---------------------------------------------------------------------------------------------
-from prom_fixture import prometheus_factory  # noqa: E402,F401
-# ------------------------------------------------------------------------ end of Prometheus fixture
+def _starts_a_server(fixture: str) -> bool:
+    return fixture in ("server", "servers", "server_factory") or fixture.endswith("_server")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(_starts_a_server(f) for f in getattr(item, "fixturenames", ())):
+            item.add_marker(_pytest.mark.slow)
+

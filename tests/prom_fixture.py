@@ -1,7 +1,7 @@
 """A real Prometheus for tests: started on a free loopback port with a temporary config.
 
-``prometheus_factory(targets=[url, ...], rule_files=[path, ...])`` starts one (scrape and rule
-evaluation every second) and returns a ``PrometheusHandle``; it is stopped when the test ends.
+``with start_prometheus(targets=[url, ...], rule_files=[path, ...]) as prom:`` starts one (scrape
+and rule evaluation every second) and gives a ``PrometheusHandle``; it is stopped on leaving.
 Tests are skipped when the ``prometheus`` binary is absent (``.ci/run`` installs Debian's package).
 """
 
@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-__all__ = ["PrometheusHandle", "start_prometheus", "free_port", "prometheus_factory"]
+__all__ = ["PrometheusHandle", "start_prometheus", "free_port"]
 
 
 def free_port() -> int:
@@ -114,14 +114,3 @@ def start_prometheus(
                 process.kill()
                 process.wait(5)
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-@pytest.fixture
-def prometheus_factory():
-    """``factory(targets=[...], rule_files=[...]) -> PrometheusHandle``; all stopped after the test."""
-    with contextlib.ExitStack() as stack:
-
-        def factory(targets: Sequence[str] = (), rule_files: Sequence[Path] = ()) -> PrometheusHandle:
-            return stack.enter_context(start_prometheus(targets, rule_files))
-
-        yield factory

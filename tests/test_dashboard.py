@@ -1,6 +1,7 @@
 """The Streamlit dashboard, page by page, with Streamlit's AppTest on report folders written by
 the harness's own writers (tests/dashboard_fixture.py)."""
 
+import base64
 import calendar
 import csv
 import json
@@ -176,7 +177,11 @@ def test_drift_page(reports, monkeypatch):
     assert list(table["detector"]) == ["confidence_ks", "caption_length_psi"]
     assert list(table["drift"]) == [True, False]
     (frame,) = at.get("iframe")
-    assert frame.proto.srcdoc == (reports.new / "drift.html").read_text()
+    # From a data: URL, never inline (srcdoc): the report gets an opaque origin, not the app's.
+    assert not frame.proto.srcdoc
+    head, _, body = frame.proto.src.partition(",")
+    assert head == "data:text/html;charset=utf-8;base64"
+    assert base64.b64decode(body) == (reports.new / "drift.html").read_bytes()
 
 
 def test_older_run_shows_what_it_lacks(reports, monkeypatch):

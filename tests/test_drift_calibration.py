@@ -27,6 +27,7 @@ from harness.drift import (
     sentence_encoder_available,
 )
 
+pytestmark = pytest.mark.slow  # a pool of model outputs, then hundreds of detector runs
 PAIRS = 100
 MAX_FALSE_ALARMS = 10
 

@@ -16,6 +16,7 @@ from drift_pool import load_pool
 from harness.cli import main
 from harness.records import RecordWriter, RequestRecord
 
+pytestmark = pytest.mark.slow  # the model's outputs on a pool of images, then whole drift runs
 N = 400
 
 

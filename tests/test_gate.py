@@ -39,7 +39,7 @@ def _metric(rec, name):
 
 
 def test_identical_canary_is_promoted(servers, tmp_path):
-    rec = run_gate(GateConfig(servers["stable"].url, servers["twin"].url, tmp_path, **QUICK), log=lambda m: None)
+    rec = run_gate(GateConfig(servers["stable"].url, servers["twin"].url, tmp_path, **QUICK))
     assert rec["verdict"] == "PROMOTE" and rec["score"] == 100.0, rec["reasons"]
     assert _metric(rec, "quality")["effect"] == 0.0
     assert _metric(rec, "caption_changed")["effect"] == 0.0
@@ -54,11 +54,11 @@ def test_identical_canary_is_promoted(servers, tmp_path):
     assert rec["drift"]["drifted"] is False
     assert (tmp_path / "summary.md").read_text().startswith("## Canary decision: ✅ PROMOTE")
     with pytest.raises(UsageError, match="holds an earlier run"):
-        run_gate(GateConfig(servers["stable"].url, servers["twin"].url, tmp_path, **SMALL), log=lambda m: None)
+        run_gate(GateConfig(servers["stable"].url, servers["twin"].url, tmp_path, **SMALL))
 
 
 def test_undertrained_canary_is_rolled_back_for_quality(servers, tmp_path):
-    rec = run_gate(GateConfig(servers["stable"].url, servers["undertrained"].url, tmp_path, **SMALL), log=lambda m: None)
+    rec = run_gate(GateConfig(servers["stable"].url, servers["undertrained"].url, tmp_path, **SMALL))
     assert rec["verdict"] == "ROLLBACK"
     q = _metric(rec, "quality")
     assert q["classification"] == "Low" and q["critical"]
@@ -68,8 +68,7 @@ def test_undertrained_canary_is_rolled_back_for_quality(servers, tmp_path):
 def test_latency_injected_canary_is_rolled_back(servers, server_factory, tmp_path):
     slow = server_factory("tiny", extra_args=["--threads", "1", "--enable-faults", "--admin-token", "t",
                                               "--faults", '{"latency_ms": 60}'])
-    rec = run_gate(GateConfig(servers["stable"].url, slow.url, tmp_path, **SMALL, faults={"latency_ms": 60}),
-                   log=lambda m: None)
+    rec = run_gate(GateConfig(servers["stable"].url, slow.url, tmp_path, **SMALL, faults={"latency_ms": 60}))
     assert rec["verdict"] == "ROLLBACK"
     lat = _metric(rec, "latency_p50")
     assert lat["classification"] == "High" and lat["effect"] > 0.05
@@ -131,7 +130,7 @@ def test_blank_answers_and_unknown_statuses_are_judged_against_the_canary(server
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{httpd.server_address[1]}"
-        rec = run_gate(GateConfig(servers["stable"].url, url, tmp_path, **SMALL), log=lambda m: None)
+        rec = run_gate(GateConfig(servers["stable"].url, url, tmp_path, **SMALL))
     finally:
         httpd.shutdown()
     assert rec["verdict"] == "ROLLBACK", rec["reasons"]
@@ -142,7 +141,7 @@ def test_blank_answers_and_unknown_statuses_are_judged_against_the_canary(server
 
 
 def test_a_small_run_is_held_as_underpowered(servers, tmp_path):
-    rec = run_gate(GateConfig(servers["stable"].url, servers["twin"].url, tmp_path, **SMALL), log=lambda m: None)
+    rec = run_gate(GateConfig(servers["stable"].url, servers["twin"].url, tmp_path, **SMALL))
     assert rec["verdict"] == "HOLD"
     assert any(r.startswith("underpowered: quality could only detect a quality regression on >= ") for r in rec["reasons"])
     assert _metric(rec, "quality")["adequate"] is False

@@ -39,7 +39,7 @@ def test_a_fifth_of_flawed_requests_is_never_promoted(servers, tmp_path, flaw):
     # Both answers take the same path: the baseline through a proxy without faults (each proxy in a
     # process of its own, so neither adds latency to the other).
     with ProxyProcess(stable.url) as base, ProxyProcess(twin.url, faults=faults, seed=7) as proxy:
-        rec = run_gate(GateConfig(base.url, proxy.url, tmp_path, faults=faults, seed=3, **RUN), log=lambda m: None)
+        rec = run_gate(GateConfig(base.url, proxy.url, tmp_path, faults=faults, seed=3, **RUN))
     assert rec["verdict"] != "PROMOTE", rec["reasons"]
     if flaw in ROLLED_BACK:
         m = _metric(rec, ROLLED_BACK[flaw])

@@ -95,3 +95,18 @@ def test_any_shape_is_used_or_refused_with_its_path(doc):
     for m in cfg.metrics:
         assert m.group in cfg.group_weights
         assert all(math.isfinite(v) for v in (m.tolerance, m.tolerance_abs, m.delta))
+
+
+def test_all_weights_zero_is_refused_by_the_gate_in_one_line(tmp_path, capsys):
+    """A judge with nothing to weigh would score nothing and HOLD: refused before any work (65)."""
+    from harness.cli import main
+
+    zero = tmp_path / "zero.yaml"
+    zero.write_text("groups: {latency: 0, availability: 0, quality: 0, safety: 0, slo: 0}\n")
+    out = tmp_path / "out"
+    closed = "http://127.0.0.1:9"
+    code = main(["gate", "--baseline", closed, "--canary", closed, "--judge-config", str(zero), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 65
+    assert err == f"harness gate: error: {zero}: groups: at least one group needs a weight above 0\n"
+    assert not out.exists()

@@ -20,6 +20,7 @@ from harness.cli import main as cli_main
 from harness.load.calibration import FixedResponseServer
 from harness.records import OUTCOMES, load_records, read_jsonl
 
+pytestmark = pytest.mark.slow  # real Locust runs in processes of their own
 ROOT = Path(__file__).resolve().parents[1]
 
 

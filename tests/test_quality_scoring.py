@@ -98,12 +98,14 @@ def files(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow
 def test_pycocoevalcap_gives_the_recorded_figures(direct):
     for name, value in EXPECTED.items():
         assert direct["scores"][name][0] == pytest.approx(value, abs=TOL), name
     np.testing.assert_allclose(direct["scores"]["CIDEr-D"][1], EXPECTED_CIDER_PER_IMAGE, rtol=0, atol=TOL)
 
 
+@pytest.mark.slow
 def test_harness_figures_equal_pycocoevalcap(report, direct):
     assert [s.name for s in report.scores] == list(EXPECTED)
     for s in report.scores:
@@ -182,6 +184,7 @@ def test_paired_comparison_of_two_caption_sets():
     assert (same.difference, same.p_value) == (0.0, 1.0)
 
 
+@pytest.mark.slow
 def test_harness_score_cli_equals_pycocoevalcap(files, direct, tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "harness", "score", "--candidates", str(files / "candidates.json"),

@@ -5,7 +5,6 @@ import dataclasses
 import json
 import subprocess
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from harness.report import build_decision, load_decision, render_markdown, write
 from harness.report.markdown import code_span, inline_text
 from harness.report.model import DecisionRecord, MetricRecord
 from harness.report.schema import BEGIN, END, SCHEMA_NAME, json_schema, readme_section, schema_text, with_section
+from markup import markdown_html
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,8 +155,8 @@ def test_numpy_values_and_odd_target_answers_become_plain_json(tmp_path):
     rec = build_decision(_verdict().to_dict(), slos, inputs, "r1", extra=extra, clock=lambda: 1.0)
     assert rec["inputs"]["load"]["users"] == 4 and rec["slos"][0]["good"] == 971
     assert rec["slos"][0]["budget_remaining"] is None and rec["worst_captions"][0]["confidence"] is None
-    assert rec["inputs"]["targets"]["baseline"] == {"url": "http://a", "model_version": "3", "model": '{"name": "x"}',
-                                                    "device": None, "batching": [1, 2]}
+    assert rec["inputs"]["targets"]["baseline"] == {"url": "http://a", "protocol": None, "model_version": "3",
+                                                    "model": '{"name": "x"}', "device": None, "batching": [1, 2]}
     assert load_decision(write_decision(tmp_path, rec)) == rec
 
 
@@ -293,45 +293,6 @@ HOSTILE = [
 ]
 
 
-class _Html(HTMLParser):
-    """Tags, attributes, visible text and table shapes of rendered HTML."""
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.tags, self.attrs, self.text, self.tables = [], [], [], []
-        self._row = None
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append(tag)
-        self.attrs += [(tag, k) for k, _ in attrs]
-        if tag == "table":
-            self.tables.append([])
-        elif tag == "tr":
-            self._row = 0
-        elif tag in ("td", "th"):
-            self._row += 1
-
-    def handle_endtag(self, tag):
-        if tag == "tr":
-            self.tables[-1].append(self._row)
-
-    def handle_data(self, data):
-        self.text.append(data)
-
-
-def _html(md: str) -> _Html:
-    from markdown_it import MarkdownIt
-
-    try:
-        import linkify_it  # noqa: F401  GitHub links bare URLs: so must the test's renderer
-        renderer = MarkdownIt("gfm-like")
-    except ImportError:
-        renderer = MarkdownIt("commonmark").enable(["table", "strikethrough"])
-    p = _Html()
-    p.feed(renderer.render(md))
-    return p
-
-
 def test_hostile_target_text_stays_inert():
     pytest.importorskip("markdown_it")
     v = _verdict().to_dict()
@@ -346,7 +307,7 @@ def test_hostile_target_text_stays_inert():
     rec = build_decision(v, SLOS, inputs, "r1", extra=extra, clock=lambda: 0.0)
     md = render_markdown(rec)
     assert len(md) < 30_000  # the 100 kB caption is clipped
-    html = _html(md)
+    html = markdown_html(md)
     assert not {"script", "img", "a", "div"} & set(html.tags)
     assert not [a for a in html.attrs if a[1].startswith("on") or a[1] in ("href", "src")]
     assert not {"h1", "h2", "h4", "del", "s", "em"} & set(html.tags[1:])  # one h2 title, then h3 sections only
@@ -369,7 +330,7 @@ def test_each_hostile_text_alone(text):
     pytest.importorskip("markdown_it")
     md = (f"- {inline_text(text)}\n- {code_span(text)}\n\n| a | b |\n| --- | --- |\n"
           f"| {inline_text(text)} | {code_span(text, cell=True)} |\n")
-    html = _html(md)
+    html = markdown_html(md)
     assert set(html.tags) <= {"ul", "li", "code", "table", "thead", "tbody", "tr", "th", "td"}
     assert not html.attrs
     assert [set(t) for t in html.tables] == [{2}] and len(html.tables[0]) == 2

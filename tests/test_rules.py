@@ -168,6 +168,7 @@ def test_promtool_checks_the_generated_rules(tmp_path, capsys):
     assert "SUCCESS: 68 rules found" in done.stdout
 
 
+@pytest.mark.slow
 def test_promtool_unit_tests_page_at_14_4x_and_not_at_0_5x():
     tool = promtool()
     done = subprocess.run([tool, "test", "rules", "slo_alerts_test.yml"], cwd=PROMTOOL_DIR,
@@ -176,6 +177,7 @@ def test_promtool_unit_tests_page_at_14_4x_and_not_at_0_5x():
     assert "SUCCESS" in done.stdout
 
 
+@pytest.mark.slow
 def test_promtool_unit_tests_fail_on_rules_with_another_budget(tmp_path):
     """The unit tests can fail: rules for a 0.99 objective (ten times the budget) do not page at 144 errors in 10,000."""
     tool = promtool()

@@ -18,6 +18,7 @@ import pytest
 from harness.load.launch import LoadRun, run_load
 from harness.records import OUTCOMES, load_records
 
+pytestmark = pytest.mark.slow  # real Locust runs against real servers
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -35,6 +35,7 @@ def test_batching_does_not_change_captions(tiny, samples):
         assert a.confidence == pytest.approx(b.confidence, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_kv_cache_decoding_equals_full_recomputation(tiny, samples):
     net, vocab = tiny.net, tiny.vocab
     pixels = to_tensor([s.image for s in samples[:8]])

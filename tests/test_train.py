@@ -1,6 +1,7 @@
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.slow  # trains the tiny captioner twice
 
 from reference_model.tiny import TinyCaptioner, load_checkpoint  # noqa: E402
 from reference_model.train import train  # noqa: E402

@@ -9,6 +9,7 @@ import streamlit as st
 
 from board import board, fmt, not_in_run, read_text, verdict_banner
 from charts import bars
+from harness.report.markdown import code_span, inline_text
 
 b = board()
 rec = b.decision
@@ -21,7 +22,9 @@ cols = st.columns(3)
 cols[0].metric("Score", fmt(rec.get("score")))
 for col, name in zip(cols[1:], ("baseline", "canary")):
     t = targets.get(name) or {}
-    col.metric(f"{name.capitalize()} model", t.get("model_version") or "–", help=t.get("url"))
+    # A metric's value is markdown: the version a target reported is escaped to plain text.
+    col.metric(f"{name.capitalize()} model", inline_text(t.get("model_version"), 120),
+               help=code_span(t["url"], 300) if t.get("url") else None)
 
 st.subheader("Why")
 reasons = rec.get("reasons") or []

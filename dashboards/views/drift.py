@@ -4,7 +4,11 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from board import board, not_in_run, read_json
+from board import board, data_url, not_in_run, read_json
+from harness.report.markdown import code_span
+
+# Chromium refuses URLs over 2 MiB; base64 makes a page 4/3 as long.
+MAX_EMBEDDED_BYTES = 1_500_000
 
 b = board()
 rec = b.decision
@@ -58,5 +62,12 @@ html = b.run.artifact("drift_html")
 if html is None:
     not_in_run("drift.html")
 else:
-    st.caption(f"`{html}`")
-    st.iframe(html, height=900, alt="Drift report of this run")
+    st.caption(code_span(html, 300))
+    page = html.read_bytes()
+    # As a data: URL the report gets an opaque origin of its own: it can reach neither the app nor
+    # its cookies, whatever sandbox flags the iframe carries; its own CSP lets no script run.
+    if len(page) <= MAX_EMBEDDED_BYTES:
+        st.iframe(data_url(page), height=900, alt="Drift report of this run")
+    else:
+        st.info(f"drift.html is {len(page) / 1e6:.1f} MB, too large to embed: download it to read it.")
+    st.download_button("Download drift.html", page, file_name="drift.html", mime="text/html")

@@ -4,6 +4,7 @@ written as the decision record."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -15,10 +16,12 @@ from harness.canary.judge import judge
 from harness.canary.metric import JudgeConfig, burn_metric, drift_metric
 from harness.canary.observations import TargetData, findings, metric_samples
 from harness.errors import UsageError
+from harness.protocols import Adapter, ProtocolChoice
 
 __all__ = ["GateConfig", "run_gate", "TARGETS"]
 
 TARGETS = ("baseline", "canary")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,37 +50,44 @@ class GateConfig:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     faults: dict | None = None
     run_id: str | None = None
+    baseline_protocol: ProtocolChoice = field(default_factory=ProtocolChoice)
+    canary_protocol: ProtocolChoice = field(default_factory=ProtocolChoice)
+
+    def protocol(self, target: str) -> ProtocolChoice:
+        """How the gate speaks to ``target`` (baseline or canary)."""
+        return self.baseline_protocol if target == "baseline" else self.canary_protocol
 
 
-def _log_default(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def _probe(url: str, timeout: float, api_key: str | None) -> tuple[dict | None, str | None]:
-    """(model info, None) when the target answers; (None, why) when it does not."""
+def _probe(url: str, timeout: float, api_key: str | None, adapter: Adapter) -> tuple[dict | None, str | None]:
+    """(model info, None) when the target answers; (None, why) when it does not. Where to look
+    is the protocol's: its health, info and readiness paths (a protocol without a health path is
+    only checked for an answer at all)."""
     import httpx
 
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    base = url.rstrip("/")
     try:
-        with httpx.Client(timeout=timeout, headers=headers) as c:
-            h = c.get(url.rstrip("/") + "/healthz")
-            if h.status_code >= 500:
-                return None, f"/healthz answered {h.status_code}"
+        with httpx.Client(timeout=timeout, headers=adapter.auth_headers(api_key)) as c:
+            health = adapter.health_path or adapter.info_path or "/"
+            h = c.get(base + health)
+            if h.status_code >= 500 and adapter.health_path:
+                return None, f"{health} answered {h.status_code}"
             info: dict = {}
-            m = c.get(url.rstrip("/") + "/v1/model")
-            if m.status_code == 200:
-                try:
-                    info = m.json()
-                except ValueError:
-                    info = {}
-                if not isinstance(info, dict):  # a /v1/model that is not an object tells nothing
-                    info = {}
+            if adapter.info_path:
+                m = h if health == adapter.info_path else c.get(base + adapter.info_path)
+                if m.status_code == 200:
+                    try:
+                        doc = m.json()
+                    except ValueError:
+                        doc = None
+                    info = adapter.read_info(doc)  # an answer that is not what the protocol says tells nothing
+            if adapter.ready_path is None:
+                return info, None
             for _ in range(int(max(timeout, 1) * 4)):
-                r = c.get(url.rstrip("/") + "/readyz")
+                r = c.get(base + adapter.ready_path)
                 if r.status_code == 200 or r.status_code == 404:
                     return info, None
                 time.sleep(0.25)
-            return None, f"/readyz still answered {r.status_code} after {timeout:g}s"
+            return None, f"{adapter.ready_path} still answered {r.status_code} after {timeout:g}s"
     except httpx.HTTPError as exc:
         return None, f"{type(exc).__name__}: {str(exc) or 'no answer'}"
 
@@ -119,7 +129,7 @@ def _parallel(fns: dict[str, Callable[[], Any]]) -> dict[str, Any]:
     return results
 
 
-def _evaluate(cfg: GateConfig, run_id: str, url: str, name: str, folder: Path, out: Path):
+def _evaluate(cfg: GateConfig, run_id: str, url: str, name: str, folder: Path, out: Path, adapter: Adapter):
     from harness.client import AsyncCaptionClient
     from harness.quality.evaluation import parse_dataset, run_evaluation
     from harness.records import RecordWriter, compact, load_records
@@ -128,7 +138,8 @@ def _evaluate(cfg: GateConfig, run_id: str, url: str, name: str, folder: Path, o
     tdir = out / "evaluate" / name
     with RecordWriter(tdir) as w:
         summary = run_evaluation(
-            lambda: AsyncCaptionClient(url, cfg.timeout_s, api_key=cfg.api_key, max_connections=cfg.concurrency),
+            lambda: AsyncCaptionClient(url, cfg.timeout_s, api_key=cfg.api_key, adapter=adapter,
+                                       max_connections=cfg.concurrency),
             ds, w, run_id=run_id, target=name, concurrency=cfg.concurrency)
     compact(tdir)
     return load_records(tdir), summary
@@ -153,7 +164,7 @@ def _load(cfg: GateConfig, run_id: str, url: str, name: str, folder: Path, n_ima
     tdir = out / "load" / name
     options = {"dataset": str(folder), "pool_size": n_images, "seed": cfg.seed, "target_name": name,
                "run_id": run_id, "latency_threshold": thr, "request_timeout": cfg.timeout_s,
-               "api_key": cfg.api_key}
+               "api_key": cfg.api_key, **_protocol_options(cfg.protocol(name))}
     outcome = run_load(LoadRun(cfg.scenario, tdir, url, cfg.duration_s, cfg.users, cfg.rate, options=options))
     try:
         df = load_records(tdir)
@@ -162,9 +173,17 @@ def _load(cfg: GateConfig, run_id: str, url: str, name: str, folder: Path, n_ima
     return df, outcome
 
 
-def run_gate(cfg: GateConfig, log: Callable[[str], None] = _log_default) -> dict:
+def _protocol_options(choice: ProtocolChoice) -> dict[str, str | None]:
+    """The protocol options of a load run (names only: credentials stay in the environment)."""
+    opts = choice.options()
+    if opts["adapter"]:
+        opts["adapter"] = str(Path(opts["adapter"]).resolve())
+    return opts
+
+
+def run_gate(cfg: GateConfig) -> dict:
     """Run the whole gate and write ``decision.json`` and ``summary.md`` into ``cfg.out``;
-    returns the decision record."""
+    returns the decision record. Each stage is logged at INFO on ``harness.canary.gate``."""
 
     from harness.report import build_decision, render_markdown, write_decision
     from harness.resources import example_path
@@ -175,6 +194,7 @@ def run_gate(cfg: GateConfig, log: Callable[[str], None] = _log_default) -> dict
     used = [n for n in ("decision.json", "records.jsonl", "evaluate", "load") if (out / n).exists()]
     if used:
         raise UsageError(f"{out} holds an earlier run ({', '.join(used)}): give each gate run an empty --out folder")
+    adapters = {k: cfg.protocol(k).build() for k in TARGETS}  # a bad protocol or unset credential stops here
     out.mkdir(parents=True, exist_ok=True)
     run_id = cfg.run_id or f"gate-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:4]}"
     spec_path = cfg.spec or example_path("slo.yaml")
@@ -188,7 +208,7 @@ def run_gate(cfg: GateConfig, log: Callable[[str], None] = _log_default) -> dict
     urls = {"baseline": cfg.baseline, "canary": cfg.canary}
     folder, dataset_name = _dataset_folder(cfg, out)
     inputs: dict[str, Any] = {
-        "targets": {k: {"url": u} for k, u in urls.items()},
+        "targets": {k: {"url": u, "protocol": adapters[k].name} for k, u in urls.items()},
         "scenario": cfg.scenario,
         "load": {"users": cfg.users, "rate": cfg.rate, "duration_s": cfg.duration_s, "seed": cfg.seed},
         "duration_s": cfg.duration_s,
@@ -200,22 +220,21 @@ def run_gate(cfg: GateConfig, log: Callable[[str], None] = _log_default) -> dict
         "traffic_rps": traffic,
     }
     reasons: list[str] = []
-    log(f"[gate] run {run_id}: baseline {cfg.baseline}, canary {cfg.canary}")
-    probes = _parallel({k: (lambda u=u: _probe(u, cfg.timeout_s, cfg.api_key)) for k, u in urls.items()})
+    log.info("run %s: baseline %s, canary %s", run_id, cfg.baseline, cfg.canary)
+    probes = _parallel({k: (lambda k=k, u=u: _probe(u, cfg.timeout_s, cfg.api_key, adapters[k]))
+                        for k, u in urls.items()})
     for k, (info, why) in probes.items():
         if info is None:
             reasons.append(f"{k} target {urls[k]} is unavailable: {why}")
         else:
-            inputs["targets"][k].update({"model_version": info.get("version") or info.get("model_version"),
-                                         "model": info.get("name"), "device": info.get("device"),
-                                         "batching": info.get("batching")})
+            inputs["targets"][k].update({f: info.get(f) for f in ("model_version", "model", "device", "batching")})
     artifacts = {"dataset": str(folder), "summary_md": "summary.md"}
     extra: dict[str, Any] = {"artifacts": artifacts}
     targets: tuple[TargetData, TargetData] | None = None
     slos: list[dict] = []
     if not reasons:
         targets, slos, extra2, more_reasons = _measure(cfg, run_id, urls, folder, out, thr, floor, traffic,
-                                                      blocklist, spec, inputs, log)
+                                                      blocklist, spec, inputs, adapters)
         reasons += more_reasons
         artifacts.update(extra2.pop("artifacts", {}))
         extra.update(extra2)
@@ -229,11 +248,11 @@ def run_gate(cfg: GateConfig, log: Callable[[str], None] = _log_default) -> dict
     rec = build_decision(verdict.to_dict(), slos, inputs, run_id, {**extra, "artifacts": artifacts})
     write_decision(out, rec)
     (out / "summary.md").write_text(render_markdown(rec))
-    log(f"[gate] verdict {rec['verdict']} (score {rec['score']}): {out / 'decision.json'}")
+    log.info("verdict %s (score %s): %s", rec["verdict"], rec["score"], out / "decision.json")
     return rec
 
 
-def _measure(cfg, run_id, urls, folder, out, thr, floor, traffic, blocklist, spec, inputs, log):
+def _measure(cfg, run_id, urls, folder, out, thr, floor, traffic, blocklist, spec, inputs, adapters):
     import pandas as pd
 
     from harness.canary import observations as o
@@ -247,14 +266,15 @@ def _measure(cfg, run_id, urls, folder, out, thr, floor, traffic, blocklist, spe
     ds = load_coco(folder)
     references = {str(it.image_id): list(it.captions) for it in ds.items}
     paths = {str(it.image_id): str(it.path) for it in ds.items}
-    log(f"[gate] evaluating {len(ds)} images on both targets")
-    evals = _parallel({k: (lambda k=k, u=u: _evaluate(cfg, run_id, u, k, folder, out)) for k, u in urls.items()})
-    log("[gate] scoring captions")
+    log.info("evaluating %d images on both targets", len(ds))
+    evals = _parallel({k: (lambda k=k, u=u: _evaluate(cfg, run_id, u, k, folder, out, adapters[k]))
+                       for k, u in urls.items()})
+    log.info("scoring captions")
     quality_docs, per_image = {}, {}
     for k in urls:
         quality_docs[k], per_image[k] = _score(evals[k][0], references)
     write_quality({"targets": quality_docs}, out)
-    log(f"[gate] load: scenario {cfg.scenario} for {cfg.duration_s:g}s on both targets at once")
+    log.info("load: scenario %s for %gs on both targets at once", cfg.scenario, cfg.duration_s)
     loads = _parallel({k: (lambda k=k, u=u: _load(cfg, run_id, u, k, folder, len(ds), out, thr))
                        for k, u in urls.items()})
     frames = []
@@ -297,7 +317,7 @@ def _measure(cfg, run_id, urls, folder, out, thr, floor, traffic, blocklist, spe
     by_target["canary"] = replace(by_target["canary"], baseline_quality=per_image["baseline"],
                                   quality_delta=_quality_delta(cfg.judge))
     figures["canary"]["auroc"] = o.auroc(by_target["canary"])
-    drift = _drift(evals["baseline"][0], evals["canary"][0], out, cfg.seed, log)
+    drift = _drift(evals["baseline"][0], evals["canary"][0], out, cfg.seed)
     if drift is not None:
         by_target["baseline"] = replace(by_target["baseline"], drifted=0.0)
         by_target["canary"] = replace(by_target["canary"], drifted=1.0 if drift["drifted"] else 0.0)
@@ -379,19 +399,24 @@ def _slo_row(target: str, d: dict) -> dict:
     }
 
 
-def _drift(base_df, can_df, out: Path, seed: int, log) -> dict | None:
+def _drift(base_df, can_df, out: Path, seed: int) -> dict | None:
     from harness.drift.features import features_from_records
     from harness.drift.report import write_report
     from harness.drift.suite import DriftSuite
     from harness.errors import HarnessError
 
+    for col in ("embedding", "confidence"):
+        # A target on a protocol without this field (no embeddings, no log-probabilities): the
+        # detectors that read it are left out on both sides, and the drift report says so.
+        if base_df[col].notna().any() != can_df[col].notna().any():
+            base_df, can_df = base_df.assign(**{col: None}), can_df.assign(**{col: None})
     try:
         ref = features_from_records(base_df, "baseline")
         cur = features_from_records(can_df, "canary")
         suite = DriftSuite(0.05, seed=seed, sentence_embeddings=False).fit(ref)
         rep = suite.predict(cur).to_dict()
     except HarnessError as exc:
-        log(f"[gate] drift skipped: {exc}")
+        log.warning("drift skipped: %s", exc)
         return None
     write_report(rep, out)
     return {"drifted": rep["drift"], "detectors": [

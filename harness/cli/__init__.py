@@ -3,17 +3,22 @@
 Each command lives in a module of its own with ``register(subparsers)``; the module's handler
 returns an exit code from the shared table in ``harness.errors``. An unexpected exception is a bug:
 it exits 70 with one line naming the file its traceback was written to, never 1 (ROLLBACK).
+Modules log with ``logging.getLogger(__name__)``; the CLI gives the ``harness`` logger its one
+handler (stderr, ``--log-level``), so a command's result on stdout stays clean.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
+from typing import TextIO
 
 from harness.errors import EXIT_SOFTWARE, EXIT_USAGE, HarnessError, MissingExtraError
+from harness.text import one_line
 
-__all__ = ["main", "build_parser", "COMMANDS"]
+__all__ = ["main", "build_parser", "configure_logging", "COMMANDS", "LOG_LEVELS"]
 
 # Modules under harness.cli, one per command (or command group), in the order --help lists them.
 COMMANDS: tuple[str, ...] = (
@@ -28,8 +33,42 @@ COMMANDS: tuple[str, ...] = (
     "score",
     "evaluate",
     "drift",
+    "records",
     "dashboard",
 )
+
+
+LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR")
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _Stderr(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when a record is emitted (it may be replaced meanwhile)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
+def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> logging.Handler:
+    """Give the ``harness`` logger one handler writing to ``stream`` (default: stderr) at ``level``;
+    a handler an earlier call installed is replaced, never added to."""
+    logger = logging.getLogger("harness")
+    for old in [h for h in logger.handlers if getattr(h, "harness_cli", False)]:
+        logger.removeHandler(old)
+    handler = logging.StreamHandler(stream) if stream is not None else _Stderr()
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT, "%H:%M:%S"))
+    handler.harness_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    return handler
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     from harness import __version__
 
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", metavar="LEVEL",
+                        help=f"what the harness logs on stderr: {', '.join(LOG_LEVELS)} (default: INFO)")
+    parser.add_argument("-v", "--verbose", action="store_const", const="DEBUG", dest="log_level",
+                        help="log everything (--log-level DEBUG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         importlib.import_module(f"harness.cli.{name}").register(sub)
@@ -59,12 +102,13 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
         command = f"harness {args.command}"
+        configure_logging(args.log_level)
         from harness.cli.checks import finite_numbers
 
         finite_numbers(args)
         return int(args.func(args) or 0)
     except HarnessError as exc:
-        print(f"{command}: error: {exc}", file=sys.stderr)
+        print(f"{command}: error: {one_line(exc, 2000)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
@@ -95,7 +139,7 @@ def _crash(command: str, exc: BaseException, argv: list[str] | None) -> int:
 
     from harness import __version__
 
-    what = f"{type(exc).__name__}: {str(exc).strip()}".splitlines()[0][:300]
+    what = one_line(f"{type(exc).__name__}: {str(exc).strip()}".splitlines()[0], 300)
     try:
         fd, path = tempfile.mkstemp(prefix="harness-crash-", suffix=".txt")
         with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as f:

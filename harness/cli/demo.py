@@ -7,6 +7,7 @@ falls, rollback) and ``latency`` (the stable model with 60 ms injected per batch
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 
@@ -17,6 +18,9 @@ CANARIES: dict[str, tuple[str, list[str], str]] = {
     "undertrained": ("tiny-undertrained", [], "ROLLBACK"),
     "latency": ("tiny", ["--enable-faults", "--admin-token", "demo-admin", "--faults", '{"latency_ms": 60}'], "ROLLBACK"),
 }
+
+
+log = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
@@ -46,23 +50,23 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     rows = []
     server_args = ["--threads", "1"]
-    print("starting the stable reference server (model tiny) ...", flush=True)
+    log.info("starting the stable reference server (model tiny)")
     with start_server("tiny", extra_args=server_args) as stable:
-        print(f"  stable: {stable.url}", flush=True)
+        log.info("stable: %s", stable.url)
         for name in names:
             model, extra, expected = CANARIES[name]
-            print(f"\n== canary '{name}': model {model} {' '.join(extra)}".rstrip(), flush=True)
+            log.info("canary %r: model %s %s", name, model, " ".join(extra))
             with start_server(model, extra_args=server_args + extra) as canary:
-                print(f"  canary: {canary.url}", flush=True)
+                log.info("canary: %s", canary.url)
                 out = args.out / f"demo-{stamp}-{name}"
                 faults = {"latency_ms": 60} if name == "latency" else {}
                 cfg = GateConfig(stable.url, canary.url, out, duration_s=args.duration, users=2,
                                  dataset=f"shapes:{args.images}", seed=args.seed, faults=faults,
                                  run_id=f"demo-{stamp}-{name}")
-                rec = run_gate(cfg, log=lambda m: print("  " + m, flush=True))
+                rec = run_gate(cfg)
             rows.append((name, expected, rec["verdict"], rec["score"], out))
             for r in rec["reasons"][:3]:
-                print(f"  why: {r}")
+                print(f"{name}: {r}")
     print(f"\n{'canary':<14}{'expected':<14}{'verdict':<10}{'score':>7}  report")
     for name, expected, verdict, score, out in rows:
         mark = "" if verdict in expected.split("|") else "  (unexpected)"

@@ -34,6 +34,11 @@ def _decision(r: dict) -> str:
     return f"threshold {_fmt(r.get('threshold'))}"
 
 
+def _count(side: dict) -> str:
+    n, used = side["n_records"], side.get("n_sampled")
+    return f"{n} records" if used is None else f"a seeded sample of {used} of {n} records"
+
+
 def _headline(d: dict) -> str:
     if d["drift"]:
         return f"DRIFT FOUND by {len(d['drifted'])} of {len(d['results'])} detectors: {', '.join(d['drifted'])}"
@@ -43,9 +48,11 @@ def _headline(d: dict) -> str:
 # -- markdown --------------------------------------------------------------------------------
 def render_markdown(d: dict) -> str:
     """A markdown summary of a drift record (``DriftReport.to_dict()``)."""
+    from harness.report.markdown import code_span
+
     lines = [f"# Drift: {_headline(d)}", "",
-             f"Reference: `{d['reference']['source']}` ({d['reference']['n_records']} records); "
-             f"current: `{d['current']['source']}` ({d['current']['n_records']} records). "
+             f"Reference: {code_span(d['reference']['source'], 300)} ({_count(d['reference'])}); "
+             f"current: {code_span(d['current']['source'], 300)} ({_count(d['current'])}). "
              f"Family-wise false-alarm rate {_fmt(d['alpha'])}, {d['correction']}: each detector at {_fmt(d['alpha_per_detector'])}.",
              "", "| detector | method | statistic | decision | smallest detectable | n (ref / cur) | drift |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -162,13 +169,20 @@ table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px soli
 .plots figure{margin:0;border:1px solid #ddd;padding:4px}h1.drift,h1.ok{font-size:22px}"""
 
 
+# The page needs nothing but its inline style: no script runs and nothing loads, even if a caption
+# token ever slipped past the escaping.
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+
+
 def render_html(d: dict) -> str:
-    """A self-contained HTML page (inline CSS and SVG, no external resources) for a drift record."""
+    """A self-contained HTML page (inline CSS and SVG, no external resources, a CSP that allows
+    nothing else) for a drift record; every text in it is escaped."""
     e = html.escape
     cls = "drift" if d["drift"] else "ok"
     rows = "".join(
-        f"<tr><td>{e(r['detector'])}</td><td>{e(r['method'])}</td><td>{e(r['statistic_name'])} = {_fmt(r['statistic'])}</td>"
-        f"<td>{e(_decision(r))}</td><td>{_fmt(r['min_detectable'])}</td><td>{r['n_reference_used']} / {r['n_current_used']}</td>"
+        f"<tr><td>{e(r['detector'])}</td><td>{e(r['method'])}</td><td>{e(r['statistic_name'])} = {e(_fmt(r['statistic']))}</td>"
+        f"<td>{e(_decision(r))}</td><td>{e(_fmt(r['min_detectable']))}</td>"
+        f"<td>{e(str(r['n_reference_used']))} / {e(str(r['n_current_used']))}</td>"
         f"<td class=\"{'drift' if r['drift'] else 'ok'}\">{'DRIFT' if r['drift'] else 'no drift'}</td>"
         f"<td>{e(r.get('note') or '')}</td></tr>"
         for r in d["results"])
@@ -180,11 +194,12 @@ def render_html(d: dict) -> str:
         quality = (f"<h2>Label-free quality estimate</h2><p>{e(q['method'])}: reference {_fmt(q['reference']['estimate'])}, "
                    f"current {_fmt(q['current']['estimate'])}, change {_fmt(q['change'])} (held-out error {_fmt(q['held_out_error'])}).</p>")
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Drift report</title><style>{_CSS}</style></head>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="{CSP}">
+<title>Drift report</title><style>{_CSS}</style></head>
 <body>
 <h1 class="{cls}">Drift: {e(_headline(d))}</h1>
-<p>Reference <code>{e(str(d['reference']['source']))}</code> ({d['reference']['n_records']} records) vs current
-<code>{e(str(d['current']['source']))}</code> ({d['current']['n_records']} records). Family-wise false-alarm rate
+<p>Reference <code>{e(str(d['reference']['source']))}</code> ({_count(d['reference'])}) vs current
+<code>{e(str(d['current']['source']))}</code> ({_count(d['current'])}). Family-wise false-alarm rate
 {_fmt(d['alpha'])} ({e(d['correction'])}: each detector at {_fmt(d['alpha_per_detector'])}); took {_fmt(d['seconds'], 3)} s.</p>
 <table><tr><th>detector</th><th>method</th><th>statistic</th><th>decision</th><th>smallest detectable</th><th>n used (ref / cur)</th><th>verdict</th><th>note</th></tr>
 {rows}</table>

@@ -11,6 +11,7 @@ import re
 from typing import Any, Mapping
 
 from harness.canary.verdict import SHARE_OF_IMAGES
+from harness.text import one_line
 
 __all__ = ["render_markdown", "inline_text", "code_span"]
 
@@ -18,9 +19,6 @@ _ICON = {"PROMOTE": "✅", "HOLD": "⏸️", "ROLLBACK": "⛔"}
 _CLASS = {"Pass": "pass", "High": "**HIGH**", "Low": "**LOW**", "NoData": "no data", "Info": "info"}
 FINDING_EXAMPLES = 3
 
-_SPACE = re.compile(r"\s+")
-# C0 and C1 controls, and the bidirectional overrides that make text read other than it is stored.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # ASCII punctuation that can start markup in GitHub's markdown or in Streamlit's (``$`` maths,
 # ``:red[...]`` directives); ``<``, ``>`` and ``&`` become entities. ``@``, ``://`` and ``www.`` are
 # escaped so that no e-mail address or URL is turned into a link, and ``_`` unless it stands
@@ -30,19 +28,12 @@ _LEADING = re.compile(r"^([-+#=])|^(\d+)([.)])")
 _CONTEXTUAL = re.compile(r"(?i)\b(www)\.|:(?=//)|(?<![^\W_])_|_(?![^\W_])")
 
 
-def _flat(value: Any, limit: int) -> str:
-    """One line of at most ``limit`` characters: whitespace runs become one space, controls go."""
-    s = str(value)[: limit * 4 + 64]
-    s = _CONTROL.sub("", _SPACE.sub(" ", s)).strip()
-    return s if len(s) <= limit else s[: limit - 1].rstrip() + "…"
-
-
 def inline_text(value: Any, limit: int = 300) -> str:
     """``value`` as inert inline markdown text (also safe in a table cell): no HTML, link, image,
     emphasis, code span, autolink or list marker can come out of it."""
     if value is None:
         return "–"
-    s = _flat(value, limit).translate(_ESCAPE)
+    s = one_line(value, limit).translate(_ESCAPE)
     s = _CONTEXTUAL.sub(lambda m: m.group(1) + "\\." if m.group(1) else "\\" + m.group(0), s)
     return _LEADING.sub(lambda m: "\\" + m.group(1) if m.group(1) else m.group(2) + "\\" + m.group(3), s)
 
@@ -52,7 +43,7 @@ def code_span(value: Any, limit: int = 120, cell: bool = False) -> str:
     ``cell``: escape pipes for a table cell (GitHub and markdown-it unescape them there)."""
     if value is None:
         return "–"
-    s = _flat(value, limit)
+    s = one_line(value, limit)
     if not s:
         return "–"
     if cell:
@@ -158,7 +149,9 @@ def render_markdown(rec: Mapping[str, Any]) -> str:
         lines.append("| --- | --- | --- |")
         b, c = targets.get("baseline") or {}, targets.get("canary") or {}
         named = b.get("model") is not None or c.get("model") is not None
-        for key in ("url", "model", "model_version") if named else ("url", "model_version"):
+        spoken = {b.get("protocol"), c.get("protocol")} - {None, "v1"}  # shown when not both contract v1
+        keys = ("url",) + (("protocol",) if spoken else ()) + (("model",) if named else ()) + ("model_version",)
+        for key in keys:
             lines.append(f"| {key.replace('_', ' ')} | {code_span(b.get(key), cell=True)} | "
                          f"{code_span(c.get(key), cell=True)} |")
         lines.append("")
