@@ -58,6 +58,7 @@ class HFCaptioner(Captioner):
             self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.model = model.to(self.device).eval()
         self.max_new_tokens = max_new_tokens
+        self.input_side = _processor_side(self.image_processor)
         self.name = Path(model_id).name if local else model_id
         self.version = f"hf-{self.name}"
 
@@ -84,17 +85,40 @@ class HFCaptioner(Captioner):
         emb = self._embedding(inputs)
         out = []
         for i, text in enumerate(texts):
-            keep = []
+            keep, kept_ids = [], []
             for tok, lp in zip(new[i].tolist(), trans[i].tolist()):
                 if pad is not None and tok == pad and tok not in eos_ids:
                     break
                 keep.append(lp)
+                kept_ids.append(tok)
                 if tok in eos_ids:
                     break
             conf = float(torch.tensor(keep).mean().exp()) if keep else 0.0
             n = len([t for t in new[i].tolist() if t not in eos_ids and t != pad])
-            out.append(Caption(text.strip(), min(1.0, max(0.0, conf)), n, emb[i] if emb else []))
+            out.append(Caption(text.strip(), min(1.0, max(0.0, conf)), n, emb[i] if emb else [],
+                               self._token_logprobs(kept_ids, keep, text.strip())))
         return out
+
+    def _token_logprobs(self, ids: list[int], logps: list[float], text: str) -> tuple[tuple[str, float], ...]:
+        """Each kept token's piece of ``text`` (decoding the prefix up to it, special tokens empty)
+        with its log-probability; empty when the pieces do not join to ``text``."""
+        pieces, prev = [], ""
+        for k in range(len(ids)):
+            cur = self.tokenizer.decode(ids[: k + 1], skip_special_tokens=True)
+            if not cur.startswith(prev):
+                return ()
+            pieces.append(cur[len(prev):])
+            prev = cur
+        lead = len(prev) - len(prev.lstrip())
+        tail = len(prev.rstrip())
+        if prev.strip() != text:
+            return ()
+        out, pos = [], 0
+        for piece, lp in zip(pieces, logps):  # the caption is stripped: so are its first and last pieces
+            start, end = max(pos, lead), min(pos + len(piece), tail)
+            out.append((prev[start:end] if end > start else "", float(lp)))
+            pos += len(piece)
+        return tuple(out)
 
     def _embedding(self, inputs: dict) -> list[list[float]]:
         enc = getattr(self.model, "get_encoder", None)
@@ -106,3 +130,15 @@ class HFCaptioner(Captioner):
         except (TypeError, ValueError, AttributeError):
             return []
         return [[round(float(v), 5) for v in row] for row in hidden.mean(dim=1).float().cpu()]
+
+
+def _processor_side(processor) -> int | None:
+    """The largest side the image processor resizes to (``size`` or ``crop_size``), if it says."""
+    sides = []
+    for attr in ("size", "crop_size"):
+        size = getattr(processor, attr, None) or getattr(getattr(processor, "image_processor", None), attr, None)
+        if isinstance(size, int):
+            sides.append(size)
+        elif isinstance(size, dict):
+            sides += [v for v in size.values() if isinstance(v, int)]
+    return max(sides) if sides else None

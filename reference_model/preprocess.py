@@ -10,15 +10,20 @@ from PIL import Image
 
 from reference_model.network import INPUT_SIZE
 
-__all__ = ["to_tensor"]
+__all__ = ["to_tensor", "fit"]
 
 
-def _one(img: Image.Image) -> np.ndarray:
+def fit(img: Image.Image) -> Image.Image:
+    """The RGB image of INPUT_SIZE x INPUT_SIZE the network sees (unchanged when it already is one)."""
     if img.mode != "RGB":
         img = img.convert("RGB")
     if img.size != (INPUT_SIZE, INPUT_SIZE):
         img = img.resize((INPUT_SIZE, INPUT_SIZE), Image.BILINEAR, reducing_gap=3.0)
-    return np.asarray(img, dtype=np.uint8)
+    return img
+
+
+def _one(img: Image.Image) -> np.ndarray:
+    return np.asarray(fit(img), dtype=np.uint8)
 
 
 def to_tensor(images: Sequence[Image.Image]) -> torch.Tensor:

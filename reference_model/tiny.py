@@ -14,8 +14,8 @@ from safetensors.torch import load_file, save_file
 
 from reference_model.caption import Caption, Captioner
 from reference_model.device import pick_device
-from reference_model.network import NetConfig, TinyCaptionNet
-from reference_model.preprocess import to_tensor
+from reference_model.network import INPUT_SIZE, NetConfig, TinyCaptionNet
+from reference_model.preprocess import fit, to_tensor
 from reference_model.vocab import Vocab
 
 __all__ = ["TinyCaptioner", "WEIGHTS_DIR", "save_checkpoint", "load_checkpoint"]
@@ -67,6 +67,11 @@ class TinyCaptioner(Captioner):
         self.net = net.to(self.device)
         self.meta = meta
 
+    input_side = INPUT_SIZE
+
+    def prepare(self, image: Image.Image) -> Image.Image:
+        return fit(image)
+
     @torch.inference_mode()
     def caption(self, images: Sequence[Image.Image]) -> list[Caption]:
         if not images:
@@ -85,6 +90,21 @@ class TinyCaptioner(Captioner):
         tokens = (length - has_eos.long()).tolist()
         embs = pooled.float().cpu().tolist()
         out = []
-        for row, c, n, emb in zip(ids.tolist(), conf, tokens, embs):
-            out.append(Caption(self.vocab.decode(row), float(c), int(n), [round(v, 5) for v in emb]))
+        for row, c, n, emb, lps, k in zip(ids.tolist(), conf, tokens, embs, logp.tolist(), length.tolist()):
+            out.append(Caption(self.vocab.decode(row), float(c), int(n), [round(v, 5) for v in emb],
+                               self._token_logprobs(row[:k], lps[:k])))
         return out
+
+    def _token_logprobs(self, ids: list[int], logps: list[float]) -> tuple[tuple[str, float], ...]:
+        """Each chosen token's text as ``Vocab.decode`` joins it (a space before a word, none
+        before punctuation, empty for the end of sequence) with its log-probability."""
+        out, words = [], 0
+        for i, lp in zip(ids, logps):
+            if i in (self.vocab.eos_id, self.vocab.pad_id, self.vocab.bos_id):
+                text = ""
+            else:
+                tok = self.vocab.itos[i]
+                text = tok if tok in (",", ":") and words else (" " + tok if words else tok)
+                words += tok not in (",", ":") or not words
+            out.append((text, float(lp)))
+        return tuple(out)

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from harness.datasets import shapes_sample
+from metrics_text import sample_value, scrape
 from reference_model.server.faults import FaultInjector
 from reference_model.server.safety import DEFAULT_BLOCKLIST, SafetyFilter
 
@@ -38,11 +39,8 @@ def _post(server, png, **kw) -> httpx.Response:
                       timeout=kw.pop("timeout", 30), **kw)
 
 
-def _metric(server, line_start: str) -> float:
-    for line in httpx.get(server.url + "/metrics").text.splitlines():
-        if line.startswith(line_start + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+def _metric(server, name: str, **labels: str) -> float:
+    return sample_value(scrape(server.url), name, **labels) or 0.0
 
 
 def test_error_rate_follows_the_seeded_draws(reference_server, png):
@@ -70,23 +68,21 @@ def test_added_latency_is_felt_by_every_request(reference_server, png):
 
 
 def test_hang_gives_no_answer_until_the_client_gives_up(reference_server, png):
-    gone = 'caption_requests_total{model_version="%s",status="499"}' % httpx.get(
-        reference_server.url + "/v1/model").json()["version"]
-    before = _metric(reference_server, gone)
+    gone = {"model_version": httpx.get(reference_server.url + "/v1/model").json()["version"], "status": "499"}
+    before = _metric(reference_server, "caption_requests_total", **gone)
     with faults(reference_server, hang_rate=1.0):
         with pytest.raises(httpx.ReadTimeout):
             _post(reference_server, png, timeout=httpx.Timeout(5.0, read=0.6))
         deadline = time.monotonic() + 5
-        while _metric(reference_server, gone) == before and time.monotonic() < deadline:
+        while _metric(reference_server, "caption_requests_total", **gone) == before and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _metric(reference_server, gone) == before + 1
+        assert _metric(reference_server, "caption_requests_total", **gone) == before + 1
         assert httpx.get(reference_server.url + "/healthz").status_code == 200
     assert _post(reference_server, png).status_code == 200
 
 
 def test_unsafe_output_slips_past_the_filter_unflagged(reference_server, png):
-    flags = 'caption_safety_flags_total{reason="blocklist"}'
-    before = _metric(reference_server, flags)
+    before = _metric(reference_server, "caption_safety_flags_total", reason="blocklist")
     with faults(reference_server, unsafe_rate=1.0):
         answers = [_post(reference_server, png).json() for _ in range(3)]
     for a in answers:
@@ -94,7 +90,7 @@ def test_unsafe_output_slips_past_the_filter_unflagged(reference_server, png):
         assert word in DEFAULT_BLOCKLIST and a["caption"].endswith(f" with {word}")
         assert a["safety"] == {"flagged": False, "reasons": []}
         assert SafetyFilter().check(a["caption"]).reasons == ("blocklist",)  # what an outside SLI sees
-    assert _metric(reference_server, flags) == before
+    assert _metric(reference_server, "caption_safety_flags_total", reason="blocklist") == before
     clean = _post(reference_server, png).json()
     assert not any(w in clean["caption"].split() for w in DEFAULT_BLOCKLIST)
 

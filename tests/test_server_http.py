@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from harness.datasets import shapes_sample
+from metrics_text import scrape
 from reference_model.server.metrics import METRIC_NAMES
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "reference_model" / "weights"
@@ -95,11 +96,7 @@ def test_caption_raw_and_multipart_with_request_id_and_embedding(reference_serve
 
 
 def _status_counts(url: str) -> dict[str, float]:
-    out = {}
-    for line in httpx.get(url + "/metrics").text.splitlines():
-        if line.startswith("caption_requests_total{"):
-            out[line.split('status="')[1].split('"')[0]] = float(line.rsplit(" ", 1)[1])
-    return out
+    return {s.labels["status"]: s.value for s in scrape(url) if s.name == "caption_requests_total"}
 
 
 def test_malformed_inputs_answer_4xx_and_the_server_keeps_serving(reference_server, png):
@@ -165,6 +162,9 @@ def test_exposition_has_exactly_the_contract_metric_names(reference_server, png)
         "caption_confidence": "histogram",
         "caption_safety_flags_total": "counter",
         "caption_model_info": "gauge",
+        "caption_jobs_total": "counter",
+        "caption_job_lag_seconds": "histogram",
+        "caption_jobs_pending": "gauge",
     }
     assert set(types) == set(METRIC_NAMES)
     for le in ("0.05", "0.1", "0.2", "0.3", "0.5", "1.0", "2.5", "5.0", "10.0"):

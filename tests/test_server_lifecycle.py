@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from harness.datasets import shapes_sample
+from metrics_text import sample_value, scrape
 from reference_model.server.launch import start_server
 
 pytest.importorskip("torch")
@@ -38,20 +39,15 @@ def _concurrently(url: str, pngs: list[bytes], n: int) -> list[httpx.Response]:
 
 
 def _histogram(url: str, name: str) -> tuple[float, float]:
-    count = total = 0.0
-    for line in httpx.get(url + "/metrics").text.splitlines():
-        if line.startswith(f"{name}_count "):
-            count = float(line.split()[1])
-        elif line.startswith(f"{name}_sum "):
-            total = float(line.split()[1])
-    return count, total
+    samples = scrape(url)
+    return sample_value(samples, f"{name}_count") or 0.0, sample_value(samples, f"{name}_sum") or 0.0
 
 
 def _gauge(url: str, name: str) -> float:
-    for line in httpx.get(url + "/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not exposed")
+    value = sample_value(scrape(url), name)
+    if value is None:
+        raise AssertionError(f"{name} not exposed")
+    return value
 
 
 def _set_faults(url: str, token: str, **spec) -> None:

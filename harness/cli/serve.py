@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from harness.cli import LOG_LEVELS
 from harness.errors import InputMissingError, MissingExtraError, UsageError, require_extra
 
 __all__ = ["register", "add_arguments", "run"]
@@ -45,7 +46,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="add a word to the safety blocklist (repeatable)")
     p.add_argument("--drain-s", type=float, default=0.5,
                    help="after SIGTERM, stay up (unready) this long before closing the listener (default: 0.5)")
-    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument("--access-log", action="store_true", help="uvicorn's own access log, besides the JSON request log")
+    p.add_argument("--log-level", dest="server_log_level", type=str.upper, choices=LOG_LEVELS, default=None,
+                   metavar="LEVEL", help="the server's log on stderr: INFO, one JSON line per request; ERROR, only "
+                                         "the tracebacks of 500s; DEBUG adds uvicorn's (default: INFO, or harness's "
+                                         "own --log-level)")
+    p.add_argument("--decode-threads", type=int, default=0,
+                   help="threads decoding and shrinking images; 0: half the cores, at most 4 (default: 0)")
+    p.add_argument("--max-decode-pixels", type=int, default=4 * 4096 * 4096,
+                   help="decoded pixels in flight at most, at least --max-pixels; beyond, 503 with Retry-After "
+                        "(default: 4*4096*4096)")
+    p.add_argument("--header-timeout-s", type=float, default=10.0,
+                   help="a request's headers must arrive within this, else 408 and close (default: 10)")
+    p.add_argument("--body-timeout-s", type=float, default=30.0,
+                   help="a request's body must arrive within this, else 408 and close (default: 30)")
+    p.add_argument("--keep-alive-s", type=float, default=30.0, help="idle keep-alive connections close after (default: 30)")
+    p.add_argument("--max-connections", type=int, default=1000,
+                   help="open connections at most; one more is answered 503 and closed (default: 1000)")
+    p.add_argument("--job-queue", type=int, default=1024,
+                   help="asynchronous jobs pending at most; one more is answered 429 (default: 1024)")
+    p.add_argument("--job-ttl-s", type=float, default=300.0,
+                   help="an asynchronous job not done this long after arrival expires (default: 300)")
+    p.add_argument("--job-keep-s", type=float, default=600.0,
+                   help="finished asynchronous jobs are kept this long (default: 600)")
+    p.add_argument("--job-keep-max", type=int, default=10000,
+                   help="finished asynchronous jobs kept at most, the oldest forgotten first (default: 10000)")
+    p.add_argument("--callback-allow", action="append", default=[], metavar="HOST",
+                   help="a host jobs may be called back on, besides loopback (repeatable; default: loopback only)")
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -54,14 +81,26 @@ def settings_from_args(args: argparse.Namespace):
     from reference_model.server.host import auto_threads
     from reference_model.server.settings import ServerSettings
 
-    for name, low in (("max_batch", 1), ("max_queue", 1), ("max_body_bytes", 1), ("max_pixels", 1)):
+    for name, low in (("max_batch", 1), ("max_queue", 1), ("max_body_bytes", 1), ("max_pixels", 1),
+                      ("max_connections", 1), ("job_queue", 1), ("job_keep_max", 0)):
         if getattr(args, name) < low:
             raise UsageError(f"--{name.replace('_', '-')} must be at least {low} (got {getattr(args, name)})")
-    for name in ("max_wait_ms", "request_timeout_s", "drain_s", "threads"):
+    for name in ("max_wait_ms", "request_timeout_s", "drain_s", "threads", "decode_threads"):
         if getattr(args, name) < 0:
             raise UsageError(f"--{name.replace('_', '-')} must not be negative (got {getattr(args, name)})")
-    if args.request_timeout_s == 0:
-        raise UsageError("--request-timeout-s must be above 0")
+    for name in ("request_timeout_s", "header_timeout_s", "body_timeout_s", "keep_alive_s", "job_ttl_s"):
+        if not getattr(args, name) > 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be above 0 (got {getattr(args, name)})")
+    if args.max_decode_pixels < args.max_pixels:
+        raise UsageError(f"--max-decode-pixels must be at least --max-pixels ({args.max_pixels}), "
+                         f"got {args.max_decode_pixels}")
+    if args.job_keep_s < 0:
+        raise UsageError(f"--job-keep-s must not be negative (got {args.job_keep_s})")
+    for host in args.callback_allow:
+        if not host or any(c in host for c in "/:@ *") or len(host) > 253:
+            raise UsageError(f"--callback-allow takes a host name or IPv4 address, not {host[:80]!r}")
+    if args.api_key == "":
+        raise UsageError("--api-key must not be empty (leave it out to serve without a key)")
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535 (got {args.port})")
     api_key = args.api_key if args.api_key is not None else os.environ.get("CAPTION_API_KEY") or None
@@ -97,6 +136,18 @@ def settings_from_args(args: argparse.Namespace):
         blocklist_extra=tuple(args.block),
         drain_s=args.drain_s,
         access_log=args.access_log,
+        decode_threads=args.decode_threads or auto_threads(),
+        max_decode_pixels=args.max_decode_pixels,
+        header_timeout_s=args.header_timeout_s,
+        body_timeout_s=args.body_timeout_s,
+        keep_alive_s=args.keep_alive_s,
+        max_connections=args.max_connections,
+        job_queue=args.job_queue,
+        job_ttl_s=args.job_ttl_s,
+        job_keep_s=args.job_keep_s,
+        job_keep_max=args.job_keep_max,
+        callback_allow=tuple(args.callback_allow),
+        log_level=(args.server_log_level or getattr(args, "log_level", None) or "INFO").lower(),
     )
 
 

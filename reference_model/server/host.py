@@ -33,6 +33,23 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _allow_open_files(needed: int) -> int:
+    """Raise the soft limit of open files towards ``needed`` (up to the hard limit); the limit now."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return needed
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return needed
+    want = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ValueError, OSError):
+        return soft
+    return want
+
+
 def _write_port_file(path: Path, port: int) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(f"{port}\n")
@@ -51,7 +68,12 @@ def run_server(
     from prometheus_client import CollectorRegistry, disable_created_metrics
 
     from reference_model.server.app import create_app
+    from reference_model.server.guards import guarded_protocol
+    from reference_model.server.intake import map_large_blocks
+    from reference_model.server.logs import configure_logging
 
+    configure_logging(settings.log_level)
+    map_large_blocks()
     disable_created_metrics()
     registry = CollectorRegistry()
     app = create_app(captioner, settings, registry)
@@ -79,16 +101,21 @@ def run_server(
                 self.should_exit = True
             return await super().on_tick(counter)
 
+    files = _allow_open_files(settings.max_connections + 64)
+    if files < settings.max_connections + 64:
+        print(f"warning: {files} open files allowed, fewer than --max-connections {settings.max_connections} needs",
+              file=sys.stderr, flush=True)
     sock = bind_socket(settings.host, settings.port)
     port = sock.getsockname()[1]
     shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
     config = uvicorn.Config(
         app,
-        log_level="warning",
+        http=guarded_protocol(settings.header_timeout_s, settings.max_connections),
+        log_level="debug" if settings.log_level == "debug" else "warning",
         access_log=settings.access_log,
         lifespan="on",
         timeout_graceful_shutdown=int(settings.request_timeout_s + 5),
-        timeout_keep_alive=30,
+        timeout_keep_alive=settings.keep_alive_s,  # type: ignore[arg-type]  # a float works
     )
     server = DrainingServer(config)
     print(

@@ -1,0 +1,161 @@
+"""Guards against slow and greedy clients, around uvicorn's HTTP/1.1 protocol:
+
+- a header deadline: a request's headers must all arrive within ``header_timeout_s`` of its first
+  byte (or of the connection, for its first request), else 408 and the connection is closed;
+  uvicorn has keep-alive idling only, and no bound on a request that trickles in;
+- a bound on header bytes (431 past it);
+- a cap on open connections: one past the cap is answered 503 and closed at once;
+- a connection whose response went out before its body was read is closed, so trickling the
+  rest of a body cannot hold it;
+- ``BodyDeadline``, an ASGI middleware: the body must arrive within ``body_timeout_s`` of the
+  request's start, else 408 (``BodyTimeout`` for the app to answer, or the middleware does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+__all__ = ["guarded_protocol", "BodyDeadline", "BodyTimeout", "MAX_HEADER_BYTES"]
+
+MAX_HEADER_BYTES = 64 * 1024
+
+
+class BodyTimeout(Exception):
+    """The request body did not arrive within its deadline."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"request body not received within {seconds:g} s")
+        self.seconds = seconds
+
+
+def _canned(status: int, reason: str, code: str, message: str, retry_after: int | None = None) -> bytes:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    head = [f"HTTP/1.1 {status} {reason}", "content-type: application/json", f"content-length: {len(body)}",
+            "connection: close"]
+    if retry_after is not None:
+        head.append(f"retry-after: {retry_after}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def guarded_protocol(header_timeout_s: float, max_connections: int, max_header_bytes: int = MAX_HEADER_BYTES) -> type:
+    """uvicorn's HTTP protocol class (httptools where installed, else h11) with the guards above."""
+    try:
+        import httptools  # noqa: F401
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
+    except ImportError:
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Base
+
+    timeout_answer = _canned(408, "Request Timeout", "header_timeout",
+                             f"request headers not received within {header_timeout_s:g} s")
+    large_answer = _canned(431, "Request Header Fields Too Large", "headers_too_large",
+                           f"request headers over {max_header_bytes} bytes")
+    full_answer = _canned(503, "Service Unavailable", "too_many_connections",
+                          f"{max_connections} connections open, the most served at once", retry_after=1)
+
+    class GuardedProtocol(Base):  # type: ignore[misc, valid-type]
+        _header_timer: asyncio.TimerHandle | None = None
+        _header_bytes = 0
+
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                transport.write(full_answer)
+                transport.close()
+                return
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            waiting = self.cycle is None or self.cycle.response_complete
+            if waiting:
+                self._arm()
+                self._header_bytes += len(data)
+            super().data_received(data)
+            if self.transport.is_closing():
+                self._disarm()
+            elif self.cycle is not None and not self.cycle.response_complete:
+                self._disarm()  # the headers are in: the app has the request
+            elif self._header_bytes > max_header_bytes:
+                self._refuse(large_answer)
+
+        def on_response_complete(self) -> None:
+            unread = self.cycle is not None and self.cycle.more_body
+            super().on_response_complete()
+            if unread and not self.transport.is_closing():
+                self.transport.close()
+
+        def _arm(self) -> None:
+            if self._header_timer is None:
+                self._header_bytes = 0
+                self._header_timer = self.loop.call_later(header_timeout_s, self._header_timeout)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _header_timeout(self) -> None:
+            self._header_timer = None
+            if self.cycle is None or self.cycle.response_complete:
+                self._refuse(timeout_answer)
+
+        def _refuse(self, answer: bytes) -> None:
+            self._disarm()
+            if not self.transport.is_closing():
+                self.transport.write(answer)
+                self.transport.close()
+
+    GuardedProtocol.__name__ = GuardedProtocol.__qualname__ = f"Guarded{Base.__name__}"
+    return GuardedProtocol
+
+
+class BodyDeadline:
+    """ASGI middleware bounding the time to receive a request's body. The app sees ``BodyTimeout``
+    from ``receive``; if it lets it out before answering, the middleware answers 408."""
+
+    def __init__(self, app, seconds: float):
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not self.seconds:
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
+        body_done = False
+        started = False
+
+        async def timed_receive() -> dict[str, Any]:
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeout(self.seconds) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        async def tracked_send(message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, tracked_send)
+        except BodyTimeout as exc:
+            if started:
+                raise
+            body = json.dumps({"error": {"code": "body_timeout", "message": str(exc)}}).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                       (b"connection", b"close")]
+            await send({"type": "http.response.start", "status": 408, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
