@@ -1,5 +1,7 @@
 """The hf backend on tiny transformers models built from configs with random weights, offline."""
 
+import math
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -71,6 +73,11 @@ def test_hf_backend_captions_offline(tmp_path, monkeypatch, build, flush_denorma
     for c in caps:
         assert isinstance(c.text, str) and 0.0 < c.confidence <= 1.0
         assert set(c.text.split()) <= set(WORDS)
+        # Per-token log-probabilities (what an OpenAI-compatible answer's logprobs carry): they join
+        # to the caption and their geometric mean is the confidence.
+        assert c.token_logprobs and "".join(t for t, _ in c.token_logprobs) == c.text
+        mean = sum(lp for _, lp in c.token_logprobs) / len(c.token_logprobs)
+        assert abs(math.exp(mean) - c.confidence) <= 1e-6
     assert model.version == "hf-model"
 
 

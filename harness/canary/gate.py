@@ -16,6 +16,7 @@ from harness.canary.judge import judge
 from harness.canary.metric import JudgeConfig, burn_metric, drift_metric
 from harness.canary.observations import TargetData, findings, metric_samples
 from harness.errors import UsageError
+from harness.pipeline import gate_figures
 from harness.protocols import Adapter, ProtocolChoice
 
 __all__ = ["GateConfig", "run_gate", "TARGETS"]
@@ -314,6 +315,7 @@ def _measure(cfg, run_id, urls, folder, out, thr, floor, traffic, blocklist, spe
             fig = {}
         by_target[k] = TargetData(ev, ld, per_image[k], thr, floor, tuple(blocklist), burn=burn)
         figures[k] = _figures(fig, quality_docs[k], by_target[k], thr)
+        figures[k].update(gate_figures((loads[k][1].summary or {}).get("pipeline")))  # an asynchronous load
     by_target["canary"] = replace(by_target["canary"], baseline_quality=per_image["baseline"],
                                   quality_delta=_quality_delta(cfg.judge))
     figures["canary"]["auroc"] = o.auroc(by_target["canary"])

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from harness.cli.score import add_quality_options, quality_settings
+from harness.cli.targets import add_protocol_options, protocol_choice
 from harness.errors import DataError, ServiceUnavailableError, UsageError
 
 
@@ -19,11 +20,11 @@ def register(sub) -> None:
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight at most (default: 8)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for one answer (default: 30)")
     p.add_argument("--max-retries", type=int, default=3, help="retries of an image where safe (default: 3)")
-    p.add_argument("--adapter", type=Path, default=None, help="adapter spec for a service with another API")
     p.add_argument("--name", default="target", help="target name in the records (default: target)")
     p.add_argument("--run-id", default=None, help="run id in the records (default: eval-<time>-<random>)")
     p.add_argument("--coverage", type=float, default=0.99, help="coverage objective of the data contract (default: 0.99)")
     p.add_argument("--out", required=True, type=Path, help="folder for records, contract.json and quality.json")
+    add_protocol_options(p)
     add_quality_options(p)
     p.set_defaults(func=run)
 
@@ -32,12 +33,13 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from harness.cli.checks import at_least, out_folder
-    from harness.client import AsyncCaptionClient, load_adapter
+    from harness.client import AsyncCaptionClient
     from harness.expectations import RecordContract, validate_records
     from harness.progress import Progress
     from harness.quality import score_captions, write_quality
     from harness.quality.evaluation import RetryPolicy, captions_from_records, parse_dataset, run_evaluation
     from harness.records import RECORDS_JSONL, RecordWriter, compact, load_records
+    from harness.text import one_line
 
     settings = quality_settings(args)
     if not args.target.startswith(("http://", "https://")):
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     at_least("dataset_seed", args.dataset_seed, 0)
     out_folder(args.out)
     dataset = parse_dataset(args.dataset, args.dataset_seed)
-    adapter = load_adapter(args.adapter) if args.adapter else None
+    adapter = protocol_choice(args).build()
     if (args.out / RECORDS_JSONL).exists():
         raise UsageError(f"{args.out / RECORDS_JSONL} exists: give each run an empty --out folder")
     run_id = args.run_id or f"eval-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -80,12 +82,12 @@ def run(args: argparse.Namespace) -> int:
     report = score_captions(candidates, references, **settings)
     doc = report.to_dict()
     versions = sorted({v for v in df["model_version"].dropna().astype(str)})
-    doc["run"] = {**summary.to_dict(), "url": args.target, "model_versions": versions}
+    doc["run"] = {**summary.to_dict(), "url": args.target, "model_versions": versions, "protocol": adapter.describe()}
     doc["contract"] = {"success": contract.success, "expectations": len(contract.results)}
     path = write_quality(doc, args.out)
     print(f"{summary.dataset}: {summary.n_images} images, {summary.n_requests} requests "
           f"({summary.n_retries} retries), {summary.n_ok} captions in {summary.wall_s:.1f} s; "
-          f"model {', '.join(versions) or 'unknown'}")
+          f"model {', '.join(one_line(v, 120) for v in versions) or 'unknown'}")
     print(report.table())
     print(f"wrote {path}")
     return 0

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from harness.cli.targets import add_protocol_options, protocol_choice
 from harness.errors import UsageError
 
 
@@ -32,7 +33,10 @@ def register(sub) -> None:
                    help="judge settings YAML: thresholds, group weights, tolerances (see examples/judge.yaml)")
     p.add_argument("--pass-threshold", type=float, default=None, help="promote at this score or above (default: 90)")
     p.add_argument("--marginal-threshold", type=float, default=None, help="hold from this score (default: 75)")
-    p.add_argument("--api-key", default=None)
+    p.add_argument("--api-key", default=None, help="token sent as a bearer token to both targets (prefer --auth-env)")
+    add_protocol_options(p)
+    for target in ("baseline", "canary"):
+        add_protocol_options(p, target)
     p.add_argument("--out", type=Path, required=True, help="report folder (decision.json, summary.md, ...)")
     p.add_argument("--json", action="store_true", help="print the decision record instead of the summary")
     p.set_defaults(func=run)
@@ -81,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
         dataset=args.dataset, dataset_seed=args.dataset_seed, seed=args.seed, concurrency=args.concurrency,
         timeout_s=args.timeout, latency_threshold=args.latency_threshold, quality_floor=args.quality_floor,
         traffic_rps=args.traffic_rps, api_key=args.api_key, judge=judge_cfg,
+        baseline_protocol=protocol_choice(args, "baseline"), canary_protocol=protocol_choice(args, "canary"),
     )
-    rec = run_gate(cfg, log=lambda m: None if args.json else print(m, flush=True))
+    rec = run_gate(cfg)
     if args.json:
         print(json.dumps(rec, indent=1))
     else:

@@ -8,6 +8,7 @@ import math
 import sys
 from pathlib import Path
 
+from harness.cli.targets import add_protocol_options, protocol_choice
 from harness.errors import DataError, InputMissingError, ServiceUnavailableError, UsageError
 
 __all__ = ["register", "run"]
@@ -52,7 +53,7 @@ def register(sub) -> None:
     p.add_argument("--target-name", default="target", help="label on the records: baseline, canary ...")
     p.add_argument("--run-id", default=None)
     p.add_argument("--api-key", default=None, help="API key for the target")
-    p.add_argument("--adapter", type=Path, default=None, help="adapter file (JSON/YAML) for a non-contract-v1 API")
+    add_protocol_options(p)
     p.add_argument("--admin-token", default=None, help="token of the target's /admin/faults (chaos scenarios)")
     p.add_argument("--fault-via", choices=["auto", "target", "proxy"], default="auto",
                    help="inject chaos faults at the target's endpoint or through the harness proxy")
@@ -103,10 +104,16 @@ def _check(args: argparse.Namespace) -> None:
         from harness.datasets import parse_shift
 
         parse_shift(args.dataset.split(":", 1)[1])
-    if args.adapter is not None:
-        from harness.client import load_adapter
+    protocol_choice(args).build()  # a bad protocol, adapter file or unset --auth-env is reported here
 
-        load_adapter(args.adapter)
+
+def _protocol_options(args: argparse.Namespace) -> dict:
+    """The protocol options for the Locust processes: names only (they read credentials from
+    the environment they inherit), the adapter file as an absolute path."""
+    opts = protocol_choice(args).options()
+    if opts["adapter"]:
+        opts["adapter"] = str(Path(opts["adapter"]).resolve())
+    return opts
 
 
 def _fmt_ms(x) -> str:
@@ -134,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         "target_name": args.target_name, "run_id": args.run_id, "dataset": args.dataset,
         "pool_size": args.pool_size, "seed": args.seed, "burstiness": args.burstiness,
         "request_timeout": args.timeout, "latency_threshold": args.latency_threshold, "api_key": args.api_key,
-        "adapter": str(args.adapter.resolve()) if args.adapter else None, "admin_token": args.admin_token,
+        **_protocol_options(args), "admin_token": args.admin_token,
         "fault_via": args.fault_via, "embedding_sample": args.embedding_sample or None,
         "server_args": args.server_args or None,
     }
@@ -164,6 +171,13 @@ def run(args: argparse.Namespace) -> int:
           f"ok {100.0 * ok / n if n else 0:.1f}%, p50 {_fmt_ms(lat['p50'])}, p95 {_fmt_ms(lat['p95'])}, "
           f"p99 {_fmt_ms(lat['p99'])}, goodput {s['goodput']['rps'] or 0:.1f}/s under "
           f"{s['goodput']['threshold_s'] * 1000:g} ms")
+    pipe = s.get("pipeline")
+    if pipe:  # an asynchronous scenario: the lag is arrival to caption available
+        print(f"  pipeline: {pipe['jobs']} jobs, {pipe['done']} captioned, {pipe['missing']} missing "
+              f"({pipe['rejected']} refused, {pipe['failed']} failed, {pipe['expired']} expired, "
+              f"{pipe['pending']} still pending); lag p50 {_fmt_ms(pipe['lag_p50_s'])}, "
+              f"p95 {_fmt_ms(pipe['lag_p95_s'])}, p99 {_fmt_ms(pipe['lag_p99_s'])}; "
+              f"drain {_fmt_ms(pipe['drain_s'])}")
     for note in s.get("notes", []):
         print(f"  note: {note}")
     print(f"records and summary in {outcome.out}")

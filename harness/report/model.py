@@ -186,6 +186,9 @@ class TargetInfo(Part):
     """One target as the harness reached it."""
 
     url: str = _f("base URL the harness called")
+    protocol: str | None = _f("protocol the harness spoke to it: v1, openai-chat, kserve-v2, torchserve, "
+                              "hf-inference or template (an adapter file); null in records written before "
+                              "protocols were recorded", default=None)
     model_version: ReportedText = _f("model version the target reported (target text)", default=None)
     model: ReportedText = _f("model name the target reported (target text)", default=None)
     device: ReportedText = _f("device the target reported, e.g. cpu or cuda (target text)", default=None)
