@@ -316,3 +316,19 @@ def test_append_rating_quotes_and_validates(tmp_path):
     with pytest.raises(ValueError, match="rater's name"):
         append_rating(tmp_path, RatingRow("7", "  ", 3, "canary", "x"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ratings.csv"]
+
+
+def test_oncall_page_shows_pipeline_lag_of_an_asynchronous_run(reports, tmp_path, monkeypatch):
+    import shutil
+
+    root = tmp_path / "reports"
+    shutil.copytree(reports.root, root)
+    path = root / reports.new.name / "decision.json"
+    rec = json.loads(path.read_text())
+    rec["figures"]["canary"].update({"lag_p50_s": 0.25, "lag_p95_s": 1.5, "lag_p99_s": 2.0, "drain_s": 12.5,
+                                     "missing_captions": 3})
+    path.write_text(json.dumps(rec))
+    tiles = _metrics(_app(root, monkeypatch, "oncall"))
+    assert [t for t in tiles if "lag" in t[0] or t[0] in ("Drain time", "Missing captions")] == [
+        ("P50 pipeline lag", "250.0 ms"), ("P95 pipeline lag", "1500.0 ms"), ("P99 pipeline lag", "2000.0 ms"),
+        ("Drain time", "12.5 s"), ("Missing captions", "3")]

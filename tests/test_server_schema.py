@@ -30,7 +30,8 @@ def test_served_schema_holds_for_generated_requests(reference_server):
     # The fault endpoints are left out: fuzzing them would switch faults on for later tests.
     operations = [r.ok() for r in schema.exclude(path_regex="^/admin/").get_all_operations()]
     labels = sorted(op.label for op in operations)
-    assert labels == ["GET /healthz", "GET /metrics", "GET /readyz", "GET /v1/model", "POST /v1/caption"]
+    assert labels == ["GET /healthz", "GET /metrics", "GET /readyz", "GET /v1/jobs/{job_id}", "GET /v1/model",
+                      "POST /v1/caption", "POST /v1/caption:async"]
     calls = []
     for op in operations:
         # Only the caption operation takes input, so only it has invalid input to generate.

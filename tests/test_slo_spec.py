@@ -87,7 +87,7 @@ def test_default_blocklist_is_the_reference_servers():
          "slos[1].objective: must be between 0 and 1"),
         ("service: s\nslos: [{name: a, sli: availability, objective: 0}]", "slos[0].objective: must be between 0 and 1"),
         ("service: s\nslos: [{name: a, sli: availability, objective: '0.9'}]", "slos[0].objective: must be a number"),
-        ("service: s\nslos: [{name: a, sli: speed, objective: 0.9}]", "slos[0].sli: must be one of availability, correction, coverage, latency, promql, quality, safety"),
+        ("service: s\nslos: [{name: a, sli: speed, objective: 0.9}]", "slos[0].sli: must be one of availability, correction, coverage, lag, latency, promql, quality, safety"),
         ("service: s\nslos: [{name: a, sli: latency, objective: 0.9}]", "slos[0].threshold: is required for a latency SLO"),
         ("service: s\nslos: [{name: a, sli: latency, threshold: -1, objective: 0.9}]", "slos[0].threshold: must be above 0"),
         ("service: s\nslos: [{name: a, sli: availability, threshold: 1, objective: 0.9}]", "slos[0].threshold: is only for"),

@@ -1,4 +1,5 @@
-"""On-call view: tail latency, errors, queue depth, projected burn rates and budgets, the last verdict."""
+"""On-call view: tail latency, errors, queue depth, pipeline lag and drain time (asynchronous
+loads), projected burn rates and budgets, the last verdict."""
 
 import pandas as pd
 import streamlit as st
@@ -33,6 +34,16 @@ for target in TARGETS:
         cols[4].metric("Queue depth", fmt(queue[key]), help=f"figure {key} of the decision record")
     else:
         cols[4].caption("Queue depth: not in this run")
+    if any(figure(rec, target, k) is not None for k in ("lag_p50_s", "drain_s", "missing_captions")):
+        lag = st.columns(5)  # an asynchronous load: pipeline lag, drain time, missing captions
+        lag[0].metric("P50 pipeline lag", fmt(figure(rec, target, "lag_p50_s"), "s"))
+        lag[1].metric("P95 pipeline lag", fmt(figure(rec, target, "lag_p95_s"), "s"))
+        lag[2].metric("P99 pipeline lag", fmt(figure(rec, target, "lag_p99_s"), "s"))
+        drain = figure(rec, target, "drain_s")
+        lag[3].metric("Drain time", "–" if drain is None else f"{fmt(drain)} s",
+                      help="from the first image's arrival to the last caption available")
+        lag[4].metric("Missing captions", fmt(figure(rec, target, "missing_captions")),
+                      help="refused, failed, expired or never finished")
 
 st.subheader("SLOs")
 slos = rec.get("slos") or []

@@ -7,6 +7,7 @@ import hmac
 import inspect
 import itertools
 import json
+import re
 import sys
 import time
 import uuid
@@ -21,11 +22,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from harness.image import ImageDecodeError, ImageTooLargeError, decode_image
+from harness.image import ImageDecodeError, ImageTooLargeError
 from reference_model.caption import Caption, Captioner
 from reference_model.server.batcher import Batcher, QueueFullError
 from reference_model.server.faults import FaultInjector
+from reference_model.server.guards import BodyDeadline, BodyTimeout
+from reference_model.server.intake import ImageIntake, IntakeBusy
+from reference_model.server.jobs import JobPath, add_job_routes
+from reference_model.server.logs import RequestLog, log_exception
 from reference_model.server.metrics import ServerMetrics
+from reference_model.server.protocols import CaptionPath, add_protocol_routes
 from reference_model.server.safety import DEFAULT_BLOCKLIST, SafetyFilter, SafetyVerdict
 from reference_model.server.schemas import (
     CaptionResponse,
@@ -40,9 +46,8 @@ from reference_model.server.settings import IMAGE_TYPES, ServerSettings
 
 __all__ = ["create_app", "ApiError", "ServerState"]
 
-# Bodies up to this size are decoded on the event loop; larger ones in a thread.
-_INLINE_DECODE_BYTES = 256 * 1024
 _MAX_REQUEST_ID = 128
+_REQUEST_ID = re.compile(rf"[!-~]{{1,{_MAX_REQUEST_ID}}}")  # the schema's pattern and length
 _JSON = "application/json"
 
 
@@ -90,16 +95,19 @@ def _error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         400: "invalid request or undecodable image",
         401: "missing or wrong credentials",
         404: "not found",
+        408: "the request body did not arrive in time",
         413: "body or image too large",
         415: "unsupported content type",
         429: "queue full",
         500: "internal error",
-        503: "not ready, draining, or the request's deadline passed",
+        503: "not ready, draining, too many pixels being decoded, or the request's deadline passed",
     }
     out: dict[int | str, dict[str, Any]] = {c: {"model": ErrorResponse, "description": text[c]} for c in codes}
     if 429 in out:
         retry = {"description": "seconds", "schema": {"type": "integer"}, "required": True}
         out[429]["headers"] = {"Retry-After": retry}
+    if 503 in out:
+        out[503]["headers"] = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
     return out
 
 
@@ -167,12 +175,12 @@ def create_app(
     def new_request_id() -> str:
         return f"{id_prefix}{next(id_counter):016x}"
 
-    def infer(images: list[Image.Image]) -> list[Caption]:
+    def infer(images: list[Image.Image]) -> list[tuple[Caption, int]]:
         caps = captioner.caption(images)
         delay = injector.batch_delay_s()
         if delay:
             time.sleep(delay)
-        return caps
+        return [(cap, len(images)) for cap in caps]
 
     def thread_init() -> None:
         try:
@@ -182,7 +190,7 @@ def create_app(
         except ImportError:  # a captioner without torch
             pass
 
-    batcher: Batcher[Image.Image, Caption] = Batcher(
+    batcher: Batcher[Image.Image, tuple[Caption, int]] = Batcher(
         infer,
         max_batch=settings.max_batch,
         max_wait_s=settings.max_wait_ms / 1000.0,
@@ -192,10 +200,18 @@ def create_app(
         thread_init=thread_init,
         clock=clock,
     )
+    intake = ImageIntake(
+        captioner.prepare,
+        max_pixels=settings.max_pixels,
+        max_pixels_in_flight=settings.max_decode_pixels,
+        threads=settings.decode_threads,
+        draft_side=captioner.input_side,
+    )
 
     async def warm_up() -> None:
         blank = Image.new("RGB", (64, 64), (127, 127, 127))
         try:
+            await intake.warm_up()
             await batcher.run_direct([blank] * settings.max_batch)
             await batcher.run_direct([blank])
         except Exception as exc:  # stays unready: /readyz says so, the log says why
@@ -208,13 +224,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         batcher.start()
+        intake.start()
         warm = asyncio.get_running_loop().create_task(warm_up(), name="warm-up")
         try:
             yield
         finally:
             warm.cancel()
             state.begin_drain()
+            await jobs.stop()
             await batcher.stop()
+            intake.stop()
 
     extra: dict[str, Any] = {}
     if "telemetry" in inspect.signature(FastAPI.__init__).parameters:  # metrics are Prometheus' here
@@ -231,25 +250,36 @@ def create_app(
     app.state.batcher = batcher
     app.state.metrics = metrics
     app.state.injector = injector
+    app.state.intake = intake
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         codes = {404: "not_found", 405: "method_not_allowed"}
-        return ApiError(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)).response()
+        code = codes.get(exc.status_code, "http_error")
+        return ApiError(exc.status_code, code, str(exc.detail), dict(exc.headers or {})).response()
+
+    @app.exception_handler(BodyTimeout)
+    async def _body_timeout(request: Request, exc: BodyTimeout) -> Response:
+        return ApiError(408, "body_timeout", str(exc), {"Connection": "close"}).response()
 
     @app.exception_handler(Exception)
     async def _internal_error(request: Request, exc: Exception) -> Response:
+        log_exception(exc, request.headers.get("x-request-id"), request.method, request.url.path)
         return ApiError(500, "internal", f"internal error: {type(exc).__name__}").response()
 
+    api_key = settings.api_key.encode("utf-8") if settings.api_key is not None else None
+
     def check_api_key(request: Request) -> None:
-        if settings.api_key is None:
+        if api_key is None:
             return
+        # Header values arrive decoded as latin-1: encoding them back gives the bytes sent, which
+        # are compared with the key's UTF-8 bytes.
         given = request.headers.get("x-api-key")
         if given is None:
             auth = request.headers.get("authorization", "")
             if auth[:7].lower() == "bearer ":
                 given = auth[7:].strip()
-        if given is None or not hmac.compare_digest(given.encode(), settings.api_key.encode()):
+        if given is None or not hmac.compare_digest(given.encode("latin-1"), api_key):
             raise ApiError(401, "unauthorized", "missing or wrong API key (send X-API-Key or Authorization: Bearer)")
 
     async def read_body(request: Request) -> bytes:
@@ -263,11 +293,14 @@ def create_app(
             if n > limit:
                 raise ApiError(413, "body_too_large", f"body of {n} bytes is over the limit of {limit} bytes")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ApiError(413, "body_too_large", f"body is over the limit of {limit} bytes")
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, "body_too_large", f"body is over the limit of {limit} bytes")
+                chunks.append(chunk)
+        except BodyTimeout as exc:
+            raise ApiError(408, "body_timeout", str(exc), {"Connection": "close"}) from None
         return b"".join(chunks)
 
     async def read_image_bytes(request: Request) -> bytes:
@@ -312,14 +345,18 @@ def create_app(
             await form.close()
 
     async def decode(data: bytes) -> Image.Image:
+        """The shared decoding and admission of every route: ``data`` checked from its header,
+        decoded and shrunk to what the model needs off the event loop (``ImageIntake``), with
+        the decoded pixels in flight bounded; failures are ``ApiError`` 400, 413 or 503."""
         try:
-            if len(data) <= _INLINE_DECODE_BYTES:
-                return decode_image(data, settings.max_pixels)
-            return await asyncio.to_thread(decode_image, data, settings.max_pixels)
+            return await intake.image(data)
         except ImageTooLargeError as exc:
             raise ApiError(413, "image_too_large", str(exc)) from None
         except ImageDecodeError as exc:
             raise ApiError(400, "invalid_image", str(exc)) from None
+        except IntakeBusy as exc:
+            raise ApiError(503, "decode_busy", f"too many pixels being decoded: {exc}",
+                           {"Retry-After": str(exc.retry_after_s)}) from None
 
     async def hold(request: Request) -> str:
         """The hang fault: answer nothing until the client goes away or the server drains."""
@@ -338,20 +375,65 @@ def create_app(
             if message["type"] == "http.disconnect":
                 return
 
-    async def answer_caption(request: Request, request_id: str, t0: float) -> Response:
+    def admit(request: Request) -> None:
+        """Refuse a caption request without the API key (401) or while not ready (503)."""
         check_api_key(request)
         readiness = state.readiness()
         if readiness != "ready":
             code = "draining" if readiness == "draining" else "not_ready"
             raise ApiError(503, code, f"server is {readiness.replace('_', ' ')}", {"Retry-After": "1"})
+
+    async def answer_caption(request: Request, request_id: str, t0: float) -> Response:
+        admit(request)
         want_embedding = _bool_query(request.query_params.get("return_embedding"))
-        image = await decode(await read_image_bytes(request))
+        cap, verdict, confidence = await caption_image(request, await read_image_bytes(request), t0)
+        body = caption_body(request_id, cap, verdict, confidence, t0, want_embedding)
+        return Response(json.dumps(body), media_type=_JSON, headers={"X-Request-Id": request_id})
+
+    def caption_body(request_id: str, cap: Caption, verdict: SafetyVerdict, confidence: float, t0: float,
+                     want_embedding: bool) -> dict[str, Any]:
+        """The caption document of contract v1 (the synchronous answer, an asynchronous job's result)."""
+        body: dict[str, Any] = {
+            "request_id": request_id,
+            "caption": verdict.text,
+            "confidence": round(confidence, 6),
+            "model_version": captioner.version,
+            "server_latency_ms": round((clock() - t0) * 1000.0, 3),
+        }
+        if want_embedding:
+            body["embedding"] = list(cap.embedding)
+        body["safety"] = {"flagged": verdict.flagged, "reasons": list(verdict.reasons)}
+        return body
+
+    def take_request_id(request: Request) -> str:
+        """The X-Request-Id given (400 when malformed) or a new one."""
+        given = request.headers.get("x-request-id")
+        if given is None:
+            return new_request_id()
+        if not _REQUEST_ID.fullmatch(given):
+            raise ApiError(400, "invalid_request_id",
+                           f"X-Request-Id must be 1 to {_MAX_REQUEST_ID} visible ASCII characters (no spaces)")
+        return given
+
+    async def caption_image(request: Request, data: bytes, t0: float) -> tuple[Caption, SafetyVerdict, float]:
+        """Decode, batch and check one image: the caption, its safety verdict and its confidence
+        (every protocol's route comes through here)."""
+        image = await decode(data)
+        return await caption_decoded(request, image, settings.request_timeout_s - (clock() - t0))
+
+    async def caption_decoded(request: Request | None, image: Image.Image,
+                              remaining: float) -> tuple[Caption, SafetyVerdict, float]:
+        """Faults, batch and safety check of a decoded image, within ``remaining`` seconds (the
+        synchronous routes and the asynchronous job worker, which has no ``request``)."""
         if settings.enable_faults:
             fault = injector.draw_request()
             if fault == "hang":
+                if request is None:  # a job: held until the server drains (or the job expires)
+                    await state.released.wait()
+                    raise ApiError(503, "draining", "server is draining", {"Retry-After": "1"})
                 how = await hold(request)
                 if how == "client_gone":
-                    return Response(status_code=499)
+                    raise ClientDisconnect()  # answered 499 by the route
                 raise ApiError(503, "draining", "server is draining", {"Retry-After": "1"})
             if fault == "error":
                 raise ApiError(500, "injected_fault", "injected error (fault injection)")
@@ -360,9 +442,10 @@ def create_app(
         except QueueFullError as exc:
             raise ApiError(429, "queue_full", f"queue full ({settings.max_queue} waiting)",
                            {"Retry-After": str(exc.retry_after_s)}) from None
-        remaining = settings.request_timeout_s - (clock() - t0)
         try:
-            cap: Caption = await asyncio.wait_for(future, max(remaining, 0.0))
+            cap, batch_size = await asyncio.wait_for(future, max(remaining, 0.0))
+            if request is not None:
+                request.state.batch_size = batch_size
         except asyncio.TimeoutError:
             raise ApiError(503, "deadline_exceeded",
                            f"no caption within the {settings.request_timeout_s:g} s deadline",
@@ -378,17 +461,7 @@ def create_app(
             verdict = safety.check(cap.text)
         confidence = min(1.0, max(0.0, float(cap.confidence)))
         metrics.observe_caption(confidence, verdict.reasons)
-        body: dict[str, Any] = {
-            "request_id": request_id,
-            "caption": verdict.text,
-            "confidence": round(confidence, 6),
-            "model_version": captioner.version,
-            "server_latency_ms": round((clock() - t0) * 1000.0, 3),
-        }
-        if want_embedding:
-            body["embedding"] = list(cap.embedding)
-        body["safety"] = {"flagged": verdict.flagged, "reasons": list(verdict.reasons)}
-        return Response(json.dumps(body), media_type=_JSON, headers={"X-Request-Id": request_id})
+        return cap, verdict, confidence
 
     @app.post(
         "/v1/caption",
@@ -400,19 +473,20 @@ def create_app(
                 "description": "the caption",
                 "headers": {"X-Request-Id": {"schema": {"type": "string"}, "required": True}},
             },
-            **_error_responses(*([400] + ([401] if settings.api_key else []) + [413, 415, 429, 500, 503])),
+            **_error_responses(*([400] + ([401] if settings.api_key else []) + [408, 413, 415, 429, 500, 503])),
         },
         openapi_extra=_caption_openapi(settings),
     )
     async def caption(request: Request) -> Response:
         t0 = clock()
-        request_id = request.headers.get("x-request-id") or new_request_id()
+        given_id = request.headers.get("x-request-id")
+        request_id = given_id if given_id is not None else new_request_id()
         status: int | str = 500
         try:
-            if len(request_id) > _MAX_REQUEST_ID or not request_id.isascii() or not request_id.isprintable():
+            if given_id is not None and not _REQUEST_ID.fullmatch(given_id):
                 request_id = new_request_id()
                 raise ApiError(400, "invalid_request_id",
-                               f"X-Request-Id must be 1 to {_MAX_REQUEST_ID} printable ASCII characters")
+                               f"X-Request-Id must be 1 to {_MAX_REQUEST_ID} visible ASCII characters (no spaces)")
             response = await answer_caption(request, request_id, t0)
             status = response.status_code
             return response
@@ -427,6 +501,7 @@ def create_app(
             raise
         except Exception as exc:
             status = 500
+            log_exception(exc, request_id, request.method, request.url.path)
             return ApiError(500, "internal", f"internal error: {type(exc).__name__}").response(request_id)
         finally:
             metrics.observe_request(status, clock() - t0)
@@ -492,7 +567,14 @@ def create_app(
         return JSONResponse(body)
 
     _add_admin_routes(app, settings, injector)
+    add_protocol_routes(app, CaptionPath(captioner, settings, metrics, clock, admit, read_body, caption_image,
+                                         new_request_id))
+    jobs = add_job_routes(app, JobPath(settings, metrics, injector, clock, admit, check_api_key, take_request_id,
+                                       read_image_bytes, decode, caption_decoded, caption_body, _bool_query, ApiError,
+                                       lambda: batcher.batch_seconds, _caption_openapi(settings)))
     app.add_middleware(_DirectRoute, method="POST", path="/v1/caption", handler=caption)
+    app.add_middleware(BodyDeadline, seconds=settings.body_timeout_s)
+    app.add_middleware(RequestLog, model_version=captioner.version)
     return app
 
 
@@ -530,7 +612,7 @@ def _add_admin_routes(app: FastAPI, settings: ServerSettings, injector: FaultInj
         if not settings.enable_faults or settings.admin_token is None:
             raise ApiError(404, "not_found", "fault injection is off (start the server with --enable-faults)")
         given = request.headers.get("x-admin-token", "")
-        if not hmac.compare_digest(given.encode(), settings.admin_token.encode()):
+        if not hmac.compare_digest(given.encode("latin-1"), settings.admin_token.encode("utf-8")):
             raise ApiError(401, "unauthorized", "missing or wrong admin token (send X-Admin-Token)")
 
     token_param = [{"name": "X-Admin-Token", "in": "header", "required": True, "schema": {"type": "string"}}]

@@ -1,5 +1,5 @@
-"""Fault injection for chaos rehearsals: added latency, errors, hangs, unsafe captions and a
-slow start. Every random draw comes from a seeded stream, so a run is reproducible."""
+"""Fault injection for chaos rehearsals: added latency, errors, hangs, unsafe captions, a
+slow start, and for asynchronous jobs a stalled worker and dropped jobs. Every random draw comes from a seeded stream, so a run is reproducible."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ __all__ = ["FaultSpec", "FaultInjector"]
 class FaultSpec:
     """What is injected. Rates are probabilities per request; latency is added to each inference
     batch (``latency_ms`` plus a uniform draw in ``[0, jitter_ms]``), so it costs capacity the way
-    a slow model does; ``slow_start_s`` keeps the server unready that long."""
+    a slow model does; ``slow_start_s`` keeps the server unready that long. Asynchronous jobs:
+    ``stall_s`` stops the job worker that long (jobs are still accepted), ``drop_rate`` is the
+    probability that an accepted job is silently lost (it stays pending until it expires)."""
 
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
@@ -26,6 +28,8 @@ class FaultSpec:
     hang_rate: float = 0.0
     unsafe_rate: float = 0.0
     slow_start_s: float = 0.0
+    stall_s: float = 0.0
+    drop_rate: float = 0.0
     seed: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -47,6 +51,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self.spec = FaultSpec()
         self.not_ready_until = 0.0
+        self.stalled_until = 0.0
         self._reseed()
 
     def _reseed(self) -> None:
@@ -55,6 +60,7 @@ class FaultInjector:
         self._error = random.Random(f"{seed}:error")
         self._hang = random.Random(f"{seed}:hang")
         self._unsafe = random.Random(f"{seed}:unsafe")
+        self._drop = random.Random(f"{seed}:drop")
 
     def update(self, data: Mapping[str, Any]) -> FaultSpec:
         """Change the fields given (others stay); a ``slow_start_s`` makes the server unready for
@@ -64,6 +70,8 @@ class FaultInjector:
             self._reseed()
             if "slow_start_s" in data:
                 self.not_ready_until = self.clock() + self.spec.slow_start_s
+            if "stall_s" in data:
+                self.stalled_until = self.clock() + self.spec.stall_s
             return self.spec
 
     def clear(self) -> FaultSpec:
@@ -71,6 +79,7 @@ class FaultInjector:
         with self._lock:
             self.spec = FaultSpec()
             self.not_ready_until = 0.0
+            self.stalled_until = 0.0
             self._reseed()
             return self.spec
 
@@ -80,6 +89,15 @@ class FaultInjector:
 
     def slow_start_remaining(self) -> float:
         return max(0.0, self.not_ready_until - self.clock())
+
+    def stall_remaining(self) -> float:
+        """Seconds the job worker stays stalled from now."""
+        return max(0.0, self.stalled_until - self.clock())
+
+    def draw_drop(self) -> bool:
+        """Whether the asynchronous job accepted now is silently lost."""
+        with self._lock:
+            return bool(self.spec.drop_rate) and self._drop.random() < self.spec.drop_rate
 
     def batch_delay_s(self) -> float:
         """Seconds to add to the inference batch now running."""

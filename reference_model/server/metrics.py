@@ -13,6 +13,8 @@ __all__ = [
     "LATENCY_BUCKETS",
     "BATCH_SIZE_BUCKETS",
     "CONFIDENCE_BUCKETS",
+    "LAG_BUCKETS",
+    "JOB_STATES",
 ]
 
 # The usual SLO latency thresholds (50, 100, 200, 300, 500 ms, 1 s, ...) are bucket bounds, so a
@@ -20,6 +22,13 @@ __all__ = [
 LATENCY_BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
 BATCH_SIZE_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 CONFIDENCE_BUCKETS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+# Pipeline lag (an asynchronous job's arrival to its caption being available): the usual lag
+# thresholds, from half a second to an hour, are bucket bounds, so the lag SLI is exact for each.
+LAG_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+                                  3600.0)
+# What ``caption_jobs_total`` counts: jobs accepted (submitted), finished (done, failed), expired
+# unanswered, and submissions the server refused while the job queue was full or it was not ready.
+JOB_STATES: tuple[str, ...] = ("submitted", "done", "failed", "expired", "rejected")
 
 METRIC_NAMES: tuple[str, ...] = (
     "caption_requests_total",
@@ -29,11 +38,14 @@ METRIC_NAMES: tuple[str, ...] = (
     "caption_confidence",
     "caption_safety_flags_total",
     "caption_model_info",
+    "caption_jobs_total",
+    "caption_job_lag_seconds",
+    "caption_jobs_pending",
 )
 
 
 class ServerMetrics:
-    """The seven metrics of the reference server, bound to one model version."""
+    """The metrics of the reference server, bound to one model version."""
 
     def __init__(self, registry: CollectorRegistry, model_name: str, model_version: str, device: str):
         self.model_version = model_version
@@ -81,6 +93,25 @@ class ServerMetrics:
             registry=registry,
         )
         self.model_info.labels(model_name, model_version, device).set(1)
+        self.jobs = Counter(
+            "caption_jobs",
+            "Asynchronous caption jobs, by state reached: submitted, done, failed, expired, rejected.",
+            ["state"],
+            registry=registry,
+        )
+        for state in JOB_STATES:
+            self.jobs.labels(state)
+        self.job_lag = Histogram(
+            "caption_job_lag_seconds",
+            "Pipeline lag: from an asynchronous job's arrival to its caption being available.",
+            buckets=LAG_BUCKETS,
+            registry=registry,
+        )
+        self.jobs_pending = Gauge(
+            "caption_jobs_pending",
+            "Asynchronous jobs accepted and not yet done, failed or expired.",
+            registry=registry,
+        )
 
     def observe_request(self, status: int | str, seconds: float) -> None:
         """Count one answered caption request and its duration."""

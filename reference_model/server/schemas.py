@@ -87,6 +87,8 @@ class FaultSpecModel(BaseModel):
     hang_rate: float = Field(0.0, ge=0, le=1, description="share of requests never answered")
     unsafe_rate: float = Field(0.0, ge=0, le=1, description="share of captions given an unflagged blocklisted word")
     slow_start_s: float = Field(0.0, ge=0, le=3600, description="unready for this long from now")
+    stall_s: float = Field(0.0, ge=0, le=3600, description="the asynchronous job worker stops this long from now")
+    drop_rate: float = Field(0.0, ge=0, le=1, description="share of accepted asynchronous jobs silently lost")
     seed: int | None = Field(None, description="seed of the fault draws (default: the server's)")
 
 

@@ -33,6 +33,18 @@ class ServerSettings:
     blocklist_extra: tuple[str, ...] = ()
     drain_s: float = 0.5
     access_log: bool = False
+    decode_threads: int = 2
+    max_decode_pixels: int = 4 * DEFAULT_MAX_PIXELS
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keep_alive_s: float = 30.0
+    max_connections: int = 1000
+    log_level: str = "info"
+    job_queue: int = 1024
+    job_ttl_s: float = 300.0
+    job_keep_s: float = 600.0
+    job_keep_max: int = 10000
+    callback_allow: tuple[str, ...] = ()
 
     def batching(self) -> dict[str, Any]:
         return {"max_batch": self.max_batch, "max_wait_ms": self.max_wait_ms, "max_queue": self.max_queue}

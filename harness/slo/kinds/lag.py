@@ -1,0 +1,77 @@
+"""Pipeline lag: every image offered to the pipeline (an asynchronous job submitted, or refused for
+want of room: 429, 5xx); good when its caption became available within ``threshold`` seconds of
+its arrival. A missing caption (refused, failed, expired, never finished) is bad, as coverage
+counts it. Client errors at submission (other 4xx) are not events (``harness.pipeline``).
+
+From Prometheus, the asynchronous route's metrics: total = ``caption_jobs_total`` of the states
+``submitted`` and ``rejected``, good = ``caption_job_lag_seconds`` at the bucket ``le=threshold``
+(exact when the threshold is one of the server's lag bucket bounds: 0.1, 0.25, 0.5, 1, 2, 5, 10,
+30, 60, 120, 300, 600, 1800, 3600 s). A job is counted when it arrives and its lag when its
+caption comes, so over a window shorter than the lag the two differ by the jobs in flight."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from pydantic import field_validator
+
+from harness.slo.kinds import RecordsKind
+from harness.slo.promql import rate, total
+from harness.validation import Strict
+
+JOBS = "caption_jobs_total"
+JOB_LAG = "caption_job_lag_seconds"
+_OFFERED = 'state=~"submitted|rejected"'
+
+
+class LagFields(Strict):
+    threshold: float
+
+    @field_validator("threshold")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError(f"must be above 0 seconds (got {v!r})")
+        return v
+
+
+class Lag(RecordsKind):
+    name = "lag"
+    summary = "the caption available within the threshold (seconds) of the image's arrival; missing is bad"
+    fields = LagFields
+
+    def options(self, fields, path):
+        return {"threshold": float(fields.threshold)}
+
+    def select(self, df, slo, inputs):
+        import pandas as pd
+
+        from harness.pipeline import job_events
+        from harness.slo.sli import captioned
+
+        lag = pd.to_numeric(df["latency_s"], errors="coerce")
+        return job_events(df), captioned(df) & (lag <= float(slo.threshold)), ""
+
+    def figures(self, inputs, slo, events):
+        from harness.pipeline import pipeline_figures
+
+        if inputs.records is None or not len(inputs.records):
+            return {}
+        return pipeline_figures(inputs.records)
+
+    def rates(self, slo, base: Mapping[str, str], window: str):
+        from harness.slo.promql import le_label
+
+        offered = rate(JOBS, base, window, _OFFERED)
+        fast = rate(f"{JOB_LAG}_bucket", base, window, f'le="{le_label(slo.threshold)}"')
+        return f"{offered} - ({fast} or vector(0))", offered
+
+    def counters(self, slo, base: Mapping[str, str]):
+        from harness.slo.promql import le_label
+
+        offered = total(JOBS, base, _OFFERED)
+        fast = total(f"{JOB_LAG}_bucket", base, f'le="{le_label(slo.threshold)}"')
+        return f"{offered} - ({fast} or vector(0))", offered
+
+
+KIND = Lag()
