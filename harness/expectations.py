@@ -22,6 +22,7 @@ __all__ = [
     "ContractReport",
     "coverage_table",
     "validate_records",
+    "row_failures",
     "check_records",
 ]
 
@@ -35,7 +36,7 @@ _TYPES: dict[str, list[str]] = {
     "run_id": _STR, "target": _STR, "scenario": _STR, "request_id": _STR, "image_id": _STR + ["int", "int64"],
     "t_start": _NUM, "latency_s": _NUM, "status": _NUM, "outcome": _STR, "error": _STR, "caption": _STR,
     "confidence": _NUM, "model_version": _STR, "image_bytes": _NUM, "image_w": _NUM, "image_h": _NUM,
-    "safety_flagged": _BOOL,
+    "safety_flagged": _BOOL, "prompt_tokens": _NUM, "completion_tokens": _NUM,
 }
 
 
@@ -69,6 +70,8 @@ class ExpectationResult:
     observed: Any = None
     examples: tuple = ()
     error: str | None = None
+    rows: tuple[int, ...] = ()
+    """The positions of the rows that broke the rule, when the suite ran with ``rows=True``."""
 
     def describe(self) -> str:
         if self.error:
@@ -195,7 +198,7 @@ def _as_object_strings(df):
     return df.astype(conv) if conv else df
 
 
-def _run(gx, ctx, name: str, df, rules: list[tuple[str, Any]]) -> list[ExpectationResult]:
+def _run(gx, ctx, name: str, df, rules: list[tuple[str, Any]], rows: bool = False) -> list[ExpectationResult]:
     batch = (
         ctx.data_sources.add_pandas(name).add_dataframe_asset(name).add_batch_definition_whole_dataframe(name)
         .get_batch(batch_parameters={"dataframe": df})
@@ -204,7 +207,7 @@ def _run(gx, ctx, name: str, df, rules: list[tuple[str, Any]]) -> list[Expectati
     for i, (_, exp) in enumerate(rules):
         exp.meta = {"rule_index": i}
         suite.add_expectation(exp)
-    validation = batch.validate(suite, result_format="SUMMARY")
+    validation = batch.validate(suite, result_format={"result_format": "COMPLETE"} if rows else "SUMMARY")
     out: list[ExpectationResult | None] = [None] * len(rules)
     for r in validation.results:
         i = int((r.expectation_config.meta or {}).get("rule_index", -1))
@@ -220,9 +223,10 @@ def _run(gx, ctx, name: str, df, rules: list[tuple[str, Any]]) -> list[Expectati
         missing = ((res.get("details") or {}).get("mismatched") or {}).get("missing")
         if missing:
             observed = f"missing {', '.join(map(str, missing))}"
+        index = res.get("unexpected_index_list") or () if rows else ()
         out[i] = ExpectationResult(
             rules[i][0], r.expectation_config.type, bool(r.success), res.get("unexpected_count"),
-            res.get("element_count"), observed, examples, error,
+            res.get("element_count"), observed, examples[:20], error, tuple(int(x) for x in index),
         )
     return [o for o in out if o is not None]
 
@@ -244,6 +248,30 @@ def validate_records(df, contract: RecordContract = RecordContract()) -> Contrac
         else:
             results.append(ExpectationResult(rule[0], "expect_column_mean_to_be_between", False, observed="no images sent"))
     return ContractReport(all(r.success for r in results), len(df), tuple(results))
+
+
+def row_failures(df, contract: RecordContract = RecordContract(service=False)) -> dict[int, list[str]]:
+    """The rows (positions in ``df``) that break a row rule of the record suite, each with the rules
+    it breaks; of rows that repeat a key that must be unique, all but the first. A rule that fails
+    for the table as a whole (a column missing) is a ``DataError``."""
+    gx, gxe, ProgressBarsConfig, Column = _gx()
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    df = _as_object_strings(df).reset_index(drop=True)
+    present = [c for c in COLUMNS if c in df.columns]
+    out: dict[int, list[str]] = {}
+    for r in _run(gx, ctx, "rows", df, _record_rules(gxe, Column, contract, present), rows=True):
+        if r.success:
+            continue
+        index = list(r.rows)
+        if not index:
+            raise DataError(f"records break the contract as a whole: {r.describe()}")
+        if "unique" in r.rule:
+            keys = [c for c in ("target", "request_id") if c in df.columns]
+            index = list(df.iloc[sorted(index)].duplicated(keys, keep="first").loc[lambda d: d].index)
+        for i in index:
+            out.setdefault(int(i), []).append(r.rule)
+    return out
 
 
 def check_records(df, contract: RecordContract = RecordContract()) -> ContractReport:

@@ -1,9 +1,11 @@
 """Request records: one per request sent, the unit every later stage reads.
 
-A run appends records to ``records.jsonl``; each record reaches the operating system as soon as
-it is written (one ``write`` per record, never held in a process buffer), so a run killed midway,
-even by SIGKILL, keeps every record it wrote. At the end of a run the file is compacted to
-``records.parquet``; ``load_records`` reads either (or a folder holding them) into pandas.
+A run appends records to ``records.jsonl`` with plain writes to the operating system (each record
+at once, or gathered for at most a fraction of a second), never fsync'd one by one: what the kernel
+holds survives the process, so a run killed midway, even by SIGKILL, keeps every record written
+before. At the end of a run the file is compacted to ``records.parquet``. A long-lived store of records is a Hive-partitioned parquet dataset by day and
+target (``write_dataset``). ``load_records`` reads any of them into pandas, the one way every reader
+(drift, SLOs, the dashboard) loads records.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ __all__ = [
     "RECORDS_PARQUET",
     "COLUMNS",
     "load_records",
+    "write_dataset",
+    "PARTITIONS",
+    "EMBEDDINGS",
     "check_types",
     "read_jsonl",
     "record_line",
@@ -61,6 +66,8 @@ class RequestRecord:
     image_h: int | None = None
     safety_flagged: bool | None = None
     embedding: list[float] | None = field(default=None, repr=False)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in COLUMNS}
@@ -206,6 +213,14 @@ class RecordWriter:
             if self._clock() - self._oldest >= self.flush_interval_s:
                 self._flush_locked()
 
+    def write_text(self, text: str) -> None:
+        """Append whole records already joined into one text (each line ending in a newline)."""
+        if text:
+            with self._lock:
+                self.count += text.count("\n")
+                self._flush_locked()
+                self._write_bytes(text.encode("utf-8"))
+
     def write_lines(self, lines: Iterable[str]) -> None:
         """Append lines that are already JSON records (as another process serialised them)."""
         chunk = [ln if ln.endswith("\n") else ln + "\n" for ln in lines]
@@ -254,42 +269,241 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return rows
 
 
+EMBEDDINGS = ("read", "skip", "only")
+
+
+def _dataset_files(path: Path) -> bool:
+    return any(p.is_file() for p in path.rglob("*.parquet"))
+
+
 def _resolve(path: Path) -> Path:
+    """The records file of ``path``: a file, a folder holding ``records.parquet`` or ``records.jsonl``,
+    or a folder that is itself a (Hive-partitioned) parquet dataset, returned as the folder."""
     if path.is_dir():
         for name in (RECORDS_PARQUET, RECORDS_JSONL):
             if (path / name).exists():
                 return path / name
-        raise InputMissingError(f"{path}: no {RECORDS_PARQUET} or {RECORDS_JSONL} in this folder")
+        if _dataset_files(path):
+            return path
+        raise InputMissingError(f"{path}: no {RECORDS_PARQUET}, {RECORDS_JSONL} or parquet dataset in this folder")
     if not path.exists():
         raise InputMissingError(f"{path}: records not found")
     return path
 
 
-def load_records(path: str | Path):
-    """Records as a pandas DataFrame with the columns of ``RequestRecord`` (in that order)."""
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _sample_key(columns: Iterable[str], seed: int) -> str:
+    """The order a seeded sample takes records in: a hash of each record's identity (its target and
+    request id) and the seed, the same for a JSONL file, a parquet file and a partitioned dataset."""
+    have = [c for c in ("target", "request_id") if c in columns]
+    if "request_id" not in have:
+        raise DataError("records without request_id cannot be sampled")
+    return f"hash({', '.join(f'CAST({c} AS VARCHAR)' for c in have)}, {int(seed)}::BIGINT)"
+
+
+def _where(names: Iterable[str], source: str, since: float | None, until: float | None, outcome: str | None,
+           embeddings: str) -> str:
+    names = set(names)
+    conds = []
+    if since is not None or until is not None:
+        if "t_start" not in names:
+            raise DataError(f"{source}: records without t_start cannot be filtered by time")
+        if since is not None:
+            conds.append(f"t_start >= {float(since)!r}")
+        if until is not None:
+            conds.append(f"t_start < {float(until)!r}")
+    if outcome is not None:
+        conds.append(f"outcome = {_sql_text(outcome)}" if "outcome" in names else "false")
+    if embeddings == "only":
+        conds.append("len(embedding) > 0" if "embedding" in names else "false")
+    return " WHERE " + " AND ".join(conds) if conds else ""
+
+
+def _scan_parquet(p: Path, columns: list[str] | None, where_args: tuple, sample: int | None, seed: int):
+    """Rows of a parquet file or dataset through DuckDB, with projection, filters and the sample in
+    the scan; a pyarrow Table and the number of records the filters kept."""
+    import duckdb
+
+    if p.is_dir():
+        src = (f"read_parquet({_sql_text(str(p / '**' / '*.parquet'))}, hive_partitioning = true, "
+               "union_by_name = true, hive_types_autocast = false)")
+    else:
+        src = f"read_parquet({_sql_text(str(p))})"
+    con = duckdb.connect(":memory:")
+    try:
+        names = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {src}").fetchall()]
+        where = _where(names, str(p), *where_args)
+        keep = names if columns is None else [c for c in columns if c in names]
+        if where_args[2] == "skip":
+            keep = [c for c in keep if c != "embedding"]
+        select = ", ".join(f'"{c}"' for c in keep) or "NULL AS _none"
+        total = con.sql(f"SELECT count(*) FROM {src}{where}").fetchall()[0][0]
+        if sample is None or total <= sample:
+            table = con.sql(f"SELECT {select} FROM {src}{where}").to_arrow_table()
+        else:
+            # The sample is the records with the smallest keys. A filter on the key first passes about
+            # a quarter more than the sample (so the ordering holds few rows); should it pass fewer,
+            # the whole window is ordered. Either way the same records come out.
+            key = _sample_key(names, seed)
+            order = "t_start" if "t_start" in keep else "1"
+            share = (1.25 * sample + 10 * math.sqrt(sample) + 10) / total
+            table = None
+            if share < 1:
+                cut = f"{key} < {int(share * 2**64)}::UBIGINT"
+                pre = f"{where} AND {cut}" if where else f" WHERE {cut}"
+                table = con.sql(f"SELECT * FROM (SELECT {select} FROM {src}{pre} ORDER BY {key} "
+                                f"LIMIT {int(sample)}) ORDER BY {order}").to_arrow_table()
+            if table is None or table.num_rows < sample:
+                table = con.sql(f"SELECT * FROM (SELECT {select} FROM {src}{where} ORDER BY {key} "
+                                f"LIMIT {int(sample)}) ORDER BY {order}").to_arrow_table()
+    except duckdb.Error as exc:
+        raise DataError(f"{p}: unreadable parquet records ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:160]})") from None
+    finally:
+        con.close()
+    if "_none" in table.column_names:
+        table = table.drop_columns(["_none"])
+    return table, int(total)
+
+
+def _filter_frame(df, source: str, since: float | None, until: float | None, outcome: str | None,
+                  embeddings: str, sample: int | None, seed: int):
+    """The same filters and sample as ``_scan_parquet``, on records already in memory (JSONL)."""
+    import numpy as np
     import pandas as pd
 
-    p = _resolve(Path(path))
-    if p.suffix == ".parquet":
+    _where(df.columns, source, since, until, outcome, embeddings)  # the same refusals
+    keep = np.ones(len(df), dtype=bool)
+    if since is not None or until is not None:
+        t = pd.to_numeric(df["t_start"], errors="coerce").to_numpy(dtype=float)
+        if since is not None:
+            keep &= t >= since
+        if until is not None:
+            keep &= t < until
+    if outcome is not None:
+        keep &= (df["outcome"] == outcome).to_numpy(dtype=bool) if "outcome" in df.columns else False
+    if embeddings == "only":
+        emb = df["embedding"] if "embedding" in df.columns else pd.Series([None] * len(df), dtype=object)
+        keep &= emb.map(lambda v: isinstance(v, (list, tuple, np.ndarray)) and len(v) > 0).to_numpy(dtype=bool)
+    df = df[keep]
+    total = len(df)
+    if sample is not None and total > sample:
+        keys = pd.DataFrame({c: df[c].astype("string") for c in ("target", "request_id") if c in df.columns})
+        keys["_row"] = np.arange(total)
+        import duckdb
+
+        con = duckdb.connect(":memory:")
         try:
-            df = pd.read_parquet(p)
-        except Exception as exc:  # pyarrow raises several types for a damaged file
-            raise DataError(f"{p}: unreadable parquet file ({type(exc).__name__})") from None
+            con.register("keys", keys)
+            rows = [r[0] for r in con.sql(f"SELECT _row FROM keys ORDER BY {_sample_key(keys.columns, seed)} "
+                                          f"LIMIT {int(sample)}").fetchall()]
+        finally:
+            con.close()
+        df = df.iloc[sorted(rows)]
+        if "t_start" in df.columns:
+            df = df.sort_values("t_start", kind="stable")
+    if embeddings == "skip" and "embedding" in df.columns:
+        df = df.drop(columns=["embedding"])
+    return df.reset_index(drop=True), total
+
+
+def load_records(path: str | Path, columns: Iterable[str] | None = None, *, since: float | None = None,
+                 until: float | None = None, outcome: str | None = None, embeddings: str = "read",
+                 sample: int | None = None, seed: int = 0):
+    """Records as a pandas DataFrame: the columns of ``RequestRecord`` (in that order), then any other
+    the source has (a partitioned dataset's partition keys, such as ``date``).
+
+    ``path`` is a ``.jsonl`` or ``.parquet`` file, a run folder holding one, or a folder that is a
+    Hive-partitioned parquet dataset (``date=2026-11-30/target=baseline/part-0.parquet``). Parquet is
+    read through DuckDB with everything below pushed into the scan, so memory grows with the
+    columns and the sample asked for, not with the window:
+
+    - ``columns``: only these (each one the source lacks comes back empty);
+    - ``since`` / ``until``: records with ``since <= t_start < until`` (unix seconds);
+    - ``outcome``: only records with this outcome;
+    - ``embeddings``: ``"read"``, ``"skip"`` (the column is not read), or ``"only"`` (just the
+      records that carry one);
+    - ``sample``: at most this many records, a seeded uniform sample (the records whose hash of
+      target, request id and ``seed`` is smallest; the same records from JSONL and parquet),
+      in time order.
+
+    The number of records the filters kept, before sampling, is ``df.attrs["records_in_window"]``."""
+    import pandas as pd
+
+    if embeddings not in EMBEDDINGS:
+        raise ValueError(f"embeddings must be one of {', '.join(EMBEDDINGS)} (got {embeddings!r})")
+    if sample is not None and sample < 1:
+        raise DataError(f"the sample must hold at least one record (got {sample})")
+    p = _resolve(Path(path))
+    cols = None if columns is None else list(dict.fromkeys(columns))
+    where_args = (since, until, outcome, embeddings)
+    plain = cols is None and sample is None and where_args == (None, None, None, "read")
+    if p.is_dir() or p.suffix == ".parquet":
+        if plain and p.is_file():
+            try:
+                df = pd.read_parquet(p)
+            except Exception as exc:  # pyarrow raises several types for a damaged file
+                raise DataError(f"{p}: unreadable parquet file ({type(exc).__name__})") from None
+            total = len(df)
+        else:
+            table, total = _scan_parquet(p, cols, where_args, sample, seed)
+            df = table.to_pandas(split_blocks=True, self_destruct=True)
+            del table
     elif p.suffix in (".jsonl", ".json"):
         df = pd.DataFrame(read_jsonl(p))
+        df, total = (df, len(df)) if plain else _filter_frame(df, str(p), *where_args, sample, seed)
     else:
         raise DataError(f"{p}: records must be .jsonl or .parquet")
-    for c in COLUMNS:
+    wanted = [c for c in (COLUMNS if cols is None else cols) if not (c == "embedding" and embeddings == "skip")]
+    for c in wanted:
         if c not in df.columns:
             df[c] = None
-    extra = [c for c in df.columns if c not in COLUMNS]
-    return df[list(COLUMNS) + extra]
+    extra = [] if cols is not None else [c for c in df.columns if c not in COLUMNS]
+    df = df[wanted + extra]
+    df.attrs["records_in_window"] = int(total)
+    return df
+
+
+PARTITIONS: tuple[str, ...] = ("date", "target")
+
+
+def write_dataset(records, folder: str | Path, part: str = "part-0") -> list[Path]:
+    """Write records (a DataFrame or pyarrow Table with the record's columns) into a Hive-partitioned
+    parquet dataset under ``folder``: one file ``<part>-<i>.parquet`` per day (UTC, of ``t_start``)
+    and target, as ``date=2026-11-30/target=baseline/``, sorted by ``t_start`` so a time filter skips
+    row groups. Files of another ``part`` already there are kept, so a dataset grows part by part."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+
+    table = records if isinstance(records, pa.Table) else pa.Table.from_pandas(records, preserve_index=False)
+    for name in ("t_start", "target"):
+        if name not in table.column_names or table[name].null_count:
+            raise DataError(f"every record of a partitioned dataset needs {name}")
+    if "date" in table.column_names:
+        table = table.drop_columns(["date"])
+    seconds = pc.cast(table["t_start"], pa.float64())
+    stamps = pc.cast(pc.cast(pc.floor(pc.multiply(seconds, 1000.0)), pa.int64()), pa.timestamp("ms", tz="UTC"))
+    table = table.append_column("date", pc.strftime(stamps, format="%Y-%m-%d"))
+    table = table.sort_by([("date", "ascending"), ("target", "ascending"), ("t_start", "ascending")])
+    folder = Path(folder)
+    written: list[Path] = []
+    pads.write_dataset(
+        table, folder, format="parquet", partitioning=list(PARTITIONS), partitioning_flavor="hive",
+        basename_template=f"{part}-{{i}}.parquet", existing_data_behavior="overwrite_or_ignore",
+        max_rows_per_group=256 * 1024, min_rows_per_group=64 * 1024,
+        file_visitor=lambda f: written.append(Path(f.path)))
+    return written
 
 
 # The kind of value each field holds (``None`` is allowed in every field but ``required`` ones).
 _TEXT = ("run_id", "target", "scenario", "request_id", "outcome", "error", "caption", "model_version")
 _REALS = ("t_start", "latency_s", "confidence")
-_COUNTS = {"status": 999, "image_bytes": 2**53, "image_w": 2**31, "image_h": 2**31}  # field -> largest value
+_COUNTS = {"status": 999, "image_bytes": 2**53, "image_w": 2**31, "image_h": 2**31,  # field -> largest value
+           "prompt_tokens": 2**31, "completion_tokens": 2**31}
 
 
 def _real(v: Any) -> bool:
@@ -314,7 +528,7 @@ def check_types(df, source: str, required: Iterable[str] = ()) -> None:
     """Refuse records whose fields do not hold the record's kinds of value (finite numbers, whole
     counts in range, text, true or false) or lack a ``required`` field: one ``DataError`` line naming
     the field, so that a hand-made or damaged file never reaches the arithmetic."""
-    import pandas as pd
+    import numpy as np
 
     n = len(df)
     for name in required:
@@ -325,11 +539,40 @@ def check_types(df, source: str, required: Iterable[str] = ()) -> None:
         if name not in df.columns:
             continue
         col = df[name].dropna()
-        # A column of numbers or booleans is checked by its distinct values, any other value by value.
-        values = pd.unique(col) if col.dtype.kind in "iufb" else col.tolist()
-        bad = [v for v in (x.item() if hasattr(x, "item") else x for x in values) if not ok(v)]
-        if bad:
-            raise DataError(f"{source}: records whose {name} is not {kind}, e.g. {bad[0]!r:.60}")
+        if len(col) == 0:
+            continue
+        bad = _typed_failures(name, col)
+        if bad is None:  # a column of Python objects: value by value
+            values = col.tolist()
+            bad = [v for v in (x.item() if isinstance(x, np.generic) else x for x in values) if not ok(v)]
+        if len(bad):
+            first = bad[0].item() if isinstance(bad[0], np.generic) else bad[0]
+            raise DataError(f"{source}: records whose {name} is not {kind}, e.g. {first!r:.60}")
+
+
+def _typed_failures(name: str, col):
+    """The values of a typed column (text, numbers, booleans) that break its field's kind, found
+    without a Python loop over the rows (a week of records holds millions); ``None`` for a column of
+    Python objects, which is checked value by value."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(col.dtype, pd.StringDtype) or (isinstance(col.dtype, pd.ArrowDtype) and col.dtype.kind in "OU"):
+        return [] if name in _TEXT or name == "image_id" else col.iloc[:1].tolist()
+    kind = col.dtype.kind
+    if kind not in "iufb" or name == "embedding":
+        return None
+    if kind == "b":
+        return [] if name == "safety_flagged" else col.iloc[:1].tolist()
+    if name in _TEXT or name == "safety_flagged":
+        return col.iloc[:1].tolist()
+    values = col.to_numpy(dtype=np.float64)
+    good = np.isfinite(values)
+    if name in _COUNTS or name == "image_id":
+        good &= np.mod(values, 1.0) == 0
+    if name in _COUNTS:
+        good &= (values >= 0) & (values <= _COUNTS[name])
+    return col.to_numpy()[~good][:1].tolist()
 
 
 def compact(folder: str | Path, df=None) -> Path:

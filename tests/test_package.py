@@ -37,7 +37,7 @@ def test_a_scenario_by_name_or_by_path(tmp_path: Path) -> None:
         resources.scenario_path("nope")
     with pytest.raises(UsageError, match="scenario file not found"):
         resources.scenario_path(str(tmp_path / "none.py"))
-    with pytest.raises(InputMissingError, match="no example 'nope.yaml'; shipped: judge.yaml, slo.yaml"):
+    with pytest.raises(InputMissingError, match="no example 'nope.yaml'; shipped: correction.yaml, judge.yaml, openslo.yaml, slo.yaml"):
         resources.example_path("nope.yaml")
     with pytest.raises(InputMissingError):
         resources.example_path("../pyproject.toml")
@@ -83,6 +83,7 @@ def _dashboard_answers(argv: list[str], port: int, cwd: Path | None = None) -> N
             proc.wait(5)
 
 
+@pytest.mark.slow
 def test_harness_dashboard_serves_the_app(tmp_path: Path) -> None:
     pytest.importorskip("streamlit")
     port = _free_port()
@@ -96,6 +97,7 @@ def _run(argv: list[str], cwd: Path, timeout: float = 120) -> subprocess.Complet
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_the_wheel_installs_in_a_new_environment_and_runs_outside_the_checkout(tmp_path: Path) -> None:
     # Build from a copy: the checkout gets no build/ folder, and builds running side by side never meet.
     src = tmp_path / "src"

@@ -181,3 +181,25 @@ def test_dashboard_queries_run_on_the_live_prometheus(loaded):
     for title in ("Latency percentiles", "Current burn rate (5m)", "Requests by status", "Batch size",
                   "Caption confidence", "Queue depth", "Burn rate per alert window"):
         assert any(answered[title]), title
+
+
+def test_an_openslo_documents_queries_are_what_prometheus_is_asked(loaded):
+    """examples/openslo.yaml's own queries, sent as written, see the same requests as the records."""
+    from pathlib import Path
+
+    from harness.slo import load_spec
+
+    _, prom, records, start, end, statuses = loaded
+    spec = load_spec(Path(__file__).resolve().parents[1] / "examples" / "openslo.yaml")
+    asked = []
+    source = PrometheusSource(prom.url)
+    query = source.query
+    source.query = lambda expr, at: asked.append(expr) or query(expr, at)
+    report = source.evaluate(spec, start, end)
+    assert any('caption_requests_total{status=~"5..|429|499"}[' in q for q in asked)
+    assert any('caption_request_duration_seconds_bucket{le="0.5"}[' in q for q in asked)
+    avail = {r.slo.name: r for r in report.results}["availability"]
+    from_records = evaluate_records(spec, records).results[0]
+    assert from_records.slo.name == "availability" and from_records.sli.total == N_IMAGES + N_BAD_BODIES
+    assert avail.sli.ratio == pytest.approx(from_records.sli.ratio, abs=0.02)
+    assert avail.windows[0].long_burn is not None

@@ -119,7 +119,7 @@ def test_the_installed_command_exits_69_without_prometheus(tmp_path):
 @pytest.mark.parametrize(
     "argv, code, message",
     [
-        (["--records", "RUN", "--start", "now-1h"], EXIT_USAGE, "--start and --end go with --prometheus"),
+        (["--records", "RUN", "--since", "now-1h", "--until", "now-2h"], EXIT_USAGE, "--start must come before --end"),
         (["--prometheus", "http://127.0.0.1:9"], EXIT_USAGE, "--prometheus needs --start"),
         (["--prometheus", "http://127.0.0.1:9", "--start", "yesterday"], EXIT_USAGE, "bad time 'yesterday'"),
         (["--prometheus", "127.0.0.1:9090", "--start", "now-1h"], EXIT_USAGE, "give a URL such as"),

@@ -12,10 +12,13 @@ def register(sub) -> None:
     p = sub.add_parser("slo", help="SLIs, error budgets and burn rates from records or Prometheus")
     p.add_argument("--spec", required=True, type=Path, help="SLO spec (native YAML or OpenSLO v1)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--records", type=Path, help="records.jsonl / records.parquet, or the run folder")
+    src.add_argument("--records", type=Path, help="records.jsonl / records.parquet, the run folder, or a "
+                     "partitioned parquet dataset folder")
     src.add_argument("--prometheus", metavar="URL", help="Prometheus base URL, e.g. http://127.0.0.1:9090")
-    p.add_argument("--start", help="range start with --prometheus: unix s, ISO 8601 (UTC), now-15m")
-    p.add_argument("--end", help="range end with --prometheus (default: now)")
+    p.add_argument("--start", "--since", dest="start", help="range start: unix s, ISO 8601 (UTC), now-15m; with "
+                   "--records, only records with t_start at or after it")
+    p.add_argument("--end", "--until", dest="end", help="range end (default: now with --prometheus, the last record "
+                   "with --records, which keeps records with t_start before it)")
     p.add_argument("--quality", type=Path, help="per-image quality table (image_id, quality) for quality SLOs")
     p.add_argument("--traffic-rps", type=float, help="production traffic to project burn rates onto "
                    "(default: the spec's traffic_rps)")
@@ -38,16 +41,20 @@ def run(args: argparse.Namespace) -> int:
     out_folder(args.out)
     spec = load_spec(args.spec)
     if args.records is not None:
-        if args.start or args.end:
-            raise UsageError("--start and --end go with --prometheus; the records give their own range")
         from harness.records import check_types, load_records
         from harness.slo import load_quality
+        from harness.slo.prometheus import parse_time
 
-        records = load_records(args.records)
+        since = parse_time(args.start) if args.start else None
+        until = parse_time(args.end) if args.end else None
+        if since is not None and until is not None and since >= until:
+            raise UsageError(f"--start must come before --end (got {args.start} and {args.end})")
+        records = load_records(args.records, since=since, until=until, embeddings="skip")
         check_types(records, str(args.records), required=("t_start", "latency_s", "status", "outcome"))
         quality = load_quality(args.quality) if args.quality else None
+        folder = args.records if args.records.is_dir() else args.records.parent
         report = evaluate_records(spec, records, quality, args.traffic_rps, args.price_per_hour,
-                                  source={"kind": "records", "path": str(args.records)})
+                                  source={"kind": "records", "path": str(args.records)}, folder=folder)
     else:
         from harness.slo.prometheus import PrometheusSource, parse_time
 

@@ -3,6 +3,7 @@ statistics (from an images folder, or the sizes the records carry)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import numpy as np
 from harness.drift.image import IMAGE_STATS, folder_statistics
 from harness.errors import DataError
 
-__all__ = ["DriftFeatures", "features_from_records", "load_features", "RECORD_IMAGE_STATS"]
+__all__ = ["DriftFeatures", "features_from_records", "load_features", "RECORD_IMAGE_STATS", "DRIFT_COLUMNS"]
 
 RECORD_IMAGE_STATS: tuple[str, ...] = ("pixels", "bytes")
 
@@ -28,6 +29,8 @@ class DriftFeatures:
     captions: tuple[str, ...] | None = None
     image_stats: np.ndarray | None = None
     image_stat_names: tuple[str, ...] = ()
+    n_sampled: int | None = None
+    """When the records were sampled in the scan: how many of the ``n_records`` were read."""
 
     def available(self) -> dict[str, bool]:
         return {"confidence": self.confidence is not None, "embedding": self.embedding is not None,
@@ -87,8 +90,10 @@ def _record_sizes(df: Any) -> np.ndarray | None:
 
 
 def features_from_records(df: Any, source: str, images: str | Path | None = None,
-                          max_images: int | None = 5000, seed: int = 0) -> DriftFeatures:
-    """The drift inputs of the successful records in ``df`` (a ``load_records`` frame)."""
+                          max_images: int | None = 5000, seed: int = 0,
+                          embedding: np.ndarray | None = None) -> DriftFeatures:
+    """The drift inputs of the successful records in ``df`` (a ``load_records`` frame); ``embedding``,
+    when given, stands for the embeddings of ``df`` (read apart from the other columns)."""
     if len(df) == 0:
         raise DataError(f"{source}: no records")
     if "outcome" in df.columns and df["outcome"].notna().any():
@@ -100,7 +105,8 @@ def features_from_records(df: Any, source: str, images: str | Path | None = None
     else:
         stats, names = _record_sizes(df), RECORD_IMAGE_STATS
     feats = DriftFeatures(
-        source=source, n_records=int(len(df)), confidence=_confidence(df, source), embedding=_embedding(df, source),
+        source=source, n_records=int(len(df)), confidence=_confidence(df, source),
+        embedding=_embedding(df, source) if embedding is None else embedding,
         captions=_captions(df, source), image_stats=stats, image_stat_names=names if stats is not None else (),
     )
     if not any(feats.available().values()):
@@ -108,11 +114,36 @@ def features_from_records(df: Any, source: str, images: str | Path | None = None
     return feats
 
 
+DRIFT_COLUMNS: tuple[str, ...] = ("outcome", "confidence", "caption", "image_w", "image_h", "image_bytes")
+"""The record fields drift reads besides the embedding, which is read apart (only the records that carry one)."""
+
+
 def load_features(path: str | Path, images: str | Path | None = None, max_images: int | None = 5000,
-                  seed: int = 0) -> DriftFeatures:
-    """``features_from_records`` of a records file or folder (``harness.records.load_records``)."""
+                  seed: int = 0, *, since: float | None = None, until: float | None = None,
+                  sample: int | None = None, embedding_sample: int | None = None,
+                  embeddings: bool = True) -> DriftFeatures:
+    """``features_from_records`` of a records file, folder or partitioned dataset, read with
+    ``harness.records.load_records``: only the drift columns of the successful records in
+    ``[since, until)``, at most ``sample`` of them (a seeded sample drawn in the scan); the embeddings
+    of at most ``embedding_sample`` records that carry one, and none when ``embeddings`` is false."""
     from harness.records import check_types, load_records
 
-    df = load_records(path)
-    check_types(df, str(path), required=("outcome",))
-    return features_from_records(df, str(path), images, max_images, seed)
+    source = str(path)
+    window = {"since": since, "until": until}
+    df = load_records(path, DRIFT_COLUMNS, outcome="ok", embeddings="skip", sample=sample, seed=seed, **window)
+    if len(df) == 0:
+        if len(load_records(path, ("outcome",), **window)) == 0:
+            raise DataError(f"{source}: no records" + (" in the time range" if since or until else ""))
+        raise DataError(f"{source}: no successful records (outcome 'ok')")
+    check_types(df, source, required=("outcome",))
+    in_window = int(df.attrs.get("records_in_window", len(df)))
+    if embeddings:
+        emb = load_records(path, ("embedding",), outcome="ok", embeddings="only", sample=embedding_sample,
+                           seed=seed, **window)
+        check_types(emb, source)
+        vectors = _embedding(emb, source)
+    else:
+        vectors = None
+    feats = features_from_records(df.assign(embedding=None), source, images, max_images, seed, vectors)
+    return dataclasses.replace(feats, n_records=in_window,
+                               n_sampled=len(df) if len(df) < in_window else None)

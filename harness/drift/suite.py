@@ -153,7 +153,7 @@ class DriftSuite:
                 progress(i + 1)
         self.image_stat_names = tuple(reference.image_stat_names)
         self.reference_info = {"source": reference.source, "n_records": reference.n_records,
-                               "inputs": reference.available()}
+                               "inputs": reference.available(), "n_sampled": reference.n_sampled}
         self._fit_plots(reference)
         return self
 
@@ -212,7 +212,8 @@ class DriftSuite:
             drift=any(r.drift for r in results), alpha=self.alpha, correction="bonferroni", alpha_per_detector=each,
             results=tuple(results), skipped=tuple(self.skipped), distributions=self._distributions(current, results),
             reference=dict(self.reference_info),
-            current={"source": current.source, "n_records": current.n_records, "inputs": current.available()},
+            current={"source": current.source, "n_records": current.n_records, "inputs": current.available(),
+                     "n_sampled": current.n_sampled},
             seconds=time.perf_counter() - t0,
             quality=estimate_quality(quality_model, self.plots.get("confidence"), current.confidence),
         )

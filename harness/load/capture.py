@@ -26,7 +26,7 @@ import locust.runners as locust_runners
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from harness.client import Adapter, CaptionResult, ContractV1Adapter, load_adapter, record_row
+from harness.client import Adapter, CaptionResult, ContractV1Adapter, ProtocolChoice, record_row
 from harness.load.arrivals import ArrivalClock
 from harness.load.payload import PayloadPool, malformed_payloads, pool_from_dataset, shapes_pool
 from harness.load.settings import LoadSettings, add_arguments, settings_from_options
@@ -119,7 +119,7 @@ class LoadRecorder:
         if self.role == "worker" and at_start:  # the master's options came with the spawn message
             self.settings = settings_from_options(self.environment.parsed_options, _scenario_name(self.environment))
         s = self.settings
-        self.adapter = load_adapter(s.adapter) if s.adapter else ContractV1Adapter()
+        self.adapter = protocol_choice(s).build()
         self.rng = random.Random(f"{s.seed}:{self.worker_index}")
         for cls in self.environment.user_classes:
             for name in getattr(cls, "pools", ("main",)):
@@ -168,32 +168,35 @@ class LoadRecorder:
 
     def record(self, result: CaptionResult, image_id: str | None, image_bytes: int | None,
                width: int | None, height: int | None) -> None:
+        """Keep one request's record: the hot path is a list append; a greenlet writes the batch (a
+        single process) or the stats report carries it to the master (a worker)."""
         s = self.settings
-        line = record_line(record_row(result, s.run_id, s.target_name, s.scenario, image_id, image_bytes, width,
-                                      height))
+        self._buffer.append(record_line(record_row(result, s.run_id, s.target_name, s.scenario, image_id,
+                                                   image_bytes, width, height)))
         self.sent += 1
-        if self.writer is not None:
-            self.writer.write_line(line)
-        else:
-            self._buffer.append(line)
 
     def drain(self) -> list[str]:
         out, self._buffer = self._buffer, []
         return out
 
+    def flush(self) -> None:
+        """Write the records kept since the last flush to ``records.jsonl`` with one system call."""
+        if self.writer is not None and self._buffer and not self.writer.closed:
+            self.writer.write_text("".join(self.drain()))
+
     def open_writer(self) -> None:
-        """Open ``records.jsonl``: records reach the file at most ``FLUSH_INTERVAL_S`` after their
-        answer (a greenlet flushes when traffic stops), so a killed run keeps all but that last bit."""
+        """Open ``records.jsonl``: a greenlet writes the records gathered every ``FLUSH_INTERVAL_S``
+        (one ``write`` to the kernel, no fsync), so a killed run keeps every record answered more
+        than that long before the kill; what the kernel holds survives the process."""
         out = self.settings.out
         out.mkdir(parents=True, exist_ok=True)
-        self.writer = RecordWriter(out / RECORDS_JSONL, flush_interval_s=FLUSH_INTERVAL_S)
+        self.writer = RecordWriter(out / RECORDS_JSONL)
         writer = self.writer
 
         def flusher() -> None:
             while not writer.closed:
                 gevent.sleep(FLUSH_INTERVAL_S)
-                if not writer.closed:
-                    writer.flush()
+                self.flush()
 
         gevent.spawn(flusher)
 
@@ -226,6 +229,7 @@ class LoadRecorder:
             except Exception as exc:  # cleaning up a proxy or a managed server must not lose the summary
                 log.warning("scenario cleanup failed: %s", exc)
         if self.writer is not None:
+            self.flush()
             self.writer.close()
         out = self.settings.out
         jsonl = out / RECORDS_JSONL
@@ -239,6 +243,11 @@ class LoadRecorder:
         stats = self.environment.runner.stats.total if self.environment.runner is not None else None
         locust_totals = ({"requests": int(stats.num_requests), "failures": int(stats.num_failures)}
                          if stats is not None else None)
+        asynchronous = any(getattr(cls, "asynchronous", False) for cls in self.environment.user_classes)
+        if asynchronous and stats is not None:  # one record per submission (POST); the polls are GETs
+            posts = [e for (_, method), e in self.environment.runner.stats.entries.items() if method == "POST"]
+            locust_totals = {"requests": sum(int(e.num_requests) for e in posts),
+                             "failures": sum(int(e.num_failures) for e in posts)}
         plan = list(getattr(shape, "plan_log", []) or [])
         host = getattr(shape, "target_url", None) or self.environment.host or self.settings.host
         summary = summarize(
@@ -256,13 +265,30 @@ class LoadRecorder:
             workers=self.settings.workers,
         ).to_dict()
         summary["settings"] = _public_settings(self.settings, self)
+        if asynchronous:
+            from harness.pipeline import pipeline_figures
+
+            summary["pipeline"] = pipeline_figures(df)  # asynchronous jobs: lag, missing, drain
         write_summary(summary, out)
         self.summary = summary
         return summary
 
 
+def protocol_choice(s: LoadSettings) -> ProtocolChoice:
+    """How the run's users speak to the target (credentials are read from the environment)."""
+    return ProtocolChoice(s.protocol, s.adapter, s.model, s.auth_env, s.auth_header)
+
+
+def _protocol_shown(s: LoadSettings) -> dict[str, Any]:
+    try:
+        return protocol_choice(s).describe()
+    except Exception:  # a choice that could not be built stopped the run already; the summary says what was asked
+        return {"protocol": s.protocol, "adapter": s.adapter}
+
+
 def _public_settings(s: LoadSettings, rec: LoadRecorder) -> dict[str, Any]:
     return {
+        "protocol": _protocol_shown(s),
         "users": s.users, "rate": rec.rate, "burstiness": s.burstiness, "duration_s": s.duration_s,
         "dataset": s.dataset, "pool_size": s.pool_size, "image_size": s.image_size, "seed": s.seed,
         "request_timeout_s": rec.request_timeout_s, "latency_threshold_s": s.latency_threshold_s,

@@ -34,6 +34,11 @@ _ARGS: tuple[tuple[str, dict[str, Any]], ...] = (
                                                               "this latency (seconds)")),
     ("--api-key", dict(default=None, help="API key for the target (sent as a bearer token)")),
     ("--adapter", dict(default=None, help="adapter file (JSON/YAML) for a non-contract-v1 target")),
+    ("--protocol", dict(default=None, help="protocol the target speaks: v1 (default), openai-chat, kserve-v2, "
+                                           "torchserve, hf-inference")),
+    ("--model", dict(default=None, help="model name the protocol asks for")),
+    ("--auth-env", dict(default=None, help="environment variable holding the target's token (bearer)")),
+    ("--auth-header", dict(default=None, help="send the --auth-env token in this header instead")),
     ("--admin-token", dict(default=None, help="admin token of the target's /admin/faults (chaos scenarios)")),
     ("--fault-via", dict(default="auto", choices=["auto", "target", "proxy"],
                          help="chaos faults through the target's fault endpoint or the harness proxy")),
@@ -120,6 +125,10 @@ class LoadSettings:
     latency_threshold_s: float = 0.5
     api_key: str | None = None
     adapter: str | None = None
+    protocol: str | None = None
+    model: str | None = None
+    auth_env: str | None = None
+    auth_header: str | None = None
     admin_token: str | None = None
     fault_via: str = "auto"
     embedding_sample: float = 0.0
@@ -153,6 +162,10 @@ def settings_from_options(options: Any, scenario: str) -> LoadSettings:
         latency_threshold_s=float(get("latency_threshold", 0.5) or 0.5),
         api_key=get("api_key"),
         adapter=get("adapter"),
+        protocol=get("protocol"),
+        model=get("model"),
+        auth_env=get("auth_env"),
+        auth_header=get("auth_header"),
         admin_token=get("admin_token"),
         fault_via=get("fault_via") or "auto",
         embedding_sample=float(get("embedding_sample", 0.0) or 0.0),

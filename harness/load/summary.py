@@ -156,7 +156,7 @@ def _notes(n: int, outcomes: dict[str, int], status: dict[str, int], host: str |
     inv = outcomes.get("invalid_response", 0)
     if inv:
         notes.append(f"{inv} of {n} answers were not valid captioning responses (invalid_response): "
-                     f"is the target speaking contract v1, or does it need --adapter?")
+                     f"does the target speak the protocol asked for, or does it need --protocol or --adapter?")
     to = outcomes.get("timeout", 0) - aborted
     if aborted:
         notes.append(f"{aborted} request(s) were cut off when the run stopped (timeout, '{ABORTED_ERROR}')")

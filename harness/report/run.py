@@ -16,7 +16,7 @@ __all__ = ["ARTIFACT_NAMES", "RunFolder", "list_runs", "load_run"]
 ARTIFACT_NAMES: dict[str, tuple[str, ...]] = {
     "decision": (DECISION_NAME,),
     "summary_md": ("summary.md",),
-    "records": ("records.parquet", "records.jsonl"),
+    "records": ("records.parquet", "records.jsonl", "records"),  # the last: a partitioned dataset folder
     "quality": ("quality.json",),
     "slo": ("slo.json",),
     "drift": ("drift.json",),
