@@ -71,8 +71,13 @@ def ours(ref: np.ndarray, cur: np.ndarray, permutations: int, repeat: int) -> di
         t1 = time.perf_counter()
         res = det.predict(cur)
         times.append(time.perf_counter() - t1)
-    return {"fit_s": fit_s, "predict_s": float(np.median(times)), "p_value": res.p_value, "drift": res.drift,
-            "statistic": res.statistic}
+    return {
+        "fit_s": fit_s,
+        "predict_s": float(np.median(times)),
+        "p_value": res.p_value,
+        "drift": res.drift,
+        "statistic": res.statistic,
+    }
 
 
 def alibi_python(venv: Path, torch_spec: str) -> tuple[Path | None, str]:
@@ -84,8 +89,12 @@ def alibi_python(venv: Path, torch_spec: str) -> tuple[Path | None, str]:
     print(f"installing {ALIBI_SPEC} into {venv} (once) ...", file=sys.stderr, flush=True)
     try:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=300)
-        pip = subprocess.run([str(py), "-m", "pip", "install", "-q", torch_spec, ALIBI_SPEC],
-                             capture_output=True, text=True, timeout=1800)
+        pip = subprocess.run(
+            [str(py), "-m", "pip", "install", "-q", torch_spec, ALIBI_SPEC],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
     except (subprocess.SubprocessError, OSError) as exc:
         return None, f"could not create the virtual environment: {exc}"
     if pip.returncode != 0:
@@ -100,8 +109,9 @@ def alibi(py: Path, ref: np.ndarray, cur: np.ndarray, permutations: int, threads
     data, script = tmp / "data.npz", tmp / "alibi_run.py"
     np.savez(data, reference=ref, current=cur)
     script.write_text(ALIBI_RUN)
-    p = subprocess.run([str(py), str(script), str(data), str(permutations), str(threads)],
-                       capture_output=True, text=True, timeout=3600)
+    p = subprocess.run(
+        [str(py), str(script), str(data), str(permutations), str(threads)], capture_output=True, text=True, timeout=3600
+    )
     if p.returncode != 0:
         return {"error": (p.stderr.strip().splitlines() or ["no output"])[-1]}
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -116,21 +126,27 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="predict runs of ours; the median is printed")
     ap.add_argument("--no-alibi", action="store_true")
     ap.add_argument("--venv", type=Path, default=Path(tempfile.gettempdir()) / "caption-harness-bench-alibi")
-    ap.add_argument("--torch-spec", default="torch==2.13.0", help="torch for the alibi venv (the CPU build where the index has it)")
+    ap.add_argument(
+        "--torch-spec", default="torch==2.13.0", help="torch for the alibi venv (the CPU build where the index has it)"
+    )
     args = ap.parse_args()
     threads = int(os.environ["OPENBLAS_NUM_THREADS"])
     shifts = {"no-drift": 0.0, "drift": 0.1}
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     py, why = (None, "skipped (--no-alibi)") if args.no_alibi else alibi_python(args.venv, args.torch_spec)
-    print(f"MMD permutation test: {args.n} vs {args.n} samples x {args.dim} dims, {args.permutations} permutations, "
-          f"{threads} threads, alpha 0.05")
+    print(
+        f"MMD permutation test: {args.n} vs {args.n} samples x {args.dim} dims, {args.permutations} permutations, "
+        f"{threads} threads, alpha 0.05"
+    )
     if py is None:
         print(f"alibi-detect: {why}")
     for case in cases:
         ref, cur = make_data(args.n, args.dim, shifts[case], seed=0)
         mine = ours(ref, cur, args.permutations, args.repeat)
-        print(f"[{case}] ours: predict {mine['predict_s']:.2f} s, median of {args.repeat} (goal <= 2 s; fitting the reference once: "
-              f"{mine['fit_s']:.2f} s), p = {mine['p_value']:.4f}, drift = {mine['drift']}")
+        print(
+            f"[{case}] ours: predict {mine['predict_s']:.2f} s, median of {args.repeat} (goal <= 2 s; fitting the reference once: "
+            f"{mine['fit_s']:.2f} s), p = {mine['p_value']:.4f}, drift = {mine['drift']}"
+        )
         if py is None:
             continue
         with tempfile.TemporaryDirectory() as tmp:
@@ -139,8 +155,10 @@ def main() -> int:
             print(f"[{case}] alibi-detect MMDDrift failed: {theirs['error']}")
             continue
         agree = theirs["drift"] == mine["drift"]
-        print(f"[{case}] alibi-detect {theirs['version']} MMDDrift: predict {theirs['predict_s']:.2f} s "
-              f"(init {theirs['fit_s']:.2f} s), p = {theirs['p_value']:.4f}, drift = {theirs['drift']}")
+        print(
+            f"[{case}] alibi-detect {theirs['version']} MMDDrift: predict {theirs['predict_s']:.2f} s "
+            f"(init {theirs['fit_s']:.2f} s), p = {theirs['p_value']:.4f}, drift = {theirs['drift']}"
+        )
         print(f"[{case}] ratio alibi/ours: {theirs['predict_s'] / mine['predict_s']:.1f}x; decisions agree: {agree}")
     return 0
 

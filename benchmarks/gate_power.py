@@ -33,15 +33,36 @@ from harness.load.proxy import ProxyProcess  # noqa: E402
 
 
 def _gate(stable: str, canary: str, out: Path, a, seed: int, faults: dict) -> dict:
-    rec = run_gate(GateConfig(stable, canary, out, duration_s=a.duration, users=a.users, dataset=f"shapes:{a.images}",
-                              dataset_seed=1000 + seed, seed=seed, concurrency=4, faults=faults))
+    rec = run_gate(
+        GateConfig(
+            stable,
+            canary,
+            out,
+            duration_s=a.duration,
+            users=a.users,
+            dataset=f"shapes:{a.images}",
+            dataset_seed=1000 + seed,
+            seed=seed,
+            concurrency=4,
+            faults=faults,
+        )
+    )
     failed = [m["name"] for m in rec["metrics"] if m["failed"]]
     under = [m["name"] for m in rec["metrics"] if m.get("adequate") is False]
     by = {m["name"]: m for m in rec["metrics"]}
-    lat = {k: [by[k]["baseline"], by[k]["canary"], by[k]["n_baseline"], by[k]["n_canary"]]
-           for k in ("latency_p50", "latency_p95", "latency_p99") if k in by}
-    return {"verdict": rec["verdict"], "score": rec["score"], "failed": failed, "underpowered": under,
-            "quality_detectable": by.get("quality", {}).get("detectable"), "latency": lat}
+    lat = {
+        k: [by[k]["baseline"], by[k]["canary"], by[k]["n_baseline"], by[k]["n_canary"]]
+        for k in ("latency_p50", "latency_p95", "latency_p99")
+        if k in by
+    }
+    return {
+        "verdict": rec["verdict"],
+        "score": rec["score"],
+        "failed": failed,
+        "underpowered": under,
+        "quality_detectable": by.get("quality", {}).get("detectable"),
+        "latency": lat,
+    }
 
 
 def summarize(rows: list[dict]) -> str:
@@ -54,8 +75,10 @@ def summarize(rows: list[dict]) -> str:
             caught[(r["canary"], r["fraction"])][r["verdict"]] += 1
     fractions = sorted({f for _, f in caught})
     flaws = [f for f in FLAWS if any((f, x) in caught for x in fractions)]
-    lines = ["| flaw | " + " | ".join(f"{x:.0%} of requests" for x in fractions) + " |",
-             "| --- | " + " | ".join("---" for _ in fractions) + " |"]
+    lines = [
+        "| flaw | " + " | ".join(f"{x:.0%} of requests" for x in fractions) + " |",
+        "| --- | " + " | ".join("---" for _ in fractions) + " |",
+    ]
     for f in flaws:
         cells = []
         for x in fractions:
@@ -97,8 +120,11 @@ def main() -> int:
 
     def record(row: dict) -> None:
         rows.append(row)
-        print(f"{time.monotonic() - t0:7.0f}s seed {row['seed']:2d} {row['canary']:<13} {row['fraction']:<5} "
-              f"{row['verdict']:<9} {row['score']} {','.join(row['failed'])}", flush=True)
+        print(
+            f"{time.monotonic() - t0:7.0f}s seed {row['seed']:2d} {row['canary']:<13} {row['fraction']:<5} "
+            f"{row['verdict']:<9} {row['score']} {','.join(row['failed'])}",
+            flush=True,
+        )
         if a.rows:
             with a.rows.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
@@ -128,8 +154,10 @@ def main() -> int:
                         row = _gate(stable.url, proxy.url, Path(tmp) / f"g{n}", a, seed, faults)
                     n += 1
                     record({"canary": flaw, "fraction": frac, "seed": seed, **row})
-    print(f"\n{a.seeds} seeds per flaw and fraction, {a.fine_seeds} per fine canary; {a.images} images and "
-          f"{a.duration:g}s of load per target and gate; {time.monotonic() - t0:.0f}s in all\n")
+    print(
+        f"\n{a.seeds} seeds per flaw and fraction, {a.fine_seeds} per fine canary; {a.images} images and "
+        f"{a.duration:g}s of load per target and gate; {time.monotonic() - t0:.0f}s in all\n"
+    )
     print(summarize(rows))
     return 0
 

@@ -32,8 +32,21 @@ def _rps(csv_path: Path) -> tuple[float, int]:
 
 
 def _run(locustfile: Path, url: str, out: Path, duration: float, users: int, harness: bool) -> tuple[float, int]:
-    argv = [sys.executable, "-m", "harness.load.run", "-f", str(locustfile), "--host", url, "-u", str(users),
-            "--csv", str(out / "locust"), "--loglevel", "ERROR"]
+    argv = [
+        sys.executable,
+        "-m",
+        "harness.load.run",
+        "-f",
+        str(locustfile),
+        "--host",
+        url,
+        "-u",
+        str(users),
+        "--csv",
+        str(out / "locust"),
+        "--loglevel",
+        "ERROR",
+    ]
     if harness:
         argv += ["--duration", f"{duration:g}", "--out", str(out)]
     else:
@@ -54,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args(argv)
 
-    server = subprocess.Popen([sys.executable, "-m", "harness.load.calibration", "--port", "0"], cwd=ROOT,
-                              stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "harness.load.calibration", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     try:
         url = json.loads(server.stdout.readline())["url"]
         plain, recording = [], []
@@ -78,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nplain FastHttpUser      {p_med:9.1f} req/s (median of {args.rounds})")
     print(f"harness recording user  {r_med:9.1f} req/s (median of {args.rounds})")
     print(f"ratio recording/plain   {ratio:9.3f}  (recording costs {100 * (1 - ratio):.1f}%; goal <= 10%)")
-    print(f"setup: {args.users} users, {args.duration:g} s per run, one Locust process, endpoint in its own "
-          f"process, {cores} cores")
+    print(
+        f"setup: {args.users} users, {args.duration:g} s per run, one Locust process, endpoint in its own "
+        f"process, {cores} cores"
+    )
     return 0
 
 

@@ -40,6 +40,7 @@ async def _run(url: str, adapter, images: list[bytes], n: int, concurrency: int)
     todo = iter(range(n))
 
     async with AsyncCaptionClient(url, 60.0, adapter=adapter, max_connections=concurrency) as client:
+
         async def worker() -> None:
             for i in todo:
                 r = await client.caption(images[i % len(images)])
@@ -64,8 +65,10 @@ def main() -> None:
 
     images = _images(32)
     adapters = {name: ProtocolChoice(name, model="tiny").build() for name in PROTOCOLS}
-    sizes = {name: statistics.mean(len(a.request(im, "image/png", "r").content) for im in images)
-             for name, a in adapters.items()}
+    sizes = {
+        name: statistics.mean(len(a.request(im, "image/png", "r").content) for im in images)
+        for name, a in adapters.items()
+    }
     walls: dict[str, float] = {n: 0.0 for n in adapters}
     lats: dict[str, list[float]] = {n: [] for n in adapters}
     with start_server("tiny", extra_args=["--threads", "1"]) as srv:
@@ -78,16 +81,20 @@ def main() -> None:
                 lats[name] += lat
     total = args.requests * args.rounds
     print(f"{total} requests per protocol, concurrency {args.concurrency}, {args.rounds} interleaved rounds")
-    print(f"{'protocol':14} {'req/s':>8} {'ratio':>6} {'p50 ms':>8} {'ratio':>6} {'p95 ms':>8} {'ratio':>6} "
-          f"{'bytes/req':>10} {'ratio':>6}")
+    print(
+        f"{'protocol':14} {'req/s':>8} {'ratio':>6} {'p50 ms':>8} {'ratio':>6} {'p95 ms':>8} {'ratio':>6} "
+        f"{'bytes/req':>10} {'ratio':>6}"
+    )
     base = None
     for name in adapters:
         rps = total / walls[name]
         q = statistics.quantiles(lats[name], n=20)
         row = (rps, q[9] * 1000, q[18] * 1000, sizes[name])
         base = base or row
-        print(f"{name:14} {row[0]:8.1f} {row[0] / base[0]:6.2f} {row[1]:8.1f} {row[1] / base[1]:6.2f} "
-              f"{row[2]:8.1f} {row[2] / base[2]:6.2f} {row[3]:10.0f} {row[3] / base[3]:6.2f}")
+        print(
+            f"{name:14} {row[0]:8.1f} {row[0] / base[0]:6.2f} {row[1]:8.1f} {row[1] / base[1]:6.2f} "
+            f"{row[2]:8.1f} {row[2] / base[2]:6.2f} {row[3]:10.0f} {row[3] / base[3]:6.2f}"
+        )
 
 
 if __name__ == "__main__":

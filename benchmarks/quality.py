@@ -48,8 +48,10 @@ def main() -> None:
     ap.add_argument("--resamples", type=int, default=1000)
     a = ap.parse_args()
     refs, cands = corpus(a.n)
-    print(f"# {a.n} captions, {sum(map(len, refs.values()))} references; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"# {a.n} captions, {sum(map(len, refs.values()))} references; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs"
+    )
     t = time.perf_counter()
     doc = {("r", k): v for k, v in refs.items()}
     doc.update({("c", k): [c] for k, c in cands.items()})

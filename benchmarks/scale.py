@@ -64,26 +64,30 @@ def day_of_records(n: int, day: int, rng: np.random.Generator, basis: np.ndarray
     vecs = (rng.standard_normal((k, basis.shape[0])) @ basis).astype(np.float32)
     offsets = np.zeros(n + 1, dtype=np.int32)
     offsets[1:] = np.cumsum(np.where(with_vec, DIMS, 0))
-    emb = pa.ListArray.from_arrays(pa.array(offsets), pa.array(vecs.ravel()),
-                                   mask=pa.array(~with_vec))
+    emb = pa.ListArray.from_arrays(pa.array(offsets), pa.array(vecs.ravel()), mask=pa.array(~with_vec))
     mask = pa.array(~ok)
-    return pa.table({
-        "run_id": pa.array(np.full(n, "production"), pa.string()),
-        "target": pa.array(target, pa.string()),
-        "scenario": pa.array(np.full(n, "traffic"), pa.string()),
-        "request_id": pa.array(ids, pa.string()),
-        "image_id": pa.array(rng.integers(0, 10**7, n).astype(str), pa.string()),
-        "t_start": pa.array(t), "latency_s": pa.array(latency), "status": pa.array(status),
-        "outcome": pa.array(outcome, pa.string()),
-        "error": pa.nulls(n, pa.string()),
-        "caption": pa.array(caption, pa.string(), mask=np.asarray(mask)),
-        "confidence": pa.array(confidence, mask=np.asarray(mask)),
-        "model_version": pa.array(np.full(n, "tiny-1.0"), pa.string()),
-        "image_bytes": pa.array(image_bytes), "image_w": pa.array(size.astype(np.int64)),
-        "image_h": pa.array(size.astype(np.int64)),
-        "safety_flagged": pa.array(rng.random(n) < 0.001, mask=np.asarray(mask)),
-        "embedding": emb,
-    })
+    return pa.table(
+        {
+            "run_id": pa.array(np.full(n, "production"), pa.string()),
+            "target": pa.array(target, pa.string()),
+            "scenario": pa.array(np.full(n, "traffic"), pa.string()),
+            "request_id": pa.array(ids, pa.string()),
+            "image_id": pa.array(rng.integers(0, 10**7, n).astype(str), pa.string()),
+            "t_start": pa.array(t),
+            "latency_s": pa.array(latency),
+            "status": pa.array(status),
+            "outcome": pa.array(outcome, pa.string()),
+            "error": pa.nulls(n, pa.string()),
+            "caption": pa.array(caption, pa.string(), mask=np.asarray(mask)),
+            "confidence": pa.array(confidence, mask=np.asarray(mask)),
+            "model_version": pa.array(np.full(n, "tiny-1.0"), pa.string()),
+            "image_bytes": pa.array(image_bytes),
+            "image_w": pa.array(size.astype(np.int64)),
+            "image_h": pa.array(size.astype(np.int64)),
+            "safety_flagged": pa.array(rng.random(n) < 0.001, mask=np.asarray(mask)),
+            "embedding": emb,
+        }
+    )
 
 
 def generate(folder: Path, per_week: int, seed: int = 0) -> float:
@@ -134,11 +138,39 @@ def main(argv: list[str] | None = None) -> int:
             gen = generate(ds, n, args.seed)
             disk = sum(f.stat().st_size for f in ds.rglob("*.parquet")) / 2**30
             print(f"{n:,} records a week: generated 2 weeks in {gen:.0f} s, {disk:.2f} GiB of parquet", flush=True)
-            drift = measure(harness + ["drift", "--reference", str(ds), "--reference-until", since, "--current", str(ds),
-                                       "--since", since, "--out", str(out / "drift"), "--seed", str(args.seed)])
+            drift = measure(
+                harness
+                + [
+                    "drift",
+                    "--reference",
+                    str(ds),
+                    "--reference-until",
+                    since,
+                    "--current",
+                    str(ds),
+                    "--since",
+                    since,
+                    "--out",
+                    str(out / "drift"),
+                    "--seed",
+                    str(args.seed),
+                ]
+            )
             print(f"  drift report  {drift[0]:7.1f} s  {drift[1]:5.2f} GiB  exit {drift[2]}", flush=True)
-            slo = measure(harness + ["slo", "--spec", str(ROOT / "examples" / "slo.yaml"), "--records", str(ds),
-                                     "--since", since, "--out", str(out / "slo")])
+            slo = measure(
+                harness
+                + [
+                    "slo",
+                    "--spec",
+                    str(ROOT / "examples" / "slo.yaml"),
+                    "--records",
+                    str(ds),
+                    "--since",
+                    since,
+                    "--out",
+                    str(out / "slo"),
+                ]
+            )
             print(f"  SLO report    {slo[0]:7.1f} s  {slo[1]:5.2f} GiB", flush=True)
             rows.append((n, disk, drift, slo))
         finally:

@@ -43,8 +43,10 @@ def _images(n: int, seed: int = 7) -> list[bytes]:
 
 
 def _request(host: str, port: int, body: bytes) -> bytes:
-    head = (f"POST /v1/caption HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: image/png\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
+    head = (
+        f"POST /v1/caption HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: image/png\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -120,8 +122,14 @@ async def _open_loop(host: str, port: int, payloads: list[bytes], rate: float, s
     def q(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000.0
 
-    return {"sent": len(tasks), "errors": errors, "p50_ms": q(0.50), "p95_ms": q(0.95), "p99_ms": q(0.99),
-            "achieved_rps": len(tasks) / seconds}
+    return {
+        "sent": len(tasks),
+        "errors": errors,
+        "p50_ms": q(0.50),
+        "p95_ms": q(0.95),
+        "p99_ms": q(0.99),
+        "achieved_rps": len(tasks) / seconds,
+    }
 
 
 def loadgen_main(argv: list[str]) -> None:
@@ -159,8 +167,13 @@ def _saturate(srv, seconds: float, connections: int) -> dict:
 
 
 def _loadgen(port: int, *args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--loadgen", "--port", str(port), *args],
-                         capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, __file__, "--loadgen", "--port", str(port), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -221,9 +234,11 @@ def main() -> None:
     cores = os.cpu_count()
     print(f"machine: {cores} cores ({_cpu_name()}), load average at start {os.getloadavg()[0]:.2f}")
     print(f"model device: {_device_name(device)} (the server picks the same)")
-    print(f"sharing: server = 1 process (asyncio event loop thread + 1 inference thread with {a.threads} torch "
-          f"thread(s)); load generator = 1 separate process (1 asyncio thread); no CPU pinning, "
-          f"so all share the {cores} cores")
+    print(
+        f"sharing: server = 1 process (asyncio event loop thread + 1 inference thread with {a.threads} torch "
+        f"thread(s)); load generator = 1 separate process (1 asyncio thread); no CPU pinning, "
+        f"so all share the {cores} cores"
+    )
 
     raw_before, _ = raw_throughput(a.model, a.max_batch, a.threads, a.seconds, device)
 
@@ -233,27 +248,44 @@ def main() -> None:
         rows = []
         for share in (0.25, 0.50, 0.75):
             rate = share * sat["rps"]
-            lat = _loadgen(srv.port, "--mode", "open", "--seconds", str(a.seconds), "--rate", f"{rate:.3f}",
-                           "--seed", str(int(share * 100)))
+            lat = _loadgen(
+                srv.port,
+                "--mode",
+                "open",
+                "--seconds",
+                str(a.seconds),
+                "--rate",
+                f"{rate:.3f}",
+                "--seed",
+                str(int(share * 100)),
+            )
             rows.append((share, rate, lat))
     with start_server(a.model, extra_args=["--max-batch", "1", *common]) as srv:
         one = _saturate(srv, a.seconds, a.connections)
     raw_after, raw_cpu = raw_throughput(a.model, a.max_batch, a.threads, a.seconds, device)
     raw = (raw_before + raw_after) / 2
-    print(f"raw model, in process, batch {a.max_batch}: {raw:8.1f} images/s"
-          f"  (mean of {raw_before:.1f} before and {raw_after:.1f} after the server runs); "
-          f"CPU {raw_cpu:.2f} ms/image")
-    print(f"server, max batch {a.max_batch}, {a.connections} connections: {sat['rps']:8.1f} images/s"
-          f"  = {sat['rps'] / raw:.2f} x raw (goal >= 0.9); non-200: {sat['other']}; CPU per image: "
-          f"server {sat['server_cpu_ms']:.2f} ms, load generator {sat['loadgen_cpu_ms']:.2f} ms")
-    print(f"server, max batch 1,  {a.connections} connections: {one['rps']:8.1f} images/s"
-          f"  -> batching gain {sat['rps'] / one['rps']:.2f} x (goal >= 3); non-200: {one['other']}; CPU per "
-          f"image: server {one['server_cpu_ms']:.2f} ms, load generator {one['loadgen_cpu_ms']:.2f} ms")
+    print(
+        f"raw model, in process, batch {a.max_batch}: {raw:8.1f} images/s"
+        f"  (mean of {raw_before:.1f} before and {raw_after:.1f} after the server runs); "
+        f"CPU {raw_cpu:.2f} ms/image"
+    )
+    print(
+        f"server, max batch {a.max_batch}, {a.connections} connections: {sat['rps']:8.1f} images/s"
+        f"  = {sat['rps'] / raw:.2f} x raw (goal >= 0.9); non-200: {sat['other']}; CPU per image: "
+        f"server {sat['server_cpu_ms']:.2f} ms, load generator {sat['loadgen_cpu_ms']:.2f} ms"
+    )
+    print(
+        f"server, max batch 1,  {a.connections} connections: {one['rps']:8.1f} images/s"
+        f"  -> batching gain {sat['rps'] / one['rps']:.2f} x (goal >= 3); non-200: {one['other']}; CPU per "
+        f"image: server {one['server_cpu_ms']:.2f} ms, load generator {one['loadgen_cpu_ms']:.2f} ms"
+    )
     print("open-loop Poisson arrivals against the max-batch server (latency from scheduled arrival):")
     print("  load  rate/s   sent  non-200   p50 ms   p95 ms   p99 ms")
     for share, rate, lat in rows:
-        print(f"  {share:4.0%} {rate:7.1f} {lat['sent']:6d} {lat['errors']:8d} {lat['p50_ms']:8.1f} "
-              f"{lat['p95_ms']:8.1f} {lat['p99_ms']:8.1f}")
+        print(
+            f"  {share:4.0%} {rate:7.1f} {lat['sent']:6d} {lat['errors']:8d} {lat['p50_ms']:8.1f} "
+            f"{lat['p95_ms']:8.1f} {lat['p99_ms']:8.1f}"
+        )
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 

@@ -102,8 +102,9 @@ async def _burst(url: str, port: int, pid: int, body: bytes, n: int, settle_s: f
         sampler = asyncio.create_task(sample_rss())
         await asyncio.sleep(0.3)
         t0 = time.perf_counter()
-        answers = await asyncio.gather(*(client.post(url + "/v1/caption", content=body,
-                                                     headers={"Content-Type": "image/png"}) for _ in range(n)))
+        answers = await asyncio.gather(
+            *(client.post(url + "/v1/caption", content=body, headers={"Content-Type": "image/png"}) for _ in range(n))
+        )
         took = time.perf_counter() - t0
         stop.set()
         done.set()
@@ -144,20 +145,26 @@ def main() -> int:
     body = big_png(a.side)
     cores = os.cpu_count()
     print(f"machine: {cores} cores, load average at start {os.getloadavg()[0]:.2f}")
-    print(f"body: {a.side}x{a.side} PNG of {len(body)} bytes ({a.side * a.side * 3 / 2**20:.0f} MB decoded as RGB), "
-          f"{a.burst} at once, {a.rounds} rounds")
+    print(
+        f"body: {a.side}x{a.side} PNG of {len(body)} bytes ({a.side * a.side * 3 / 2**20:.0f} MB decoded as RGB), "
+        f"{a.burst} at once, {a.rounds} rounds"
+    )
     env = {"PYTHONPATH": os.pathsep.join([str(a.tree), os.environ.get("PYTHONPATH", "")])} if a.tree else None
     cwd = a.tree or ROOT
     with start_server("tiny", extra_args=a.server_args.split(), env=env, cwd=cwd) as srv:
         print(f"server: {srv.url} (pid {srv.pid}, from {cwd})")
         print("                                                            /healthz in burst   /healthz quiet")
-        print("round  statuses                 burst s  idle MB  peak MB  after MB     n  p50 ms  max ms  p50 ms  max ms")
+        print(
+            "round  statuses                 burst s  idle MB  peak MB  after MB     n  p50 ms  max ms  p50 ms  max ms"
+        )
         for i in range(a.rounds):
             r = asyncio.run(_burst(srv.url, srv.port, srv.pid, body, a.burst, a.settle_s, a.quiet_s))
             shown = ", ".join(f"{k}: {v}" for k, v in r["statuses"].items())
-            print(f"{i + 1:5d}  {shown:24s} {r['seconds']:7.1f} {r['idle_mb']:8.0f} {r['peak_mb']:8.0f} "
-                  f"{r['after_mb']:9.0f} {r['health_n']:5d} {r['health_p50_ms']:7.1f} {r['health_max_ms']:7.1f} "
-                  f"{r['quiet_p50_ms']:7.1f} {r['quiet_max_ms']:7.1f}")
+            print(
+                f"{i + 1:5d}  {shown:24s} {r['seconds']:7.1f} {r['idle_mb']:8.0f} {r['peak_mb']:8.0f} "
+                f"{r['after_mb']:9.0f} {r['health_n']:5d} {r['health_p50_ms']:7.1f} {r['health_max_ms']:7.1f} "
+                f"{r['quiet_p50_ms']:7.1f} {r['quiet_max_ms']:7.1f}"
+            )
     print(f"load average at end {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -60,8 +60,12 @@ def _label(run: RunFolder) -> str:
 def sidebar() -> Board:
     """Draw the report root input, the run selector and the run's verdict; remember the choice."""
     default = os.environ.get(ROOT_ENV) or "reports"
-    text = st.sidebar.text_input("Report folder", value=default, key="report_root",
-                                 help=f"A folder of run folders; defaults to ${ROOT_ENV} or reports/")
+    text = st.sidebar.text_input(
+        "Report folder",
+        value=default,
+        key="report_root",
+        help=f"A folder of run folders; defaults to ${ROOT_ENV} or reports/",
+    )
     root = Path(text.strip() or default).expanduser()
     try:
         runs = list_runs(root)
@@ -71,9 +75,9 @@ def sidebar() -> Board:
     run = None
     if runs:
         names = [r.name for r in runs]
-        chosen = st.sidebar.selectbox("Run", names, index=0, key="run",
-                                      format_func=lambda n: _label(runs[names.index(n)]),
-                                      help="Newest first")
+        chosen = st.sidebar.selectbox(
+            "Run", names, index=0, key="run", format_func=lambda n: _label(runs[names.index(n)]), help="Newest first"
+        )
         run = runs[names.index(chosen)] if chosen in names else runs[0]
         if run.decision:
             score = run.decision.get("score")
@@ -92,8 +96,10 @@ def board(need_decision: bool = True) -> Board:
     state: Board | None = st.session_state.get(_STATE)
     if state is None or state.run is None:
         root = state.root if state else os.environ.get(ROOT_ENV, "reports")
-        st.info(f"No run to show: {root} holds no run folder with a decision.json. "
-                "Run `harness gate ... --out reports/<run>` or `harness demo` first.")
+        st.info(
+            f"No run to show: {root} holds no run folder with a decision.json. "
+            "Run `harness gate ... --out reports/<run>` or `harness demo` first."
+        )
         st.stop()
     if need_decision and not state.run.decision:  # the reason may quote the file: plain text
         st.error(f"{inline_text(state.run.name)}: {inline_text(state.run.error, 1000)}")
@@ -210,9 +216,14 @@ def history(runs: tuple[RunFolder, ...]) -> pd.DataFrame:
         figs = r.decision.get("figures") or {}
         targets = (r.decision.get("inputs") or {}).get("targets") or {}
         for target in sorted(figs) or ["–"]:
-            row = {"run": r.name, "created": pd.Timestamp(r.created_unix, unit="s"), "verdict": r.verdict,
-                   "score": r.decision.get("score"), "target": target,
-                   "model_version": (targets.get(target) or {}).get("model_version")}
+            row = {
+                "run": r.name,
+                "created": pd.Timestamp(r.created_unix, unit="s"),
+                "verdict": r.verdict,
+                "score": r.decision.get("score"),
+                "target": target,
+                "model_version": (targets.get(target) or {}).get("model_version"),
+            }
             for k, v in (figs.get(target) or {}).items():
                 if k == "cider_d_ci":
                     row["cider_d_low"], row["cider_d_high"] = _interval(v)

@@ -16,8 +16,15 @@ from typing import Callable
 
 from harness.slo.kinds.correction import ACTIONS, FEEDBACK_COLUMNS
 
-__all__ = ["RATINGS_NAME", "RATING_COLUMNS", "RatingRow", "append_rating", "FEEDBACK_NAME", "FeedbackRow",
-           "append_feedback"]
+__all__ = [
+    "RATINGS_NAME",
+    "RATING_COLUMNS",
+    "RatingRow",
+    "append_rating",
+    "FEEDBACK_NAME",
+    "FeedbackRow",
+    "append_feedback",
+]
 
 RATINGS_NAME = "ratings.csv"
 RATING_COLUMNS = ("image_id", "rater", "rating", "target", "caption", "time")
@@ -100,7 +107,13 @@ def append_feedback(folder: str | Path, row: FeedbackRow, clock: Callable[[], fl
         raise ValueError("a correction needs the corrected caption")
     if not (row.image_id or row.request_id):
         raise ValueError("feedback needs an image id or a request id")
-    values = {"image_id": row.image_id, "request_id": row.request_id, "time": _stamp(clock), "action": row.action,
-              "corrected_caption": fixed if row.action == "corrected" else "", "rater": row.rater.strip(),
-              "target": row.target}
+    values = {
+        "image_id": row.image_id,
+        "request_id": row.request_id,
+        "time": _stamp(clock),
+        "action": row.action,
+        "corrected_caption": fixed if row.action == "corrected" else "",
+        "rater": row.rater.strip(),
+        "target": row.target,
+    }
     return _append(Path(folder) / FEEDBACK_NAME, FEEDBACK_COLUMNS, [values[c] for c in FEEDBACK_COLUMNS])

@@ -117,17 +117,33 @@ def result_from_response(
     """Classify an HTTP answer: 2xx that parses is ``ok``, 2xx that does not is
     ``invalid_response``, anything else is ``http_error`` (the status says which)."""
     if not 200 <= status < 300:
-        return CaptionResult("http_error", status, latency_s, t_start, request_id,
-                             error=_error_text(status, body), retry_after_s=_retry_after(headers))
+        return CaptionResult(
+            "http_error",
+            status,
+            latency_s,
+            t_start,
+            request_id,
+            error=_error_text(status, body),
+            retry_after_s=_retry_after(headers),
+        )
     try:
         p = adapter.parse(status, headers or {}, body)
     except InvalidResponse as exc:
         return CaptionResult("invalid_response", status, latency_s, t_start, request_id, error=_clip(str(exc)))
     return CaptionResult(
-        "ok", status, latency_s, t_start, request_id,
-        caption=p.caption, confidence=p.confidence, model_version=p.model_version,
-        safety_flagged=p.safety_flagged, embedding=p.embedding, server_latency_ms=p.server_latency_ms,
-        prompt_tokens=p.prompt_tokens, completion_tokens=p.completion_tokens,
+        "ok",
+        status,
+        latency_s,
+        t_start,
+        request_id,
+        caption=p.caption,
+        confidence=p.confidence,
+        model_version=p.model_version,
+        safety_flagged=p.safety_flagged,
+        embedding=p.embedding,
+        server_latency_ms=p.server_latency_ms,
+        prompt_tokens=p.prompt_tokens,
+        completion_tokens=p.completion_tokens,
     )
 
 
@@ -209,8 +225,9 @@ def to_record(
     keep_embedding: bool = True,
 ) -> RequestRecord:
     """The request record of ``result`` (see ``harness.records``)."""
-    return RequestRecord(**record_row(result, run_id, target, scenario, image_id, image_bytes, image_w, image_h,
-                                      keep_embedding))
+    return RequestRecord(
+        **record_row(result, run_id, target, scenario, image_id, image_bytes, image_w, image_h, keep_embedding)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,8 +241,16 @@ def _new_request_id() -> str:
 class _Client:
     """What the sync and async clients share: settings, the adapter, request preparation."""
 
-    def __init__(self, base_url: str, timeout: float, api_key: str | None, adapter: Adapter | None,
-                 http: Any, clock: Callable[[], float], perf: Callable[[], float]):
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float,
+        api_key: str | None,
+        adapter: Adapter | None,
+        http: Any,
+        clock: Callable[[], float],
+        perf: Callable[[], float],
+    ):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.api_key = api_key
@@ -233,16 +258,20 @@ class _Client:
         self._own = http is None
         self._clock, self._perf = clock, perf
 
-    def _prepare(self, image: bytes, content_type: str, request_id: str | None,
-                 return_embedding: bool) -> tuple[str, HttpRequest]:
+    def _prepare(
+        self, image: bytes, content_type: str, request_id: str | None, return_embedding: bool
+    ) -> tuple[str, HttpRequest]:
         rid = request_id or _new_request_id()
         return rid, self.adapter.request(image, content_type, rid, return_embedding, self.api_key)
 
-    def _result(self, rid: str, t_start: float, t0: float, resp: Any = None, exc: BaseException | None = None) -> CaptionResult:
+    def _result(
+        self, rid: str, t_start: float, t0: float, resp: Any = None, exc: BaseException | None = None
+    ) -> CaptionResult:
         if exc is not None:
             return result_from_exception(rid, t_start, self._perf() - t0, exc)
-        return result_from_response(self.adapter, rid, t_start, self._perf() - t0, resp.status_code, resp.headers,
-                                    resp.content)
+        return result_from_response(
+            self.adapter, rid, t_start, self._perf() - t0, resp.status_code, resp.headers, resp.content
+        )
 
 
 class CaptionClient(_Client):
@@ -265,7 +294,10 @@ class CaptionClient(_Client):
         self.http = http or httpx.Client(base_url=self.base_url, timeout=httpx.Timeout(timeout))
 
     def caption(
-        self, image: bytes, content_type: str = "image/png", request_id: str | None = None,
+        self,
+        image: bytes,
+        content_type: str = "image/png",
+        request_id: str | None = None,
         return_embedding: bool = False,
     ) -> CaptionResult:
         rid, req = self._prepare(image, content_type, request_id, return_embedding)
@@ -306,12 +338,16 @@ class AsyncCaptionClient(_Client):
 
         super().__init__(base_url, timeout, api_key, adapter, http, clock, perf)
         self.http = http or httpx.AsyncClient(
-            base_url=self.base_url, timeout=httpx.Timeout(timeout),
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
 
     async def caption(
-        self, image: bytes, content_type: str = "image/png", request_id: str | None = None,
+        self,
+        image: bytes,
+        content_type: str = "image/png",
+        request_id: str | None = None,
         return_embedding: bool = False,
     ) -> CaptionResult:
         rid, req = self._prepare(image, content_type, request_id, return_embedding)

@@ -35,8 +35,21 @@ EXIT_UNAVAILABLE = 69
 EXIT_SOFTWARE = 70
 # Every code a command may end with (README, "Exit codes"); 130 and 141 are the shell's own for
 # an interrupt and a closed pipe.
-EXIT_CODES = frozenset({EXIT_OK, EXIT_ROLLBACK, EXIT_HOLD, EXIT_DRIFT, EXIT_USAGE, EXIT_DATA, EXIT_MISSING,
-                        EXIT_UNAVAILABLE, EXIT_SOFTWARE, 130, 141})
+EXIT_CODES = frozenset(
+    {
+        EXIT_OK,
+        EXIT_ROLLBACK,
+        EXIT_HOLD,
+        EXIT_DRIFT,
+        EXIT_USAGE,
+        EXIT_DATA,
+        EXIT_MISSING,
+        EXIT_UNAVAILABLE,
+        EXIT_SOFTWARE,
+        130,
+        141,
+    }
+)
 
 # The optional extras of the package, by the top-level modules that need them.
 EXTRAS: dict[str, str] = {

@@ -33,10 +33,25 @@ _REQUIRED = ("run_id", "target", "request_id", "t_start", "latency_s", "status",
 _STR, _NUM, _BOOL = ["str"], ["int", "float", "int64", "float64", "int32", "float32"], ["bool", "boolean"]
 _KIND = {id(_STR): "text", id(_NUM): "a number", id(_BOOL): "a boolean"}
 _TYPES: dict[str, list[str]] = {
-    "run_id": _STR, "target": _STR, "scenario": _STR, "request_id": _STR, "image_id": _STR + ["int", "int64"],
-    "t_start": _NUM, "latency_s": _NUM, "status": _NUM, "outcome": _STR, "error": _STR, "caption": _STR,
-    "confidence": _NUM, "model_version": _STR, "image_bytes": _NUM, "image_w": _NUM, "image_h": _NUM,
-    "safety_flagged": _BOOL, "prompt_tokens": _NUM, "completion_tokens": _NUM,
+    "run_id": _STR,
+    "target": _STR,
+    "scenario": _STR,
+    "request_id": _STR,
+    "image_id": _STR + ["int", "int64"],
+    "t_start": _NUM,
+    "latency_s": _NUM,
+    "status": _NUM,
+    "outcome": _STR,
+    "error": _STR,
+    "caption": _STR,
+    "confidence": _NUM,
+    "model_version": _STR,
+    "image_bytes": _NUM,
+    "image_w": _NUM,
+    "image_h": _NUM,
+    "safety_flagged": _BOOL,
+    "prompt_tokens": _NUM,
+    "completion_tokens": _NUM,
 }
 
 
@@ -108,8 +123,15 @@ class ContractReport:
             "success": self.success,
             "n_records": self.n_records,
             "results": [
-                {"rule": r.rule, "expectation": r.expectation, "success": r.success, "unexpected": r.unexpected,
-                 "checked": r.checked, "observed": _plain(r.observed), "error": r.error}
+                {
+                    "rule": r.rule,
+                    "expectation": r.expectation,
+                    "success": r.success,
+                    "unexpected": r.unexpected,
+                    "checked": r.checked,
+                    "observed": _plain(r.observed),
+                    "error": r.error,
+                }
                 for r in self.results
             ],
         }
@@ -167,23 +189,41 @@ def _record_rules(gxe, Column, contract: RecordContract, present: list[str]) -> 
     if "outcome" in present:
         rules.append(("outcome known", gxe.ExpectColumnValuesToBeInSet(column="outcome", value_set=list(OUTCOMES))))
     if "confidence" in present:
-        rules.append(("confidence in [0, 1]", gxe.ExpectColumnValuesToBeBetween(column="confidence", min_value=0.0, max_value=1.0)))
+        rules.append(
+            (
+                "confidence in [0, 1]",
+                gxe.ExpectColumnValuesToBeBetween(column="confidence", min_value=0.0, max_value=1.0),
+            )
+        )
     if "caption" in present and "outcome" in present:
         rules.append(("caption present when ok", gxe.ExpectColumnValuesToNotBeNull(column="caption", row_condition=ok)))
     if "caption" in present and "outcome" in present and contract.service:
-        rules.append(("caption non-empty when ok", gxe.ExpectColumnValuesToMatchRegex(column="caption", regex=r"\S", row_condition=ok)))
+        rules.append(
+            (
+                "caption non-empty when ok",
+                gxe.ExpectColumnValuesToMatchRegex(column="caption", regex=r"\S", row_condition=ok),
+            )
+        )
     if "latency_s" in present:
         rules.append(("latency not negative", gxe.ExpectColumnValuesToBeBetween(column="latency_s", min_value=0.0)))
     if "status" in present and contract.service:
         codes = sorted(set(contract.status_codes))
         rules.append(("status code known", gxe.ExpectColumnValuesToBeInSet(column="status", value_set=codes)))
     elif "status" in present:
-        rules.append(("status is an HTTP code or 0", gxe.ExpectColumnValuesToBeInSet(
-            column="status", value_set=[0, *range(100, 600)])))
+        rules.append(
+            (
+                "status is an HTTP code or 0",
+                gxe.ExpectColumnValuesToBeInSet(column="status", value_set=[0, *range(100, 600)]),
+            )
+        )
     if "request_id" in present:
         if "target" in present:  # records of several targets may reuse request ids: unique per target
-            rules.append(("request_id unique per target",
-                          gxe.ExpectCompoundColumnsToBeUnique(column_list=["target", "request_id"])))
+            rules.append(
+                (
+                    "request_id unique per target",
+                    gxe.ExpectCompoundColumnsToBeUnique(column_list=["target", "request_id"]),
+                )
+            )
         else:
             rules.append(("request_id unique", gxe.ExpectColumnValuesToBeUnique(column="request_id")))
     return rules
@@ -200,7 +240,9 @@ def _as_object_strings(df):
 
 def _run(gx, ctx, name: str, df, rules: list[tuple[str, Any]], rows: bool = False) -> list[ExpectationResult]:
     batch = (
-        ctx.data_sources.add_pandas(name).add_dataframe_asset(name).add_batch_definition_whole_dataframe(name)
+        ctx.data_sources.add_pandas(name)
+        .add_dataframe_asset(name)
+        .add_batch_definition_whole_dataframe(name)
         .get_batch(batch_parameters={"dataframe": df})
     )
     suite = ctx.suites.add(gx.ExpectationSuite(name=name))
@@ -225,8 +267,15 @@ def _run(gx, ctx, name: str, df, rules: list[tuple[str, Any]], rows: bool = Fals
             observed = f"missing {', '.join(map(str, missing))}"
         index = res.get("unexpected_index_list") or () if rows else ()
         out[i] = ExpectationResult(
-            rules[i][0], r.expectation_config.type, bool(r.success), res.get("unexpected_count"),
-            res.get("element_count"), observed, examples[:20], error, tuple(int(x) for x in index),
+            rules[i][0],
+            r.expectation_config.type,
+            bool(r.success),
+            res.get("unexpected_count"),
+            res.get("element_count"),
+            observed,
+            examples[:20],
+            error,
+            tuple(int(x) for x in index),
         )
     return [o for o in out if o is not None]
 
@@ -241,12 +290,16 @@ def validate_records(df, contract: RecordContract = RecordContract()) -> Contrac
     results = _run(gx, ctx, "records", df, _record_rules(gxe, Column, contract, present))
     if contract.service and {"outcome", "caption", "request_id", "image_id"} <= set(df.columns):
         cov = coverage_table(df)
-        rule = (f"coverage >= {contract.coverage_objective:g}",
-                gxe.ExpectColumnMeanToBeBetween(column="captioned", min_value=contract.coverage_objective, max_value=1.0))
+        rule = (
+            f"coverage >= {contract.coverage_objective:g}",
+            gxe.ExpectColumnMeanToBeBetween(column="captioned", min_value=contract.coverage_objective, max_value=1.0),
+        )
         if len(cov):
             results += _run(gx, ctx, "coverage", cov, [rule])
         else:
-            results.append(ExpectationResult(rule[0], "expect_column_mean_to_be_between", False, observed="no images sent"))
+            results.append(
+                ExpectationResult(rule[0], "expect_column_mean_to_be_between", False, observed="no images sent")
+            )
     return ContractReport(all(r.success for r in results), len(df), tuple(results))
 
 

@@ -63,9 +63,7 @@ def _clean_value(name: str, value: Any, kind: str, nullable: bool, meta: Mapping
     return float(value) if kind == "float" else value
 
 
-def clean_fault_fields(
-    data: Mapping[str, Any], known: Iterable[str | Field], max_hour: bool = True
-) -> dict[str, Any]:
+def clean_fault_fields(data: Mapping[str, Any], known: Iterable[str | Field], max_hour: bool = True) -> dict[str, Any]:
     """``data`` checked against the ``known`` fields, given by name (every one a number but
     ``seed``, an integer or null) or as dataclass fields (their type says the kind and whether
     null is allowed; ``metadata`` may add ``choices`` for a string, ``range`` for a number).

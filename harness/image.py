@@ -8,8 +8,15 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["ImageDecodeError", "ImageTooLargeError", "open_image", "load_rgb", "decode_image", "read_image",
-           "DEFAULT_MAX_PIXELS"]
+__all__ = [
+    "ImageDecodeError",
+    "ImageTooLargeError",
+    "open_image",
+    "load_rgb",
+    "decode_image",
+    "read_image",
+    "DEFAULT_MAX_PIXELS",
+]
 
 DEFAULT_MAX_PIXELS = 4096 * 4096
 

@@ -41,8 +41,17 @@ import yaml
 from harness.errors import DataError, InputMissingError, UsageError
 from harness.records import COLUMNS, OUTCOMES, RecordWriter, record_line, write_dataset
 
-__all__ = ["ColumnMapping", "Rejection", "ImportResult", "load_mapping", "read_rows", "to_records", "import_log",
-           "REJECTED_JSONL", "FORMATS"]
+__all__ = [
+    "ColumnMapping",
+    "Rejection",
+    "ImportResult",
+    "load_mapping",
+    "read_rows",
+    "to_records",
+    "import_log",
+    "REJECTED_JSONL",
+    "FORMATS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +93,10 @@ class ColumnMapping:
             if name != "latency_s" or unit not in _UNIT_SECONDS:
                 raise DataError(f"{where}: units: only latency_s takes a unit, one of s, ms, us (got {name}: {unit})")
         if self.time_format not in TIME_FORMATS and "%" not in self.time_format:
-            raise DataError(f"{where}: time_format must be one of {', '.join(TIME_FORMATS)} or a strptime "
-                            f"pattern (got {self.time_format!r})")
+            raise DataError(
+                f"{where}: time_format must be one of {', '.join(TIME_FORMATS)} or a strptime "
+                f"pattern (got {self.time_format!r})"
+            )
         for name, table in self.values.items():
             if not isinstance(table, Mapping):
                 raise DataError(f"{where}: values.{name} must map source values to record values")
@@ -119,8 +130,12 @@ def load_mapping(path: str | Path) -> ColumnMapping:
     try:
         return ColumnMapping(
             columns={str(k): v for k, v in (data.get("columns") or {}).items()},
-            time_format=str(data.get("time_format", "unix")), units=data.get("units") or {},
-            constants=data.get("constants") or {}, values=data.get("values") or {}, format=data.get("format"))
+            time_format=str(data.get("time_format", "unix")),
+            units=data.get("units") or {},
+            constants=data.get("constants") or {},
+            values=data.get("values") or {},
+            format=data.get("format"),
+        )
     except DataError as exc:
         raise DataError(f"{path}: {str(exc).removeprefix('mapping: ')}") from None
 
@@ -216,8 +231,11 @@ def read_rows(path: str | Path, fmt: str) -> tuple[list[tuple[int, Any]], list[R
         if not any(v.strip() for v in values):
             continue
         if len(values) != len(header):
-            bad.append(Rejection("line", line, f"{len(values)} fields where the header has {len(header)}",
-                                 _raw(",".join(values))))
+            bad.append(
+                Rejection(
+                    "line", line, f"{len(values)} fields where the header has {len(header)}", _raw(",".join(values))
+                )
+            )
             continue
         rows.append((line, {k: (v if v != "" else None) for k, v in zip(header, values)}))
     return rows, bad, "line"
@@ -329,7 +347,9 @@ def _record(row: Mapping[str, Any], mapping: ColumnMapping) -> dict[str, Any]:
     return rec
 
 
-def to_records(rows: list[tuple[int, Any]], mapping: ColumnMapping, where: str) -> tuple[list[tuple[int, dict]], list[Rejection]]:
+def to_records(
+    rows: list[tuple[int, Any]], mapping: ColumnMapping, where: str
+) -> tuple[list[tuple[int, dict]], list[Rejection]]:
     """Each source row as a record dict, or its rejection (the first value that did not fit)."""
     out, bad = [], []
     for number, row in rows:
@@ -340,7 +360,9 @@ def to_records(rows: list[tuple[int, Any]], mapping: ColumnMapping, where: str) 
     return out, bad
 
 
-def _contract(records: list[tuple[int, dict]], where: str, raw: dict[int, Any]) -> tuple[list[tuple[int, dict]], list[Rejection]]:
+def _contract(
+    records: list[tuple[int, dict]], where: str, raw: dict[int, Any]
+) -> tuple[list[tuple[int, dict]], list[Rejection]]:
     """The record contract's row rules over the converted records: rows that break one are rejected
     with the rule's name; of records that repeat a (target, request_id), the first is kept."""
     import pandas as pd
@@ -372,7 +394,9 @@ def _limit(max_rejected: str | float | int, rows: int) -> int:
             raise ValueError
         return int(count)
     except ValueError:
-        raise UsageError(f"--max-rejected takes a count (5) or a share of the rows (1%), got {max_rejected!r}") from None
+        raise UsageError(
+            f"--max-rejected takes a count (5) or a share of the rows (1%), got {max_rejected!r}"
+        ) from None
 
 
 def _write(records: list[dict], out: Path, part: str) -> tuple[Path, ...]:
@@ -392,8 +416,14 @@ def _write(records: list[dict], out: Path, part: str) -> tuple[Path, ...]:
     return tuple(write_dataset(df, out, part=part))
 
 
-def import_log(source: str | Path, mapping: ColumnMapping, out: str | Path, *, fmt: str | None = None,
-               max_rejected: str | float | int = "1%") -> ImportResult:
+def import_log(
+    source: str | Path,
+    mapping: ColumnMapping,
+    out: str | Path,
+    *,
+    fmt: str | None = None,
+    max_rejected: str | float | int = "1%",
+) -> ImportResult:
     """Import ``source`` into ``out`` (a ``.jsonl`` or ``.parquet`` file, or a folder: a partitioned
     dataset by day and target, the source's records in files named for it). Rejections go to
     ``rejected.jsonl`` beside the output. More than ``max_rejected`` (a count, or a share such as
@@ -420,5 +450,6 @@ def import_log(source: str | Path, mapping: ColumnMapping, out: str | Path, *, f
     written: tuple[Path, ...] = ()
     if not refused and kept:
         written = _write([r for _, r in kept], out, f"import-{source.stem}")
-    return ImportResult(str(source), len(rows) + len(unreadable), 0 if refused else len(kept), rejected, written,
-                        rejected_path, refused)
+    return ImportResult(
+        str(source), len(rows) + len(unreadable), 0 if refused else len(kept), rejected, written, rejected_path, refused
+    )

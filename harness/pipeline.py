@@ -14,8 +14,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MISSING_EXPIRED", "MISSING_PENDING", "FAILED_PREFIX", "GATE_FIGURES", "job_events", "pipeline_figures",
-           "gate_figures"]
+__all__ = [
+    "MISSING_EXPIRED",
+    "MISSING_PENDING",
+    "FAILED_PREFIX",
+    "GATE_FIGURES",
+    "job_events",
+    "pipeline_figures",
+    "gate_figures",
+]
 
 # The ``error`` of a missing job's record: expired on the server, still pending when the client
 # stopped waiting, or failed (``job failed: CODE: MESSAGE``). Any other missing one was refused.
@@ -84,8 +91,13 @@ def pipeline_figures(df) -> dict[str, Any]:
 
 # The pipeline figures a gate's decision record adds to a target's figures when its load run was
 # asynchronous: summary key -> figure name.
-GATE_FIGURES = {"lag_p50_s": "lag_p50_s", "lag_p95_s": "lag_p95_s", "lag_p99_s": "lag_p99_s",
-                "drain_s": "drain_s", "missing": "missing_captions"}
+GATE_FIGURES = {
+    "lag_p50_s": "lag_p50_s",
+    "lag_p95_s": "lag_p95_s",
+    "lag_p99_s": "lag_p99_s",
+    "drain_s": "drain_s",
+    "missing": "missing_captions",
+}
 
 
 def gate_figures(pipeline: dict[str, Any] | None) -> dict[str, Any]:

@@ -142,8 +142,13 @@ class RecordWriter:
     stop coming), so a SIGKILL loses at most that window. ``fsync=True`` also survives a machine
     crash, at a cost per write."""
 
-    def __init__(self, path: str | Path, fsync: bool = False, flush_interval_s: float = 0.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        path: str | Path,
+        fsync: bool = False,
+        flush_interval_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         path = Path(path)
         if path.suffix != ".jsonl":
             path = path / RECORDS_JSONL
@@ -304,8 +309,9 @@ def _sample_key(columns: Iterable[str], seed: int) -> str:
     return f"hash({', '.join(f'CAST({c} AS VARCHAR)' for c in have)}, {int(seed)}::BIGINT)"
 
 
-def _where(names: Iterable[str], source: str, since: float | None, until: float | None, outcome: str | None,
-           embeddings: str) -> str:
+def _where(
+    names: Iterable[str], source: str, since: float | None, until: float | None, outcome: str | None, embeddings: str
+) -> str:
     names = set(names)
     conds = []
     if since is not None or until is not None:
@@ -328,8 +334,10 @@ def _scan_parquet(p: Path, columns: list[str] | None, where_args: tuple, sample:
     import duckdb
 
     if p.is_dir():
-        src = (f"read_parquet({_sql_text(str(p / '**' / '*.parquet'))}, hive_partitioning = true, "
-               "union_by_name = true, hive_types_autocast = false)")
+        src = (
+            f"read_parquet({_sql_text(str(p / '**' / '*.parquet'))}, hive_partitioning = true, "
+            "union_by_name = true, hive_types_autocast = false)"
+        )
     else:
         src = f"read_parquet({_sql_text(str(p))})"
     con = duckdb.connect(":memory:")
@@ -354,14 +362,19 @@ def _scan_parquet(p: Path, columns: list[str] | None, where_args: tuple, sample:
             if share < 1:
                 cut = f"{key} < {int(share * 2**64)}::UBIGINT"
                 pre = f"{where} AND {cut}" if where else f" WHERE {cut}"
-                table = con.sql(f"SELECT * FROM (SELECT {select} FROM {src}{pre} ORDER BY {key} "
-                                f"LIMIT {int(sample)}) ORDER BY {order}").to_arrow_table()
+                table = con.sql(
+                    f"SELECT * FROM (SELECT {select} FROM {src}{pre} ORDER BY {key} "
+                    f"LIMIT {int(sample)}) ORDER BY {order}"
+                ).to_arrow_table()
             if table is None or table.num_rows < sample:
-                table = con.sql(f"SELECT * FROM (SELECT {select} FROM {src}{where} ORDER BY {key} "
-                                f"LIMIT {int(sample)}) ORDER BY {order}").to_arrow_table()
+                table = con.sql(
+                    f"SELECT * FROM (SELECT {select} FROM {src}{where} ORDER BY {key} "
+                    f"LIMIT {int(sample)}) ORDER BY {order}"
+                ).to_arrow_table()
     except duckdb.Error as exc:
-        raise DataError(f"{p}: unreadable parquet records ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0][:160]})") from None
+        raise DataError(
+            f"{p}: unreadable parquet records ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
+        ) from None
     finally:
         con.close()
     if "_none" in table.column_names:
@@ -369,8 +382,16 @@ def _scan_parquet(p: Path, columns: list[str] | None, where_args: tuple, sample:
     return table, int(total)
 
 
-def _filter_frame(df, source: str, since: float | None, until: float | None, outcome: str | None,
-                  embeddings: str, sample: int | None, seed: int):
+def _filter_frame(
+    df,
+    source: str,
+    since: float | None,
+    until: float | None,
+    outcome: str | None,
+    embeddings: str,
+    sample: int | None,
+    seed: int,
+):
     """The same filters and sample as ``_scan_parquet``, on records already in memory (JSONL)."""
     import numpy as np
     import pandas as pd
@@ -398,8 +419,12 @@ def _filter_frame(df, source: str, since: float | None, until: float | None, out
         con = duckdb.connect(":memory:")
         try:
             con.register("keys", keys)
-            rows = [r[0] for r in con.sql(f"SELECT _row FROM keys ORDER BY {_sample_key(keys.columns, seed)} "
-                                          f"LIMIT {int(sample)}").fetchall()]
+            rows = [
+                r[0]
+                for r in con.sql(
+                    f"SELECT _row FROM keys ORDER BY {_sample_key(keys.columns, seed)} LIMIT {int(sample)}"
+                ).fetchall()
+            ]
         finally:
             con.close()
         df = df.iloc[sorted(rows)]
@@ -410,9 +435,17 @@ def _filter_frame(df, source: str, since: float | None, until: float | None, out
     return df.reset_index(drop=True), total
 
 
-def load_records(path: str | Path, columns: Iterable[str] | None = None, *, since: float | None = None,
-                 until: float | None = None, outcome: str | None = None, embeddings: str = "read",
-                 sample: int | None = None, seed: int = 0):
+def load_records(
+    path: str | Path,
+    columns: Iterable[str] | None = None,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+    outcome: str | None = None,
+    embeddings: str = "read",
+    sample: int | None = None,
+    seed: int = 0,
+):
     """Records as a pandas DataFrame: the columns of ``RequestRecord`` (in that order), then any other
     the source has (a partitioned dataset's partition keys, such as ``date``).
 
@@ -492,18 +525,31 @@ def write_dataset(records, folder: str | Path, part: str = "part-0") -> list[Pat
     folder = Path(folder)
     written: list[Path] = []
     pads.write_dataset(
-        table, folder, format="parquet", partitioning=list(PARTITIONS), partitioning_flavor="hive",
-        basename_template=f"{part}-{{i}}.parquet", existing_data_behavior="overwrite_or_ignore",
-        max_rows_per_group=256 * 1024, min_rows_per_group=64 * 1024,
-        file_visitor=lambda f: written.append(Path(f.path)))
+        table,
+        folder,
+        format="parquet",
+        partitioning=list(PARTITIONS),
+        partitioning_flavor="hive",
+        basename_template=f"{part}-{{i}}.parquet",
+        existing_data_behavior="overwrite_or_ignore",
+        max_rows_per_group=256 * 1024,
+        min_rows_per_group=64 * 1024,
+        file_visitor=lambda f: written.append(Path(f.path)),
+    )
     return written
 
 
 # The kind of value each field holds (``None`` is allowed in every field but ``required`` ones).
 _TEXT = ("run_id", "target", "scenario", "request_id", "outcome", "error", "caption", "model_version")
 _REALS = ("t_start", "latency_s", "confidence")
-_COUNTS = {"status": 999, "image_bytes": 2**53, "image_w": 2**31, "image_h": 2**31,  # field -> largest value
-           "prompt_tokens": 2**31, "completion_tokens": 2**31}
+_COUNTS = {
+    "status": 999,
+    "image_bytes": 2**53,
+    "image_w": 2**31,
+    "image_h": 2**31,  # field -> largest value
+    "prompt_tokens": 2**31,
+    "completion_tokens": 2**31,
+}
 
 
 def _real(v: Any) -> bool:
@@ -516,9 +562,13 @@ def _kinds() -> list[tuple[str, str, Callable[[Any], bool]]]:
 
     out: list[tuple[str, str, Callable[[Any], bool]]] = [(c, "text", lambda v: isinstance(v, str)) for c in _TEXT]
     out += [(c, "a finite number", _real) for c in _REALS]
-    out += [(c, f"a whole number 0..{top}", lambda v, top=top: _real(v) and float(v).is_integer() and 0 <= v <= top)
-            for c, top in _COUNTS.items()]
-    out.append(("image_id", "text or a whole number", lambda v: isinstance(v, str) or (_real(v) and float(v).is_integer())))
+    out += [
+        (c, f"a whole number 0..{top}", lambda v, top=top: _real(v) and float(v).is_integer() and 0 <= v <= top)
+        for c, top in _COUNTS.items()
+    ]
+    out.append(
+        ("image_id", "text or a whole number", lambda v: isinstance(v, str) or (_real(v) and float(v).is_integer()))
+    )
     out.append(("safety_flagged", "true or false", lambda v: isinstance(v, (bool, np.bool_))))
     out.append(("embedding", "a list of numbers", lambda v: isinstance(v, (list, tuple, np.ndarray))))
     return out

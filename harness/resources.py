@@ -12,8 +12,16 @@ from pathlib import Path
 
 from harness.errors import InputMissingError, UsageError
 
-__all__ = ["DATA_FOLDERS", "data_dir", "scenarios_dir", "scenario_names", "scenario_path", "example_path",
-           "dashboard_dir", "dashboard_app_path"]
+__all__ = [
+    "DATA_FOLDERS",
+    "data_dir",
+    "scenarios_dir",
+    "scenario_names",
+    "scenario_path",
+    "example_path",
+    "dashboard_dir",
+    "dashboard_app_path",
+]
 
 DATA_FOLDERS = ("scenarios", "examples", "dashboards")
 

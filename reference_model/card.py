@@ -62,9 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=CARD)
     a = p.parse_args(argv)
     rows = []
-    for spec, shift in [("tiny", None), ("tiny", "low_light"), ("tiny", "low_light:0.4"), ("tiny", "noise"),
-                        ("tiny", "unseen_colour"), ("tiny", "blur"),
-                        ("tiny", "occlusion"), ("tiny:int8", None), ("tiny-undertrained", None)]:
+    for spec, shift in [
+        ("tiny", None),
+        ("tiny", "low_light"),
+        ("tiny", "low_light:0.4"),
+        ("tiny", "noise"),
+        ("tiny", "unseen_colour"),
+        ("tiny", "blur"),
+        ("tiny", "occlusion"),
+        ("tiny:int8", None),
+        ("tiny-undertrained", None),
+    ]:
         r = measure(spec, a.n, shift)
         print(json.dumps(r), file=sys.stderr, flush=True)
         rows.append(r)
@@ -74,9 +82,20 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows
     )
     cfg = meta["config"]
-    a.out.write_text(CARD_TEMPLATE.format(table=table, n=a.n, seed=SEED, steps=meta["steps"], tseed=meta["seed"],
-                                          batch=meta["batch"], secs=meta["seconds"], d=cfg["d_model"],
-                                          layers=cfg["n_layers"], vocab=cfg["vocab_size"]))
+    a.out.write_text(
+        CARD_TEMPLATE.format(
+            table=table,
+            n=a.n,
+            seed=SEED,
+            steps=meta["steps"],
+            tseed=meta["seed"],
+            batch=meta["batch"],
+            secs=meta["seconds"],
+            d=cfg["d_model"],
+            layers=cfg["n_layers"],
+            vocab=cfg["vocab_size"],
+        )
+    )
     print(f"wrote {a.out}")
     return 0
 

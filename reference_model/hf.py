@@ -18,7 +18,9 @@ __all__ = ["HFCaptioner"]
 class HFCaptioner(Captioner):
     """VisionEncoderDecoder, BLIP, GIT and other ``AutoModelForImageTextToText``/Vision2Seq models."""
 
-    def __init__(self, model_id: str, device: str | None = None, max_new_tokens: int = 30, local_only: bool | None = None):
+    def __init__(
+        self, model_id: str, device: str | None = None, max_new_tokens: int = 30, local_only: bool | None = None
+    ):
         import transformers
         from transformers import AutoProcessor
 
@@ -43,7 +45,9 @@ class HFCaptioner(Captioner):
             except (ValueError, KeyError, OSError) as exc:
                 errors.append(f"{cls_name}: {exc}")
         if model is None:
-            raise ValueError(f"could not load {model_id!r} as an image-to-text model: {errors[-1] if errors else 'no loader'}")
+            raise ValueError(
+                f"could not load {model_id!r} as an image-to-text model: {errors[-1] if errors else 'no loader'}"
+            )
         try:
             self.processor = AutoProcessor.from_pretrained(model_id, **kw)
         except (ValueError, KeyError, OSError, TypeError):
@@ -73,11 +77,15 @@ class HFCaptioner(Captioner):
             return []
         inputs = self._pixels(images)
         gen = self.model.generate(
-            **inputs, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1,
-            output_scores=True, return_dict_in_generate=True,
+            **inputs,
+            max_new_tokens=self.max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            output_scores=True,
+            return_dict_in_generate=True,
         )
         trans = self.model.compute_transition_scores(gen.sequences, gen.scores, normalize_logits=True)
-        new = gen.sequences[:, -trans.shape[1]:]
+        new = gen.sequences[:, -trans.shape[1] :]
         pad = getattr(self.model.generation_config, "pad_token_id", None)
         eos = getattr(self.model.generation_config, "eos_token_id", None)
         eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
@@ -95,8 +103,15 @@ class HFCaptioner(Captioner):
                     break
             conf = float(torch.tensor(keep).mean().exp()) if keep else 0.0
             n = len([t for t in new[i].tolist() if t not in eos_ids and t != pad])
-            out.append(Caption(text.strip(), min(1.0, max(0.0, conf)), n, emb[i] if emb else [],
-                               self._token_logprobs(kept_ids, keep, text.strip())))
+            out.append(
+                Caption(
+                    text.strip(),
+                    min(1.0, max(0.0, conf)),
+                    n,
+                    emb[i] if emb else [],
+                    self._token_logprobs(kept_ids, keep, text.strip()),
+                )
+            )
         return out
 
     def _token_logprobs(self, ids: list[int], logps: list[float], text: str) -> tuple[tuple[str, float], ...]:
@@ -107,7 +122,7 @@ class HFCaptioner(Captioner):
             cur = self.tokenizer.decode(ids[: k + 1], skip_special_tokens=True)
             if not cur.startswith(prev):
                 return ()
-            pieces.append(cur[len(prev):])
+            pieces.append(cur[len(prev) :])
             prev = cur
         lead = len(prev) - len(prev.lstrip())
         tail = len(prev.rstrip())

@@ -94,9 +94,12 @@ class TinyCaptionNet(nn.Module):
         self.cfg = c
         d = c.d_model
         self.cnn = nn.Sequential(
-            nn.Conv2d(3, 32, 4, stride=2, padding=1), nn.GELU(),   # 32x32
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.GELU(),  # 16x16
-            nn.Conv2d(64, 96, 3, stride=2, padding=1), nn.GELU(),  # 8x8
+            nn.Conv2d(3, 32, 4, stride=2, padding=1),
+            nn.GELU(),  # 32x32
+            nn.Conv2d(32, 64, 3, stride=2, padding=1),
+            nn.GELU(),  # 16x16
+            nn.Conv2d(64, 96, 3, stride=2, padding=1),
+            nn.GELU(),  # 8x8
             nn.Conv2d(96, d, 1),
         )
         self.row = nn.Parameter(torch.zeros(c.grid, d))

@@ -91,8 +91,15 @@ class TinyCaptioner(Captioner):
         embs = pooled.float().cpu().tolist()
         out = []
         for row, c, n, emb, lps, k in zip(ids.tolist(), conf, tokens, embs, logp.tolist(), length.tolist()):
-            out.append(Caption(self.vocab.decode(row), float(c), int(n), [round(v, 5) for v in emb],
-                               self._token_logprobs(row[:k], lps[:k])))
+            out.append(
+                Caption(
+                    self.vocab.decode(row),
+                    float(c),
+                    int(n),
+                    [round(v, 5) for v in emb],
+                    self._token_logprobs(row[:k], lps[:k]),
+                )
+            )
         return out
 
     def _token_logprobs(self, ids: list[int], logps: list[float]) -> tuple[tuple[str, float], ...]:

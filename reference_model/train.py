@@ -88,9 +88,7 @@ def train(
             g["lr"] = lr_at(step)
         pixels, tokens = _batch(vocab, seed, step, batch, cfg.max_len)
         logits = net(pixels, tokens[:, :-1])
-        loss = F.cross_entropy(
-            logits.reshape(-1, cfg.vocab_size), tokens[:, 1:].reshape(-1), ignore_index=vocab.pad_id
-        )
+        loss = F.cross_entropy(logits.reshape(-1, cfg.vocab_size), tokens[:, 1:].reshape(-1), ignore_index=vocab.pad_id)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -121,8 +119,16 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    train(a.steps, a.seed, a.batch, a.lr, a.out, a.snapshot_step, a.snapshot_out,
-          log=lambda m: print(m, file=sys.stderr, flush=True))
+    train(
+        a.steps,
+        a.seed,
+        a.batch,
+        a.lr,
+        a.out,
+        a.snapshot_step,
+        a.snapshot_out,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
     return 0
 
 

@@ -69,10 +69,24 @@ class WebDriver:
 
     def __init__(self, url: str, profile: Path):
         self.http = httpx.Client(base_url=url, timeout=30.0)
-        caps = {"browserName": "chrome", "goog:chromeOptions": {"binary": CHROMIUM, "args": [
-            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={profile}", "--window-size=1280,1000"]}}
+        caps = {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    f"--user-data-dir={profile}",
+                    "--window-size=1280,1000",
+                ],
+            },
+        }
         r = self.http.post("/session", json={"capabilities": {"alwaysMatch": caps}})
         r.raise_for_status()
         self.session = f"/session/{r.json()['value']['sessionId']}"
@@ -123,17 +137,39 @@ def dashboard(reports: Path, tmp: Path) -> Iterator[tuple[str, WebDriver]]:
     port, driver_port = free_port(), free_port()
     env = dict(os.environ, HARNESS_REPORTS=str(reports))
     app_log, driver_log = tmp / "streamlit.log", tmp / "chromedriver.log"
-    app = start([sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboards" / "app.py"),
-                 "--server.port", str(port), "--server.headless", "true", "--server.address", "127.0.0.1",
-                 "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"], app_log, env)
+    app = start(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "dashboards" / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        app_log,
+        env,
+    )
     driver_proc = None
     browser = None
     try:
         base = f"http://127.0.0.1:{port}"
         driver_proc = start([CHROMEDRIVER, f"--port={driver_port}", "--allowed-ips=127.0.0.1"], driver_log)
         driver_url = f"http://127.0.0.1:{driver_port}"
-        wait_until("chromedriver", lambda: httpx.get(f"{driver_url}/status", timeout=2).json()["value"]["ready"],
-                   driver_proc, driver_log)
+        wait_until(
+            "chromedriver",
+            lambda: httpx.get(f"{driver_url}/status", timeout=2).json()["value"]["ready"],
+            driver_proc,
+            driver_log,
+        )
         browser = WebDriver(driver_url, tmp / "profile")
         wait_until("streamlit", lambda: httpx.get(f"{base}/_stcore/health", timeout=2).text == "ok", app, app_log)
         yield base, browser

@@ -34,6 +34,8 @@ def server_factory():
             return stack.enter_context(start_server(model, extra_args=extra_args, env=env, **kwargs))
 
         yield factory
+
+
 # ----------------------------------------------------------------- end of reference server fixtures
 
 
@@ -51,4 +53,3 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if any(_starts_a_server(f) for f in getattr(item, "fixturenames", ())):
             item.add_marker(_pytest.mark.slow)
-

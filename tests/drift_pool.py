@@ -55,6 +55,10 @@ def load_pool(cache_dir: Path) -> dict[str, dict]:
         js.write_text(json.dumps(captions))
     pool: dict[str, dict] = {}
     for name in POOL_SIZES:
-        pool[name] = {"confidence": arrays[f"{name}/confidence"], "embedding": arrays[f"{name}/embedding"],
-                      "image_stats": arrays[f"{name}/image_stats"], "captions": captions[name]}
+        pool[name] = {
+            "confidence": arrays[f"{name}/confidence"],
+            "embedding": arrays[f"{name}/embedding"],
+            "image_stats": arrays[f"{name}/image_stats"],
+            "captions": captions[name],
+        }
     return pool

@@ -34,20 +34,20 @@ def hostile_corpus(t: str, tag: str) -> Corpus:
     """Payloads aimed at the tracker URL ``t``; each, if it ran, would set ``window.__pwned`` or
     fetch from ``t`` (``tag`` tells two services apart in the tracker's log)."""
     captions = (
-        ("a red circle " * (BIG_CAPTION_BYTES // 13 + 1))[:BIG_CAPTION_BYTES - 120]
+        ("a red circle " * (BIG_CAPTION_BYTES // 13 + 1))[: BIG_CAPTION_BYTES - 120]
         + f"<img src={t}/{tag}/big.png onerror=\"window.__pwned='big'\">",
         f'<script>window.__pwned="script";fetch("{t}/{tag}/script")</script> a red circle',
         f"<img src={t}/{tag}/img.png onerror=\"window.__pwned='img'\"> a blue square",
-        f"<svg onload=\"window.__pwned='svg'\"><image href=\"{t}/{tag}/svg.png\"/></svg> a green triangle",
-        f"\"><iframe src=\"{t}/{tag}/iframe\"></iframe><b onmouseover=\"window.__pwned='attr'\">x</b>",
+        f'<svg onload="window.__pwned=\'svg\'"><image href="{t}/{tag}/svg.png"/></svg> a green triangle',
+        f'"><iframe src="{t}/{tag}/iframe"></iframe><b onmouseover="window.__pwned=\'attr\'">x</b>',
         f"![tracking pixel]({t}/{tag}/track.png) a small red circle",
         f"[click me](javascript:window.__pwned='link') <{t}/{tag}/autolink> www.example.com {t}/{tag}/bare",
         "a `tick` and ``double`` and ``` fence ``` backticks `",
         f"| a | b |\n|---|---|\n| <b onclick=\"window.__pwned='cell'\">x</b> | ![c]({t}/{tag}/cell.png) |",
         f"$\\href{{{t}/{tag}/katex}}{{x}}$ :red[alert] :material/warning: **bold** _em_ ~~gone~~ # heading",
-        f"<style>@import url(\"{t}/{tag}/import.css\");body{{background:url(\"{t}/{tag}/bg.png\")}}</style>",
-        f"<link rel=stylesheet href=\"{t}/{tag}/link.css\"><object data=\"{t}/{tag}/object\"></object> a circle",
-        f"mail me@evil.example <a href=\"{t}/{tag}/a\">here</a> a blue circle",
+        f'<style>@import url("{t}/{tag}/import.css");body{{background:url("{t}/{tag}/bg.png")}}</style>',
+        f'<link rel=stylesheet href="{t}/{tag}/link.css"><object data="{t}/{tag}/object"></object> a circle',
+        f'mail me@evil.example <a href="{t}/{tag}/a">here</a> a blue circle',
         f"\x1b]8;;{t}/{tag}/osc\x07click\x1b]8;;\x07 \x1b[31mred\x1b[0m \u202eelcric a\u202c \x00 a circle",
     )
     return Corpus(
@@ -92,9 +92,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         digest = hashlib.sha256(self.salt + image).digest()
         caption = self.corpus.captions[(n - 1) % len(self.corpus.captions)]
-        doc = {"request_id": self.headers.get("X-Request-Id"), "caption": caption,
-               "confidence": round(0.3 + 0.6 * digest[4] / 255, 4), "model_version": self.corpus.version,
-               "server_latency_ms": 1.0, "safety": {"flagged": False, "reasons": []}}
+        doc = {
+            "request_id": self.headers.get("X-Request-Id"),
+            "caption": caption,
+            "confidence": round(0.3 + 0.6 * digest[4] / 255, 4),
+            "model_version": self.corpus.version,
+            "server_latency_ms": 1.0,
+            "safety": {"flagged": False, "reasons": []},
+        }
         if "return_embedding=true" in self.path:
             doc["embedding"] = [b / 255 for b in digest[5:21]]
         self._send(200, doc)
@@ -108,8 +113,11 @@ def hostile_service(corpus: Corpus, salt: str = "", error_every: int = 9) -> Ite
     """Serve ``corpus`` on a free loopback port; yields the base URL. Captions are answered in
     turn, so every one of them is seen; confidence and embedding are functions of the image's bytes
     and ``salt``; every ``error_every``-th request answers 500."""
-    handler = type("Hostile", (_Handler,), {"corpus": corpus, "salt": salt.encode(), "error_every": error_every,
-                                            "lock": threading.Lock(), "count": [0]})
+    handler = type(
+        "Hostile",
+        (_Handler,),
+        {"corpus": corpus, "salt": salt.encode(), "error_every": error_every, "lock": threading.Lock(), "count": [0]},
+    )
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)

@@ -47,6 +47,7 @@ def markdown_html(md: str) -> Html:
 
     try:
         import linkify_it  # noqa: F401  GitHub links bare URLs: so must the test's renderer
+
         renderer = MarkdownIt("gfm-like")
     except ImportError:
         renderer = MarkdownIt("commonmark").enable(["table", "strikethrough"])

@@ -49,8 +49,10 @@ def jobs_server():
 
 def _jobs_metrics(url: str) -> dict[str, float]:
     samples = scrape(url)
-    out = {s: sample_value(samples, "caption_jobs_total", state=s) or 0.0
-           for s in ("submitted", "done", "failed", "expired", "rejected")}
+    out = {
+        s: sample_value(samples, "caption_jobs_total", state=s) or 0.0
+        for s in ("submitted", "done", "failed", "expired", "rejected")
+    }
     out["pending"] = sample_value(samples, "caption_jobs_pending") or 0.0
     for b in LAG_BUCKETS:
         out[f"le={b}"] = sample_value(samples, "caption_job_lag_seconds_bucket", le=str(float(b))) or 0.0
@@ -101,27 +103,38 @@ def test_async_route_answers_the_sync_document_and_calls_back(jobs_server):
     try:
         with httpx.Client(timeout=30) as c:
             callback = f"http://127.0.0.1:{receiver.server_address[1]}/hook?x=1"
-            r = c.post(url + "/v1/caption:async", params={"callback": callback}, content=png,
-                       headers={"Content-Type": "image/png", "X-Request-Id": "job-1"})
+            r = c.post(
+                url + "/v1/caption:async",
+                params={"callback": callback},
+                content=png,
+                headers={"Content-Type": "image/png", "X-Request-Id": "job-1"},
+            )
             assert r.status_code == 202 and r.headers["x-request-id"] == "job-1"
             doc = r.json()
             assert r.headers["location"] == f"/v1/jobs/{doc['job_id']}" and doc["status"] == "pending"
             done = _poll(c, url, r.headers["location"])
-            sync = c.post(url + "/v1/caption", content=png,
-                          headers={"Content-Type": "image/png", "X-Request-Id": "sync-1"}).json()
+            sync = c.post(
+                url + "/v1/caption", content=png, headers={"Content-Type": "image/png", "X-Request-Id": "sync-1"}
+            ).json()
             assert done["status"] == "done" and done["lag_s"] > 0 and done["finished_at"] >= done["submitted_at"]
             result = done["result"]
             assert set(result) == set(sync)
             drop = {"request_id", "server_latency_ms"}
-            assert {k: v for k, v in result.items() if k not in drop} == {k: v for k, v in sync.items() if k not in drop}
+            assert {k: v for k, v in result.items() if k not in drop} == {
+                k: v for k, v in sync.items() if k not in drop
+            }
             assert result["request_id"] == "job-1"
             deadline = time.monotonic() + 10
             while not _Receiver.got and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert _Receiver.got == [("/hook?x=1", done)]
             # refusals: a callback host off the allow list, a bad image, an unknown job
-            far = c.post(url + "/v1/caption:async", params={"callback": "http://169.254.169.254/x"}, content=png,
-                         headers={"Content-Type": "image/png"})
+            far = c.post(
+                url + "/v1/caption:async",
+                params={"callback": "http://169.254.169.254/x"},
+                content=png,
+                headers={"Content-Type": "image/png"},
+            )
             assert far.status_code == 400 and far.json()["error"]["code"] == "callback_not_allowed"
             bad = c.post(url + "/v1/caption:async", content=b"not an image", headers={"Content-Type": "image/png"})
             assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_image"
@@ -137,8 +150,14 @@ def test_callback_allow_list():
     assert callback_allowed("https://localhost/x") is None
     assert callback_allowed("http://[::1]:8080/") is None
     assert callback_allowed("http://hooks.internal/x", ("hooks.internal",)) is None
-    for url in ("http://10.0.0.1/x", "http://example.com/", "ftp://127.0.0.1/", "http://u:p@127.0.0.1/",
-                "http://127.0.0.1:99999/", "/relative"):
+    for url in (
+        "http://10.0.0.1/x",
+        "http://example.com/",
+        "ftp://127.0.0.1/",
+        "http://u:p@127.0.0.1/",
+        "http://127.0.0.1:99999/",
+        "/relative",
+    ):
         assert callback_allowed(url) is not None, url
 
 
@@ -148,8 +167,10 @@ def test_full_queue_answers_429_and_unworked_jobs_expire(jobs_server):
     _faults(url, stall_s=TTL_S + 1.0)
     try:
         with httpx.Client(timeout=30) as c:
-            answers = [c.post(url + "/v1/caption:async", content=png, headers={"Content-Type": "image/png"})
-                       for _ in range(JOB_QUEUE + 2)]
+            answers = [
+                c.post(url + "/v1/caption:async", content=png, headers={"Content-Type": "image/png"})
+                for _ in range(JOB_QUEUE + 2)
+            ]
             assert [a.status_code for a in answers] == [202] * JOB_QUEUE + [429, 429]
             assert int(answers[-1].headers["retry-after"]) >= 1
             assert answers[-1].json()["error"]["code"] == "queue_full"
@@ -175,8 +196,15 @@ def test_backfill_scenario_counts_missing_captions_as_the_server_does(jobs_serve
     assert 0 < dropped < JOB_QUEUE
     before = _jobs_metrics(url)
     _faults(url, stall_s=60, drop_rate=0.3, seed=4)
-    run = LoadRun("backfill", tmp_path / "run", url, 30, burst, None,
-                  options={"seed": 1, "pool_size": 4, "image_size": 64, "request_timeout": 10})
+    run = LoadRun(
+        "backfill",
+        tmp_path / "run",
+        url,
+        30,
+        burst,
+        None,
+        options={"seed": 1, "pool_size": 4, "image_size": 64, "request_timeout": 10},
+    )
     done: list = []
     loader = threading.Thread(target=lambda: done.append(run_load(run)))
     loader.start()
@@ -211,11 +239,22 @@ def test_backfill_scenario_counts_missing_captions_as_the_server_does(jobs_serve
     assert p["drained"] is False
 
 
-def _record(i: int, t: float, latency: float, status: int, outcome: str, caption: str | None = None,
-            error: str | None = None) -> dict:
+def _record(
+    i: int, t: float, latency: float, status: int, outcome: str, caption: str | None = None, error: str | None = None
+) -> dict:
     row = dict.fromkeys(COLUMNS)
-    row.update(run_id="r", target="t", scenario="backfill", request_id=f"q{i}", t_start=t, latency_s=latency,
-               status=status, outcome=outcome, caption=caption, error=error)
+    row.update(
+        run_id="r",
+        target="t",
+        scenario="backfill",
+        request_id=f"q{i}",
+        t_start=t,
+        latency_s=latency,
+        status=status,
+        outcome=outcome,
+        caption=caption,
+        error=error,
+    )
     return row
 
 
@@ -237,13 +276,25 @@ def test_lag_sli_is_exact_on_constructed_records():
     assert (lag.sli.good, lag.sli.total) == (2, 8)
     assert (coverage.sli.good, coverage.sli.total) == (3, 9)
     f = pipeline_figures(df)
-    assert {k: f[k] for k in ("jobs", "done", "missing", "rejected", "failed", "expired", "pending")} == \
-        {"jobs": 8, "done": 3, "missing": 5, "rejected": 1, "failed": 2, "expired": 1, "pending": 1}
+    assert {k: f[k] for k in ("jobs", "done", "missing", "rejected", "failed", "expired", "pending")} == {
+        "jobs": 8,
+        "done": 3,
+        "missing": 5,
+        "rejected": 1,
+        "failed": 2,
+        "expired": 1,
+        "pending": 1,
+    }
     assert f["lag_p50_s"] == 1.0 and f["lag_max_s"] == 1.5 and f["drain_s"] == pytest.approx(102.5 - 100.0)
     assert f["drained"] is False
     assert lag.sli.figures["missing"] == 5
-    assert gate_figures(f) == {"lag_p50_s": 1.0, "lag_p95_s": f["lag_p95_s"], "lag_p99_s": f["lag_p99_s"],
-                               "drain_s": f["drain_s"], "missing_captions": 5}
+    assert gate_figures(f) == {
+        "lag_p50_s": 1.0,
+        "lag_p95_s": f["lag_p95_s"],
+        "lag_p99_s": f["lag_p99_s"],
+        "drain_s": f["drain_s"],
+        "missing_captions": 5,
+    }
     assert gate_figures(None) == {}
 
 
@@ -278,17 +329,38 @@ def test_lag_sli_from_prometheus_agrees_with_the_records(jobs_server, tmp_path):
                     sent.append((f"p{i}", t0, r))
                 for rid, t0, r in sent:
                     if r.status_code != 202:
-                        writer.write(RequestRecord(run_id="p", target="ref", scenario="agreement", request_id=rid, image_id=None,
-                                                   t_start=t0, latency_s=0.0, status=r.status_code,
-                                                   outcome="http_error", error=r.text[:200]))
+                        writer.write(
+                            RequestRecord(
+                                run_id="p",
+                                target="ref",
+                                scenario="agreement",
+                                request_id=rid,
+                                image_id=None,
+                                t_start=t0,
+                                latency_s=0.0,
+                                status=r.status_code,
+                                outcome="http_error",
+                                error=r.text[:200],
+                            )
+                        )
                         continue
                     doc = _poll(c, url, r.headers["location"], 10)
                     ok = doc["status"] == "done"
-                    writer.write(RequestRecord(
-                        run_id="p", target="ref", scenario="agreement", request_id=rid, image_id=None, t_start=t0,
-                        latency_s=doc["lag_s"] if ok else TTL_S, status=200 if ok else 0,
-                        outcome="ok" if ok else "timeout", error=None if ok else MISSING_EXPIRED,
-                        caption=doc["result"]["caption"] if ok else None))
+                    writer.write(
+                        RequestRecord(
+                            run_id="p",
+                            target="ref",
+                            scenario="agreement",
+                            request_id=rid,
+                            image_id=None,
+                            t_start=t0,
+                            latency_s=doc["lag_s"] if ok else TTL_S,
+                            status=200 if ok else 0,
+                            outcome="ok" if ok else "timeout",
+                            error=None if ok else MISSING_EXPIRED,
+                            caption=doc["result"]["caption"] if ok else None,
+                        )
+                    )
         finally:
             _clear(url)
             writer.close()
@@ -304,12 +376,15 @@ def test_lag_sli_from_prometheus_agrees_with_the_records(jobs_server, tmp_path):
         assert 0.0 < float(ratio[0]["value"][1]) < 1.0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--job-queue", "0"], "--job-queue must be at least 1 (got 0)"),
-    (["--job-ttl-s", "0"], "--job-ttl-s must be above 0"),
-    (["--job-keep-s", "-1"], "--job-keep-s must not be negative"),
-    (["--callback-allow", "http://x/"], "--callback-allow takes a host name or IPv4 address, not 'http://x/'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--job-queue", "0"], "--job-queue must be at least 1 (got 0)"),
+        (["--job-ttl-s", "0"], "--job-ttl-s must be above 0"),
+        (["--job-keep-s", "-1"], "--job-keep-s must not be negative"),
+        (["--callback-allow", "http://x/"], "--callback-allow takes a host name or IPv4 address, not 'http://x/'"),
+    ],
+)
 def test_job_options_are_checked(args, message, capsys):
     from harness.cli import main
 

@@ -35,8 +35,12 @@ def test_bad_files_get_one_line_each_and_good_ones_are_captioned(tmp_path):
     samples[1].image.save(buf, format="JPEG")
     jpeg.write_bytes(buf.getvalue()[:300])
     files = [truncated, good[0], empty, text, jpeg, good[1], tmp_path / "absent.png"]
-    out = subprocess.run([sys.executable, "-m", "harness", "caption", "--json", *map(str, files)],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "harness", "caption", "--json", *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 65
     assert "Traceback" not in out.stderr
     errs = out.stderr.strip().splitlines()
@@ -57,7 +61,9 @@ def test_bad_files_get_one_line_each_and_good_ones_are_captioned(tmp_path):
 def test_all_good_exits_zero(tmp_path):
     p = tmp_path / "a.png"
     Image.new("RGB", (40, 30), (10, 20, 30)).save(p)
-    out = subprocess.run([sys.executable, "-m", "harness", "caption", str(p)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "harness", "caption", str(p)], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     path, conf, text = out.stdout.strip().split("\t")
     assert path == str(p) and 0 <= float(conf) <= 1 and text
@@ -66,7 +72,11 @@ def test_all_good_exits_zero(tmp_path):
 def test_unknown_model_is_a_usage_error(tmp_path):
     p = tmp_path / "a.png"
     Image.new("RGB", (40, 30)).save(p)
-    out = subprocess.run([sys.executable, "-m", "harness", "caption", "--model", "nope", str(p)],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "harness", "caption", "--model", "nope", str(p)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 64
     assert out.stderr.strip().count("\n") == 0 and "cannot load model 'nope'" in out.stderr

@@ -72,51 +72,68 @@ def test_a_missing_module_that_is_no_extra_is_a_bug_too(crash_dir, monkeypatch, 
     assert code == 70 and "ModuleNotFoundError" in one_line(err)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["gate", "--duration", "nan"], "--duration: bad duration 'nan': not a finite number"),
-    (["gate", "--duration", "inf"], "--duration: bad duration 'inf': not a finite number"),
-    (["gate", "--duration", "1" + "0" * 400 + "s"], "not a finite number"),
-    (["gate", "--timeout", "-1"], "--timeout must be a positive number (got -1)"),
-    (["gate", "--timeout", "nan"], "--timeout must be a finite number (got nan)"),
-    (["gate", "--rate", "nan"], "--rate must be a finite number (got nan)"),
-    (["gate", "--rate", "inf"], "--rate must be a finite number (got inf)"),
-    (["gate", "--rate", "0"], "--rate must be a positive number"),
-    (["gate", "--traffic-rps=-inf"], "--traffic-rps must be a finite number"),
-    (["gate", "--latency-threshold", "0"], "--latency-threshold must be a positive number"),
-    (["gate", "--concurrency", "0"], "--concurrency must be at least 1"),
-    (["gate", "--users", "0"], "--users must be at least 1"),
-    (["gate", "--seed", "-1"], "--seed must be at least 0"),
-    (["gate", "--scenario", "nope"], "unknown scenario 'nope'"),
-    (["gate", "--out", "FILE"], "is a file; give a folder"),
-    (["gate", "--out", "FILE/run"], "is a file, not a folder"),
-    (["load", "--scenario", "steady", "--target", CLOSED, "--duration", "nan"], "bad duration 'nan'"),
-    (["load", "--scenario", "steady", "--target", CLOSED, "--rate", "inf"], "--rate must be a finite number"),
-    (["load", "--scenario", "steady", "--target", CLOSED, "--timeout", "-1"], "--timeout must be a positive number"),
-    (["load", "--scenario", "steady", "--target", CLOSED, "--master-bind", "h:x"], "needs a port"),
-    (["load", "--scenario", "steady", "--target", CLOSED, "--loglevel", "LOUD"], "--loglevel must be"),
-    (["load", "--scenario", "steady", "--target", CLOSED, "--out", "FILE"], "is a file; give a folder"),
-    (["slo", "--spec", str(SPEC), "--records", "DIR", "--traffic-rps", "nan"], "--traffic-rps must be a finite"),
-    (["slo", "--spec", str(SPEC), "--records", "DIR", "--timeout", "-1"], "--timeout must be a positive"),
-    (["slo", "--spec", str(SPEC), "--records", "DIR", "--out", "FILE"], "is a file; give a folder"),
-    (["drift", "--reference", "DIR", "--current", "DIR", "--alpha", "nan"], "--alpha must be a finite"),
-    (["drift", "--reference", "DIR", "--current", "DIR", "--out", "FILE"], "is a file; give a folder"),
-    (["score", "--candidates", "FILE", "--references", "FILE", "--cider-cap", "inf"], "--cider-cap must be a finite"),
-    (["score", "--candidates", "FILE", "--references", "FILE", "--out", "FILE"], "is a file; give a folder"),
-    (["dataset", "export", "--out", "FILE"], "is a file; give a folder"),
-    (["dataset", "export", "--n", "3", "--seed", "-2", "--out", "DIR"], "--seed must be at least 0"),
-    (["rules", "--spec", str(SPEC), "--out", "DIR"], "is a folder; give a file name"),
-    (["evaluate", "--target", CLOSED, "--dataset", "shapes:2", "--timeout", "inf"], "--timeout must be a finite"),
-    (["evaluate", "--target", CLOSED, "--dataset", "shapes:2", "--out", "FILE"], "is a file; give a folder"),
-    (["demo", "--duration", "nan"], "--duration must be a finite number"),
-    (["demo", "--images", "0"], "--images must be at least 1"),
-    (["gate", "--timeout", "soon"], "argument --timeout: invalid float value: 'soon' (see harness gate --help)"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["gate", "--duration", "nan"], "--duration: bad duration 'nan': not a finite number"),
+        (["gate", "--duration", "inf"], "--duration: bad duration 'inf': not a finite number"),
+        (["gate", "--duration", "1" + "0" * 400 + "s"], "not a finite number"),
+        (["gate", "--timeout", "-1"], "--timeout must be a positive number (got -1)"),
+        (["gate", "--timeout", "nan"], "--timeout must be a finite number (got nan)"),
+        (["gate", "--rate", "nan"], "--rate must be a finite number (got nan)"),
+        (["gate", "--rate", "inf"], "--rate must be a finite number (got inf)"),
+        (["gate", "--rate", "0"], "--rate must be a positive number"),
+        (["gate", "--traffic-rps=-inf"], "--traffic-rps must be a finite number"),
+        (["gate", "--latency-threshold", "0"], "--latency-threshold must be a positive number"),
+        (["gate", "--concurrency", "0"], "--concurrency must be at least 1"),
+        (["gate", "--users", "0"], "--users must be at least 1"),
+        (["gate", "--seed", "-1"], "--seed must be at least 0"),
+        (["gate", "--scenario", "nope"], "unknown scenario 'nope'"),
+        (["gate", "--out", "FILE"], "is a file; give a folder"),
+        (["gate", "--out", "FILE/run"], "is a file, not a folder"),
+        (["load", "--scenario", "steady", "--target", CLOSED, "--duration", "nan"], "bad duration 'nan'"),
+        (["load", "--scenario", "steady", "--target", CLOSED, "--rate", "inf"], "--rate must be a finite number"),
+        (
+            ["load", "--scenario", "steady", "--target", CLOSED, "--timeout", "-1"],
+            "--timeout must be a positive number",
+        ),
+        (["load", "--scenario", "steady", "--target", CLOSED, "--master-bind", "h:x"], "needs a port"),
+        (["load", "--scenario", "steady", "--target", CLOSED, "--loglevel", "LOUD"], "--loglevel must be"),
+        (["load", "--scenario", "steady", "--target", CLOSED, "--out", "FILE"], "is a file; give a folder"),
+        (["slo", "--spec", str(SPEC), "--records", "DIR", "--traffic-rps", "nan"], "--traffic-rps must be a finite"),
+        (["slo", "--spec", str(SPEC), "--records", "DIR", "--timeout", "-1"], "--timeout must be a positive"),
+        (["slo", "--spec", str(SPEC), "--records", "DIR", "--out", "FILE"], "is a file; give a folder"),
+        (["drift", "--reference", "DIR", "--current", "DIR", "--alpha", "nan"], "--alpha must be a finite"),
+        (["drift", "--reference", "DIR", "--current", "DIR", "--out", "FILE"], "is a file; give a folder"),
+        (
+            ["score", "--candidates", "FILE", "--references", "FILE", "--cider-cap", "inf"],
+            "--cider-cap must be a finite",
+        ),
+        (["score", "--candidates", "FILE", "--references", "FILE", "--out", "FILE"], "is a file; give a folder"),
+        (["dataset", "export", "--out", "FILE"], "is a file; give a folder"),
+        (["dataset", "export", "--n", "3", "--seed", "-2", "--out", "DIR"], "--seed must be at least 0"),
+        (["rules", "--spec", str(SPEC), "--out", "DIR"], "is a folder; give a file name"),
+        (["evaluate", "--target", CLOSED, "--dataset", "shapes:2", "--timeout", "inf"], "--timeout must be a finite"),
+        (["evaluate", "--target", CLOSED, "--dataset", "shapes:2", "--out", "FILE"], "is a file; give a folder"),
+        (["demo", "--duration", "nan"], "--duration must be a finite number"),
+        (["demo", "--images", "0"], "--images must be at least 1"),
+        (["gate", "--timeout", "soon"], "argument --timeout: invalid float value: 'soon' (see harness gate --help)"),
+    ],
+)
 def test_bad_values_are_refused_in_one_line_before_any_work(tmp_path, argv, message) -> None:
     afile = tmp_path / "a-file"
     afile.write_text("not a folder")
     (tmp_path / "dir").mkdir()
-    argv = [str(afile) if a == "FILE" else str(afile / "run") if a == "FILE/run"
-            else str(tmp_path / "dir") if a == "DIR" else a for a in argv]
+    argv = [
+        str(afile)
+        if a == "FILE"
+        else str(afile / "run")
+        if a == "FILE/run"
+        else str(tmp_path / "dir")
+        if a == "DIR"
+        else a
+        for a in argv
+    ]
     if argv[0] == "gate":
         argv[1:1] = ["--baseline", CLOSED, "--canary", CLOSED]
     if "--out" not in argv and argv[0] in ("gate", "load", "slo", "drift", "evaluate", "demo"):
@@ -128,11 +145,16 @@ def test_bad_values_are_refused_in_one_line_before_any_work(tmp_path, argv, mess
 
 
 def test_the_installed_command_gives_parser_errors_in_one_line(tmp_path) -> None:
-    done = subprocess.run([sys.executable, "-m", "harness", "gate", "--baseline", CLOSED, "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "gate", "--baseline", CLOSED, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 64
-    assert one_line(done.stderr) == ("harness gate: error: the following arguments are required: --canary "
-                                     "(see harness gate --help)")
+    assert one_line(done.stderr) == (
+        "harness gate: error: the following arguments are required: --canary (see harness gate --help)"
+    )
 
 
 def test_version() -> None:
@@ -142,21 +164,28 @@ def test_version() -> None:
     assert done.returncode == 0 and done.stdout.strip() == f"harness {__version__}"
 
 
-@pytest.mark.parametrize("module, extra, argv", [
-    ("streamlit", "dashboard", ["dashboard"]),
-    ("locust", "load", ["load", "--scenario", "steady", "--target", CLOSED, "--out", "OUT"]),
-    ("prometheus_api_client", "slo", ["slo", "--spec", str(SPEC), "--prometheus", CLOSED, "--start", "now-1h",
-                                      "--out", "OUT"]),
-    ("torch", "model", ["serve", "--port", "0"]),
-    ("torch", "model", ["caption", "IMAGE"]),
-    ("great_expectations", "quality", None),
-])
+@pytest.mark.parametrize(
+    "module, extra, argv",
+    [
+        ("streamlit", "dashboard", ["dashboard"]),
+        ("locust", "load", ["load", "--scenario", "steady", "--target", CLOSED, "--out", "OUT"]),
+        (
+            "prometheus_api_client",
+            "slo",
+            ["slo", "--spec", str(SPEC), "--prometheus", CLOSED, "--start", "now-1h", "--out", "OUT"],
+        ),
+        ("torch", "model", ["serve", "--port", "0"]),
+        ("torch", "model", ["caption", "IMAGE"]),
+        ("great_expectations", "quality", None),
+    ],
+)
 def test_a_missing_extra_is_one_line_naming_it_and_exit_69(tmp_path, monkeypatch, module, extra, argv) -> None:
     from PIL import Image
 
     Image.new("RGB", (32, 32)).save(tmp_path / "img.png")
     monkeypatch.setitem(sys.modules, module, None)  # as if not installed: import and find_spec fail
     if argv is None:  # an extra imported deep inside a command reaches the CLI as an ImportError
+
         def needs_it(args):
             import great_expectations  # noqa: F401
 
@@ -170,20 +199,38 @@ def test_a_missing_extra_is_one_line_naming_it_and_exit_69(tmp_path, monkeypatch
 
 
 def _records(tmp_path: Path, **change) -> Path:
-    good = {"run_id": "r", "target": "canary", "scenario": "s", "request_id": "q1", "image_id": 1, "t_start": 1.7e9,
-            "latency_s": 0.1, "status": 200, "outcome": "ok", "caption": "a red circle", "confidence": 0.9,
-            "model_version": "m", "image_bytes": 100, "image_w": 64, "image_h": 64, "safety_flagged": False}
+    good = {
+        "run_id": "r",
+        "target": "canary",
+        "scenario": "s",
+        "request_id": "q1",
+        "image_id": 1,
+        "t_start": 1.7e9,
+        "latency_s": 0.1,
+        "status": 200,
+        "outcome": "ok",
+        "caption": "a red circle",
+        "confidence": 0.9,
+        "model_version": "m",
+        "image_bytes": 100,
+        "image_w": 64,
+        "image_h": 64,
+        "safety_flagged": False,
+    }
     path = tmp_path / "records.jsonl"
     path.write_text(json.dumps(good) + "\n" + json.dumps({**good, "request_id": "q2", **change}) + "\n")
     return path
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"status": "200"}, "records whose status is not a whole number 0..999, e.g. '200'"),
-    ({"latency_s": None}, "1 of 2 records lack latency_s"),
-    ({"image_bytes": 1e308}, "records whose image_bytes is not a whole number"),
-    ({"target": ["canary"]}, "records whose target is not text"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"status": "200"}, "records whose status is not a whole number 0..999, e.g. '200'"),
+        ({"latency_s": None}, "1 of 2 records lack latency_s"),
+        ({"image_bytes": 1e308}, "records whose image_bytes is not a whole number"),
+        ({"target": ["canary"]}, "records whose target is not text"),
+    ],
+)
 def test_records_of_the_wrong_kind_are_bad_data(tmp_path, change, message) -> None:
     path = _records(tmp_path, **change)
     code, err = run_cli(["slo", "--spec", str(SPEC), "--records", str(path), "--out", str(tmp_path / "o")])
@@ -195,9 +242,41 @@ def test_records_of_the_wrong_kind_are_bad_data(tmp_path, change, message) -> No
 
 # -- fuzz ------------------------------------------------------------------------------------------
 
-NASTY = ["nan", "NaN", "inf", "-inf", "1e309", "-1", "0", "-0", "1", "2", "0.5", "1e-300", "1.5", "3s", "2m", "1h30m",
-         "", " ", "abc", "0x10", "99999999999999999999", "-5.5", "é", "--", "-h", "shapes:2", "shapes:x", "coco:",
-         "low_light:2", "http://x", "ftp://x", "h:0", "a:b:c"]
+NASTY = [
+    "nan",
+    "NaN",
+    "inf",
+    "-inf",
+    "1e309",
+    "-1",
+    "0",
+    "-0",
+    "1",
+    "2",
+    "0.5",
+    "1e-300",
+    "1.5",
+    "3s",
+    "2m",
+    "1h30m",
+    "",
+    " ",
+    "abc",
+    "0x10",
+    "99999999999999999999",
+    "-5.5",
+    "é",
+    "--",
+    "-h",
+    "shapes:2",
+    "shapes:x",
+    "coco:",
+    "low_light:2",
+    "http://x",
+    "ftp://x",
+    "h:0",
+    "a:b:c",
+]
 VALUE = st.one_of(
     st.sampled_from(NASTY),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
@@ -206,24 +285,74 @@ VALUE = st.one_of(
 )
 # Commands whose every run is refused or ends fast: --out is a file, or the input named is missing.
 FUZZED = {
-    "gate": (["gate", "--baseline", CLOSED, "--canary", CLOSED, "--out", "FILE"],
-             ["--duration", "--users", "--rate", "--timeout", "--latency-threshold", "--quality-floor", "--traffic-rps",
-              "--pass-threshold", "--marginal-threshold", "--concurrency", "--seed", "--dataset-seed", "--dataset",
-              "--scenario", "--baseline"]),
-    "load": (["load", "--scenario", "steady", "--target", CLOSED, "--out", "FILE"],
-             ["--duration", "--users", "--rate", "--timeout", "--latency-threshold", "--workers", "--expect-workers",
-              "--pool-size", "--seed", "--burstiness", "--embedding-sample", "--master-bind", "--loglevel", "--dataset",
-              "--scenario", "--target"]),
-    "slo": (["slo", "--spec", str(SPEC), "--records", "MISSING", "--out", "OUT"],
-            ["--traffic-rps", "--price-per-hour", "--timeout", "--start", "--end"]),
-    "drift": (["drift", "--reference", "MISSING", "--current", "MISSING", "--out", "OUT"],
-              ["--alpha", "--max-n", "--time-budget", "--seed"]),
-    "score": (["score", "--candidates", "MISSING", "--references", "MISSING"],
-              ["--bootstrap", "--seed", "--human-weight", "--metric-weight", "--cider-cap", "--metrics"]),
+    "gate": (
+        ["gate", "--baseline", CLOSED, "--canary", CLOSED, "--out", "FILE"],
+        [
+            "--duration",
+            "--users",
+            "--rate",
+            "--timeout",
+            "--latency-threshold",
+            "--quality-floor",
+            "--traffic-rps",
+            "--pass-threshold",
+            "--marginal-threshold",
+            "--concurrency",
+            "--seed",
+            "--dataset-seed",
+            "--dataset",
+            "--scenario",
+            "--baseline",
+        ],
+    ),
+    "load": (
+        ["load", "--scenario", "steady", "--target", CLOSED, "--out", "FILE"],
+        [
+            "--duration",
+            "--users",
+            "--rate",
+            "--timeout",
+            "--latency-threshold",
+            "--workers",
+            "--expect-workers",
+            "--pool-size",
+            "--seed",
+            "--burstiness",
+            "--embedding-sample",
+            "--master-bind",
+            "--loglevel",
+            "--dataset",
+            "--scenario",
+            "--target",
+        ],
+    ),
+    "slo": (
+        ["slo", "--spec", str(SPEC), "--records", "MISSING", "--out", "OUT"],
+        ["--traffic-rps", "--price-per-hour", "--timeout", "--start", "--end"],
+    ),
+    "drift": (
+        ["drift", "--reference", "MISSING", "--current", "MISSING", "--out", "OUT"],
+        ["--alpha", "--max-n", "--time-budget", "--seed"],
+    ),
+    "score": (
+        ["score", "--candidates", "MISSING", "--references", "MISSING"],
+        ["--bootstrap", "--seed", "--human-weight", "--metric-weight", "--cider-cap", "--metrics"],
+    ),
     "dataset": (["dataset", "export", "--out", "FILE"], ["--n", "--seed", "--size", "--shift", "--name"]),
-    "evaluate": (["evaluate", "--target", CLOSED, "--dataset", "shapes:2", "--out", "FILE"],
-                 ["--timeout", "--max-retries", "--concurrency", "--coverage", "--dataset", "--bootstrap",
-                  "--human-weight", "--dataset-seed", "--target"]),
+    "evaluate": (
+        ["evaluate", "--target", CLOSED, "--dataset", "shapes:2", "--out", "FILE"],
+        [
+            "--timeout",
+            "--max-retries",
+            "--concurrency",
+            "--coverage",
+            "--dataset",
+            "--bootstrap",
+            "--human-weight",
+            "--dataset-seed",
+            "--target",
+        ],
+    ),
     "demo": (["demo", "--out", "FILE"], ["--duration", "--images", "--seed", "--canary"]),
     "caption": (["caption", "MISSING"], ["--batch", "--model"]),
     "rules": (["rules", "--spec", "MISSING", "--out", "OUT"], []),
@@ -237,8 +366,13 @@ def command_lines(draw) -> list[str]:
     return [*base, *(f"{o}={draw(VALUE)}" for o in chosen)]
 
 
-@settings(max_examples=400, derandomize=True, database=None, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=400,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(argv=command_lines())
 def test_fuzzed_command_lines_end_with_a_documented_code_and_no_traceback(tmp_path, crash_dir, argv) -> None:
     afile = tmp_path / "a-file"

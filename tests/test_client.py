@@ -45,8 +45,14 @@ def _closed_port() -> int:
 
 
 def _body(**kw) -> bytes:
-    doc = {"request_id": "a", "caption": "a red circle", "confidence": 0.75, "model_version": "m",
-           "server_latency_ms": 12.5, "safety": {"flagged": True, "reasons": ["pii"]}}
+    doc = {
+        "request_id": "a",
+        "caption": "a red circle",
+        "confidence": 0.75,
+        "model_version": "m",
+        "server_latency_ms": 12.5,
+        "safety": {"flagged": True, "reasons": ["pii"]},
+    }
     doc.update(kw)
     return json.dumps({k: v for k, v in doc.items() if v is not ...}).encode()
 
@@ -55,22 +61,26 @@ def test_contract_v1_answer_is_ok_with_every_field() -> None:
     r = result_from_response(ContractV1Adapter(), "a", 10.0, 0.5, 200, {}, _body(embedding=[1, 2.5]))
     assert (r.outcome, r.status, r.caption, r.confidence, r.model_version) == ("ok", 200, "a red circle", 0.75, "m")
     assert r.safety_flagged is True and r.embedding == [1.0, 2.5] and r.server_latency_ms == 12.5
-    rec = to_record(r, run_id="run", target="canary", scenario="steady", image_id="7", image_bytes=9,
-                    image_w=4, image_h=5)
+    rec = to_record(
+        r, run_id="run", target="canary", scenario="steady", image_id="7", image_bytes=9, image_w=4, image_h=5
+    )
     assert (rec.run_id, rec.target, rec.request_id, rec.t_start, rec.latency_s) == ("run", "canary", "a", 10.0, 0.5)
     assert (rec.image_id, rec.image_w, rec.image_h, rec.embedding) == ("7", 4, 5, [1.0, 2.5])
     assert to_record(r, run_id="r", target="t", scenario="s", keep_embedding=False).embedding is None
 
 
-@pytest.mark.parametrize("body, why", [
-    (b"<html>nope</html>", "not JSON"),
-    (b"", "empty body"),
-    (b"[1, 2]", "JSON object"),
-    (_body(caption=...), "caption"),
-    (_body(confidence=1.5), "outside [0, 1]"),
-    (_body(confidence="high"), "not a number"),
-    (_body(embedding=["x"]), "embedding"),
-])
+@pytest.mark.parametrize(
+    "body, why",
+    [
+        (b"<html>nope</html>", "not JSON"),
+        (b"", "empty body"),
+        (b"[1, 2]", "JSON object"),
+        (_body(caption=...), "caption"),
+        (_body(confidence=1.5), "outside [0, 1]"),
+        (_body(confidence="high"), "not a number"),
+        (_body(embedding=["x"]), "embedding"),
+    ],
+)
 def test_a_2xx_that_breaks_the_contract_is_invalid_response(body: bytes, why: str) -> None:
     r = result_from_response(ContractV1Adapter(), "a", 0.0, 0.1, 200, {}, body)
     assert r.outcome == "invalid_response" and r.status == 200 and why in r.error
@@ -91,17 +101,20 @@ class _Wrapped(Exception):
         self.original = original
 
 
-@pytest.mark.parametrize("exc, outcome", [
-    (ConnectionRefusedError(111, "refused"), "connection_error"),
-    (ConnectionResetError(104, "reset"), "connection_error"),
-    (socket.timeout("timed out"), "timeout"),
-    (httpx.ReadTimeout("read timed out"), "timeout"),
-    (httpx.ConnectError("refused"), "connection_error"),
-    (httpx.RemoteProtocolError("Server disconnected without sending a response."), "connection_error"),
-    (httpx.RemoteProtocolError("illegal status line: bytearray(b'\\x00\\xff')"), "invalid_response"),
-    (_Wrapped(socket.timeout("timed out")), "timeout"),
-    (_Wrapped(ConnectionRefusedError(111, "refused")), "connection_error"),
-])
+@pytest.mark.parametrize(
+    "exc, outcome",
+    [
+        (ConnectionRefusedError(111, "refused"), "connection_error"),
+        (ConnectionResetError(104, "reset"), "connection_error"),
+        (socket.timeout("timed out"), "timeout"),
+        (httpx.ReadTimeout("read timed out"), "timeout"),
+        (httpx.ConnectError("refused"), "connection_error"),
+        (httpx.RemoteProtocolError("Server disconnected without sending a response."), "connection_error"),
+        (httpx.RemoteProtocolError("illegal status line: bytearray(b'\\x00\\xff')"), "invalid_response"),
+        (_Wrapped(socket.timeout("timed out")), "timeout"),
+        (_Wrapped(ConnectionRefusedError(111, "refused")), "connection_error"),
+    ],
+)
 def test_exceptions_are_classified(exc: BaseException, outcome: str) -> None:
     assert outcome_of_exception(exc)[0] == outcome
     r = result_from_exception("a", 1.0, 0.2, exc)
@@ -123,9 +136,14 @@ def test_json_path_forms() -> None:
 
 
 def test_template_adapter_json_body_and_paths() -> None:
-    a = TemplateAdapter("$.outputs[0].text", "$.outputs[0].prob", path="predict",
-                        body={"instances": [{"b64": "{image_base64}", "id": "{request_id}"}]},
-                        headers={"X-Trace": "t-{request_id}"}, model_version_path="$.model")
+    a = TemplateAdapter(
+        "$.outputs[0].text",
+        "$.outputs[0].prob",
+        path="predict",
+        body={"instances": [{"b64": "{image_base64}", "id": "{request_id}"}]},
+        headers={"X-Trace": "t-{request_id}"},
+        model_version_path="$.model",
+    )
     req = a.request(b"\x01\x02", "image/png", "rid1", api_key="k")
     assert (req.method, req.path) == ("POST", "/predict")
     assert json.loads(req.content) == {"instances": [{"b64": base64.b64encode(b"\x01\x02").decode(), "id": "rid1"}]}
@@ -192,8 +210,7 @@ def test_client_against_fixed_answers_garbage_down_and_silent_targets() -> None:
 
 def test_template_adapter_against_a_loopback_api() -> None:
     body = json.dumps({"result": {"text": "a blue square", "score": 0.6}}).encode()
-    adapter = TemplateAdapter("$.result.text", "$.result.score", path="/describe",
-                              body={"image": "{image_base64}"})
+    adapter = TemplateAdapter("$.result.text", "$.result.score", path="/describe", body={"image": "{image_base64}"})
     with FixedResponseServer(body=body) as srv, CaptionClient(srv.url, adapter=adapter) as c:
         r = c.caption(_png())
         assert (r.outcome, r.caption, r.confidence) == ("ok", "a blue square", 0.6)

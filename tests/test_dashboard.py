@@ -118,10 +118,12 @@ def test_executive_page(reports, monkeypatch):
     at = _app(reports.root, monkeypatch, "executive")
     figs = reports.new_decision["figures"]
     tiles = _metrics(at)
-    assert tiles[:4] == [("Requests", f"{figs['baseline']['requests']}"),
-                         ("Throughput", f"{figs['baseline']['throughput_rps']:.2f}/s"),
-                         ("Cost per 1,000 captions", f"${figs['baseline']['cost_per_1000']:.4f}"),
-                         ("Safety flag rate", "0.00%")]
+    assert tiles[:4] == [
+        ("Requests", f"{figs['baseline']['requests']}"),
+        ("Throughput", f"{figs['baseline']['throughput_rps']:.2f}/s"),
+        ("Cost per 1,000 captions", f"${figs['baseline']['cost_per_1000']:.4f}"),
+        ("Safety flag rate", "0.00%"),
+    ]
     assert ("Cost per 1,000 captions", f"${figs['canary']['cost_per_1000']:.4f}") in tiles
     charts = _charts(at)
     assert len(charts) == 7  # quality, hybrid, requests, throughput, cost, safety, verdicts
@@ -137,15 +139,20 @@ def test_oncall_page(reports, monkeypatch):
     at = _app(reports.root, monkeypatch, "oncall")
     figs = reports.new_decision["figures"]
     tiles = _metrics(at)
-    assert tiles[:2] == [("P95 latency", f"{figs['baseline']['p95_s'] * 1000:.1f} ms"),
-                         ("P99 latency", f"{figs['baseline']['p99_s'] * 1000:.1f} ms")]
+    assert tiles[:2] == [
+        ("P95 latency", f"{figs['baseline']['p95_s'] * 1000:.1f} ms"),
+        ("P99 latency", f"{figs['baseline']['p99_s'] * 1000:.1f} ms"),
+    ]
     assert ("Error rate", "2.50%") in tiles and ("Queue depth", "7") in tiles
     assert "Queue depth: not in this run" in _texts(at.caption)  # the baseline reports none
-    assert _texts(at.error) == ["Last verdict (run run-b): **ROLLBACK** (score 52.94)",
-                                "Would page — canary · latency-p95: burn 16x, budget left -1500.00%"]
+    assert _texts(at.error) == [
+        "Last verdict (run run-b): **ROLLBACK** (score 52.94)",
+        "Would page — canary · latency-p95: burn 16x, budget left -1500.00%",
+    ]
     burn = _chart_rows(_charts(at)[0])
     assert sorted(zip(burn["target"], burn["name"], burn["projected_burn_rate"])) == sorted(
-        (s["target"], s["name"], s["projected_burn_rate"]) for s in reports.new_decision["slos"])
+        (s["target"], s["name"], s["projected_burn_rate"]) for s in reports.new_decision["slos"]
+    )
     timeline = _chart_rows(_charts(at)[2])
     assert len(timeline) == 2 * N_IMAGES * 10
 
@@ -161,7 +168,8 @@ def test_debug_page(reports, monkeypatch):
     assert len(_chart_rows(outcomes)) == len(records)
     quality = json.loads((reports.new / "quality.json").read_text())
     assert sorted(_chart_rows(cider)["cider_d"]) == sorted(
-        r["CIDEr-D"] for t in ("baseline", "canary") for r in quality[t]["per_image"])
+        r["CIDEr-D"] for t in ("baseline", "canary") for r in quality[t]["per_image"]
+    )
     assert len(at.image) == 2  # the third worst caption's image is gone
     assert _texts(at.info) == ["image: not in this run"]
     shown = _texts(at.text)
@@ -190,11 +198,17 @@ def test_older_run_shows_what_it_lacks(reports, monkeypatch):
     assert _texts(at.success) == ["Verdict: **PROMOTE** (score 100)"]
     assert "## Canary decision: ✅ PROMOTE (score 100)" in "\n".join(_texts(at.markdown))
     _go(at, "debug")
-    assert _texts(at.info) == ["request records (records.parquet): not in this run", "quality.json: not in this run",
-                               "worst captions: not in this run"]
+    assert _texts(at.info) == [
+        "request records (records.parquet): not in this run",
+        "quality.json: not in this run",
+        "worst captions: not in this run",
+    ]
     _go(at, "drift")
-    assert _texts(at.info) == ["drift.json: not in this run", "drift verdicts: not in this run",
-                               "drift.html: not in this run"]
+    assert _texts(at.info) == [
+        "drift.json: not in this run",
+        "drift verdicts: not in this run",
+        "drift.html: not in this run",
+    ]
     _go(at, "oncall")
     assert _texts(at.error) == ["Last verdict (run run-b): **ROLLBACK** (score 52.94)"]
     assert "Showing run `run-a`; its verdict is PROMOTE." in _texts(at.caption)
@@ -214,30 +228,81 @@ def test_empty_missing_and_broken_report_folders(tmp_path, monkeypatch):
     (bad / "decision.json").write_text("{")
     at = _app(tmp_path, monkeypatch)
     assert _texts(at.sidebar.error) == ["Decision record unreadable"]
-    assert _texts(at.main.error) == [f"bad-run: {bad / 'decision.json'}: malformed JSON at line 1: "
-                                     "Expecting property name enclosed in double quotes"]
+    assert _texts(at.main.error) == [
+        f"bad-run: {bad / 'decision.json'}: malformed JSON at line 1: Expecting property name enclosed in double quotes"
+    ]
 
 
 # A record of the first schema, as the harness wrote it before the typed model: old metric names,
 # no power figures, the load as free text, fields the current schema does not know.
 V1_RECORD = {
-    "schema_version": 1, "run_id": "run-old", "created_unix": 1_600_000_000.0, "verdict": "HOLD", "score": 80.0,
+    "schema_version": 1,
+    "run_id": "run-old",
+    "created_unix": 1_600_000_000.0,
+    "verdict": "HOLD",
+    "score": 80.0,
     "reasons": ["score 80 is marginal (75 <= score < 90)"],
-    "metrics": [{"name": "latency", "group": "latency", "classification": "High", "failed": True, "critical": False,
-                 "test": "mann_whitney_u", "baseline": 0.08, "canary": 0.12, "n_baseline": 200, "n_canary": 200,
-                 "p_value": 1e-9, "effect": 0.04, "effect_low": 0.03, "effect_high": 0.05, "tolerance": 0.02,
-                 "direction": "increase", "unit": "s", "reason": "canary median latency is higher by 40 ms"}],
+    "metrics": [
+        {
+            "name": "latency",
+            "group": "latency",
+            "classification": "High",
+            "failed": True,
+            "critical": False,
+            "test": "mann_whitney_u",
+            "baseline": 0.08,
+            "canary": 0.12,
+            "n_baseline": 200,
+            "n_canary": 200,
+            "p_value": 1e-9,
+            "effect": 0.04,
+            "effect_low": 0.03,
+            "effect_high": 0.05,
+            "tolerance": 0.02,
+            "direction": "increase",
+            "unit": "s",
+            "reason": "canary median latency is higher by 40 ms",
+        }
+    ],
     "groups": [{"name": "latency", "weight": 30.0, "score": 0.0, "passed": 0, "failed": 1, "no_data": 0}],
     "thresholds": {"pass": 90.0, "marginal": 75.0, "confidence": 0.98},
-    "slos": [{"target": "canary", "name": "availability", "kind": "availability", "objective": 0.99, "sli": 1.0,
-              "budget_remaining": 1.0, "projected_burn_rate": 0.0, "would_page": False, "would_ticket": False}],
-    "inputs": {"targets": {"baseline": {"url": "http://a", "model_version": "v1"},
-                           "canary": {"url": "http://b", "model_version": "v2"}},
-               "scenario": "steady", "load": "constant 4 users", "dataset": "shapes:50"},
-    "figures": {"baseline": {"requests": 200, "p95_s": 0.1, "p99_s": 0.12, "error_rate": 0.0},
-                "canary": {"requests": 200, "p95_s": 0.15, "p99_s": 0.2, "error_rate": 0.0}},
-    "worst_captions": [{"target": "canary", "image_id": 3, "image_path": None, "caption": "a *circle*",
-                        "references": ["a circle"], "cider_d": 0.2, "confidence": 0.5}],
+    "slos": [
+        {
+            "target": "canary",
+            "name": "availability",
+            "kind": "availability",
+            "objective": 0.99,
+            "sli": 1.0,
+            "budget_remaining": 1.0,
+            "projected_burn_rate": 0.0,
+            "would_page": False,
+            "would_ticket": False,
+        }
+    ],
+    "inputs": {
+        "targets": {
+            "baseline": {"url": "http://a", "model_version": "v1"},
+            "canary": {"url": "http://b", "model_version": "v2"},
+        },
+        "scenario": "steady",
+        "load": "constant 4 users",
+        "dataset": "shapes:50",
+    },
+    "figures": {
+        "baseline": {"requests": 200, "p95_s": 0.1, "p99_s": 0.12, "error_rate": 0.0},
+        "canary": {"requests": 200, "p95_s": 0.15, "p99_s": 0.2, "error_rate": 0.0},
+    },
+    "worst_captions": [
+        {
+            "target": "canary",
+            "image_id": 3,
+            "image_path": None,
+            "caption": "a *circle*",
+            "references": ["a circle"],
+            "cider_d": 0.2,
+            "confidence": 0.5,
+        }
+    ],
     "legacy_note": "fields the current schema does not know are dropped",
 }
 
@@ -310,7 +375,8 @@ def test_append_rating_quotes_and_validates(tmp_path):
     assert (tmp_path / "ratings.csv").read_text() == (
         "image_id,rater,rating,target,caption,time\n"
         '7,bo,5,canary,"a ""red"", round circle",1970-01-01T00:00:00Z\n'
-        "8,cy,2,baseline,a square,1970-01-02T00:00:00Z\n")
+        "8,cy,2,baseline,a square,1970-01-02T00:00:00Z\n"
+    )
     with pytest.raises(ValueError, match="outside 1 to 5"):
         append_rating(tmp_path, RatingRow("7", "bo", 6, "canary", "x"))
     with pytest.raises(ValueError, match="rater's name"):
@@ -325,10 +391,15 @@ def test_oncall_page_shows_pipeline_lag_of_an_asynchronous_run(reports, tmp_path
     shutil.copytree(reports.root, root)
     path = root / reports.new.name / "decision.json"
     rec = json.loads(path.read_text())
-    rec["figures"]["canary"].update({"lag_p50_s": 0.25, "lag_p95_s": 1.5, "lag_p99_s": 2.0, "drain_s": 12.5,
-                                     "missing_captions": 3})
+    rec["figures"]["canary"].update(
+        {"lag_p50_s": 0.25, "lag_p95_s": 1.5, "lag_p99_s": 2.0, "drain_s": 12.5, "missing_captions": 3}
+    )
     path.write_text(json.dumps(rec))
     tiles = _metrics(_app(root, monkeypatch, "oncall"))
     assert [t for t in tiles if "lag" in t[0] or t[0] in ("Drain time", "Missing captions")] == [
-        ("P50 pipeline lag", "250.0 ms"), ("P95 pipeline lag", "1500.0 ms"), ("P99 pipeline lag", "2000.0 ms"),
-        ("Drain time", "12.5 s"), ("Missing captions", "3")]
+        ("P50 pipeline lag", "250.0 ms"),
+        ("P95 pipeline lag", "1500.0 ms"),
+        ("P99 pipeline lag", "2000.0 ms"),
+        ("Drain time", "12.5 s"),
+        ("Missing captions", "3"),
+    ]

@@ -14,7 +14,8 @@ def test_browser_shows_the_verdict(tmp_path):
     rec = reports.new_decision
     with dashboard(reports.root, tmp_path) as (base, browser):
         browser.open(base + "/")
-        browser.wait_for(f"Verdict: ROLLBACK (score {rec['score']:g})", rec["reasons"][-1], "tiny-slow",
-                         "Canary decision")
+        browser.wait_for(
+            f"Verdict: ROLLBACK (score {rec['score']:g})", rec["reasons"][-1], "tiny-slow", "Canary decision"
+        )
         browser.open(base + "/oncall")
         browser.wait_for(f"Last verdict (run run-b): ROLLBACK (score {rec['score']:g})", "P95 latency")

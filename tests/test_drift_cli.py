@@ -30,14 +30,37 @@ def pool(request, tmp_path_factory):
 def _write(path: Path, part: dict, lo: int, hi: int, run: str) -> Path:
     with RecordWriter(path) as w:
         for i in range(lo, hi):
-            w.write(RequestRecord(
-                run_id=run, target="baseline", scenario="drift", request_id=f"{run}-{i}", image_id=str(i),
-                t_start=1_700_000_000.0 + i, latency_s=0.01, status=200, outcome="ok",
-                caption=part["captions"][i], confidence=float(part["confidence"][i]), model_version="tiny",
-                embedding=[float(v) for v in part["embedding"][i]],
-            ))
-        w.write(RequestRecord(run_id=run, target="baseline", scenario="drift", request_id=f"{run}-x", image_id=None,
-                              t_start=1_700_000_000.0, latency_s=30.0, status=0, outcome="timeout", error="timed out"))
+            w.write(
+                RequestRecord(
+                    run_id=run,
+                    target="baseline",
+                    scenario="drift",
+                    request_id=f"{run}-{i}",
+                    image_id=str(i),
+                    t_start=1_700_000_000.0 + i,
+                    latency_s=0.01,
+                    status=200,
+                    outcome="ok",
+                    caption=part["captions"][i],
+                    confidence=float(part["confidence"][i]),
+                    model_version="tiny",
+                    embedding=[float(v) for v in part["embedding"][i]],
+                )
+            )
+        w.write(
+            RequestRecord(
+                run_id=run,
+                target="baseline",
+                scenario="drift",
+                request_id=f"{run}-x",
+                image_id=None,
+                t_start=1_700_000_000.0,
+                latency_s=30.0,
+                status=0,
+                outcome="timeout",
+                error="timed out",
+            )
+        )
     return path
 
 
@@ -58,21 +81,36 @@ def _run(capsys, *args: str) -> tuple[int, str, str]:
 
 
 def test_no_drift_between_two_clean_windows_exits_0(windows, tmp_path, capsys):
-    code, out, _ = _run(capsys, "--reference", str(windows["reference"].parent), "--current", str(windows["same"]),
-                        "--out", str(tmp_path))
+    code, out, _ = _run(
+        capsys,
+        "--reference",
+        str(windows["reference"].parent),
+        "--current",
+        str(windows["same"]),
+        "--out",
+        str(tmp_path),
+    )
     assert code == 0, out
     assert out.startswith("no drift")
     record = json.loads((tmp_path / "drift.json").read_text())
     assert record["drift"] is False and record["drifted"] == []
     assert record["reference"]["n_records"] == N and record["current"]["n_records"] == N
     names = [r["detector"] for r in record["results"]]
-    assert names == ["confidence.ks", "confidence.psi", "confidence.wasserstein", "embedding.mmd",
-                     "embedding.classifier", "caption.length", "caption.tokens"]
+    assert names == [
+        "confidence.ks",
+        "confidence.psi",
+        "confidence.wasserstein",
+        "embedding.mmd",
+        "embedding.classifier",
+        "caption.length",
+        "caption.tokens",
+    ]
 
 
 def test_low_light_drift_exits_3_with_a_self_contained_report(windows, tmp_path, capsys):
-    code, out, _ = _run(capsys, "--reference", str(windows["reference"]), "--current", str(windows["low_light"]),
-                        "--out", str(tmp_path))
+    code, out, _ = _run(
+        capsys, "--reference", str(windows["reference"]), "--current", str(windows["low_light"]), "--out", str(tmp_path)
+    )
     assert code == 3
     assert out.startswith("drift found by")
     record = json.loads((tmp_path / "drift.json").read_text())
@@ -88,15 +126,27 @@ def test_low_light_drift_exits_3_with_a_self_contained_report(windows, tmp_path,
 
 def test_saved_reference_is_reused_with_the_same_verdicts(windows, tmp_path, capsys):
     first, saved = tmp_path / "a", tmp_path / "ref"
-    code1, _, _ = _run(capsys, "--reference", str(windows["reference"]), "--current", str(windows["low_light"]),
-                       "--out", str(first), "--save-reference", str(saved))
+    code1, _, _ = _run(
+        capsys,
+        "--reference",
+        str(windows["reference"]),
+        "--current",
+        str(windows["low_light"]),
+        "--out",
+        str(first),
+        "--save-reference",
+        str(saved),
+    )
     assert (saved / "drift_reference.json").exists() and (saved / "drift_reference.npz").exists()
-    code2, _, _ = _run(capsys, "--reference", str(saved), "--current", str(windows["low_light"]), "--out", str(tmp_path / "b"))
+    code2, _, _ = _run(
+        capsys, "--reference", str(saved), "--current", str(windows["low_light"]), "--out", str(tmp_path / "b")
+    )
     a = json.loads((first / "drift.json").read_text())["results"]
     b = json.loads((tmp_path / "b" / "drift.json").read_text())["results"]
     assert code1 == code2 == 3
-    assert [(r["detector"], r["statistic"], r["p_value"], r["drift"]) for r in a] == \
-           [(r["detector"], r["statistic"], r["p_value"], r["drift"]) for r in b]
+    assert [(r["detector"], r["statistic"], r["p_value"], r["drift"]) for r in a] == [
+        (r["detector"], r["statistic"], r["p_value"], r["drift"]) for r in b
+    ]
 
 
 def test_image_folders_add_image_statistics(windows, tmp_path, capsys):
@@ -107,9 +157,19 @@ def test_image_folders_add_image_statistics(windows, tmp_path, capsys):
         for s in generate_shapes(60, 3, shift):
             s.image.save(tmp_path / name / s.file_name)
     (tmp_path / "cur_img" / "broken.png").write_bytes(b"not a png")
-    code, _, _ = _run(capsys, "--reference", str(windows["reference"]), "--current", str(windows["same"]),
-                      "--reference-images", str(tmp_path / "ref_img"), "--current-images", str(tmp_path / "cur_img"),
-                      "--out", str(tmp_path / "out"))
+    code, _, _ = _run(
+        capsys,
+        "--reference",
+        str(windows["reference"]),
+        "--current",
+        str(windows["same"]),
+        "--reference-images",
+        str(tmp_path / "ref_img"),
+        "--current-images",
+        str(tmp_path / "cur_img"),
+        "--out",
+        str(tmp_path / "out"),
+    )
     record = json.loads((tmp_path / "out" / "drift.json").read_text())
     assert code == 3 and record["drifted"] == ["image.stats"]
     stats = next(r for r in record["results"] if r["detector"] == "image.stats")
@@ -125,16 +185,29 @@ def test_quality_estimate_rides_along(windows, tmp_path, capsys):
     conf = rng.uniform(0, 1, 200)
     model = fit_quality_model(conf, 2 * conf + rng.normal(0, 0.05, 200))
     (tmp_path / "q.json").write_text(json.dumps(model.to_dict()))
-    code, _, _ = _run(capsys, "--reference", str(windows["reference"]), "--current", str(windows["same"]),
-                      "--quality-model", str(tmp_path / "q.json"), "--out", str(tmp_path / "out"))
+    code, _, _ = _run(
+        capsys,
+        "--reference",
+        str(windows["reference"]),
+        "--current",
+        str(windows["same"]),
+        "--quality-model",
+        str(tmp_path / "q.json"),
+        "--out",
+        str(tmp_path / "out"),
+    )
     q = json.loads((tmp_path / "out" / "drift.json").read_text())["quality"]
     assert code == 0 and q["current"]["n"] == N
     assert q["change"] == pytest.approx(q["current"]["estimate"] - q["reference"]["estimate"])
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", "drift", *args, "--no-sentence-embeddings"],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", "drift", *args, "--no-sentence-embeddings"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_bad_input_is_one_line_with_the_shared_exit_codes(windows, tmp_path):
@@ -144,7 +217,9 @@ def test_bad_input_is_one_line_with_the_shared_exit_codes(windows, tmp_path):
     rows = [json.loads(line) for line in windows["same"].read_text().splitlines()]
     no_conf.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "confidence"}) + "\n" for r in rows))
     small = tmp_path / "small.jsonl"
-    small.write_text("".join(json.dumps(r | {"embedding": r["embedding"][:64] if r["embedding"] else None}) + "\n" for r in rows))
+    small.write_text(
+        "".join(json.dumps(r | {"embedding": r["embedding"][:64] if r["embedding"] else None}) + "\n" for r in rows)
+    )
     ref, out = str(windows["reference"]), str(tmp_path / "out")
     cases = [
         (["--reference", ref, "--current", str(empty), "--out", out], 65, "no records"),

@@ -78,7 +78,7 @@ def test_mmd_all_permutations_in_one_product_match_the_definition():
     for j in range(lab.shape[1]):
         x, y = lab[:, j], ~lab[:, j]
         kxx, kyy, kxy = k64[np.ix_(x, x)], k64[np.ix_(y, y)], k64[np.ix_(x, y)]
-        want = ((kxx.sum() - np.trace(kxx)) / (12 * 11) + (kyy.sum() - np.trace(kyy)) / (18 * 17) - 2 * kxy.mean())
+        want = (kxx.sum() - np.trace(kxx)) / (12 * 11) + (kyy.sum() - np.trace(kyy)) / (18 * 17) - 2 * kxy.mean()
         assert got[j] == pytest.approx(want, abs=2e-6)
 
 
@@ -166,16 +166,19 @@ def test_image_statistics_of_constructed_images():
     assert res.drift and set(res.details["features"]) == {"brightness", "contrast", "colourfulness", "pixels"}
 
 
-@pytest.mark.parametrize("make,data", [
-    (lambda: KSDrift("c"), "scalar"),
-    (lambda: PSIDrift("c"), "scalar"),
-    (lambda: WassersteinDrift("c", n_permutations=99), "scalar"),
-    (lambda: MMDDrift(n_permutations=99), "vector"),
-    (lambda: ClassifierDrift(), "vector"),
-    (lambda: CaptionLengthDrift(n_permutations=99), "text"),
-    (lambda: TokenDrift(n_permutations=99), "text"),
-    (lambda: ImageStatsDrift(), "table"),
-])
+@pytest.mark.parametrize(
+    "make,data",
+    [
+        (lambda: KSDrift("c"), "scalar"),
+        (lambda: PSIDrift("c"), "scalar"),
+        (lambda: WassersteinDrift("c", n_permutations=99), "scalar"),
+        (lambda: MMDDrift(n_permutations=99), "vector"),
+        (lambda: ClassifierDrift(), "vector"),
+        (lambda: CaptionLengthDrift(n_permutations=99), "text"),
+        (lambda: TokenDrift(n_permutations=99), "text"),
+        (lambda: ImageStatsDrift(), "table"),
+    ],
+)
 def test_saved_reference_gives_the_same_result(tmp_path, make, data):
     rng = np.random.default_rng(7)
     words = np.array(["a", "red", "blue", "circle", "square", "small", "large"])
@@ -191,14 +194,25 @@ def test_saved_reference_gives_the_same_result(tmp_path, make, data):
     again = Detector.load(tmp_path / "det")
     a, b = det.predict(cur), again.predict(cur)
     assert type(again) is type(det)
-    assert (a.statistic, a.p_value, a.threshold, a.drift, a.min_detectable) == (b.statistic, b.p_value, b.threshold, b.drift, b.min_detectable)
+    assert (a.statistic, a.p_value, a.threshold, a.drift, a.min_detectable) == (
+        b.statistic,
+        b.p_value,
+        b.threshold,
+        b.drift,
+        b.min_detectable,
+    )
 
 
 def test_max_n_and_time_budget_subsample_and_say_so():
     rng = np.random.default_rng(8)
     ref, cur = rng.normal(size=(3000, 16)), rng.normal(size=(2500, 16))
     capped = MMDDrift(n_permutations=50, max_n=1000).fit(ref).predict(cur)
-    assert (capped.n_reference, capped.n_current, capped.n_reference_used, capped.n_current_used) == (3000, 2500, 1000, 1000)
+    assert (capped.n_reference, capped.n_current, capped.n_reference_used, capped.n_current_used) == (
+        3000,
+        2500,
+        1000,
+        1000,
+    )
     assert "max_n" in capped.note
     det = MMDDrift(n_permutations=50, time_budget_s=1.0, flops=1e9).fit(ref)
     res = det.predict(cur)
@@ -224,13 +238,17 @@ def test_bad_input_is_a_one_line_data_error():
 
 def _records(n: int, dim: int, shift: float, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "outcome": ["ok"] * n + ["timeout"],
-        "confidence": list(np.clip(rng.normal(0.7 + shift, 0.1, n), 0, 1)) + [None],
-        "embedding": [list(v) for v in rng.normal(shift, 1.0, (n, dim))] + [None],
-        "caption": [("a red circle" if rng.random() < 0.5 + shift else "a blue square") for _ in range(n)] + [None],
-        "image_w": [64] * n + [None], "image_h": [64] * n + [None], "image_bytes": list(rng.integers(900, 1100, n)) + [None],
-    })
+    return pd.DataFrame(
+        {
+            "outcome": ["ok"] * n + ["timeout"],
+            "confidence": list(np.clip(rng.normal(0.7 + shift, 0.1, n), 0, 1)) + [None],
+            "embedding": [list(v) for v in rng.normal(shift, 1.0, (n, dim))] + [None],
+            "caption": [("a red circle" if rng.random() < 0.5 + shift else "a blue square") for _ in range(n)] + [None],
+            "image_w": [64] * n + [None],
+            "image_h": [64] * n + [None],
+            "image_bytes": list(rng.integers(900, 1100, n)) + [None],
+        }
+    )
 
 
 def test_suite_runs_every_detector_at_alpha_over_k_and_round_trips(tmp_path):
@@ -246,8 +264,9 @@ def test_suite_runs_every_detector_at_alpha_over_k_and_round_trips(tmp_path):
     assert {"confidence.ks", "embedding.mmd"} <= set(shifted.drifted)
     suite.save(tmp_path)
     again = DriftSuite.load(tmp_path).predict(features_from_records(_records(120, 8, 0.3, 2), "cur"))
-    assert [(r.detector, r.statistic, r.p_value, r.drift) for r in again.results] == \
-           [(r.detector, r.statistic, r.p_value, r.drift) for r in shifted.results]
+    assert [(r.detector, r.statistic, r.p_value, r.drift) for r in again.results] == [
+        (r.detector, r.statistic, r.p_value, r.drift) for r in shifted.results
+    ]
     d = shifted.to_dict()
     assert d["drifted"] == shifted.drifted and d["distributions"]["confidence"]["type"] == "histogram"
 
@@ -265,6 +284,18 @@ def test_suite_names_the_missing_column_and_mismatched_sizes():
     with pytest.raises(DataError, match="embeddings of different sizes"):
         features_from_records(ragged, "cur")
     with pytest.raises(DataError, match="none of confidence"):
-        features_from_records(pd.DataFrame({"outcome": ["ok"], "confidence": [None], "embedding": [None], "caption": [None],
-                                            "image_w": [None], "image_h": [None], "image_bytes": [None]}), "x")
+        features_from_records(
+            pd.DataFrame(
+                {
+                    "outcome": ["ok"],
+                    "confidence": [None],
+                    "embedding": [None],
+                    "caption": [None],
+                    "image_w": [None],
+                    "image_h": [None],
+                    "image_bytes": [None],
+                }
+            ),
+            "x",
+        )
     assert isinstance(DriftFeatures("x", 0), DriftFeatures)

@@ -30,14 +30,25 @@ def _traffic(url: str, path: Path, run: str, seed: int, start: int, shift: str |
         s.image.save(buf, format="PNG")
         bodies.append(buf.getvalue())
     with CaptionClient(url, timeout=60.0) as client, RecordWriter(path) as writer:
+
         def send(i: int):
             return client.caption(bodies[i], "image/png", request_id=f"{run}-{i}", return_embedding=True)
 
         with ThreadPoolExecutor(8) as pool:
             for i, result in enumerate(pool.map(send, range(N))):
                 w, h = samples[i].image.size
-                writer.write(to_record(result, run_id=run, target="reference", scenario=shift or "in_distribution",
-                                       image_id=str(samples[i].image_id), image_bytes=len(bodies[i]), image_w=w, image_h=h))
+                writer.write(
+                    to_record(
+                        result,
+                        run_id=run,
+                        target="reference",
+                        scenario=shift or "in_distribution",
+                        image_id=str(samples[i].image_id),
+                        image_bytes=len(bodies[i]),
+                        image_w=w,
+                        image_h=h,
+                    )
+                )
     return path
 
 
@@ -47,13 +58,25 @@ def runs(reference_server, tmp_path_factory):
     return {
         "a": _traffic(reference_server.url, d / "a" / "records.jsonl", "a", seed=21, start=0, shift=None),
         "b": _traffic(reference_server.url, d / "b" / "records.jsonl", "b", seed=21, start=N, shift=None),
-        "low": _traffic(reference_server.url, d / "low" / "records.jsonl", "low", seed=21, start=2 * N, shift="low_light"),
+        "low": _traffic(
+            reference_server.url, d / "low" / "records.jsonl", "low", seed=21, start=2 * N, shift="low_light"
+        ),
     }
 
 
 def _drift(reference: Path, current: Path, out: Path) -> tuple[int, dict]:
-    code = main(["drift", "--reference", str(reference), "--current", str(current), "--out", str(out),
-                 "--no-sentence-embeddings"])
+    code = main(
+        [
+            "drift",
+            "--reference",
+            str(reference),
+            "--current",
+            str(current),
+            "--out",
+            str(out),
+            "--no-sentence-embeddings",
+        ]
+    )
     return code, json.loads((out / "drift.json").read_text())
 
 

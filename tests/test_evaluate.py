@@ -47,8 +47,9 @@ def test_tiny_model_scores_and_low_light_is_lower(reference_server, tmp_path, ca
 
 
 def _faults(server, method, body=None):
-    r = httpx.request(method, server.url + "/admin/faults", json=body,
-                      headers={"X-Admin-Token": server.admin_token}, timeout=10)
+    r = httpx.request(
+        method, server.url + "/admin/faults", json=body, headers={"X-Admin-Token": server.admin_token}, timeout=10
+    )
     r.raise_for_status()
 
 
@@ -90,12 +91,15 @@ def test_unreachable_target_exits_69(tmp_path, capsys):
     assert len(pd.read_parquet(tmp_path / "records.parquet")) == 4
 
 
-@pytest.mark.parametrize("args, msg", [
-    (["--dataset", "shapes:x"], "needs a number of images"),
-    (["--dataset", "mnist:3"], "unknown --dataset"),
-    (["--dataset", "shapes:3:fog"], "unknown shift 'fog'"),
-    (["--dataset", "shapes:3", "--concurrency", "0"], "--concurrency must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["--dataset", "shapes:x"], "needs a number of images"),
+        (["--dataset", "mnist:3"], "unknown --dataset"),
+        (["--dataset", "shapes:3:fog"], "unknown shift 'fog'"),
+        (["--dataset", "shapes:3", "--concurrency", "0"], "--concurrency must be at least 1"),
+    ],
+)
 def test_usage_errors_exit_64(tmp_path, capsys, args, msg):
     rc = main(["evaluate", "--target", "http://127.0.0.1:9", "--out", str(tmp_path), *args])
     assert rc == 64 and msg in capsys.readouterr().err

@@ -14,9 +14,25 @@ from harness.records import RecordWriter, RequestRecord, load_records
 
 def clean_records(n=40):
     return [
-        RequestRecord("run-1", "baseline", "evaluate", f"req-{i}", str(i), 1000.0 + i, 0.05 + i / 1000, 200, "ok",
-                      caption="a small red circle", confidence=0.5 + i / 100, model_version="tiny-1",
-                      image_bytes=900, image_w=128, image_h=128, safety_flagged=False, embedding=[0.1, 0.2])
+        RequestRecord(
+            "run-1",
+            "baseline",
+            "evaluate",
+            f"req-{i}",
+            str(i),
+            1000.0 + i,
+            0.05 + i / 1000,
+            200,
+            "ok",
+            caption="a small red circle",
+            confidence=0.5 + i / 100,
+            model_version="tiny-1",
+            image_bytes=900,
+            image_w=128,
+            image_h=128,
+            safety_flagged=False,
+            embedding=[0.1, 0.2],
+        )
         for i in range(n)
     ]
 
@@ -103,8 +119,12 @@ def test_the_gate_contract_checks_the_harness_not_the_service(clean):
     odd = _set(_set(clean.copy(), 14, "status", 502), 12, "caption", "   ")
     assert validate_records(odd, gate).success
     assert not validate_records(odd, RecordContract(coverage_objective=0.0)).success
-    for bad in (_set(clean.copy(), 15, "request_id", "req-16"), _set(clean.copy(), 5, "latency_s", "fast"),
-                _set(clean.copy(), 14, "status", 1000), clean.drop(columns=["model_version"])):
+    for bad in (
+        _set(clean.copy(), 15, "request_id", "req-16"),
+        _set(clean.copy(), 5, "latency_s", "fast"),
+        _set(clean.copy(), 14, "status", 1000),
+        clean.drop(columns=["model_version"]),
+    ):
         assert not validate_records(bad, gate).success
 
 

@@ -66,8 +66,9 @@ def test_undertrained_canary_is_rolled_back_for_quality(servers, tmp_path):
 
 
 def test_latency_injected_canary_is_rolled_back(servers, server_factory, tmp_path):
-    slow = server_factory("tiny", extra_args=["--threads", "1", "--enable-faults", "--admin-token", "t",
-                                              "--faults", '{"latency_ms": 60}'])
+    slow = server_factory(
+        "tiny", extra_args=["--threads", "1", "--enable-faults", "--admin-token", "t", "--faults", '{"latency_ms": 60}']
+    )
     rec = run_gate(GateConfig(servers["stable"].url, slow.url, tmp_path, **SMALL, faults={"latency_ms": 60}))
     assert rec["verdict"] == "ROLLBACK"
     lat = _metric(rec, "latency_p50")
@@ -83,9 +84,27 @@ def _closed_port() -> int:
 
 def test_canary_down_holds_with_the_reason_through_the_cli(servers, tmp_path):
     url = f"http://127.0.0.1:{_closed_port()}"
-    out = subprocess.run([sys.executable, "-m", "harness", "gate", "--baseline", servers["stable"].url,
-                          "--canary", url, "--out", str(tmp_path), "--duration", "3s", "--dataset", "shapes:10"],
-                         capture_output=True, text=True, timeout=180)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "gate",
+            "--baseline",
+            servers["stable"].url,
+            "--canary",
+            url,
+            "--out",
+            str(tmp_path),
+            "--duration",
+            "3s",
+            "--dataset",
+            "shapes:10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert out.returncode == 2, out.stderr
     rec = json.loads((tmp_path / "decision.json").read_text())
     assert rec["verdict"] == "HOLD"
@@ -115,9 +134,17 @@ class _EmptyCaptions(BaseHTTPRequestHandler):
         if type(self).n % 5 == 0:
             self._send(502, {"error": {"code": "bad_gateway", "message": "upstream"}})
             return
-        self._send(200, {"request_id": self.headers.get("X-Request-Id"), "caption": "", "confidence": 0.5,
-                         "model_version": "empty-1", "server_latency_ms": 1.0,
-                         "safety": {"flagged": False, "reasons": []}})
+        self._send(
+            200,
+            {
+                "request_id": self.headers.get("X-Request-Id"),
+                "caption": "",
+                "confidence": 0.5,
+                "model_version": "empty-1",
+                "server_latency_ms": 1.0,
+                "safety": {"flagged": False, "reasons": []},
+            },
+        )
 
     def log_message(self, *a):
         pass
@@ -143,5 +170,7 @@ def test_blank_answers_and_unknown_statuses_are_judged_against_the_canary(server
 def test_a_small_run_is_held_as_underpowered(servers, tmp_path):
     rec = run_gate(GateConfig(servers["stable"].url, servers["twin"].url, tmp_path, **SMALL))
     assert rec["verdict"] == "HOLD"
-    assert any(r.startswith("underpowered: quality could only detect a quality regression on >= ") for r in rec["reasons"])
+    assert any(
+        r.startswith("underpowered: quality could only detect a quality regression on >= ") for r in rec["reasons"]
+    )
     assert _metric(rec, "quality")["adequate"] is False

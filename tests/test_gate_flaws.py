@@ -13,8 +13,16 @@ pytest.importorskip("torch")
 # 100 images: the evaluation set a flaw must be caught on; a short load keeps the suite fast
 # (benchmarks/gate_power.py measures detection with 20-30 s of load).
 RUN = dict(duration_s=3.0, users=4, dataset="shapes:100", concurrency=4)
-ROLLED_BACK = {"wrong_words": "quality", "reordered": "quality", "truncated": "quality", "repeated": "quality",
-               "blank": "blank_rate", "pii": "pii_rate", "overconfident": "quality", "status_502": "error_rate"}
+ROLLED_BACK = {
+    "wrong_words": "quality",
+    "reordered": "quality",
+    "truncated": "quality",
+    "repeated": "quality",
+    "blank": "blank_rate",
+    "pii": "pii_rate",
+    "overconfident": "quality",
+    "status_502": "error_rate",
+}
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +32,10 @@ def servers():
     from reference_model.server.launch import start_server
 
     with ExitStack() as st:
-        yield (st.enter_context(start_server("tiny", extra_args=["--threads", "1"])),
-               st.enter_context(start_server("tiny", extra_args=["--threads", "1"])))
+        yield (
+            st.enter_context(start_server("tiny", extra_args=["--threads", "1"])),
+            st.enter_context(start_server("tiny", extra_args=["--threads", "1"])),
+        )
 
 
 def _metric(rec, name):

@@ -24,10 +24,16 @@ def _tokenizer(tmp_path):
 def _vision_encoder_decoder(path, tok):
     from transformers import BertConfig, VisionEncoderDecoderConfig, VisionEncoderDecoderModel, ViTConfig
 
-    dec = BertConfig(vocab_size=len(WORDS), is_decoder=True, add_cross_attention=True, max_position_embeddings=64, **SMALL)
+    dec = BertConfig(
+        vocab_size=len(WORDS), is_decoder=True, add_cross_attention=True, max_position_embeddings=64, **SMALL
+    )
     m = VisionEncoderDecoderModel(VisionEncoderDecoderConfig.from_encoder_decoder_configs(ViTConfig(**VISION), dec))
     for cfg in (m.config, m.generation_config):
-        cfg.decoder_start_token_id, cfg.pad_token_id, cfg.eos_token_id = tok.cls_token_id, tok.pad_token_id, tok.sep_token_id
+        cfg.decoder_start_token_id, cfg.pad_token_id, cfg.eos_token_id = (
+            tok.cls_token_id,
+            tok.pad_token_id,
+            tok.sep_token_id,
+        )
     m.save_pretrained(path)
     tok.save_pretrained(path)
     transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(path)
@@ -36,17 +42,36 @@ def _vision_encoder_decoder(path, tok):
 def _blip(path, tok):
     from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
 
-    text = dict(SMALL, vocab_size=len(WORDS), encoder_hidden_size=32, max_position_embeddings=64,
-                bos_token_id=2, sep_token_id=3, pad_token_id=0, eos_token_id=3)
-    BlipForConditionalGeneration(BlipConfig(text_config=text, vision_config=VISION, projection_dim=32)).save_pretrained(path)
-    BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok).save_pretrained(path)
+    text = dict(
+        SMALL,
+        vocab_size=len(WORDS),
+        encoder_hidden_size=32,
+        max_position_embeddings=64,
+        bos_token_id=2,
+        sep_token_id=3,
+        pad_token_id=0,
+        eos_token_id=3,
+    )
+    BlipForConditionalGeneration(BlipConfig(text_config=text, vision_config=VISION, projection_dim=32)).save_pretrained(
+        path
+    )
+    BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok).save_pretrained(
+        path
+    )
 
 
 def _git(path, tok):
     from transformers import CLIPImageProcessor, GitConfig, GitForCausalLM, GitProcessor
 
-    cfg = GitConfig(vision_config=VISION, vocab_size=len(WORDS), max_position_embeddings=64,
-                    bos_token_id=2, eos_token_id=3, pad_token_id=0, **SMALL)
+    cfg = GitConfig(
+        vision_config=VISION,
+        vocab_size=len(WORDS),
+        max_position_embeddings=64,
+        bos_token_id=2,
+        eos_token_id=3,
+        pad_token_id=0,
+        **SMALL,
+    )
     GitForCausalLM(cfg).save_pretrained(path)
     proc = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     GitProcessor(image_processor=proc, tokenizer=tok).save_pretrained(path)

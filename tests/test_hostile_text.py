@@ -26,11 +26,45 @@ pytestmark = pytest.mark.slow
 
 RUN = "hostile"
 # Elements that may appear in drift.html: its own page, tables and inline SVG plots, nothing else.
-DRIFT_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "code", "table", "tr", "th", "td",
-              "ul", "li", "div", "figure", "svg", "rect", "line", "text", "circle"}
+DRIFT_TAGS = {
+    "html",
+    "head",
+    "meta",
+    "title",
+    "style",
+    "body",
+    "h1",
+    "h2",
+    "p",
+    "code",
+    "table",
+    "tr",
+    "th",
+    "td",
+    "ul",
+    "li",
+    "div",
+    "figure",
+    "svg",
+    "rect",
+    "line",
+    "text",
+    "circle",
+}
 # Attributes through which a page loads or links something.
-LOADING_ATTRS = ("href", "src", "srcset", "srcdoc", "data", "action", "formaction", "poster", "background",
-                 "xlink:href", "style")
+LOADING_ATTRS = (
+    "href",
+    "src",
+    "srcset",
+    "srcdoc",
+    "data",
+    "action",
+    "formaction",
+    "poster",
+    "background",
+    "xlink:href",
+    "style",
+)
 
 
 @dataclass(frozen=True)
@@ -60,13 +94,31 @@ def hostile(tmp_path_factory):
         base, can = hostile_corpus(t.url, "base"), hostile_corpus(t.url, "can")
         with hostile_service(base, "b") as b_url, hostile_service(can, "c") as c_url:
             root = tmp / "reports"
-            rec = run_gate(GateConfig(b_url, c_url, root / RUN, duration_s=2.0, users=1, dataset="shapes:12",
-                                      concurrency=2, run_id=RUN))
+            rec = run_gate(
+                GateConfig(
+                    b_url, c_url, root / RUN, duration_s=2.0, users=1, dataset="shapes:12", concurrency=2, run_id=RUN
+                )
+            )
             ev = tmp / "evaluate"
             out, err = io.StringIO(), io.StringIO()
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                code = main(["evaluate", "--target", c_url, "--dataset", "shapes:6", "--metrics", "cider",
-                             "--bootstrap", "0", "--coverage", "0.5", "--out", str(ev)])
+                code = main(
+                    [
+                        "evaluate",
+                        "--target",
+                        c_url,
+                        "--dataset",
+                        "shapes:6",
+                        "--metrics",
+                        "cider",
+                        "--bootstrap",
+                        "0",
+                        "--coverage",
+                        "0.5",
+                        "--out",
+                        str(ev),
+                    ]
+                )
         yield Hostile(t, root, root / RUN, rec, base, can, ev, Output(code, out.getvalue(), err.getvalue()))
 
 
@@ -156,8 +208,13 @@ def test_dashboard_shows_target_text_as_text_in_chromium(hostile, tmp_path):
             if path == "/":  # the versions, shown as they were said
                 marks += (one_line(hostile.baseline.version), one_line(hostile.canary.version))
             if path == "/debug":  # markup in a caption, shown as the characters it is
-                marks += (next(w["caption"] for w in hostile.rec["worst_captions"]
-                               if "<" in w["caption"] and w["caption"].isprintable() and len(w["caption"]) < 500),)
+                marks += (
+                    next(
+                        w["caption"]
+                        for w in hostile.rec["worst_captions"]
+                        if "<" in w["caption"] and w["caption"].isprintable() and len(w["caption"]) < 500
+                    ),
+                )
             browser.wait_for(*marks)
             if path == "/drift":
                 _check_drift_frame(browser)
@@ -188,7 +245,8 @@ def _check_drift_frame(browser) -> None:
             time.sleep(0.2)
         origin, reach, pwned = browser.run(
             "let r; try { r = String(window.parent.document.title); } catch (e) { r = 'blocked'; }"
-            "return [window.origin, r, typeof window.__pwned];")
+            "return [window.origin, r, typeof window.__pwned];"
+        )
         assert "Drift:" in browser.text()
     finally:
         browser.leave_frame()

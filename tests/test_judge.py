@@ -35,14 +35,21 @@ def healthy(rng, n=400, images=200):
     zeros = np.zeros(n)
     conf = pd.Series(np.clip(rng.normal(0.97, 0.02, images), 0, 1), index=ids)
     return {
-        "latency_p50": lat, "latency_p95": lat, "latency_p99": lat,
-        "error_rate": zeros, "timeout_rate": zeros, "unusable_rate": zeros, "blank_rate": zeros,
+        "latency_p50": lat,
+        "latency_p95": lat,
+        "latency_p99": lat,
+        "error_rate": zeros,
+        "timeout_rate": zeros,
+        "unusable_rate": zeros,
+        "blank_rate": zeros,
         "quality": pd.Series(np.clip(rng.normal(6.0, 1.0, images), 0, 10), index=ids),
         "confidence": conf,
         "calibration": (conf - 1.0) ** 2,
         "caption_length": pd.Series(rng.integers(4, 14, images).astype(float), index=ids),
-        "degenerate_rate": zeros, "caption_changed": pd.Series(["a caption"] * images, index=ids),
-        "pii_rate": zeros, "safety_flag_rate": zeros,
+        "degenerate_rate": zeros,
+        "caption_changed": pd.Series(["a caption"] * images, index=ids),
+        "pii_rate": zeros,
+        "safety_flag_rate": zeros,
         "goodput": (lat < 0.3).astype(float),
     }
 
@@ -107,11 +114,11 @@ def test_fisher_exact_p_value_matches_the_hypergeometric_sum():
 def test_sign_test_counts_images_beyond_delta():
     a = np.full(100, 6.0)
     b = a.copy()
-    b[:20] = 3.0          # worse
-    b[20:25] = 6.05       # better, but within delta 0.1: unchanged
+    b[:20] = 3.0  # worse
+    b[20:25] = 6.05  # better, but within delta 0.1: unchanged
     s = sign_test(a, b, delta=0.1)
     assert (s.worse, s.better, s.n) == (20, 0, 100)
-    assert s.p_value == pytest.approx(2 * 0.5 ** 20)  # exact binomial, two-sided
+    assert s.p_value == pytest.approx(2 * 0.5**20)  # exact binomial, two-sided
     assert s.estimate == -0.2 and s.low <= -0.2 <= s.high
     assert sign_test(a, a).p_value == 1.0
 
@@ -219,7 +226,7 @@ def test_overconfident_wrong_captions_fail_calibration():
     rng = np.random.default_rng(7)
     base = healthy(rng)
     cal = base["calibration"].copy()
-    cal.iloc[::5] = 0.99 ** 2  # confidence 0.99 on captions below the quality floor
+    cal.iloc[::5] = 0.99**2  # confidence 0.99 on captions below the quality floor
     r = classify(SPEC["calibration"], MetricSample(base["calibration"], cal), JudgeConfig())
     assert r.classification == "High" and r.effect > 0.15
 
@@ -265,8 +272,9 @@ def test_harmless_changes_promote():
     rng = np.random.default_rng(12)
     base = healthy(rng)
     lat = base["latency_p50"] / 2
-    v = judge(samples(base, dict(base, quality=base["quality"] + 1.0, latency_p50=lat, latency_p95=lat,
-                                 latency_p99=lat)))
+    v = judge(
+        samples(base, dict(base, quality=base["quality"] + 1.0, latency_p50=lat, latency_p95=lat, latency_p99=lat))
+    )
     assert v.verdict == PROMOTE and v.score == 100.0
     assert "harmless direction" in by_name(v)["latency_p50"].reason
 
@@ -289,8 +297,10 @@ def test_limit_metric():
 def test_untrusted_data_holds_even_when_a_critical_metric_fails():
     rng = np.random.default_rng(13)
     base = healthy(rng)
-    v = judge(samples(base, dict(base, quality=base["quality"] - 2.0)),
-              reasons=["canary load records failed their data contract: duplicate request ids"])
+    v = judge(
+        samples(base, dict(base, quality=base["quality"] - 2.0)),
+        reasons=["canary load records failed their data contract: duplicate request ids"],
+    )
     assert v.verdict == HOLD
     assert v.reasons[0].startswith("canary load records failed")
     assert v.reasons[1].startswith("critical metric quality failed on data that cannot be trusted")
@@ -301,4 +311,6 @@ def test_decision_serializes():
     base = healthy(rng)
     d = judge(samples(base, base)).to_dict()
     assert set(d) >= {"verdict", "score", "reasons", "metrics", "groups", "thresholds"}
-    assert {"baseline", "canary", "test", "effect", "classification", "reason", "mde", "detectable"} <= set(d["metrics"][0])
+    assert {"baseline", "canary", "test", "effect", "classification", "reason", "mde", "detectable"} <= set(
+        d["metrics"][0]
+    )

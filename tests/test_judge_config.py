@@ -17,10 +17,16 @@ def test_the_example_is_exactly_the_defaults():
 
 
 def test_overrides_change_only_what_they_name():
-    cfg = parse_judge_config({"pass_threshold": 95, "groups": {"latency": 50, "availability": 20, "quality": 25,
-                                                               "safety": 5, "slo": 0},
-                              "metrics": {"latency_p95": {"critical": True, "tolerance": 0.1, "must_detect": None},
-                                          "quality": {"delta": 0.5}}})
+    cfg = parse_judge_config(
+        {
+            "pass_threshold": 95,
+            "groups": {"latency": 50, "availability": 20, "quality": 25, "safety": 5, "slo": 0},
+            "metrics": {
+                "latency_p95": {"critical": True, "tolerance": 0.1, "must_detect": None},
+                "quality": {"delta": 0.5},
+            },
+        }
+    )
     assert cfg.pass_threshold == 95 and cfg.marginal_threshold == 75
     lat = cfg.metric("latency_p95")
     assert lat.critical and lat.tolerance == 0.1 and lat.tolerance_abs == 0.01 and lat.must_detect is None
@@ -30,29 +36,36 @@ def test_overrides_change_only_what_they_name():
     assert cfg.group_weights["latency"] == 50.0
 
 
-@pytest.mark.parametrize("doc,msg", [
-    ({"pass": 90}, "pass: unknown field"),
-    ({"pass_threshold": 120}, "pass_threshold: must be between 0 and 100"),
-    ({"pass_threshold": 70}, "marginal_threshold: must not exceed pass_threshold"),
-    ({"pass_threshold": float("nan")}, "pass_threshold: must be a finite number"),
-    ({"metrics": {"latncy": {}}}, "metrics.latncy: unknown metric"),
-    ({"metrics": ["latency_p50"]}, "metrics: must map metric names to their settings"),
-    ({"metrics": {"latency_p50": 3}}, "metrics.latency_p50: must be a mapping"),
-    ({"metrics": {"latency_p50": {"direction": "up"}}}, "metrics.latency_p50.direction: must be one of increase"),
-    ({"metrics": {"latency_p50": {"critical": "yes"}}}, "metrics.latency_p50.critical: must be true or false"),
-    ({"metrics": {"latency_p50": {"group": "speed"}}}, "metrics.latency_p50.group: unknown group 'speed'"),
-    ({"metrics": {"latency_p50": {"tolerance": float("inf")}}}, "metrics.latency_p50.tolerance: must be a finite"),
-    ({"metrics": {"latency_p50": {"unit": 3}}}, "metrics.latency_p50.unit: must be text"),
-    ({"groups": {"latency": 1}}, "groups: no weight for availability, quality, safety, slo"),
-    ({"groups": {"latency": 30, "availability": 20, "quality": 25, "safety": 10}}, "groups: no weight for slo"),
-    ({"groups": {"latency": 30, "availability": 20, "quality": 25, "safety": 10, "slo": 15, "cost": 5}},
-     "groups.cost: no metric belongs to this group"),
-    ({"groups": {"latency": 0, "availability": 0, "quality": 0, "safety": 0, "slo": 0}},
-     "groups: at least one group needs a weight above 0"),
-    ({"groups": [1, 2]}, "groups: must map group names to weights"),
-    ({"confidence": "high"}, "confidence: must be a number"),
-    ([1, 2], "the judge config must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "doc,msg",
+    [
+        ({"pass": 90}, "pass: unknown field"),
+        ({"pass_threshold": 120}, "pass_threshold: must be between 0 and 100"),
+        ({"pass_threshold": 70}, "marginal_threshold: must not exceed pass_threshold"),
+        ({"pass_threshold": float("nan")}, "pass_threshold: must be a finite number"),
+        ({"metrics": {"latncy": {}}}, "metrics.latncy: unknown metric"),
+        ({"metrics": ["latency_p50"]}, "metrics: must map metric names to their settings"),
+        ({"metrics": {"latency_p50": 3}}, "metrics.latency_p50: must be a mapping"),
+        ({"metrics": {"latency_p50": {"direction": "up"}}}, "metrics.latency_p50.direction: must be one of increase"),
+        ({"metrics": {"latency_p50": {"critical": "yes"}}}, "metrics.latency_p50.critical: must be true or false"),
+        ({"metrics": {"latency_p50": {"group": "speed"}}}, "metrics.latency_p50.group: unknown group 'speed'"),
+        ({"metrics": {"latency_p50": {"tolerance": float("inf")}}}, "metrics.latency_p50.tolerance: must be a finite"),
+        ({"metrics": {"latency_p50": {"unit": 3}}}, "metrics.latency_p50.unit: must be text"),
+        ({"groups": {"latency": 1}}, "groups: no weight for availability, quality, safety, slo"),
+        ({"groups": {"latency": 30, "availability": 20, "quality": 25, "safety": 10}}, "groups: no weight for slo"),
+        (
+            {"groups": {"latency": 30, "availability": 20, "quality": 25, "safety": 10, "slo": 15, "cost": 5}},
+            "groups.cost: no metric belongs to this group",
+        ),
+        (
+            {"groups": {"latency": 0, "availability": 0, "quality": 0, "safety": 0, "slo": 0}},
+            "groups: at least one group needs a weight above 0",
+        ),
+        ({"groups": [1, 2]}, "groups: must map group names to weights"),
+        ({"confidence": "high"}, "confidence: must be a number"),
+        ([1, 2], "the judge config must be a mapping"),
+    ],
+)
 def test_bad_fields_are_named(doc, msg):
     with pytest.raises(DataError, match=msg):
         parse_judge_config(doc, "judge.yaml")
@@ -73,13 +86,42 @@ def test_files(tmp_path):
         load_judge_config(tmp_path)
 
 
-_leaf = st.one_of(st.none(), st.booleans(), st.integers(-5, 200), st.floats(allow_nan=True, allow_infinity=True),
-                  st.text(max_size=8), st.sampled_from(["increase", "decrease", "latency", "quality"]))
-_keys = st.sampled_from(["pass_threshold", "marginal_threshold", "confidence", "min_samples", "seed", "groups",
-                         "metrics", "latency_p50", "quality", "error_rate", "latency", "slo", "tolerance", "critical",
-                         "direction", "group", "must_detect", "delta", "x"])
-_docs = st.recursive(_leaf, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                   st.dictionaries(_keys, inner, max_size=5)), max_leaves=12)
+_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 200),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.sampled_from(["increase", "decrease", "latency", "quality"]),
+)
+_keys = st.sampled_from(
+    [
+        "pass_threshold",
+        "marginal_threshold",
+        "confidence",
+        "min_samples",
+        "seed",
+        "groups",
+        "metrics",
+        "latency_p50",
+        "quality",
+        "error_rate",
+        "latency",
+        "slo",
+        "tolerance",
+        "critical",
+        "direction",
+        "group",
+        "must_detect",
+        "delta",
+        "x",
+    ]
+)
+_docs = st.recursive(
+    _leaf,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_keys, inner, max_size=5)),
+    max_leaves=12,
+)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)

@@ -73,19 +73,29 @@ SOLVER_TOL = 1e-4  # Kayenta's BrentSolver.TOLERANCE (R's uniroot default)
 LABEL = {"Pass": "Pass", "High": "High", "Low": "Low", "Nodata": "NoData"}
 NAME, GROUP = "metric", "group"
 
-ESTIMATE = ("Hodges-Lehmann estimate (median of pairwise differences) and order-statistic interval, not roots "
-            "of R's asymptotic statistic found by Brent's method to 1e-4: on these data the differences span "
-            "5e-5, less than the solver's tolerance, so Kayenta's estimate lands on its upper bound")
-ZERO_INFLATED = ("zero-inflated data (64% of pairwise differences are 0): the effect is the difference of means "
-                 "with its normal interval, not a shift that sits at 0 whatever the test says")
-NO_EFFECT_SIZE = ("no CLES or Cohen's d: the harness's effect is a shift in the metric's units (Hodges-Lehmann), "
-                  "judged against a tolerance relative to the baseline median")
-ZERO_CANARY = ("Kayenta's mean ratio is NaN when either mean is 0; the harness's relative effect is defined "
-               "whenever the baseline median is not 0: a canary at 0 is -100%, deviation 0")
-NO_DATA_NEVER_PASSES = ("no data is NoData: Kayenta with nanStrategy=replace passes a metric whose series is "
-                        "empty; the harness has no NaN-replacement mode and never passes a metric it has no "
-                        "observations for")
-NO_SUMMARY = ("no summary-statistics block (min, max, mean, sd): the harness reports a metric's count and median")
+ESTIMATE = (
+    "Hodges-Lehmann estimate (median of pairwise differences) and order-statistic interval, not roots "
+    "of R's asymptotic statistic found by Brent's method to 1e-4: on these data the differences span "
+    "5e-5, less than the solver's tolerance, so Kayenta's estimate lands on its upper bound"
+)
+ZERO_INFLATED = (
+    "zero-inflated data (64% of pairwise differences are 0): the effect is the difference of means "
+    "with its normal interval, not a shift that sits at 0 whatever the test says"
+)
+NO_EFFECT_SIZE = (
+    "no CLES or Cohen's d: the harness's effect is a shift in the metric's units (Hodges-Lehmann), "
+    "judged against a tolerance relative to the baseline median"
+)
+ZERO_CANARY = (
+    "Kayenta's mean ratio is NaN when either mean is 0; the harness's relative effect is defined "
+    "whenever the baseline median is not 0: a canary at 0 is -100%, deviation 0"
+)
+NO_DATA_NEVER_PASSES = (
+    "no data is NoData: Kayenta with nanStrategy=replace passes a metric whose series is "
+    "empty; the harness has no NaN-replacement mode and never passes a metric it has no "
+    "observations for"
+)
+NO_SUMMARY = "no summary-statistics block (min, max, mean, sd): the harness reports a metric's count and median"
 
 DELIBERATE: dict[str, str] = {
     "Mann-Whitney Confidence Interval & Estimate: Problem Case": ESTIMATE,
@@ -132,6 +142,7 @@ def _pairwise(x, y) -> np.ndarray:
 
 
 # --- Mann-Whitney ---------------------------------------------------------------------------
+
 
 def _root_tol(case: dict, key: str) -> float:
     x, y = np.asarray(case["x"], float), np.asarray(case["y"], float)
@@ -184,8 +195,12 @@ def _harness_mann_whitney(case: dict) -> None:
     assert _close(xa.min() - ya.max(), exp["mu_min"], case["abs_tol"])
     assert _close(xa.max() - ya.min(), exp["mu_max"], case["abs_tol"])
     assert _close(_z(conf), exp["zq_lower"], case["abs_tol"]) and _close(-_z(conf), exp["zq_upper"], case["abs_tol"])
-    for key, mu, zq in (("f_lower1", "mu_min", "zq_lower"), ("f_upper1", "mu_max", "zq_lower"),
-                        ("f_lower2", "mu_min", "zq_upper"), ("f_upper2", "mu_max", "zq_upper")):
+    for key, mu, zq in (
+        ("f_lower1", "mu_min", "zq_lower"),
+        ("f_upper1", "mu_max", "zq_lower"),
+        ("f_lower2", "mu_min", "zq_upper"),
+        ("f_upper2", "mu_max", "zq_upper"),
+    ):
         _check_wilcoxon_diff(x, y, exp[mu], exp[zq], exp[key], case["abs_tol"])
     # ... but the effect is the difference of means with its normal interval.
     assert np.mean(diffs == 0) >= 0.5 and s.measure == "mean_difference"
@@ -206,6 +221,7 @@ def test_mann_whitney(case):
 
 
 # --- Classifier -----------------------------------------------------------------------------
+
 
 def _tolerances(case: dict) -> tuple[float, float, float, float, float]:
     """(increase, decrease, critical increase, critical decrease) tolerances and the confidence."""
@@ -255,8 +271,9 @@ def _values(values, nan_strategy: str) -> np.ndarray:
 def _judge_case(case: dict) -> dict:
     """Kayenta's view of one classifier case, from the harness: label, critical, deviation, result."""
     inc, dec, cinc, cdec, conf = _tolerances(case)
-    sample = MetricSample(_values(case["control"], case["nan_strategy"]),
-                          _values(case["experiment"], case["nan_strategy"]))
+    sample = MetricSample(
+        _values(case["control"], case["nan_strategy"]), _values(case["experiment"], case["nan_strategy"])
+    )
     labelled = [classify(s, sample, _cfg(conf, [s])) for s in _specs(case["direction"], inc, dec, False)]
     classes = {r.classification for r in labelled}
     label = next((c for c in ("High", "Low", "NoData") if c in classes), "Pass")
@@ -266,8 +283,7 @@ def _judge_case(case: dict) -> dict:
             cfg = _cfg(conf, [spec])
             v = decide([classify(spec, sample, cfg)], cfg)
             critical |= any(r.startswith(f"critical metric {NAME} ") for r in v.reasons)
-    return {"classification": label, "critical": critical, "deviation": _deviation(labelled[0]),
-            "result": labelled[0]}
+    return {"classification": label, "critical": critical, "deviation": _deviation(labelled[0]), "result": labelled[0]}
 
 
 def _agree_classifier(case: dict) -> None:
@@ -311,6 +327,7 @@ def test_classifier(case):
 
 # --- Effect sizes ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("case", _cases("effect_sizes"))
 def test_effect_sizes(case):
     exp = case["expected"]
@@ -337,6 +354,7 @@ def test_effect_sizes(case):
 
 # --- Descriptive statistics -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("case", _cases("descriptive_statistics"))
 def test_descriptive_statistics(case):
     values = case["values"]
@@ -358,15 +376,32 @@ def test_descriptive_statistics(case):
 
 # --- Scorer ---------------------------------------------------------------------------------
 
+
 def _scorer_result(m: dict) -> MetricResult:
     assert len(m["groups"]) == 1
     cls = LABEL[m["classification"]]
     nodata = cls == "NoData"
-    return MetricResult(m["name"], m["groups"][0], cls, cls in ("High", "Low"), m["critical"], "mann_whitney_u",
-                        baseline=None, canary=None, n_baseline=20, n_canary=0 if nodata else 20, p_value=None,
-                        effect=None, effect_low=None, effect_high=None, tolerance=None, direction="increase",
-                        unit="", reason=f"Kayenta: {m['classification']}",
-                        details={"missing": "canary"} if nodata else {})
+    return MetricResult(
+        m["name"],
+        m["groups"][0],
+        cls,
+        cls in ("High", "Low"),
+        m["critical"],
+        "mann_whitney_u",
+        baseline=None,
+        canary=None,
+        n_baseline=20,
+        n_canary=0 if nodata else 20,
+        p_value=None,
+        effect=None,
+        effect_low=None,
+        effect_high=None,
+        tolerance=None,
+        direction="increase",
+        unit="",
+        reason=f"Kayenta: {m['classification']}",
+        details={"missing": "canary"} if nodata else {},
+    )
 
 
 @pytest.mark.parametrize("case", _cases("scorer"))
@@ -375,8 +410,9 @@ def test_scorer(case):
     results = [_scorer_result(m) for m in case["metrics"]]
     names = list(dict.fromkeys(r.group for r in results))
     weights = dict(case["group_weights"]) or {g: 1.0 for g in names}
-    cfg = JudgeConfig(metrics=tuple(MetricSpec(r.name, r.group, critical=r.critical) for r in results),
-                      group_weights=weights)
+    cfg = JudgeConfig(
+        metrics=tuple(MetricSpec(r.name, r.group, critical=r.critical) for r in results), group_weights=weights
+    )
     groups, score = score_groups(results, weights)
     v = decide(results, cfg)
     exp, src = case["expected"], case["derived_from_source"]
@@ -386,8 +422,9 @@ def test_scorer(case):
         assert named == set(src["critical_failures"])
     elif src["too_many_nodata"]:
         assert exp["summary_score"] == 0.0 and v.verdict == HOLD
-        assert any(x == "no metric had data on both targets" or x.endswith("have no data: inconclusive")
-                   for x in v.reasons)
+        assert any(
+            x == "no metric had data on both targets" or x.endswith("have no data: inconclusive") for x in v.reasons
+        )
     else:
         assert score == exp["summary_score"] and v.score == exp["summary_score"]
     by_group = {g.name: g.score for g in groups}
@@ -403,6 +440,7 @@ def test_scorer(case):
 
 
 # --- The lists themselves -------------------------------------------------------------------
+
 
 def test_every_case_is_run_and_the_lists_name_real_cases():
     names = [c["name"] for s in SUITES for c in CASES[s]]

@@ -39,12 +39,25 @@ def _row(t: float, lat: float, outcome: str = "ok", status: int = 200, **kw) -> 
 
 def test_summary_figures_are_exact_on_constructed_records() -> None:
     rows = [_row(100.0 + i * 0.1, 0.1 * (i + 1)) for i in range(10)]  # ok latencies 0.1 .. 1.0
-    rows += [_row(101.0, 0.05, "http_error", 429), _row(101.1, 0.05, "http_error", 500),
-             _row(101.2, 2.0, "timeout", 0, error="TimeoutError: timed out"),
-             _row(101.3, 0.01, "connection_error", 0), _row(101.4, 0.3, "invalid_response", 200),
-             _row(101.5, 0.2, "timeout", 0, error=ABORTED_ERROR)]
-    s = summarize(_df(rows), run_id="r", scenario="steady", host="http://x", started_at=100.0, ended_at=104.0,
-                  latency_threshold_s=0.5, request_timeout_s=2.0, locust={"requests": 16, "failures": 6})
+    rows += [
+        _row(101.0, 0.05, "http_error", 429),
+        _row(101.1, 0.05, "http_error", 500),
+        _row(101.2, 2.0, "timeout", 0, error="TimeoutError: timed out"),
+        _row(101.3, 0.01, "connection_error", 0),
+        _row(101.4, 0.3, "invalid_response", 200),
+        _row(101.5, 0.2, "timeout", 0, error=ABORTED_ERROR),
+    ]
+    s = summarize(
+        _df(rows),
+        run_id="r",
+        scenario="steady",
+        host="http://x",
+        started_at=100.0,
+        ended_at=104.0,
+        latency_threshold_s=0.5,
+        request_timeout_s=2.0,
+        locust={"requests": 16, "failures": 6},
+    )
     assert s.requests == 16 and s.duration_s == 4.0
     assert s.outcomes == {"ok": 10, "http_error": 2, "timeout": 2, "connection_error": 1, "invalid_response": 1}
     assert s.status_counts == {"0": 3, "200": 11, "429": 1, "500": 1}
@@ -78,8 +91,11 @@ def test_sweep_curve_and_saturation_point() -> None:
     for start, _users, rps, lat in ((0.0, 1, 5, 0.2), (4.0, 2, 10, 0.2), (8.0, 4, 10.5, 0.4)):
         n = int(rps * 3)
         rows += [_row(start + 1.0 + k * (3.0 / n), lat) for k in range(n)]
-    stages = [{"kind": "users", "t": 0.0, "users": 1}, {"kind": "users", "t": 4.0, "users": 2},
-              {"kind": "users", "t": 8.0, "users": 4}]
+    stages = [
+        {"kind": "users", "t": 0.0, "users": 1},
+        {"kind": "users", "t": 4.0, "users": 2},
+        {"kind": "users", "t": 8.0, "users": 4},
+    ]
     curve = sweep_curve(_df(rows), stages, 12.0)
     assert [c["users"] for c in curve] == [1, 2, 4]
     assert [c["throughput_rps"] for c in curve] == [5.0, 10.0, 10.333]
@@ -137,8 +153,11 @@ def test_durations() -> None:
 
 def test_fault_proxy_relays_and_injects_each_fault() -> None:
     png = b"\x89PNG" + b"\x00" * 10000
-    with FixedResponseServer() as up, FaultProxy(up.url, admin_token="tok", seed=1) as proxy, \
-            httpx.Client(timeout=5) as http:
+    with (
+        FixedResponseServer() as up,
+        FaultProxy(up.url, admin_token="tok", seed=1) as proxy,
+        httpx.Client(timeout=5) as http,
+    ):
         direct = http.post(up.url + "/v1/caption", content=png)
         relayed = http.post(proxy.url + "/v1/caption", content=png, headers={"Content-Type": "image/png"})
         assert relayed.status_code == 200 and relayed.content == direct.content
@@ -188,25 +207,46 @@ def test_fault_proxy_answers_502_when_the_upstream_is_down() -> None:
 
 def test_every_scenario_is_listed_and_resolvable() -> None:
     names = available_scenarios()
-    expected = {"steady", "step", "spike", "soak", "poisson", "sweep", "latency_injection", "error_burst", "hang",
-                "restart", "cold_start", "high_res", "bad_inputs", "overflow"}
+    expected = {
+        "steady",
+        "step",
+        "spike",
+        "soak",
+        "poisson",
+        "sweep",
+        "latency_injection",
+        "error_burst",
+        "hang",
+        "restart",
+        "cold_start",
+        "high_res",
+        "bad_inputs",
+        "overflow",
+    }
     assert expected <= set(names) and all(names[n] for n in expected)
     path = resolve_scenario("steady")
-    argv = locust_argv(LoadRun("steady", Path("/tmp/x"), "http://h:1", 5.0, 3, None, 2,
-                               options={"seed": 4, "api_key": None}), path, "master", 5599)
+    argv = locust_argv(
+        LoadRun("steady", Path("/tmp/x"), "http://h:1", 5.0, 3, None, 2, options={"seed": 4, "api_key": None}),
+        path,
+        "master",
+        5599,
+    )
     assert argv[:2] == ["-f", str(path)] and "--seed=4" in argv and not any("api-key" in a for a in argv)
     assert argv[argv.index("--expect-workers") + 1] == "2" and argv[argv.index("--duration") + 1] == "5"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--scenario", "nope", "--target", "http://x", "--out", "{tmp}/o"], "unknown scenario 'nope'"),
-    (["--scenario", "steady", "--out", "{tmp}/o"], "--target URL is required"),
-    (["--scenario", "steady", "--target", "ftp://x", "--out", "{tmp}/o"], "http:// or https://"),
-    (["--scenario", "steady", "--target", "http://x"], "--out DIR is required"),
-    (["--scenario", "steady", "--target", "http://x", "--out", "{tmp}/o", "--users", "0"], "--users must be"),
-    (["--scenario", "steady", "--target", "http://x", "--out", "{tmp}/o", "--dataset", "{tmp}/none"], "not found"),
-    (["--scenario", "steady", "--target", "http://x", "--out", "{tmp}/full"], "already holds records.jsonl"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--scenario", "nope", "--target", "http://x", "--out", "{tmp}/o"], "unknown scenario 'nope'"),
+        (["--scenario", "steady", "--out", "{tmp}/o"], "--target URL is required"),
+        (["--scenario", "steady", "--target", "ftp://x", "--out", "{tmp}/o"], "http:// or https://"),
+        (["--scenario", "steady", "--target", "http://x"], "--out DIR is required"),
+        (["--scenario", "steady", "--target", "http://x", "--out", "{tmp}/o", "--users", "0"], "--users must be"),
+        (["--scenario", "steady", "--target", "http://x", "--out", "{tmp}/o", "--dataset", "{tmp}/none"], "not found"),
+        (["--scenario", "steady", "--target", "http://x", "--out", "{tmp}/full"], "already holds records.jsonl"),
+    ],
+)
 def test_cli_usage_errors_are_one_line(tmp_path: Path, capsys, args: list[str], message: str) -> None:
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "records.jsonl").write_text("")

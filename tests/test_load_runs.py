@@ -45,9 +45,27 @@ def test_sigkilled_run_keeps_every_request_answered_a_second_before(tmp_path: Pa
 
     with FixedResponseServer(on_answer=note) as srv:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.load.run", "-f", str(ROOT / "scenarios/steady.py"), "--host", srv.url,
-             "-u", "2", "--duration", "60", "--out", str(tmp_path), "--loglevel", "ERROR"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "harness.load.run",
+                "-f",
+                str(ROOT / "scenarios/steady.py"),
+                "--host",
+                srv.url,
+                "-u",
+                "2",
+                "--duration",
+                "60",
+                "--out",
+                str(tmp_path),
+                "--loglevel",
+                "ERROR",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with lock:
@@ -70,8 +88,25 @@ def test_sigkilled_run_keeps_every_request_answered_a_second_before(tmp_path: Pa
 
 def test_harness_load_with_two_workers(tmp_path: Path, capsys) -> None:
     with FixedResponseServer() as srv:
-        code = cli_main(["load", "--target", srv.url, "--scenario", "steady", "--duration", "2s", "--users", "4",
-                         "--workers", "2", "--out", str(tmp_path / "run"), "--run-id", "dist-1"])
+        code = cli_main(
+            [
+                "load",
+                "--target",
+                srv.url,
+                "--scenario",
+                "steady",
+                "--duration",
+                "2s",
+                "--users",
+                "4",
+                "--workers",
+                "2",
+                "--out",
+                str(tmp_path / "run"),
+                "--run-id",
+                "dist-1",
+            ]
+        )
     out = tmp_path / "run"
     assert code == 0, capsys.readouterr()
     s = json.loads((out / "summary.json").read_text())
@@ -87,8 +122,9 @@ def test_harness_load_with_two_workers(tmp_path: Path, capsys) -> None:
 
 def test_a_target_that_is_down_gives_connection_errors_and_a_summary(tmp_path: Path, capsys) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
-    code = cli_main(["load", "--target", url, "--scenario", "steady", "--duration", "2s", "--users", "2",
-                     "--out", str(tmp_path)])
+    code = cli_main(
+        ["load", "--target", url, "--scenario", "steady", "--duration", "2s", "--users", "2", "--out", str(tmp_path)]
+    )
     err = capsys.readouterr().err
     assert code == 69 and "target unreachable" in err and "Traceback" not in err
     s = json.loads((tmp_path / "summary.json").read_text())
@@ -101,8 +137,21 @@ def test_a_target_that_is_down_gives_connection_errors_and_a_summary(tmp_path: P
 @pytest.mark.parametrize("server_kw", [{"garbage": True}, {"body": b'{"text": "not the contract"}'}])
 def test_a_target_answering_garbage_gives_invalid_responses(tmp_path: Path, capsys, server_kw: dict) -> None:
     with FixedResponseServer(**server_kw) as srv:
-        code = cli_main(["load", "--target", srv.url, "--scenario", "steady", "--duration", "2s", "--users", "2",
-                         "--out", str(tmp_path)])
+        code = cli_main(
+            [
+                "load",
+                "--target",
+                srv.url,
+                "--scenario",
+                "steady",
+                "--duration",
+                "2s",
+                "--users",
+                "2",
+                "--out",
+                str(tmp_path),
+            ]
+        )
     assert code == 0
     s = json.loads((tmp_path / "summary.json").read_text())
     df = load_records(tmp_path)

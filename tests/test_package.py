@@ -37,7 +37,9 @@ def test_a_scenario_by_name_or_by_path(tmp_path: Path) -> None:
         resources.scenario_path("nope")
     with pytest.raises(UsageError, match="scenario file not found"):
         resources.scenario_path(str(tmp_path / "none.py"))
-    with pytest.raises(InputMissingError, match="no example 'nope.yaml'; shipped: correction.yaml, judge.yaml, openslo.yaml, slo.yaml"):
+    with pytest.raises(
+        InputMissingError, match="no example 'nope.yaml'; shipped: correction.yaml, judge.yaml, openslo.yaml, slo.yaml"
+    ):
         resources.example_path("nope.yaml")
     with pytest.raises(InputMissingError):
         resources.example_path("../pyproject.toml")
@@ -87,8 +89,9 @@ def _dashboard_answers(argv: list[str], port: int, cwd: Path | None = None) -> N
 def test_harness_dashboard_serves_the_app(tmp_path: Path) -> None:
     pytest.importorskip("streamlit")
     port = _free_port()
-    _dashboard_answers([sys.executable, "-m", "harness", "dashboard", "--reports", str(tmp_path), "--port", str(port)],
-                       port)
+    _dashboard_answers(
+        [sys.executable, "-m", "harness", "dashboard", "--reports", str(tmp_path), "--port", str(port)], port
+    )
     assert main(["dashboard", "--reports", str(tmp_path / "none")]) == 66
 
 
@@ -101,24 +104,51 @@ def _run(argv: list[str], cwd: Path, timeout: float = 120) -> subprocess.Complet
 def test_the_wheel_installs_in_a_new_environment_and_runs_outside_the_checkout(tmp_path: Path) -> None:
     # Build from a copy: the checkout gets no build/ folder, and builds running side by side never meet.
     src = tmp_path / "src"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "reports",
-                                                             "__pycache__", ".pytest_cache", ".ruff_cache"))
-    done = _run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
-                 "-w", str(tmp_path / "dist")], tmp_path, timeout=300)
+    shutil.copytree(
+        ROOT,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "*.egg-info", "reports", "__pycache__", ".pytest_cache", ".ruff_cache"
+        ),
+    )
+    done = _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(src),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+        ],
+        tmp_path,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     (wheel,) = (tmp_path / "dist").glob("caption_slo_harness-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for shipped in ("harness/scenarios/steady.py", "harness/examples/slo.yaml", "harness/examples/judge.yaml",
-                    "harness/dashboards/app.py", "harness/dashboards/views/decision.py",
-                    "harness/dashboards/grafana/caption-slo.json", "harness/resources.py"):
+    for shipped in (
+        "harness/scenarios/steady.py",
+        "harness/examples/slo.yaml",
+        "harness/examples/judge.yaml",
+        "harness/dashboards/app.py",
+        "harness/dashboards/views/decision.py",
+        "harness/dashboards/grafana/caption-slo.json",
+        "harness/resources.py",
+    ):
         assert shipped in names, shipped
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
     venv = tmp_path / "venv"
     assert _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp_path).returncode == 0
     python, harness = venv / "bin" / "python", venv / "bin" / "harness"
-    done = _run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index",
-                 str(wheel)], tmp_path)
+    done = _run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     # The dependencies come from this environment's site-packages, the harness only from the wheel.
     purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
@@ -128,12 +158,22 @@ def test_the_wheel_installs_in_a_new_environment_and_runs_outside_the_checkout(t
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    done = _run([str(python), "-c", "import harness, harness.resources as r; print(harness.__file__); "
-                 "print(r.scenarios_dir()); print(r.example_path('slo.yaml')); print(r.dashboard_app_path())"], elsewhere)
+    done = _run(
+        [
+            str(python),
+            "-c",
+            "import harness, harness.resources as r; print(harness.__file__); "
+            "print(r.scenarios_dir()); print(r.example_path('slo.yaml')); print(r.dashboard_app_path())",
+        ],
+        elsewhere,
+    )
     assert done.returncode == 0, done.stderr
     assert [Path(p) for p in done.stdout.split()] == [
-        site / "harness" / "__init__.py", site / "harness" / "scenarios", site / "harness" / "examples" / "slo.yaml",
-        site / "harness" / "dashboards" / "app.py"]
+        site / "harness" / "__init__.py",
+        site / "harness" / "scenarios",
+        site / "harness" / "examples" / "slo.yaml",
+        site / "harness" / "dashboards" / "app.py",
+    ]
 
     done = _run([str(harness), "--version"], elsewhere)
     assert done.returncode == 0 and done.stdout.startswith("harness ")
@@ -141,11 +181,14 @@ def test_the_wheel_installs_in_a_new_environment_and_runs_outside_the_checkout(t
     assert done.returncode == 0 and "\nsteady " in done.stdout and str(site / "harness" / "scenarios") in done.stderr
     done = _run([str(harness), "dashboard", "--help"], elsewhere)
     assert done.returncode == 0 and "--reports" in done.stdout
-    done = _run([str(harness), "rules", "--spec", str(site / "harness" / "examples" / "slo.yaml"), "--out", "r.yml"],
-                elsewhere)
+    done = _run(
+        [str(harness), "rules", "--spec", str(site / "harness" / "examples" / "slo.yaml"), "--out", "r.yml"], elsewhere
+    )
     assert done.returncode == 0 and (elsewhere / "r.yml").is_file(), done.stderr
     done = _run([str(harness), "load", "--scenario", "nope", "--target", "http://127.0.0.1:9", "--out", "o"], elsewhere)
     assert done.returncode == 64 and "available: bad_inputs" in done.stderr
     if importlib.util.find_spec("streamlit") is not None:
         port = _free_port()
-        _dashboard_answers([str(harness), "dashboard", "--reports", str(elsewhere), "--port", str(port)], port, elsewhere)
+        _dashboard_answers(
+            [str(harness), "dashboard", "--reports", str(elsewhere), "--port", str(port)], port, elsewhere
+        )

@@ -49,13 +49,25 @@ def send(client, url, image_id, body, writer):
     latency = time.time() - t0
     ok = r.status_code == 200
     data = r.json() if ok else {}
-    writer.write(RequestRecord(
-        run_id="prom", target="reference", scenario="agreement", request_id=rid, image_id=image_id,
-        t_start=t0, latency_s=latency, status=r.status_code, outcome="ok" if ok else "http_error",
-        error=None if ok else r.text[:200], caption=data.get("caption"), confidence=data.get("confidence"),
-        model_version=data.get("model_version"), image_bytes=len(body),
-        safety_flagged=(data.get("safety") or {}).get("flagged") if ok else None,
-    ))
+    writer.write(
+        RequestRecord(
+            run_id="prom",
+            target="reference",
+            scenario="agreement",
+            request_id=rid,
+            image_id=image_id,
+            t_start=t0,
+            latency_s=latency,
+            status=r.status_code,
+            outcome="ok" if ok else "http_error",
+            error=None if ok else r.text[:200],
+            caption=data.get("caption"),
+            confidence=data.get("confidence"),
+            model_version=data.get("model_version"),
+            image_bytes=len(body),
+            safety_flagged=(data.get("safety") or {}).get("flagged") if ok else None,
+        )
+    )
     return r.status_code
 
 
@@ -91,8 +103,9 @@ def loaded(reference_server, prometheus, tmp_path_factory):
             time.sleep(2.5)  # a scrape of the quiet counters inside the range
             start = time.time()
             time.sleep(2.5)
-            client.post(url + "/admin/faults", json={"error_rate": ERROR_RATE, "seed": 11},
-                        headers=admin).raise_for_status()
+            client.post(
+                url + "/admin/faults", json={"error_rate": ERROR_RATE, "seed": 11}, headers=admin
+            ).raise_for_status()
             statuses = [send(client, url, *img, writer) for img in images[:N_IMAGES]]
             statuses += [send(client, url, f"bad{i}", b"\x89PNG broken", writer) for i in range(N_BAD_BODIES)]
         finally:
@@ -154,8 +167,21 @@ def test_harness_slo_reads_prometheus(loaded, tmp_path):
     spec_file = tmp_path / "slo.yaml"
     spec_file.write_text(SPEC)
     out = tmp_path / "out"
-    code = main(["slo", "--spec", str(spec_file), "--prometheus", prom.url, "--start", f"{start:.3f}",
-                 "--end", f"{end:.3f}", "--out", str(out)])
+    code = main(
+        [
+            "slo",
+            "--spec",
+            str(spec_file),
+            "--prometheus",
+            prom.url,
+            "--start",
+            f"{start:.3f}",
+            "--end",
+            f"{end:.3f}",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     data = json.loads((out / "slo.json").read_text())
     assert data["source"] == {"kind": "prometheus", "url": prom.url}
@@ -173,13 +199,25 @@ def test_dashboard_queries_run_on_the_live_prometheus(loaded):
     answered = {}
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
-            expr = (target["expr"].replace("$__rate_interval", "1m").replace("$service", "captioner")
-                    .replace('"$slo"', '".*"').replace('"$job"', '".*"'))
+            expr = (
+                target["expr"]
+                .replace("$__rate_interval", "1m")
+                .replace("$service", "captioner")
+                .replace('"$slo"', '".*"')
+                .replace('"$job"', '".*"')
+            )
             r = httpx.get(prom.url + "/api/v1/query", params={"query": expr, "time": end}, timeout=10)
             assert r.status_code == 200 and r.json()["status"] == "success", (panel["title"], r.text)
             answered.setdefault(panel["title"], []).append(bool(r.json()["data"]["result"]))
-    for title in ("Latency percentiles", "Current burn rate (5m)", "Requests by status", "Batch size",
-                  "Caption confidence", "Queue depth", "Burn rate per alert window"):
+    for title in (
+        "Latency percentiles",
+        "Current burn rate (5m)",
+        "Requests by status",
+        "Batch size",
+        "Caption confidence",
+        "Queue depth",
+        "Burn rate per alert window",
+    ):
         assert any(answered[title]), title
 
 

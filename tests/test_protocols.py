@@ -45,8 +45,18 @@ def _parse(adapter, body: bytes | dict | list, headers: dict | None = None):
 
 
 def _chat(logprobs, content="a red circle", usage=None) -> dict:
-    doc = {"id": "c1", "model": "m-7", "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                                    "logprobs": logprobs, "finish_reason": "stop"}]}
+    doc = {
+        "id": "c1",
+        "model": "m-7",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "logprobs": logprobs,
+                "finish_reason": "stop",
+            }
+        ],
+    }
     if usage is not None:
         doc["usage"] = usage
     return doc
@@ -62,8 +72,13 @@ def test_openai_chat_request_and_confidence_from_logprobs() -> None:
     assert parts[0] == {"type": "text", "text": "Caption it."}
     assert parts[1]["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(b"\x89PNG").decode()
     lps = [math.log(0.5), math.log(0.8), 0.0]
-    r = _parse(a, _chat({"content": [{"token": t, "logprob": lp} for t, lp in zip("abc", lps)]},
-                        usage={"prompt_tokens": 9, "completion_tokens": 3}))
+    r = _parse(
+        a,
+        _chat(
+            {"content": [{"token": t, "logprob": lp} for t, lp in zip("abc", lps)]},
+            usage={"prompt_tokens": 9, "completion_tokens": 3},
+        ),
+    )
     assert r.outcome == "ok" and r.caption == "a red circle" and r.model_version == "m-7"
     assert r.confidence == pytest.approx((0.5 * 0.8 * 1.0) ** (1 / 3), abs=1e-12)
     assert (r.prompt_tokens, r.completion_tokens) == (9, 3)
@@ -82,16 +97,25 @@ def test_kserve_v2_json_and_binary_requests_and_answers() -> None:
     req = a.request(b"IMG", "image/png", "rid")
     body = json.loads(req.content)
     assert req.path == "/v2/models/cap/infer"
-    assert body["inputs"] == [{"name": "image", "shape": [1], "datatype": "BYTES",
-                               "parameters": {"content_type": "base64"}, "data": [base64.b64encode(b"IMG").decode()]}]
+    assert body["inputs"] == [
+        {
+            "name": "image",
+            "shape": [1],
+            "datatype": "BYTES",
+            "parameters": {"content_type": "base64"},
+            "data": [base64.b64encode(b"IMG").decode()],
+        }
+    ]
     b = KServeV2("cap", version="3", encoding="binary", input="pixels")
     req = b.request(b"IMG", "image/png", "rid")
     n = int(req.headers[HEADER_LENGTH])
     head = json.loads(req.content[:n])
     assert b.path == "/v2/models/cap/versions/3/infer"
     assert head["inputs"][0]["name"] == "pixels" and unpack_bytes(req.content[n:]) == [b"IMG"]
-    outputs = [{"name": "caption", "datatype": "BYTES", "shape": [1], "data": ["two squares"]},
-               {"name": "confidence", "datatype": "FP32", "shape": [1], "data": [0.25]}]
+    outputs = [
+        {"name": "caption", "datatype": "BYTES", "shape": [1], "data": ["two squares"]},
+        {"name": "confidence", "datatype": "FP32", "shape": [1], "data": [0.25]},
+    ]
     r = _parse(a, {"model_name": "cap", "model_version": "7", "outputs": outputs})
     assert (r.outcome, r.caption, r.confidence, r.model_version) == ("ok", "two squares", 0.25, "7")
     r = _parse(a, {"outputs": outputs[:1]})  # no confidence output: no confidence
@@ -99,10 +123,14 @@ def test_kserve_v2_json_and_binary_requests_and_answers() -> None:
     assert _parse(KServeV2("cap", caption_output="text"), {"outputs": outputs}).outcome == "invalid_response"
     # An answer in the binary extension.
     blob = pack_bytes([b"a dog"])
-    head = json.dumps({"outputs": [{"name": "caption", "datatype": "BYTES", "shape": [1],
-                                    "parameters": {"binary_data_size": len(blob)}},
-                                   {"name": "confidence", "datatype": "FP32", "shape": [1],
-                                    "parameters": {"binary_data_size": 4}}]}).encode()
+    head = json.dumps(
+        {
+            "outputs": [
+                {"name": "caption", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": len(blob)}},
+                {"name": "confidence", "datatype": "FP32", "shape": [1], "parameters": {"binary_data_size": 4}},
+            ]
+        }
+    ).encode()
     raw = head + blob + np.float32(0.5).tobytes()
     r = _parse(a, raw, {HEADER_LENGTH.lower(): str(len(head))})
     assert (r.outcome, r.caption, r.confidence) == ("ok", "a dog", 0.5)
@@ -113,8 +141,10 @@ def test_torchserve_and_hf_inference_answers() -> None:
     t = TorchServe("cap", version="2")
     req = t.request(b"IMG", "image/jpeg", "rid")
     assert (req.path, req.content, req.headers["Content-Type"]) == ("/predictions/cap/2", b"IMG", "image/jpeg")
-    assert (_parse(t, {"caption": "a cat", "confidence": 0.5}).confidence, _parse(t, {"caption": "a cat"}).confidence) \
-        == (0.5, None)
+    assert (
+        _parse(t, {"caption": "a cat", "confidence": 0.5}).confidence,
+        _parse(t, {"caption": "a cat"}).confidence,
+    ) == (0.5, None)
     assert _parse(t, b"a cat on a mat\n").caption == "a cat on a mat"
     assert _parse(t, ["a cat"]).caption == "a cat"
     assert _parse(t, {"text": "a cat"}).outcome == "invalid_response"
@@ -141,8 +171,10 @@ def test_protocol_choices_adapter_files_and_credentials(tmp_path: Path, monkeypa
     assert a.request(b"x", "image/png", "r").headers["X-API-Key"] == "s3cret"
     assert "s3cret" not in json.dumps(ProtocolChoice("v1", auth_env=ENV).describe())
     f = tmp_path / "chat.yaml"
-    f.write_text(f"protocol: openai-chat\nmodel: qwen\nprompt: Say what you see.\nmax_tokens: 12\n"
-                 f"auth: {{type: header, header: api-key, env: {ENV}}}\n")
+    f.write_text(
+        f"protocol: openai-chat\nmodel: qwen\nprompt: Say what you see.\nmax_tokens: 12\n"
+        f"auth: {{type: header, header: api-key, env: {ENV}}}\n"
+    )
     a = load_adapter(f)
     req = a.request(b"x", "image/png", "r")
     assert isinstance(a, OpenAIChat) and a.model == "qwen" and req.headers["api-key"] == "s3cret"
@@ -168,8 +200,9 @@ def test_cli_refuses_a_bad_protocol_in_one_line(tmp_path: Path, capsys, monkeypa
         (["--protocol", "kserve-v2"], "needs a model name"),
         (["--protocol", "v1", "--auth-env", ENV], f"{ENV} (named for auth) is not set"),
     ):
-        code = main(["evaluate", "--target", "http://127.0.0.1:9", "--dataset", "shapes:2", "--out",
-                     str(tmp_path / "o"), *args])
+        code = main(
+            ["evaluate", "--target", "http://127.0.0.1:9", "--dataset", "shapes:2", "--out", str(tmp_path / "o"), *args]
+        )
         err = capsys.readouterr().err.strip()
         assert code == 64 and message in err and len(err.splitlines()) == 1, err
 
@@ -183,9 +216,25 @@ def test_a_missing_confidence_is_no_data_for_the_judge_not_zero() -> None:
     from harness.records import RequestRecord
 
     def target(conf):
-        ev = pd.DataFrame([RequestRecord("r", "t", "evaluate", f"q{i}", str(i), 1.0 + i, 0.1, 200, "ok",
-                                         caption="a red circle", confidence=c, safety_flagged=False).to_dict()
-                           for i, c in enumerate(conf)])
+        ev = pd.DataFrame(
+            [
+                RequestRecord(
+                    "r",
+                    "t",
+                    "evaluate",
+                    f"q{i}",
+                    str(i),
+                    1.0 + i,
+                    0.1,
+                    200,
+                    "ok",
+                    caption="a red circle",
+                    confidence=c,
+                    safety_flagged=False,
+                ).to_dict()
+                for i, c in enumerate(conf)
+            ]
+        )
         return TargetData(evaluation=ev, per_image_quality={str(i): 1.0 for i in range(30)})
 
     cfg = JudgeConfig()
@@ -230,7 +279,9 @@ def test_every_protocol_gets_the_same_caption_from_the_reference_server(server, 
             results[name] = c.caption(png)
         with CaptionClient(server.url, timeout=30, adapter=ProtocolChoice(name, model=MODEL).build()) as c:
             assert c.caption(png).status == 401, name  # every route asks for the key
-        with CaptionClient(server.url, timeout=30, adapter=ProtocolChoice(name, model="nope", auth_env=ENV).build()) as c:
+        with CaptionClient(
+            server.url, timeout=30, adapter=ProtocolChoice(name, model="nope", auth_env=ENV).build()
+        ) as c:
             assert c.caption(png).status == (200 if name == "v1" else 404), name
     assert {r.outcome for r in results.values()} == {"ok"}
     assert len({r.caption for r in results.values()}) == 1
@@ -270,9 +321,20 @@ def test_the_openai_package_talks_to_the_reference_server(server, token) -> None
     assert [m.id for m in client.models.list().data] == [MODEL]
     url = "data:image/png;base64," + base64.b64encode(_png()).decode()
     resp = client.chat.completions.create(
-        model=MODEL, logprobs=True, top_logprobs=1, max_tokens=64,
-        messages=[{"role": "user", "content": [{"type": "text", "text": "What is in the image?"},
-                                               {"type": "image_url", "image_url": {"url": url}}]}])
+        model=MODEL,
+        logprobs=True,
+        top_logprobs=1,
+        max_tokens=64,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is in the image?"},
+                    {"type": "image_url", "image_url": {"url": url}},
+                ],
+            }
+        ],
+    )
     choice = resp.choices[0]
     tokens = choice.logprobs.content
     assert choice.finish_reason == "stop" and choice.message.role == "assistant"
@@ -280,13 +342,17 @@ def test_the_openai_package_talks_to_the_reference_server(server, token) -> None
     assert all(t.logprob <= 0 and t.top_logprobs[0].token == t.token for t in tokens)
     assert resp.usage.completion_tokens == len(tokens) and resp.usage.prompt_tokens == 5 + 1
     assert resp.usage.total_tokens == resp.usage.prompt_tokens + resp.usage.completion_tokens
-    short = client.chat.completions.create(model=MODEL, max_tokens=2, messages=[
-        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}])
+    short = client.chat.completions.create(
+        model=MODEL,
+        max_tokens=2,
+        messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}],
+    )
     assert short.choices[0].finish_reason == "length" and short.choices[0].logprobs is None
     assert short.choices[0].message.content == "".join(t.token for t in tokens[:2])
     with pytest.raises(openai.NotFoundError):
-        client.chat.completions.create(model="gpt-x", messages=[{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": url}}]}])
+        client.chat.completions.create(
+            model="gpt-x", messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}]
+        )
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "no image"}])
     anonymous = openai.OpenAI(base_url=server.url + "/v1", api_key="wrong", max_retries=0, timeout=30)
@@ -311,13 +377,18 @@ def test_tritonclient_talks_to_the_v2_route(server, token) -> None:
         pngs = [_png(3), _png(4)]
         expected = []
         for p in pngs:
-            expected.append(httpx.post(server.url + "/v1/caption", content=p, headers={
-                "Content-Type": "image/png", **auth}, timeout=30).json())
+            expected.append(
+                httpx.post(
+                    server.url + "/v1/caption", content=p, headers={"Content-Type": "image/png", **auth}, timeout=30
+                ).json()
+            )
         # Raw bytes in the binary extension, answers in binary and in JSON.
         tensor = httpclient.InferInput("image", [2], "BYTES")
         tensor.set_data_from_numpy(np.array(pngs, dtype=np.object_), binary_data=True)
-        outputs = [httpclient.InferRequestedOutput("caption", binary_data=True),
-                   httpclient.InferRequestedOutput("confidence", binary_data=False)]
+        outputs = [
+            httpclient.InferRequestedOutput("caption", binary_data=True),
+            httpclient.InferRequestedOutput("confidence", binary_data=False),
+        ]
         res = client.infer(MODEL, [tensor], outputs=outputs, headers=headers(), request_id="t-1")
         captions = [c.decode() if isinstance(c, bytes) else c for c in res.as_numpy("caption")]
         assert captions == [e["caption"] for e in expected]
@@ -356,24 +427,59 @@ def test_evaluate_on_every_protocol(server, token, tmp_path, capsys) -> None:
     from harness.records import RecordWriter
 
     out = tmp_path / "hf-inference"
-    code = main(["evaluate", "--target", server.url, "--dataset", "shapes:6", "--out", str(out),
-                 "--protocol", "hf-inference", "--model", MODEL, "--auth-env", ENV, "--metrics", "cider",
-                 "--bootstrap", "0", "--concurrency", "3"])
+    code = main(
+        [
+            "evaluate",
+            "--target",
+            server.url,
+            "--dataset",
+            "shapes:6",
+            "--out",
+            str(out),
+            "--protocol",
+            "hf-inference",
+            "--model",
+            MODEL,
+            "--auth-env",
+            ENV,
+            "--metrics",
+            "cider",
+            "--bootstrap",
+            "0",
+            "--concurrency",
+            "3",
+        ]
+    )
     std = capsys.readouterr()
     assert code == 0, std.err
     _no_secret(token, out, std.out, std.err)
     doc = json.loads((out / "quality.json").read_text())
-    assert doc["run"]["protocol"] == {"protocol": "hf-inference", "auth": {"type": "bearer", "env": ENV},
-                                      "path": f"/models/{MODEL}", "model": MODEL}
+    assert doc["run"]["protocol"] == {
+        "protocol": "hf-inference",
+        "auth": {"type": "bearer", "env": ENV},
+        "path": f"/models/{MODEL}",
+        "model": MODEL,
+    }
     adapter_file = tmp_path / "v2.yaml"
-    adapter_file.write_text(f"protocol: kserve-v2\nmodel: {MODEL}\nencoding: binary\nauth: {{type: header, "
-                            f"header: X-API-Key, env: {ENV}}}\n")
+    adapter_file.write_text(
+        f"protocol: kserve-v2\nmodel: {MODEL}\nencoding: binary\nauth: {{type: header, "
+        f"header: X-API-Key, env: {ENV}}}\n"
+    )
     rows = {"hf-inference": [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]}
-    for name, choice in (("kserve-v2", ProtocolChoice(adapter=str(adapter_file))), ("torchserve", CHOICES["torchserve"])):
+    for name, choice in (
+        ("kserve-v2", ProtocolChoice(adapter=str(adapter_file))),
+        ("torchserve", CHOICES["torchserve"]),
+    ):
         adapter = choice.build()
         with RecordWriter(tmp_path / name) as w:
-            summary = run_evaluation(lambda a=adapter: AsyncCaptionClient(server.url, 30, adapter=a, max_connections=3),
-                                     parse_dataset("shapes:6"), w, run_id="r", target=name, concurrency=3)
+            summary = run_evaluation(
+                lambda a=adapter: AsyncCaptionClient(server.url, 30, adapter=a, max_connections=3),
+                parse_dataset("shapes:6"),
+                w,
+                run_id="r",
+                target=name,
+                concurrency=3,
+            )
         assert summary.n_ok == 6
         rows[name] = [json.loads(line) for line in (tmp_path / name / "records.jsonl").read_text().splitlines()]
     captions = {}
@@ -390,9 +496,29 @@ def test_load_on_every_protocol(server, token, tmp_path, capsys) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     def load(name: str) -> int:  # the command waits on its Locust process: five run at once
-        return main(["load", "--scenario", "steady", "--target", server.url, "--duration", "2s", "--users", "1",
-                     "--pool-size", "3", "--out", str(tmp_path / name), "--protocol", name, "--model", MODEL,
-                     "--auth-env", ENV])
+        return main(
+            [
+                "load",
+                "--scenario",
+                "steady",
+                "--target",
+                server.url,
+                "--duration",
+                "2s",
+                "--users",
+                "1",
+                "--pool-size",
+                "3",
+                "--out",
+                str(tmp_path / name),
+                "--protocol",
+                name,
+                "--model",
+                MODEL,
+                "--auth-env",
+                ENV,
+            ]
+        )
 
     with ThreadPoolExecutor(len(PROTOCOLS)) as pool:
         codes = dict(zip(PROTOCOLS, pool.map(load, PROTOCOLS)))
@@ -408,9 +534,33 @@ def test_load_on_every_protocol(server, token, tmp_path, capsys) -> None:
 @pytest.mark.slow
 def test_gate_judges_a_canary_on_another_protocol(server, token, tmp_path, capsys) -> None:
     out = tmp_path / "gate"
-    code = main(["gate", "--baseline", server.url, "--canary", server.url, "--baseline-protocol", "v1",
-                 "--canary-protocol", "openai-chat", "--model", MODEL, "--auth-env", ENV, "--dataset", "shapes:20",
-                 "--duration", "3s", "--users", "1", "--concurrency", "2", "--out", str(out)])
+    code = main(
+        [
+            "gate",
+            "--baseline",
+            server.url,
+            "--canary",
+            server.url,
+            "--baseline-protocol",
+            "v1",
+            "--canary-protocol",
+            "openai-chat",
+            "--model",
+            MODEL,
+            "--auth-env",
+            ENV,
+            "--dataset",
+            "shapes:20",
+            "--duration",
+            "3s",
+            "--users",
+            "1",
+            "--concurrency",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     std = capsys.readouterr()
     assert code in (0, 1, 2), std.err
     _no_secret(token, out, std.out, std.err)

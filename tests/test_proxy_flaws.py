@@ -70,17 +70,18 @@ def _check_flaw(kind: str, before: str, after: str) -> None:
     if kind == "replace":
         diff = [(a, b) for a, b in zip(old, new) if a != b]
         assert len(new) == len(old) and len(diff) == 1, (before, after)
-        (a, b), = diff
+        ((a, b),) = diff
         assert _group(a) is not None and _group(a) == _group(b), (a, b)
     elif kind == "reorder":
         assert sorted(new) == sorted(old) and new != old
     elif kind == "truncate":
         assert new == old[: max(1, len(old) // 2)] and len(new) < len(old)
     elif kind == "repeat":
-        tail = new[len(old):]
+        tail = new[len(old) :]
         assert new[: len(old)] == old
-        assert any(len(tail) % k == 0 and 3 <= len(tail) // k <= 5 and tail == old[-k:] * (len(tail) // k)
-                   for k in (2, 3)), after
+        assert any(
+            len(tail) % k == 0 and 3 <= len(tail) // k <= 5 and tail == old[-k:] * (len(tail) // k) for k in (2, 3)
+        ), after
     elif kind == "blank":
         assert after == ""
     else:
@@ -102,8 +103,13 @@ def test_every_caption_fault_at_rate_one_rewrites_every_answer(reference_server,
 
 def test_a_fraction_of_captions_degrade_while_confidence_stays_pinned(reference_server, pngs, direct) -> None:
     n, rate = 120, 0.2
-    spec = {"caption_fault": "replace", "caption_fault_rate": rate, "confidence_value": 0.99,
-            "confidence_on_fault": True, "confidence_rate": 0.5}  # the rate is ignored: confidence follows the fault
+    spec = {
+        "caption_fault": "replace",
+        "caption_fault_rate": rate,
+        "confidence_value": 0.99,
+        "confidence_on_fault": True,
+        "confidence_rate": 0.5,
+    }  # the rate is ignored: confidence follows the fault
     assert 0.99 not in {c for _, c in direct}
     with FaultProxy(reference_server.url, faults=spec, seed=SEED) as proxy:
         got = _through(proxy, pngs, n)
@@ -131,8 +137,10 @@ def test_injected_status_replaces_the_answer_with_a_json_error(reference_server,
     n, rate = 40, 0.3
     with FaultProxy(reference_server.url, faults={"status_code": 502, "status_rate": rate}, seed=SEED) as proxy:
         with httpx.Client(base_url=proxy.url, timeout=10) as http:
-            got = [http.post("/v1/caption", content=pngs[i % N_IMAGES], headers={"Content-Type": "image/png"})
-                   for i in range(n)]
+            got = [
+                http.post("/v1/caption", content=pngs[i % N_IMAGES], headers={"Content-Type": "image/png"})
+                for i in range(n)
+            ]
             assert http.get("/healthz").status_code == 200  # other routes are relayed as they are
             assert http.get("/v1/model").status_code == 200
             state = http.get("/admin/faults")
@@ -169,13 +177,17 @@ def test_errors_and_other_answers_are_relayed_untouched(reference_server, pngs) 
     spec = {"caption_fault": "blank", "caption_fault_rate": 1.0, "confidence_value": 0.5, "confidence_rate": 1.0}
     with FaultProxy(reference_server.url, faults=spec, seed=SEED) as proxy, httpx.Client(timeout=10) as http:
         bad = http.post(proxy.url + "/v1/caption", content=b"not an image", headers={"Content-Type": "image/png"})
-        same = http.post(reference_server.url + "/v1/caption", content=b"not an image",
-                         headers={"Content-Type": "image/png"})
+        same = http.post(
+            reference_server.url + "/v1/caption", content=b"not an image", headers={"Content-Type": "image/png"}
+        )
         model = http.get(proxy.url + "/v1/model")
         assert (bad.status_code, bad.content) == (same.status_code, same.content) and bad.status_code == 400
         assert model.json() == http.get(reference_server.url + "/v1/model").json()
-        ok = http.post(proxy.url + "/v1/caption?return_embedding=true", content=pngs[0],
-                       headers={"Content-Type": "image/png", "X-Request-Id": "r-1"})
+        ok = http.post(
+            proxy.url + "/v1/caption?return_embedding=true",
+            content=pngs[0],
+            headers={"Content-Type": "image/png", "X-Request-Id": "r-1"},
+        )
     doc = ok.json()
     assert ok.status_code == 200 and int(ok.headers["content-length"]) == len(ok.content)
     assert (doc["caption"], doc["confidence"], doc["request_id"]) == ("", 0.5, "r-1")
@@ -185,13 +197,21 @@ def test_errors_and_other_answers_are_relayed_untouched(reference_server, pngs) 
 
 # -- chunked upstream answers ----------------------------------------------------------------------
 
-_DOC = {"request_id": "r", "caption": "a large red square above a small blue circle", "confidence": 0.8,
-        "model_version": "m", "server_latency_ms": 3.0, "safety": {"flagged": False, "reasons": []}}
+_DOC = {
+    "request_id": "r",
+    "caption": "a large red square above a small blue circle",
+    "confidence": 0.8,
+    "model_version": "m",
+    "server_latency_ms": 3.0,
+    "safety": {"flagged": False, "reasons": []},
+}
 
 
 def _chunked(payload: bytes, step: int = 7) -> bytes:
-    parts = [b"%x;ext=1\r\n%s\r\n" % (len(payload[i : i + step]), payload[i : i + step])
-             for i in range(0, len(payload), step)]
+    parts = [
+        b"%x;ext=1\r\n%s\r\n" % (len(payload[i : i + step]), payload[i : i + step])
+        for i in range(0, len(payload), step)
+    ]
     return b"".join(parts) + b"0\r\nX-Trailer: 1\r\n\r\n"
 
 
@@ -209,8 +229,11 @@ class _ChunkedUpstream(BackgroundServer):
         lines = head.lower().split(b"\r\n")
         length = [int(line.split(b":")[1]) for line in lines if line.startswith(b"content-length:")]
         await reader.readexactly(length[0] if length else 0)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-                     % self.content_type.encode() + _chunked(json.dumps(_DOC).encode()))
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            % self.content_type.encode()
+            + _chunked(json.dumps(_DOC).encode())
+        )
         await writer.drain()
         writer.close()
 
@@ -230,12 +253,18 @@ def test_a_chunked_answer_is_decoded_rewritten_and_reframed() -> None:
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nX-Keep: 1\r\n\r\n"
     out = rewrite_json_answer(head, _chunked(payload), lambda d: {**d, "caption": ""})
     new_head, body = out.split(b"\r\n\r\n", 1)
-    assert new_head.split(b"\r\n") == [b"HTTP/1.1 200 OK", b"Content-Type: application/json", b"X-Keep: 1",
-                                       b"Content-Length: %d" % len(body)]
+    assert new_head.split(b"\r\n") == [
+        b"HTTP/1.1 200 OK",
+        b"Content-Type: application/json",
+        b"X-Keep: 1",
+        b"Content-Length: %d" % len(body),
+    ]
     assert json.loads(body) == {**_DOC, "caption": ""}
     assert rewrite_json_answer(head, _chunked(payload), lambda d: None) is None
-    assert rewrite_json_answer(head.replace(b"200 OK", b"500 Internal Server Error"), _chunked(payload),
-                               lambda d: {}) is None
+    assert (
+        rewrite_json_answer(head.replace(b"200 OK", b"500 Internal Server Error"), _chunked(payload), lambda d: {})
+        is None
+    )
     as_text = head.replace(b"application/json", b"text/plain")
     assert rewrite_json_answer(as_text, _chunked(payload), lambda d: {}) is None
     assert rewrite_json_answer(head, _chunked(b"[1, 2]"), lambda d: {}) is None
@@ -283,13 +312,25 @@ def test_flaw_fields_are_checked_one_line_each() -> None:
 
 
 def test_active_means_something_is_injected() -> None:
-    off = [ProxyFaults(), ProxyFaults(seed=3), ProxyFaults(append_text="x"), ProxyFaults(status_code=404),
-           ProxyFaults(caption_fault="blank"), ProxyFaults(caption_fault_rate=0.5), ProxyFaults(slow_ms=100),
-           ProxyFaults(slow_rate=0.5), ProxyFaults(confidence_value=0.9),
-           ProxyFaults(confidence_value=0.9, confidence_on_fault=True, confidence_rate=1.0)]
-    on = [ProxyFaults(caption_fault="blank", caption_fault_rate=0.1), ProxyFaults(status_rate=0.1),
-          ProxyFaults(slow_rate=0.1, slow_ms=10), ProxyFaults(confidence_value=0.9, confidence_rate=0.1),
-          ProxyFaults(latency_ms=1)]
+    off = [
+        ProxyFaults(),
+        ProxyFaults(seed=3),
+        ProxyFaults(append_text="x"),
+        ProxyFaults(status_code=404),
+        ProxyFaults(caption_fault="blank"),
+        ProxyFaults(caption_fault_rate=0.5),
+        ProxyFaults(slow_ms=100),
+        ProxyFaults(slow_rate=0.5),
+        ProxyFaults(confidence_value=0.9),
+        ProxyFaults(confidence_value=0.9, confidence_on_fault=True, confidence_rate=1.0),
+    ]
+    on = [
+        ProxyFaults(caption_fault="blank", caption_fault_rate=0.1),
+        ProxyFaults(status_rate=0.1),
+        ProxyFaults(slow_rate=0.1, slow_ms=10),
+        ProxyFaults(confidence_value=0.9, confidence_rate=0.1),
+        ProxyFaults(latency_ms=1),
+    ]
     assert [f.active for f in off] == [False] * len(off)
     assert [f.active for f in on] == [True] * len(on)
 

@@ -39,8 +39,13 @@ def test_interval_is_the_percentile_of_resampled_means():
 
 def test_bleu_is_resampled_from_counts_not_per_image_scores():
     counts = np.array([[5, 5, 5, 4, 3, 2, 5, 4, 3, 2], [3, 6, 3, 2, 1, 0, 1, 0, 0, 0]], dtype=float)
-    s = MetricScore("BLEU-1", float(bleu_from_counts(counts.sum(0), 1)[0]), np.zeros(2), counts,
-                    lambda summed: bleu_from_counts(summed, 1))
+    s = MetricScore(
+        "BLEU-1",
+        float(bleu_from_counts(counts.sum(0), 1)[0]),
+        np.zeros(2),
+        counts,
+        lambda summed: bleu_from_counts(summed, 1),
+    )
     w = np.array([[2.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
     got = s.corpus_from(w)
     assert got[0] == pytest.approx(1.0, rel=1e-8)  # twice the perfect caption

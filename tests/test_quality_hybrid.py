@@ -61,12 +61,15 @@ def test_integer_image_ids_match_csv_strings():
     assert h.score == pytest.approx(100.0) and h.n_rated_images == 1
 
 
-@pytest.mark.parametrize("kwargs, msg", [
-    ({"human_weight": -1}, "human_weight must be a number >= 0"),
-    ({"human_weight": 0, "metric_weight": 0}, "must not both be 0"),
-    ({"cider_cap": 0}, "cider_cap must be > 0"),
-    ({"normalisation": "log"}, "normalisation must be per_image or corpus"),
-])
+@pytest.mark.parametrize(
+    "kwargs, msg",
+    [
+        ({"human_weight": -1}, "human_weight must be a number >= 0"),
+        ({"human_weight": 0, "metric_weight": 0}, "must not both be 0"),
+        ({"cider_cap": 0}, "cider_cap must be > 0"),
+        ({"normalisation": "log"}, "normalisation must be per_image or corpus"),
+    ],
+)
 def test_bad_config(kwargs, msg):
     with pytest.raises(UsageError, match=msg):
         HybridConfig(**kwargs)

@@ -15,14 +15,23 @@ from harness.quality.meteor import meteor_from_stats
 from harness.quality.tokenizer import ptb_tokenize, python_tokenize
 
 REFERENCES = {
-    1: ["A man riding a wave on top of a surfboard.", "A surfer rides a large wave in the ocean.",
-        "A person on a surfboard riding a wave."],
+    1: [
+        "A man riding a wave on top of a surfboard.",
+        "A surfer rides a large wave in the ocean.",
+        "A person on a surfboard riding a wave.",
+    ],
     2: ["Two dogs playing with a frisbee in the grass.", "Dogs run across a field chasing a frisbee."],
-    3: ["A plate of food with broccoli and rice.", "A white plate topped with rice, meat and broccoli.",
-        "Dinner plate with vegetables and rice on a table."],
+    3: [
+        "A plate of food with broccoli and rice.",
+        "A white plate topped with rice, meat and broccoli.",
+        "Dinner plate with vegetables and rice on a table.",
+    ],
     4: ["A red double decker bus driving down a street.", "A big red bus on a city street."],
-    5: ["A cat sleeping on a laptop keyboard.", "A grey cat lies across the keys of a laptop.",
-        "The cat is napping on a computer."],
+    5: [
+        "A cat sleeping on a laptop keyboard.",
+        "A grey cat lies across the keys of a laptop.",
+        "The cat is napping on a computer.",
+    ],
     6: ["A kitchen with white cabinets and a stove.", "An empty kitchen with a stove and a sink."],
     7: ["A small red circle to the left of a blue square.", "A red circle left of a blue square."],
     8: ["Children flying kites on a windy beach.", "Kids fly colorful kites by the sea."],
@@ -52,8 +61,16 @@ EXPECTED = {
     "CIDEr-D": 2.931621627086561,
 }
 EXPECTED_CIDER_PER_IMAGE = [
-    3.7248351728874733, 2.6728113874105675, 3.2611862782655603, 3.8303566686481654, 1.77256831174635,
-    4.7294436669140225, 7.395312537521743, 0.2938826694067239, 1.635819578065003, 0.0,
+    3.7248351728874733,
+    2.6728113874105675,
+    3.2611862782655603,
+    3.8303566686481654,
+    1.77256831174635,
+    4.7294436669140225,
+    7.395312537521743,
+    0.2938826694067239,
+    1.635819578065003,
+    0.0,
 ]
 WORSE = {**CANDIDATES, 1: "a dog", 4: "a cat on a bus", 7: "a blue square"}
 TOL = 1e-9
@@ -92,9 +109,13 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("captions")
     (d / "candidates.json").write_text(json.dumps([{"image_id": k, "caption": c} for k, c in CANDIDATES.items()]))
     (d / "worse.json").write_text(json.dumps([{"image_id": k, "caption": c} for k, c in WORSE.items()]))
-    anns = [{"id": i, "image_id": k, "caption": c} for i, (k, c) in enumerate((k, c) for k, v in REFERENCES.items() for c in v)]
-    (d / "references.json").write_text(json.dumps({"images": [{"id": k, "file_name": f"{k}.jpg"} for k in REFERENCES],
-                                                   "annotations": anns}))
+    anns = [
+        {"id": i, "image_id": k, "caption": c}
+        for i, (k, c) in enumerate((k, c) for k, v in REFERENCES.items() for c in v)
+    ]
+    (d / "references.json").write_text(
+        json.dumps({"images": [{"id": k, "file_name": f"{k}.jpg"} for k in REFERENCES], "annotations": anns})
+    )
     return d
 
 
@@ -119,8 +140,9 @@ def test_harness_figures_equal_pycocoevalcap(report, direct):
 def test_tokenizer_equals_pycocoevalcap(direct):
     ours = ptb_tokenize(REFERENCES)
     assert ours == direct["gts"]
-    assert {k: v[0] for k, v in ptb_tokenize({k: [c] for k, c in CANDIDATES.items()}).items()} == \
-        {k: v[0] for k, v in direct["res"].items()}
+    assert {k: v[0] for k, v in ptb_tokenize({k: [c] for k, c in CANDIDATES.items()}).items()} == {
+        k: v[0] for k, v in direct["res"].items()
+    }
     # the Java-free tokenizer agrees on these captions too
     assert python_tokenize(REFERENCES) == ours
 
@@ -187,10 +209,25 @@ def test_paired_comparison_of_two_caption_sets():
 @pytest.mark.slow
 def test_harness_score_cli_equals_pycocoevalcap(files, direct, tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "harness", "score", "--candidates", str(files / "candidates.json"),
-         "--references", str(files / "references.json"), "--out", str(tmp_path), "--bootstrap", "100",
-         "--compare", str(files / "worse.json")],
-        capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "score",
+            "--candidates",
+            str(files / "candidates.json"),
+            "--references",
+            str(files / "references.json"),
+            "--out",
+            str(tmp_path),
+            "--bootstrap",
+            "100",
+            "--compare",
+            str(files / "worse.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert out.returncode == 0, out.stderr
     doc = json.loads((tmp_path / "quality.json").read_text())
@@ -215,10 +252,26 @@ def test_without_java_meteor_is_skipped_and_the_rest_runs(files, tmp_path):
     bare.mkdir()
     env = {**os.environ, "PATH": str(bare)}
     out = subprocess.run(
-        [sys.executable, "-m", "harness", "score", "--candidates", str(files / "candidates.json"),
-         "--references", str(files / "references.json"), "--out", str(tmp_path), "--bootstrap", "0",
-         "--metrics", "bleu,meteor,cider"],
-        capture_output=True, text=True, timeout=120, env=env,
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "score",
+            "--candidates",
+            str(files / "candidates.json"),
+            "--references",
+            str(files / "references.json"),
+            "--out",
+            str(tmp_path),
+            "--bootstrap",
+            "0",
+            "--metrics",
+            "bleu,meteor,cider",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert out.returncode == 0, out.stderr
     doc = json.loads((tmp_path / "quality.json").read_text())
@@ -241,12 +294,34 @@ def test_bad_inputs_are_one_line_errors(files, tmp_path):
     with pytest.raises(DataError, match=r"annotations\[0\] needs an 'image_id' and a string 'caption'"):
         load_references(bad)
     out = subprocess.run(
-        [sys.executable, "-m", "harness", "score", "--candidates", str(tmp_path / "none.json"),
-         "--references", str(files / "references.json")], capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "score",
+            "--candidates",
+            str(tmp_path / "none.json"),
+            "--references",
+            str(files / "references.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 66 and "candidates file not found" in out.stderr and "Traceback" not in out.stderr
     out = subprocess.run(
-        [sys.executable, "-m", "harness", "score", "--candidates", str(dup),
-         "--references", str(files / "references.json")], capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "score",
+            "--candidates",
+            str(dup),
+            "--references",
+            str(files / "references.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 65 and out.stderr.count("\n") == 1

@@ -19,10 +19,24 @@ from harness.records import COLUMNS, RECORDS_JSONL, RecordWriter, RequestRecord,
 
 
 def _rec(i: int, **kw) -> RequestRecord:
-    base = dict(run_id="r1", target="baseline", scenario="steady", request_id=f"q{i}", image_id=str(i),
-                t_start=1000.0 + i, latency_s=0.01 * (i + 1), status=200, outcome="ok", caption=f"caption {i}",
-                confidence=0.5, model_version="m1", image_bytes=100 + i, image_w=128, image_h=128,
-                safety_flagged=False)
+    base = dict(
+        run_id="r1",
+        target="baseline",
+        scenario="steady",
+        request_id=f"q{i}",
+        image_id=str(i),
+        t_start=1000.0 + i,
+        latency_s=0.01 * (i + 1),
+        status=200,
+        outcome="ok",
+        caption=f"caption {i}",
+        confidence=0.5,
+        model_version="m1",
+        image_bytes=100 + i,
+        image_w=128,
+        image_h=128,
+        safety_flagged=False,
+    )
     base.update(kw)
     return RequestRecord(**base)
 
@@ -30,8 +44,20 @@ def _rec(i: int, **kw) -> RequestRecord:
 def test_write_load_jsonl_and_parquet_round_trip(tmp_path: Path) -> None:
     with RecordWriter(tmp_path) as w:
         w.write(_rec(0, embedding=[0.25, -1.5]))
-        w.write_many([_rec(1), _rec(2, status=0, outcome="connection_error", error="refused", caption=None,
-                                    confidence=None, safety_flagged=None)])
+        w.write_many(
+            [
+                _rec(1),
+                _rec(
+                    2,
+                    status=0,
+                    outcome="connection_error",
+                    error="refused",
+                    caption=None,
+                    confidence=None,
+                    safety_flagged=None,
+                ),
+            ]
+        )
         assert w.count == 3
     df = load_records(tmp_path / RECORDS_JSONL)
     assert list(df.columns) == list(COLUMNS)
@@ -109,7 +135,9 @@ def test_concurrent_writers_never_interleave_lines(tmp_path: Path) -> None:
         t.join()
     w.close()
     rows = read_jsonl(tmp_path / RECORDS_JSONL)
-    assert len(rows) == 200 and {r["request_id"] for r in rows} == {f"q{k * 100 + i}" for k in range(4) for i in range(50)}
+    assert len(rows) == 200 and {r["request_id"] for r in rows} == {
+        f"q{k * 100 + i}" for k in range(4) for i in range(50)
+    }
 
 
 _WRITER = """

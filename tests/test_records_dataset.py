@@ -27,15 +27,26 @@ def _records(n: int, days: int, seed: int = 0, shift: float = 0.0, start_day: in
     for i in range(n):
         t = T0 + (start_day + days * i / n) * DAY
         ok = i % 10 != 3
-        out.append(RequestRecord(
-            run_id="prod", target="canary" if i % 4 == 0 else "baseline", scenario="traffic",
-            request_id=f"s{seed}-d{start_day}-{i}", image_id=str(i), t_start=t, latency_s=0.05 + (i % 7) / 100,
-            status=200 if ok else 0, outcome="ok" if ok else "timeout",
-            caption=f"a {'red' if i % 3 else 'blue'} circle" if ok else None,
-            confidence=float(np.clip(rng.normal(0.7 + shift, 0.1), 0, 1)) if ok else None,
-            image_bytes=1000 + i % 50, image_w=128, image_h=128, safety_flagged=False if ok else None,
-            embedding=[float(v) for v in rng.normal(shift, 1.0, 8)] if ok and i % 25 == 0 else None,
-        ).to_dict())
+        out.append(
+            RequestRecord(
+                run_id="prod",
+                target="canary" if i % 4 == 0 else "baseline",
+                scenario="traffic",
+                request_id=f"s{seed}-d{start_day}-{i}",
+                image_id=str(i),
+                t_start=t,
+                latency_s=0.05 + (i % 7) / 100,
+                status=200 if ok else 0,
+                outcome="ok" if ok else "timeout",
+                caption=f"a {'red' if i % 3 else 'blue'} circle" if ok else None,
+                confidence=float(np.clip(rng.normal(0.7 + shift, 0.1), 0, 1)) if ok else None,
+                image_bytes=1000 + i % 50,
+                image_w=128,
+                image_h=128,
+                safety_flagged=False if ok else None,
+                embedding=[float(v) for v in rng.normal(shift, 1.0, 8)] if ok and i % 25 == 0 else None,
+            ).to_dict()
+        )
     return out
 
 
@@ -53,7 +64,9 @@ def store(tmp_path_factory):
 def test_layout_is_hive_partitioned_by_day_and_target(store):
     ds = store["ds"]
     names = sorted(str(p.relative_to(ds)) for p in store["written"])
-    assert names == [f"date=2026-11-{d}/target={t}/part-0-0.parquet" for d in (19, 20, 21) for t in ("baseline", "canary")]
+    assert names == [
+        f"date=2026-11-{d}/target={t}/part-0-0.parquet" for d in (19, 20, 21) for t in ("baseline", "canary")
+    ]
     df = load_records(ds)
     assert list(df.columns) == [*COLUMNS, "date"]
     assert df.attrs["records_in_window"] == 600
@@ -114,8 +127,24 @@ def test_missing_and_damaged_datasets(tmp_path):
 def test_slo_over_a_dataset_and_a_time_range(store, tmp_path):
     since, until = T0 + DAY, T0 + 2 * DAY
     out = tmp_path / "slo"
-    assert main(["slo", "--spec", str(ROOT / "examples" / "slo.yaml"), "--records", str(store["ds"]),
-                 "--since", str(since), "--until", "2026-11-21T00:00:00Z", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "slo",
+                "--spec",
+                str(ROOT / "examples" / "slo.yaml"),
+                "--records",
+                str(store["ds"]),
+                "--since",
+                str(since),
+                "--until",
+                "2026-11-21T00:00:00Z",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     slos = {s["name"]: s for s in json.loads((out / "slo.json").read_text())["slos"]}
     window = [r for r in store["rows"] if since <= r["t_start"] < until]
     assert slos["availability"]["sli"]["total"] == len(window) == 200
@@ -140,15 +169,29 @@ def weeks(tmp_path_factory):
 
 def test_weekly_drift_over_one_dataset(weeks, tmp_path):
     ds, w2, w3 = str(weeks), str(T0 + 7 * DAY), str(T0 + 14 * DAY)
-    code, same = _drift(tmp_path, "--reference", ds, "--reference-until", w2, "--current", ds, "--since", w2,
-                        "--until", w3)
+    code, same = _drift(
+        tmp_path, "--reference", ds, "--reference-until", w2, "--current", ds, "--since", w2, "--until", w3
+    )
     assert code == 0, same["drifted"]
     assert same["reference"]["n_records"] == same["current"]["n_records"] == 1350
     assert same["current"]["n_sampled"] is None
     emb = {r["detector"]: r for r in same["results"]}["embedding.mmd"]
     assert emb["n_reference"] == emb["n_current"] == 60
-    code, moved = _drift(tmp_path, "--reference", ds, "--reference-until", w2, "--current", ds, "--since", w3,
-                         "--sample", "500", "--embedding-sample", "40")
+    code, moved = _drift(
+        tmp_path,
+        "--reference",
+        ds,
+        "--reference-until",
+        w2,
+        "--current",
+        ds,
+        "--since",
+        w3,
+        "--sample",
+        "500",
+        "--embedding-sample",
+        "40",
+    )
     assert code == 3 and "confidence.ks" in moved["drifted"]
     assert moved["current"]["n_records"] == 1350 and moved["current"]["n_sampled"] == 500
     res = {r["detector"]: r for r in moved["results"]}
@@ -158,20 +201,48 @@ def test_weekly_drift_over_one_dataset(weeks, tmp_path):
 
 
 def test_drift_time_flags_are_checked(weeks, tmp_path, capsys):
-    code = main(["drift", "--reference", str(weeks), "--current", str(weeks), "--since", "2026-11-30",
-                 "--until", "2026-11-29", "--out", str(tmp_path)])
+    code = main(
+        [
+            "drift",
+            "--reference",
+            str(weeks),
+            "--current",
+            str(weeks),
+            "--since",
+            "2026-11-30",
+            "--until",
+            "2026-11-29",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 64 and "--since must come before --until" in capsys.readouterr().err
-    code = main(["drift", "--reference", str(weeks), "--current", str(weeks), "--since", "2030-01-01",
-                 "--out", str(tmp_path), "--no-sentence-embeddings"])
+    code = main(
+        [
+            "drift",
+            "--reference",
+            str(weeks),
+            "--current",
+            str(weeks),
+            "--since",
+            "2030-01-01",
+            "--out",
+            str(tmp_path),
+            "--no-sentence-embeddings",
+        ]
+    )
     assert code == 65 and "no records in the time range" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"status": 200.5}, "records whose status is not a whole number 0..999, e.g. 200.5"),
-    ({"latency_s": float("inf")}, "records whose latency_s is not a finite number, e.g. inf"),
-    ({"image_w": -4}, "records whose image_w is not a whole number 0..2147483648, e.g. -4"),
-    ({"caption": 7}, "records whose caption is not text, e.g. 7"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"status": 200.5}, "records whose status is not a whole number 0..999, e.g. 200.5"),
+        ({"latency_s": float("inf")}, "records whose latency_s is not a finite number, e.g. inf"),
+        ({"image_w": -4}, "records whose image_w is not a whole number 0..2147483648, e.g. -4"),
+        ({"caption": 7}, "records whose caption is not text, e.g. 7"),
+    ],
+)
 def test_typed_columns_are_checked_without_a_loop_over_rows(tmp_path, change, message):
     from harness.records import check_types
 

@@ -29,13 +29,22 @@ def _observations(rng, slow: float = 1.0, n: int = 400, images: int = 200) -> di
     zeros = np.zeros(n)
     conf = pd.Series(np.clip(rng.normal(0.97, 0.02, images), 0, 1), index=ids)
     return {
-        "latency_p50": lat, "latency_p95": lat, "latency_p99": lat,
-        "error_rate": zeros, "timeout_rate": zeros, "unusable_rate": zeros, "blank_rate": zeros,
-        "quality": pd.Series(np.clip(rng.normal(6.0, 1.0, images), 0, 10), index=ids), "confidence": conf,
+        "latency_p50": lat,
+        "latency_p95": lat,
+        "latency_p99": lat,
+        "error_rate": zeros,
+        "timeout_rate": zeros,
+        "unusable_rate": zeros,
+        "blank_rate": zeros,
+        "quality": pd.Series(np.clip(rng.normal(6.0, 1.0, images), 0, 10), index=ids),
+        "confidence": conf,
         "calibration": (conf - 1.0) ** 2,
         "caption_length": pd.Series(rng.integers(4, 14, images).astype(float), index=ids),
-        "degenerate_rate": zeros, "caption_changed": pd.Series(["a caption"] * images, index=ids),
-        "pii_rate": zeros, "safety_flag_rate": zeros, "goodput": (lat < 0.3).astype(float),
+        "degenerate_rate": zeros,
+        "caption_changed": pd.Series(["a caption"] * images, index=ids),
+        "pii_rate": zeros,
+        "safety_flag_rate": zeros,
+        "goodput": (lat < 0.3).astype(float),
     }
 
 
@@ -48,38 +57,131 @@ def _verdict():
 
 
 INPUTS = {
-    "targets": {"baseline": {"url": "http://127.0.0.1:1", "model_version": "tiny-a", "model": "tiny",
-                             "device": "cpu", "batching": {"max_batch": 8, "max_wait_ms": 5}},
-                "canary": {"url": "http://127.0.0.1:2", "model_version": "tiny-b"}},
-    "scenario": "steady", "load": {"users": 4, "rate": None, "duration_s": 20.0, "seed": 0}, "duration_s": 20.0,
-    "dataset": "shapes:200", "spec": "examples/slo.yaml", "faults": {}, "latency_threshold_s": 0.5,
-    "quality_floor": 0.5, "traffic_rps": 10.0,
+    "targets": {
+        "baseline": {
+            "url": "http://127.0.0.1:1",
+            "model_version": "tiny-a",
+            "model": "tiny",
+            "device": "cpu",
+            "batching": {"max_batch": 8, "max_wait_ms": 5},
+        },
+        "canary": {"url": "http://127.0.0.1:2", "model_version": "tiny-b"},
+    },
+    "scenario": "steady",
+    "load": {"users": 4, "rate": None, "duration_s": 20.0, "seed": 0},
+    "duration_s": 20.0,
+    "dataset": "shapes:200",
+    "spec": "examples/slo.yaml",
+    "faults": {},
+    "latency_threshold_s": 0.5,
+    "quality_floor": 0.5,
+    "traffic_rps": 10.0,
 }
-SLOS = [{"target": "canary", "name": "latency-p95", "kind": "latency", "objective": 0.99, "sli": 0.9712, "good": 971,
-         "total": 1000, "budget_remaining": -1.88, "projected_burn_rate": 2.88, "burn_low": 2.1, "page_factor": 6.0,
-         "would_page": False, "would_ticket": True,
-         "alerts": [{"severity": "page", "factor": 14.4, "long": "1h", "short": "5m", "burn_rate": 2.88,
-                     "burn_low": 2.1, "burn_high": 3.9, "budget_consumed": 0.004, "decision": "silent"}]}]
+SLOS = [
+    {
+        "target": "canary",
+        "name": "latency-p95",
+        "kind": "latency",
+        "objective": 0.99,
+        "sli": 0.9712,
+        "good": 971,
+        "total": 1000,
+        "budget_remaining": -1.88,
+        "projected_burn_rate": 2.88,
+        "burn_low": 2.1,
+        "page_factor": 6.0,
+        "would_page": False,
+        "would_ticket": True,
+        "alerts": [
+            {
+                "severity": "page",
+                "factor": 14.4,
+                "long": "1h",
+                "short": "5m",
+                "burn_rate": 2.88,
+                "burn_low": 2.1,
+                "burn_high": 3.9,
+                "budget_consumed": 0.004,
+                "decision": "silent",
+            }
+        ],
+    }
+]
 
 
 def _extra(caption: str = "a red circle", version: str = "tiny-b") -> dict:
     return {
-        "figures": {"baseline": {"requests": 400, "p95_s": 0.13, "cider_d": 1.0,
-                                 "cider_d_ci": {"low": 0.9, "high": 1.1, "level": 0.95, "n_resamples": 500, "seed": 0},
-                                 "queue_depth_max": 3},
-                    "canary": {"requests": 400, "p95_s": 0.39}},
-        "worst_captions": [{"target": "canary", "image_id": "7", "image_path": "dataset/images/000007.png",
-                            "caption": caption, "references": ["a red circle"], "cider_d": 0.1, "confidence": 0.4}],
-        "contracts": {"records": {"success": True, "n_records": 800, "results": [
-            {"rule": "status", "expectation": "expect_column_values_to_be_in_set", "success": True, "unexpected": 0,
-             "checked": 800, "observed": None, "error": None}]}},
-        "findings": [{"target": "canary", "check": "pii", "count": 2, "answers": 400, "examples": [
-            {"request_id": "canary-1", "image_id": "3", "caption": caption, "match": "me@evil.example"},
-            {"request_id": "canary-2", "image_id": "4", "caption": f"{version} says hi", "match": None}]}],
-        "drift": {"drifted": False, "detectors": [{"name": "confidence_ks", "method": "ks", "statistic": 0.05,
-                                                    "p_value": 0.6, "threshold": None, "drift": False}]},
-        "artifacts": {"dataset": "/data/shapes", "summary_md": "summary.md", "records": "records.parquet",
-                      "quality": "quality.json", "drift": "drift.json", "drift_html": "drift.html"},
+        "figures": {
+            "baseline": {
+                "requests": 400,
+                "p95_s": 0.13,
+                "cider_d": 1.0,
+                "cider_d_ci": {"low": 0.9, "high": 1.1, "level": 0.95, "n_resamples": 500, "seed": 0},
+                "queue_depth_max": 3,
+            },
+            "canary": {"requests": 400, "p95_s": 0.39},
+        },
+        "worst_captions": [
+            {
+                "target": "canary",
+                "image_id": "7",
+                "image_path": "dataset/images/000007.png",
+                "caption": caption,
+                "references": ["a red circle"],
+                "cider_d": 0.1,
+                "confidence": 0.4,
+            }
+        ],
+        "contracts": {
+            "records": {
+                "success": True,
+                "n_records": 800,
+                "results": [
+                    {
+                        "rule": "status",
+                        "expectation": "expect_column_values_to_be_in_set",
+                        "success": True,
+                        "unexpected": 0,
+                        "checked": 800,
+                        "observed": None,
+                        "error": None,
+                    }
+                ],
+            }
+        },
+        "findings": [
+            {
+                "target": "canary",
+                "check": "pii",
+                "count": 2,
+                "answers": 400,
+                "examples": [
+                    {"request_id": "canary-1", "image_id": "3", "caption": caption, "match": "me@evil.example"},
+                    {"request_id": "canary-2", "image_id": "4", "caption": f"{version} says hi", "match": None},
+                ],
+            }
+        ],
+        "drift": {
+            "drifted": False,
+            "detectors": [
+                {
+                    "name": "confidence_ks",
+                    "method": "ks",
+                    "statistic": 0.05,
+                    "p_value": 0.6,
+                    "threshold": None,
+                    "drift": False,
+                }
+            ],
+        },
+        "artifacts": {
+            "dataset": "/data/shapes",
+            "summary_md": "summary.md",
+            "records": "records.parquet",
+            "quality": "quality.json",
+            "drift": "drift.json",
+            "drift_html": "drift.html",
+        },
     }
 
 
@@ -110,9 +212,18 @@ def test_power_is_derived_from_the_metrics():
     assert [p["metric"] for p in rec["power"]] == [m["name"] for m in rec["metrics"] if m["detectable"] is not None]
     for p in rec["power"]:
         m = by_name[p["metric"]]
-        assert p == {"metric": m["name"], "detectable": m["detectable"], "mde": m["mde"],
-                     "must_detect": m["must_detect"], "adequate": m["adequate"]}
-    assert {p["metric"] for p in rec["power"] if p["must_detect"] is not None} == {"latency_p95", "error_rate", "quality"}
+        assert p == {
+            "metric": m["name"],
+            "detectable": m["detectable"],
+            "mde": m["mde"],
+            "must_detect": m["must_detect"],
+            "adequate": m["adequate"],
+        }
+    assert {p["metric"] for p in rec["power"] if p["must_detect"] is not None} == {
+        "latency_p95",
+        "error_rate",
+        "quality",
+    }
     md = render_markdown(rec)
     q = next(p for p in rec["power"] if p["metric"] == "quality")
     assert "### What this run could detect" in md
@@ -145,18 +256,27 @@ def test_build_refuses_what_does_not_fit():
 
 
 def test_numpy_values_and_odd_target_answers_become_plain_json(tmp_path):
-    targets = {"baseline": {"url": "http://a", "model_version": 3, "model": {"name": "x"}, "batching": [1, 2]},
-               "canary": {"url": "http://b", "device": None}}
-    inputs = dict(INPUTS, duration_s=np.float32(20.0), load={"users": np.int64(4), "seed": np.int64(0)},
-                  targets=targets)
+    targets = {
+        "baseline": {"url": "http://a", "model_version": 3, "model": {"name": "x"}, "batching": [1, 2]},
+        "canary": {"url": "http://b", "device": None},
+    }
+    inputs = dict(
+        INPUTS, duration_s=np.float32(20.0), load={"users": np.int64(4), "seed": np.int64(0)}, targets=targets
+    )
     slos = [dict(SLOS[0], good=np.int64(971), would_page=np.bool_(False), budget_remaining=np.float64("nan"))]
     extra = _extra()
     extra["worst_captions"][0]["confidence"] = float("nan")
     rec = build_decision(_verdict().to_dict(), slos, inputs, "r1", extra=extra, clock=lambda: 1.0)
     assert rec["inputs"]["load"]["users"] == 4 and rec["slos"][0]["good"] == 971
     assert rec["slos"][0]["budget_remaining"] is None and rec["worst_captions"][0]["confidence"] is None
-    assert rec["inputs"]["targets"]["baseline"] == {"url": "http://a", "protocol": None, "model_version": "3",
-                                                    "model": '{"name": "x"}', "device": None, "batching": [1, 2]}
+    assert rec["inputs"]["targets"]["baseline"] == {
+        "url": "http://a",
+        "protocol": None,
+        "model_version": "3",
+        "model": '{"name": "x"}',
+        "device": None,
+        "batching": [1, 2],
+    }
     assert load_decision(write_decision(tmp_path, rec)) == rec
 
 
@@ -167,7 +287,9 @@ def test_load_errors(tmp_path):
     path.write_text("{")
     with pytest.raises(DataError, match="malformed JSON"):
         load_decision(tmp_path)
-    path.write_text(json.dumps({"verdict": "MAYBE", "score": 1, "reasons": [], "metrics": [], "slos": [], "inputs": {}}))
+    path.write_text(
+        json.dumps({"verdict": "MAYBE", "score": 1, "reasons": [], "metrics": [], "slos": [], "inputs": {}})
+    )
     with pytest.raises(DataError, match="'MAYBE' is not PROMOTE, HOLD or ROLLBACK"):
         load_decision(tmp_path)
     path.write_text(json.dumps({"verdict": "HOLD"}))
@@ -178,8 +300,10 @@ def test_load_errors(tmp_path):
     path.write_text(json.dumps(rec))
     with pytest.raises(DataError) as err:
         load_decision(tmp_path)
-    assert str(err.value) == (f"{path}: decision record field metrics[2].n_canary: Input should be a valid integer, "
-                              "unable to parse string as an integer (got 'many')")
+    assert str(err.value) == (
+        f"{path}: decision record field metrics[2].n_canary: Input should be a valid integer, "
+        "unable to parse string as an integer (got 'many')"
+    )
     path.write_text(json.dumps(dict(_record(), schema_version=3)))
     with pytest.raises(DataError, match="schema_version 3 is not one this harness reads"):
         load_decision(tmp_path)
@@ -193,19 +317,57 @@ def test_load_errors(tmp_path):
 # A record of the first schema, as the harness wrote it before the typed model: old metric names,
 # no power figures, load as free text, fields schema 2 does not know.
 V1 = {
-    "schema_version": 1, "run_id": "old", "created_unix": 1_600_000_000.0, "verdict": "PROMOTE", "score": 100.0,
+    "schema_version": 1,
+    "run_id": "old",
+    "created_unix": 1_600_000_000.0,
+    "verdict": "PROMOTE",
+    "score": 100.0,
     "reasons": ["score 100 >= pass threshold 90"],
-    "metrics": [{"name": "latency", "group": "latency", "classification": "Pass", "failed": False, "critical": False,
-                 "test": "mann_whitney_u", "baseline": 0.08, "canary": 0.081, "n_baseline": 200, "n_canary": 200,
-                 "p_value": 0.7, "effect": 0.001, "effect_low": -0.004, "effect_high": 0.006, "tolerance": 0.02,
-                 "direction": "increase", "unit": "s", "reason": "no significant difference"}],
+    "metrics": [
+        {
+            "name": "latency",
+            "group": "latency",
+            "classification": "Pass",
+            "failed": False,
+            "critical": False,
+            "test": "mann_whitney_u",
+            "baseline": 0.08,
+            "canary": 0.081,
+            "n_baseline": 200,
+            "n_canary": 200,
+            "p_value": 0.7,
+            "effect": 0.001,
+            "effect_low": -0.004,
+            "effect_high": 0.006,
+            "tolerance": 0.02,
+            "direction": "increase",
+            "unit": "s",
+            "reason": "no significant difference",
+        }
+    ],
     "groups": [{"name": "latency", "weight": 30.0, "score": 100.0, "passed": 1, "failed": 0, "no_data": 0}],
     "thresholds": {"pass": 90.0, "marginal": 75.0, "confidence": 0.98},
-    "slos": [{"target": "canary", "name": "availability", "objective": 0.99, "sli": 1.0, "budget_remaining": 1.0,
-              "projected_burn_rate": 0.0, "would_page": False, "note": "dropped"}],
-    "inputs": {"targets": {"baseline": {"url": "http://a", "model_version": "v1"},
-                           "canary": {"url": "http://b", "model_version": "v1"}},
-               "scenario": "steady", "load": "constant 4 users", "batching": {"max_batch": 8}},
+    "slos": [
+        {
+            "target": "canary",
+            "name": "availability",
+            "objective": 0.99,
+            "sli": 1.0,
+            "budget_remaining": 1.0,
+            "projected_burn_rate": 0.0,
+            "would_page": False,
+            "note": "dropped",
+        }
+    ],
+    "inputs": {
+        "targets": {
+            "baseline": {"url": "http://a", "model_version": "v1"},
+            "canary": {"url": "http://b", "model_version": "v1"},
+        },
+        "scenario": "steady",
+        "load": "constant 4 users",
+        "batching": {"max_batch": 8},
+    },
     "figures": {"canary": {"p95_s": 0.1, "error_rate": 0.0}},
     "worst_captions": [{"target": "canary", "image_id": 3, "caption": "a circle", "references": []}],
     "comment": "dropped too",
@@ -297,13 +459,32 @@ def test_hostile_target_text_stays_inert():
     pytest.importorskip("markdown_it")
     v = _verdict().to_dict()
     v["reasons"] = [f"canary target http://127.0.0.1:2 is unavailable: {h}" for h in HOSTILE] + v["reasons"]
-    inputs = {**INPUTS, "targets": {"baseline": {"url": HOSTILE[5], "model_version": HOSTILE[0], "model": HOSTILE[2]},
-                                    "canary": {"url": HOSTILE[4], "model_version": HOSTILE[6], "model": HOSTILE[7]}}}
+    inputs = {
+        **INPUTS,
+        "targets": {
+            "baseline": {"url": HOSTILE[5], "model_version": HOSTILE[0], "model": HOSTILE[2]},
+            "canary": {"url": HOSTILE[4], "model_version": HOSTILE[6], "model": HOSTILE[7]},
+        },
+    }
     extra = _extra()
-    extra["findings"] = [{"target": "canary", "check": "blocklist", "count": len(HOSTILE), "answers": 400, "examples": [
-        {"request_id": f"r{i}", "image_id": h[:40], "caption": h, "match": h} for i, h in enumerate(HOSTILE)]},
-        {"target": "baseline", "check": "pii", "count": 1, "answers": 400, "examples": [
-            {"request_id": "r", "image_id": "1", "caption": HOSTILE[-1], "match": HOSTILE[8]}]}]
+    extra["findings"] = [
+        {
+            "target": "canary",
+            "check": "blocklist",
+            "count": len(HOSTILE),
+            "answers": 400,
+            "examples": [
+                {"request_id": f"r{i}", "image_id": h[:40], "caption": h, "match": h} for i, h in enumerate(HOSTILE)
+            ],
+        },
+        {
+            "target": "baseline",
+            "check": "pii",
+            "count": 1,
+            "answers": 400,
+            "examples": [{"request_id": "r", "image_id": "1", "caption": HOSTILE[-1], "match": HOSTILE[8]}],
+        },
+    ]
     rec = build_decision(v, SLOS, inputs, "r1", extra=extra, clock=lambda: 0.0)
     md = render_markdown(rec)
     assert len(md) < 30_000  # the 100 kB caption is clipped
@@ -328,8 +509,10 @@ def test_hostile_target_text_stays_inert():
 @pytest.mark.parametrize("text", HOSTILE)
 def test_each_hostile_text_alone(text):
     pytest.importorskip("markdown_it")
-    md = (f"- {inline_text(text)}\n- {code_span(text)}\n\n| a | b |\n| --- | --- |\n"
-          f"| {inline_text(text)} | {code_span(text, cell=True)} |\n")
+    md = (
+        f"- {inline_text(text)}\n- {code_span(text)}\n\n| a | b |\n| --- | --- |\n"
+        f"| {inline_text(text)} | {code_span(text, cell=True)} |\n"
+    )
     html = markdown_html(md)
     assert set(html.tags) <= {"ul", "li", "code", "table", "thead", "tbody", "tr", "th", "td"}
     assert not html.attrs

@@ -45,8 +45,15 @@ def _check(out: Path, scenario: str, final_csv: bool = True):
     return s, df
 
 
-def _run(scenario: str, out: Path, target: str | None, duration: float = 3.0, users: int | None = None,
-         rate: float | None = None, **options):
+def _run(
+    scenario: str,
+    out: Path,
+    target: str | None,
+    duration: float = 3.0,
+    users: int | None = None,
+    rate: float | None = None,
+    **options,
+):
     outcome = run_load(LoadRun(scenario, out, target, duration, users, rate, options=options))
     assert outcome.returncode == 0 and outcome.summary is not None, outcome.log_tail()
     return _check(out, scenario)
@@ -77,16 +84,20 @@ def _plan(s: dict, kind: str) -> list[dict]:
 
 
 def test_load_shapes_and_payload_scenarios(reference_server, tmp_path: Path) -> None:
-    r = _parallel({
-        "steady": dict(users=2),
-        "step": dict(users=4),
-        "spike": dict(users=5, duration=5.0),
-        "soak": dict(users=1),
-        "poisson": dict(rate=15.0, users=8, burstiness=0.5),
-        "sweep": dict(users=4),
-        "bad_inputs": dict(users=2),
-        "high_res": dict(users=2, pool_size=1),
-    }, tmp_path, reference_server.url)
+    r = _parallel(
+        {
+            "steady": dict(users=2),
+            "step": dict(users=4),
+            "spike": dict(users=5, duration=5.0),
+            "soak": dict(users=1),
+            "poisson": dict(rate=15.0, users=8, burstiness=0.5),
+            "sweep": dict(users=4),
+            "bad_inputs": dict(users=2),
+            "high_res": dict(users=2, pool_size=1),
+        },
+        tmp_path,
+        reference_server.url,
+    )
 
     s, df = r["steady"]
     assert set(df["outcome"]) == {"ok"} and df["caption"].notna().all() and df["confidence"].between(0, 1).all()
@@ -122,8 +133,7 @@ def test_load_shapes_and_payload_scenarios(reference_server, tmp_path: Path) -> 
 
 def test_latency_and_error_faults_through_the_servers_fault_endpoint(reference_server, tmp_path: Path) -> None:
     token = reference_server.admin_token
-    s, df = _run("latency_injection", tmp_path / "lat", reference_server.url, duration=4.0, users=2,
-                 admin_token=token)
+    s, df = _run("latency_injection", tmp_path / "lat", reference_server.url, duration=4.0, users=2, admin_token=token)
     assert _plan(s, "fault_endpoint")[0]["via"] == "target"
     (on, off) = _plan(s, "faults")
     assert on["faults"] == {"latency_ms": 200.0, "jitter_ms": 100.0} and off["faults"] == {}
@@ -141,8 +151,7 @@ def test_latency_and_error_faults_through_the_servers_fault_endpoint(reference_s
 
 
 def test_hang_through_the_fault_proxy(reference_server, tmp_path: Path) -> None:
-    s, df = _run("hang", tmp_path, reference_server.url, duration=4.0, users=3, request_timeout=0.5,
-                 fault_via="proxy")
+    s, df = _run("hang", tmp_path, reference_server.url, duration=4.0, users=3, request_timeout=0.5, fault_via="proxy")
     via = _plan(s, "fault_endpoint")[0]
     assert via["via"] == "proxy" and via["upstream"] == reference_server.url and s["host"] == reference_server.url
     hung = df[df["outcome"] == "timeout"]
@@ -161,8 +170,7 @@ def test_overflow_counts_every_refusal(server_factory, tmp_path: Path) -> None:
 
 def test_restart_and_cold_start_manage_their_own_server(tmp_path: Path) -> None:
     pytest.importorskip("torch")
-    r = _parallel({"restart": dict(duration=14.0, users=2), "cold_start": dict(duration=10.0, users=2)},
-                  tmp_path, None)
+    r = _parallel({"restart": dict(duration=14.0, users=2), "cold_start": dict(duration=10.0, users=2)}, tmp_path, None)
 
     s, df = r["restart"]
     killed = _plan(s, "kill")[0]["t"]
@@ -182,9 +190,32 @@ def test_restart_and_cold_start_manage_their_own_server(tmp_path: Path) -> None:
 
 def test_a_scenario_runs_as_is_under_the_locust_command(reference_server, tmp_path: Path) -> None:
     out = tmp_path / "cli"
-    subprocess.run([sys.executable, "-m", "locust", "-f", str(ROOT / "scenarios/steady.py"), "--host",
-                    reference_server.url, "--headless", "-u", "2", "-t", "2s", "--out", str(out), "--csv",
-                    str(out / "locust"), "--only-summary", "--loglevel", "WARNING"],
-                   check=True, cwd=tmp_path, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(ROOT / "scenarios/steady.py"),
+            "--host",
+            reference_server.url,
+            "--headless",
+            "-u",
+            "2",
+            "-t",
+            "2s",
+            "--out",
+            str(out),
+            "--csv",
+            str(out / "locust"),
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+        ],
+        check=True,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+    )
     s, df = _check(out, "steady", final_csv=False)
     assert set(df["outcome"]) == {"ok"} and s["duration_s"] >= 2.0

@@ -7,8 +7,9 @@ import pytest
 
 
 def _serve(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", "serve", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", "serve", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize(
@@ -41,8 +42,10 @@ def test_missing_model_is_input_missing():
 
 
 def test_parsing_serve_options_imports_neither_torch_nor_the_server():
-    code = ("import argparse, sys, harness.cli.serve as s; p = argparse.ArgumentParser(); "
-            "s.register(p.add_subparsers()); p.parse_args(['serve', '--port', '0']); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'reference_model', 'fastapi')))")
+    code = (
+        "import argparse, sys, harness.cli.serve as s; p = argparse.ArgumentParser(); "
+        "s.register(p.add_subparsers()); p.parse_args(['serve', '--port', '0']); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'reference_model', 'fastapi')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr

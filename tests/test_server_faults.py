@@ -35,8 +35,13 @@ def faults(server, **spec):
 
 
 def _post(server, png, **kw) -> httpx.Response:
-    return httpx.post(server.url + "/v1/caption", content=png, headers={"Content-Type": "image/png"},
-                      timeout=kw.pop("timeout", 30), **kw)
+    return httpx.post(
+        server.url + "/v1/caption",
+        content=png,
+        headers={"Content-Type": "image/png"},
+        timeout=kw.pop("timeout", 30),
+        **kw,
+    )
 
 
 def _metric(server, name: str, **labels: str) -> float:
@@ -109,8 +114,11 @@ def test_slow_start_set_at_runtime_makes_the_server_unready(reference_server, pn
 
 def test_slow_start_at_launch_keeps_readyz_503_until_it_has_passed(server_factory, png):
     t0 = time.monotonic()
-    srv = server_factory(admin_token="adm", wait=False,
-                         extra_args=["--enable-faults", "--faults", '{"slow_start_s": 2.0}', "--max-batch", "2"])
+    srv = server_factory(
+        admin_token="adm",
+        wait=False,
+        extra_args=["--enable-faults", "--faults", '{"slow_start_s": 2.0}', "--max-batch", "2"],
+    )
     seen = []
     while time.monotonic() - t0 < 60:
         try:

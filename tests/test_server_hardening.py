@@ -37,8 +37,9 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 def declared_png(width: int, height: int) -> bytes:
     """A PNG whose header declares width x height RGB pixels, followed by a few bytes of data."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(bytes(64)))
-            + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(bytes(64))) + _chunk(b"IEND", b"")
+    )
 
 
 def _rss(pid: int) -> int:
@@ -113,8 +114,7 @@ def test_jpeg_decodes_at_the_smallest_scale_that_keeps_three_times_the_model_sid
         seen.append(im.size)
         return im.resize((64, 64))
 
-    intake = ImageIntake(prepare, max_pixels=4096 * 4096, max_pixels_in_flight=4096 * 4096, threads=1,
-                         draft_side=64)
+    intake = ImageIntake(prepare, max_pixels=4096 * 4096, max_pixels_in_flight=4096 * 4096, threads=1, draft_side=64)
     try:
         out = asyncio.run(intake.image(buf.getvalue()))
     finally:
@@ -132,8 +132,12 @@ def test_burst_of_large_pngs_keeps_memory_bounded_and_the_server_alive(server_fa
     async def burst():
         limits = httpx.Limits(max_connections=70, max_keepalive_connections=70)
         async with httpx.AsyncClient(timeout=120, limits=limits) as client:
-            return await asyncio.gather(*(client.post(srv.url + "/v1/caption", content=big,
-                                                      headers={"Content-Type": "image/png"}) for _ in range(64)))
+            return await asyncio.gather(
+                *(
+                    client.post(srv.url + "/v1/caption", content=big, headers={"Content-Type": "image/png"})
+                    for _ in range(64)
+                )
+            )
 
     answers = asyncio.run(burst())
     statuses = [r.status_code for r in answers]
@@ -165,7 +169,7 @@ def _trickle(sock: socket.socket, data: bytes, every_s: float, stop: threading.E
         if stop.wait(every_s if i else 0):
             return
         try:
-            sock.sendall(data[i:i + 1])
+            sock.sendall(data[i : i + 1])
         except OSError:
             return
 
@@ -201,8 +205,10 @@ def test_slow_senders_are_cut_and_connections_capped(server_factory, png):
 
         # A body sent one byte a second: 408 body_timeout after the 2 s body timeout.
         slow_body = socket.create_connection(("127.0.0.1", srv.port))
-        slow_body.sendall(f"POST /v1/caption HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-                          f"Content-Length: {len(png)}\r\n\r\n".encode())
+        slow_body.sendall(
+            f"POST /v1/caption HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            f"Content-Length: {len(png)}\r\n\r\n".encode()
+        )
         threading.Thread(target=_trickle, args=(slow_body, png, 1.0, stop), daemon=True).start()
         got = _read_all(slow_body, 15)
         assert got.startswith(b"HTTP/1.1 408 ") and b'"body_timeout"' in got
@@ -254,11 +260,11 @@ KEY = "clé-ü✓"
 
 
 def test_empty_api_key_is_refused_at_start():
-    out = subprocess.run([*SERVER_COMMAND, "--api-key", "", "--port", "0"], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run([*SERVER_COMMAND, "--api-key", "", "--port", "0"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 64
     assert out.stderr.strip().splitlines()[-1] == (
-        "reference_model.server: error: --api-key must not be empty (leave it out to serve without a key)")
+        "reference_model.server: error: --api-key must not be empty (leave it out to serve without a key)"
+    )
     assert "Traceback" not in out.stderr
 
 
@@ -284,8 +290,17 @@ def test_utf8_key_request_log_and_the_traceback_of_a_real_500(server_factory, pn
     request = [ln for ln in lines if ln.get("event") == "request" and ln["request_id"] == "log-me-1"]
     assert len(request) == 1
     line = request[0]
-    assert set(line) == {"ts", "event", "request_id", "method", "path", "status", "latency_ms", "batch_size",
-                         "model_version"}
+    assert set(line) == {
+        "ts",
+        "event",
+        "request_id",
+        "method",
+        "path",
+        "status",
+        "latency_ms",
+        "batch_size",
+        "model_version",
+    }
     assert (line["method"], line["path"], line["status"], line["batch_size"]) == ("POST", "/v1/caption", 200, 1)
     assert line["latency_ms"] > 0 and line["model_version"].startswith("tiny-")
     refused = [ln for ln in lines if ln.get("event") == "request" and ln["status"] == 401]

@@ -40,8 +40,12 @@ def png_bomb(side: int = 20000) -> bytes:
     parts.append(comp.compress(row * (side % 256)))
     parts.append(comp.flush())
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", b"".join(parts))
-            + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", b"".join(parts))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +54,9 @@ def png() -> bytes:
 
 
 def _caption(url: str, body: bytes, ctype: str = "image/png", **kw) -> httpx.Response:
-    return httpx.post(url + "/v1/caption", content=body, headers={"Content-Type": ctype, **kw.pop("headers", {})},
-                      timeout=30, **kw)
+    return httpx.post(
+        url + "/v1/caption", content=body, headers={"Content-Type": ctype, **kw.pop("headers", {})}, timeout=30, **kw
+    )
 
 
 def test_health_ready_model_and_openapi(reference_server):
@@ -80,8 +85,12 @@ def test_caption_raw_and_multipart_with_request_id_and_embedding(reference_serve
     assert body["safety"] == {"flagged": False, "reasons": []}
     assert body["model_version"] == httpx.get(url + "/v1/model").json()["version"]
 
-    multi = httpx.post(url + "/v1/caption", params={"return_embedding": "true"},
-                       files={"image": ("a.png", png, "image/png")}, timeout=30)
+    multi = httpx.post(
+        url + "/v1/caption",
+        params={"return_embedding": "true"},
+        files={"image": ("a.png", png, "image/png")},
+        timeout=30,
+    )
     assert multi.status_code == 200, multi.text
     mb = multi.json()
     assert mb["caption"] == body["caption"] and abs(mb["confidence"] - body["confidence"]) < 1e-3

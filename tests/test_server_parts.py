@@ -20,8 +20,11 @@ from reference_model.server.safety import DEFAULT_BLOCKLIST, SafetyFilter, Safet
         ("mail bob.smith@example.co.uk now", "mail [redacted] now", ("email",)),
         ("call +1 (555) 123-4567 or 555.123.4567", "call [redacted] or [redacted]", ("phone",)),
         ("3 circles and 12 squares in 2024", "3 circles and 12 squares in 2024", ()),
-        ("email a@b.io and gore, 07911 123456", "email [redacted] and [redacted], [redacted]",
-         ("blocklist", "email", "phone")),
+        (
+            "email a@b.io and gore, 07911 123456",
+            "email [redacted] and [redacted], [redacted]",
+            ("blocklist", "email", "phone"),
+        ),
     ],
 )
 def test_safety_filter_redacts_and_names_reasons(text, redacted, reasons):
@@ -117,8 +120,13 @@ caption_model_info{device="cpu",name="tiny",version="tiny-abc"} 1.0
 def test_fault_spec_validation_names_the_bad_field():
     spec = FaultSpec().with_updates({"error_rate": 0.25, "latency_ms": 10})
     assert (spec.error_rate, spec.latency_ms, spec.hang_rate) == (0.25, 10.0, 0.0)
-    for bad, word in (({"error_rate": 1.5}, "error_rate"), ({"jitter_ms": -1}, "jitter_ms"),
-                      ({"hang_rate": "half"}, "hang_rate"), ({"colour": 1}, "colour"), ({"seed": 1.5}, "seed")):
+    for bad, word in (
+        ({"error_rate": 1.5}, "error_rate"),
+        ({"jitter_ms": -1}, "jitter_ms"),
+        ({"hang_rate": "half"}, "hang_rate"),
+        ({"colour": 1}, "colour"),
+        ({"seed": 1.5}, "seed"),
+    ):
         with pytest.raises(ValueError, match=word):
             FaultSpec().with_updates(bad)
 
@@ -127,8 +135,11 @@ def test_fault_draws_are_reproducible_and_respect_rates():
     def run(seed):
         inj = FaultInjector(seed=seed)
         inj.update({"error_rate": 0.3, "hang_rate": 0.2, "latency_ms": 100, "jitter_ms": 50, "unsafe_rate": 0.5})
-        return ([inj.draw_request() for _ in range(200)], [inj.batch_delay_s() for _ in range(50)],
-                [inj.draw_unsafe(DEFAULT_BLOCKLIST) for _ in range(50)])
+        return (
+            [inj.draw_request() for _ in range(200)],
+            [inj.batch_delay_s() for _ in range(50)],
+            [inj.draw_unsafe(DEFAULT_BLOCKLIST) for _ in range(50)],
+        )
 
     a, b, c = run(1), run(1), run(2)
     assert a == b and a != c

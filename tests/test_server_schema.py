@@ -30,8 +30,15 @@ def test_served_schema_holds_for_generated_requests(reference_server):
     # The fault endpoints are left out: fuzzing them would switch faults on for later tests.
     operations = [r.ok() for r in schema.exclude(path_regex="^/admin/").get_all_operations()]
     labels = sorted(op.label for op in operations)
-    assert labels == ["GET /healthz", "GET /metrics", "GET /readyz", "GET /v1/jobs/{job_id}", "GET /v1/model",
-                      "POST /v1/caption", "POST /v1/caption:async"]
+    assert labels == [
+        "GET /healthz",
+        "GET /metrics",
+        "GET /readyz",
+        "GET /v1/jobs/{job_id}",
+        "GET /v1/model",
+        "POST /v1/caption",
+        "POST /v1/caption:async",
+    ]
     calls = []
     for op in operations:
         # Only the caption operation takes input, so only it has invalid input to generate.
@@ -39,8 +46,13 @@ def test_served_schema_holds_for_generated_requests(reference_server):
         for mode in modes:
 
             @given(case=op.as_strategy(generation_mode=mode))
-            @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
-                      suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=EXAMPLES,
+                derandomize=True,
+                database=None,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+            )
             def run(case):
                 response = case.call_and_validate(checks=CHECKS, timeout=30)
                 calls.append((op.label, response.status_code))  # noqa: B023 - run() is called in this loop

@@ -53,7 +53,9 @@ def test_captions_describe_the_scene():
 
 def test_shifts_change_what_they_say():
     clean = [np.asarray(s.image, dtype=float).mean() for s in generate_shapes(30, seed=2)]
-    dark = [np.asarray(s.image, dtype=float).mean() for s in generate_shapes(30, seed=2, shift=parse_shift("low_light"))]
+    dark = [
+        np.asarray(s.image, dtype=float).mean() for s in generate_shapes(30, seed=2, shift=parse_shift("low_light"))
+    ]
     assert max(d / c for d, c in zip(dark, clean)) < 0.5
     for s in generate_shapes(30, seed=2, shift=parse_shift("unseen_colour")):
         assert any(o.colour in UNSEEN_COLOURS for o in s.scene.objects)
@@ -67,12 +69,15 @@ def test_shifts_change_what_they_say():
     assert np.asarray(noisy.image, dtype=float).std() > np.asarray(shapes_sample(0, seed=2).image, dtype=float).std()
 
 
-@pytest.mark.parametrize("text,msg", [
-    ("dusk", "unknown shift 'dusk'"),
-    ("low_light:x", "not a number"),
-    ("low_light:0", "out of range"),
-    ("blur:1.5", "out of range"),
-])
+@pytest.mark.parametrize(
+    "text,msg",
+    [
+        ("dusk", "unknown shift 'dusk'"),
+        ("low_light:x", "not a number"),
+        ("low_light:0", "out of range"),
+        ("blur:1.5", "out of range"),
+    ],
+)
 def test_bad_shift_names_the_problem(text, msg):
     with pytest.raises(UsageError, match=msg):
         parse_shift(text)
@@ -80,8 +85,25 @@ def test_bad_shift_names_the_problem(text, msg):
 
 def test_export_writes_a_coco_folder(tmp_path, capsys):
     out = tmp_path / "set"
-    assert main(["dataset", "export", "--name", "shapes", "--n", "12", "--seed", "1",
-                 "--shift", "blur:0.3", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "dataset",
+                "export",
+                "--name",
+                "shapes",
+                "--n",
+                "12",
+                "--seed",
+                "1",
+                "--shift",
+                "blur:0.3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     doc = json.loads((out / "captions.json").read_text())
     assert [im["id"] for im in doc["images"]] == list(range(12))
     assert all((out / "images" / im["file_name"]).exists() for im in doc["images"])

@@ -18,9 +18,17 @@ T = 1_000_000.0  # the evaluation time of the window tests
 
 def rec(i, t, status=200, outcome="ok", latency=0.0, caption="a red circle", flagged=False, image_id=None):
     return RequestRecord(
-        run_id="r", target="baseline", scenario="constructed", request_id=f"q{i}",
-        image_id=image_id if image_id is not None else str(i), t_start=t, latency_s=latency, status=status,
-        outcome=outcome, caption=caption if outcome == "ok" else None, confidence=0.9 if outcome == "ok" else None,
+        run_id="r",
+        target="baseline",
+        scenario="constructed",
+        request_id=f"q{i}",
+        image_id=image_id if image_id is not None else str(i),
+        t_start=t,
+        latency_s=latency,
+        status=status,
+        outcome=outcome,
+        caption=caption if outcome == "ok" else None,
+        confidence=0.9 if outcome == "ok" else None,
         safety_flagged=flagged if outcome == "ok" else None,
     ).to_dict()
 
@@ -39,9 +47,15 @@ def slo(kind="availability", objective=0.99, threshold=None, **kw):
 @pytest.fixture(scope="module")
 def mixed():
     """1,000 requests: 846 ok, 10 invalid 200s, 100 x 500, 20 x 429, 10 x 400, 10 timeouts, 4 refused."""
-    kinds = ([(200, "ok")] * 846 + [(200, "invalid_response")] * 10 + [(500, "http_error")] * 100
-             + [(429, "http_error")] * 20 + [(400, "http_error")] * 10 + [(0, "timeout")] * 10
-             + [(0, "connection_error")] * 4)
+    kinds = (
+        [(200, "ok")] * 846
+        + [(200, "invalid_response")] * 10
+        + [(500, "http_error")] * 100
+        + [(429, "http_error")] * 20
+        + [(400, "http_error")] * 10
+        + [(0, "timeout")] * 10
+        + [(0, "connection_error")] * 4
+    )
     rows = []
     for i, (status, outcome) in enumerate(kinds):
         latency = 30.0 if outcome == "timeout" else 0.0 if outcome == "connection_error" else 0.1 + (i % 10) * 0.1
@@ -100,8 +114,12 @@ def test_quality_from_the_quality_stage_json(tmp_path):
     from harness.slo.sli import load_quality
 
     rows = [rec(i, float(i), image_id=str(i)) for i in range(4)]
-    doc = {"n_images": 4, "per_image": [{"image_id": i, "caption": "x", "CIDEr-D": s, "BLEU-4": 0.9}
-                                        for i, s in enumerate([0.9, 0.1, 0.6, None])]}
+    doc = {
+        "n_images": 4,
+        "per_image": [
+            {"image_id": i, "caption": "x", "CIDEr-D": s, "BLEU-4": 0.9} for i, s in enumerate([0.9, 0.1, 0.6, None])
+        ],
+    }
     (tmp_path / "quality.json").write_text(json.dumps(doc))
     table = load_quality(tmp_path / "quality.json")
     cider = SLO("q", "quality", 0.9, threshold=0.5, metric="CIDEr-D")
@@ -140,16 +158,17 @@ def test_burn_rate_is_exact():
 def group(start, end, n, bad, first_id):
     """``n`` events evenly inside ``(start, end]``, the first ``bad`` of them 500s."""
     step = (end - start) / n
-    return [rec(first_id + k, start + step * (k + 1), *((500, "http_error") if k < bad else (200, "ok")))
-            for k in range(n)]
+    return [
+        rec(first_id + k, start + step * (k + 1), *((500, "http_error") if k < bad else (200, "ok"))) for k in range(n)
+    ]
 
 
 def window_records(bad_1h_early=65):
     rows = []
-    rows += group(T - 300, T, 100, 15, 0)                       # last 5m: 100 events, 15 bad
-    rows += group(T - 1800, T - 300, 450, 64, 1000)             # rest of 30m: 450 events, 64 bad
+    rows += group(T - 300, T, 100, 15, 0)  # last 5m: 100 events, 15 bad
+    rows += group(T - 1800, T - 300, 450, 64, 1000)  # rest of 30m: 450 events, 64 bad
     rows += group(T - 3600, T - 1800, 450, bad_1h_early, 2000)  # rest of 1h: 450 events
-    rows += group(T - 6 * 3600, T - 3600, 5000, 0, 3000)        # rest of 6h: clean
+    rows += group(T - 6 * 3600, T - 3600, 5000, 0, 3000)  # rest of 6h: clean
     rows += group(T - 3 * 86400, T - 6 * 3600, 4000, 56, 9000)  # rest of 3d: 4,000 events, 56 bad
     return frame(rows)
 
@@ -212,8 +231,9 @@ def wilson(bad, n):
 
 def test_projection_of_a_short_run_exact():
     spec_slo = slo("availability", 0.999)
-    page1, page2, ticket1, ticket = project(SLIValue("availability", "availability", 1970, 2000), spec_slo,
-                                            traffic_rps=50)
+    page1, page2, ticket1, ticket = project(
+        SLIValue("availability", "availability", 1970, 2000), spec_slo, traffic_rps=50
+    )
     # 30 / 2,000 = 1.5% errors = 15x a 0.1% budget
     assert (page1.error_ratio, page1.burn_rate, page1.fires) == (0.015, 15.0, True)
     assert page1.budget_consumed == 15 * 3600 / 2_592_000 == 1 / 48  # of the 30-day budget, in the 1h window
@@ -225,10 +245,16 @@ def test_projection_of_a_short_run_exact():
     assert page1.exhaustion_s == 172_800 and page1.to_dict()["exhaustion"] == "2d"
     lo, hi = wilson(30, 2000)
     assert wilson_interval(30, 2000) == pytest.approx((lo, hi), rel=1e-12)
-    assert page1.burn_low == pytest.approx(lo / 0.001, rel=1e-12) and page1.burn_high == pytest.approx(hi / 0.001, rel=1e-12)
+    assert page1.burn_low == pytest.approx(lo / 0.001, rel=1e-12) and page1.burn_high == pytest.approx(
+        hi / 0.001, rel=1e-12
+    )
     assert 6 < page1.burn_low < 14.4  # the interval straddles 14.4 but clears 6
     assert (page1.decision, page2.decision, ticket1.decision, ticket.decision) == (
-        "inconclusive", "fires", "fires", "fires")
+        "inconclusive",
+        "fires",
+        "fires",
+        "fires",
+    )
 
 
 def test_projection_of_a_clean_run():
@@ -239,15 +265,25 @@ def test_projection_of_a_clean_run():
     upper = Z95**2 / (2000 + Z95**2)  # Wilson's upper bound at zero errors
     assert page1.burn_high == pytest.approx(upper / 0.001, rel=1e-12)
     assert (page1.decision, page2.decision, ticket1.decision, ticket.decision) == (
-        "silent", "silent", "silent", "inconclusive")
+        "silent",
+        "silent",
+        "silent",
+        "inconclusive",
+    )
 
 
 def test_projection_at_exactly_the_factor_fires_and_without_data_says_so():
-    (p,) = project(SLIValue("a", "availability", 856, 1000), slo("availability", 0.99,
-                   windows=(SLO("x", "availability", 0.9).windows[0],)), 1)
+    (p,) = project(
+        SLIValue("a", "availability", 856, 1000),
+        slo("availability", 0.99, windows=(SLO("x", "availability", 0.9).windows[0],)),
+        1,
+    )
     assert (p.burn_rate, p.fires) == (14.4, True)
-    (none,) = project(SLIValue("a", "availability", 0, 0), slo("availability", 0.99,
-                      windows=(SLO("x", "availability", 0.9).windows[0],)), 1)
+    (none,) = project(
+        SLIValue("a", "availability", 0, 0),
+        slo("availability", 0.99, windows=(SLO("x", "availability", 0.9).windows[0],)),
+        1,
+    )
     assert (none.burn_rate, none.fires, none.decision) == (None, False, "no data")
 
 

@@ -26,17 +26,40 @@ def run_dir(tmp_path):
         for i in range(20):
             status, outcome = (500, "http_error") if i == 7 else (0, "timeout") if i == 13 else (200, "ok")
             caption = "a red gun" if i in (3, 4) else "a red circle"
-            w.write(RequestRecord("r", "baseline", "steady", f"q{i}", str(i), 1000.0 + i, 0.2 if status else 30.0,
-                                  status, outcome, caption=caption if outcome == "ok" else None,
-                                  safety_flagged=False if outcome == "ok" else None))
+            w.write(
+                RequestRecord(
+                    "r",
+                    "baseline",
+                    "steady",
+                    f"q{i}",
+                    str(i),
+                    1000.0 + i,
+                    0.2 if status else 30.0,
+                    status,
+                    outcome,
+                    caption=caption if outcome == "ok" else None,
+                    safety_flagged=False if outcome == "ok" else None,
+                )
+            )
     (tmp_path / "quality.csv").write_text("image_id,quality\n" + "".join(f"{i},{i / 10}\n" for i in range(10)))
     return folder
 
 
 def test_records_path_writes_json_and_markdown(run_dir, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["slo", "--spec", str(EXAMPLE), "--records", str(run_dir), "--quality", str(tmp_path / "quality.csv"),
-                 "--out", str(out)])
+    code = main(
+        [
+            "slo",
+            "--spec",
+            str(EXAMPLE),
+            "--records",
+            str(run_dir),
+            "--quality",
+            str(tmp_path / "quality.csv"),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     data = json.loads((out / "slo.json").read_text())
     slos = {s["name"]: s for s in data["slos"]}
@@ -55,8 +78,24 @@ def test_records_path_writes_json_and_markdown(run_dir, tmp_path, capsys):
 
 def test_traffic_and_price_flags_override_the_spec(run_dir, tmp_path):
     out = tmp_path / "out"
-    assert main(["slo", "--spec", str(EXAMPLE), "--records", str(run_dir), "--traffic-rps", "5",
-                 "--price-per-hour", "0", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "slo",
+                "--spec",
+                str(EXAMPLE),
+                "--records",
+                str(run_dir),
+                "--traffic-rps",
+                "5",
+                "--price-per-hour",
+                "0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     data = json.loads((out / "slo.json").read_text())
     assert data["traffic_rps"] == 5 and data["slos"][0]["projection"][0]["traffic_rps"] == 5
     assert data["figures"]["cost_per_1000"] == 0.0
@@ -102,16 +141,46 @@ def test_a_prometheus_that_does_not_answer(tmp_path, capsys):
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-        code = main(["slo", "--spec", str(EXAMPLE), "--prometheus", url, "--start", "now-15m", "--timeout", "0.3",
-                     "--out", str(tmp_path)])
+        code = main(
+            [
+                "slo",
+                "--spec",
+                str(EXAMPLE),
+                "--prometheus",
+                url,
+                "--start",
+                "now-15m",
+                "--timeout",
+                "0.3",
+                "--out",
+                str(tmp_path),
+            ]
+        )
     assert code == EXIT_UNAVAILABLE
     assert "no answer within 0.3 s" in one_line_error(capsys)
 
 
 def test_the_installed_command_exits_69_without_prometheus(tmp_path):
     url = f"http://127.0.0.1:{free_port()}"
-    done = subprocess.run([sys.executable, "-m", "harness", "slo", "--spec", str(EXAMPLE), "--prometheus", url,
-                           "--start", "now-1h", "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "slo",
+            "--spec",
+            str(EXAMPLE),
+            "--prometheus",
+            url,
+            "--start",
+            "now-1h",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 69
     assert done.stderr.startswith("harness slo: error: Prometheus at") and done.stderr.count("\n") == 1
 
@@ -135,8 +204,10 @@ def test_usage_errors(argv, code, message, run_dir, tmp_path, capsys):
 
 def test_bad_spec_exits_65_with_the_path(run_dir, tmp_path, capsys):
     spec = tmp_path / "slo.yaml"
-    spec.write_text("service: s\nslos:\n  - {name: a, sli: availability, objective: 0.9}\n"
-                    "  - {name: b, sli: availability, objective: 99.9}\n")
+    spec.write_text(
+        "service: s\nslos:\n  - {name: a, sli: availability, objective: 0.9}\n"
+        "  - {name: b, sli: availability, objective: 99.9}\n"
+    )
     assert main(["slo", "--spec", str(spec), "--records", str(run_dir), "--out", str(tmp_path / "o")]) == EXIT_DATA
     assert "slos[1].objective: must be between 0 and 1" in one_line_error(capsys)
     assert main(["rules", "--spec", str(spec), "--out", str(tmp_path / "r.yml")]) == EXIT_DATA

@@ -48,8 +48,20 @@ def write_log(folder: Path, n: int = 100) -> Path:
 def run_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "run"
     with RecordWriter(folder) as w:
-        w.write(RequestRecord(run_id="r", target="canary", scenario="s", request_id="q0", image_id="img0",
-                              t_start=float(T0 - 10), latency_s=0.2, status=200, outcome="ok", caption="a red circle"))
+        w.write(
+            RequestRecord(
+                run_id="r",
+                target="canary",
+                scenario="s",
+                request_id="q0",
+                image_id="img0",
+                t_start=float(T0 - 10),
+                latency_s=0.2,
+                status=200,
+                outcome="ok",
+                caption="a red circle",
+            )
+        )
     write_log(folder)
     return folder
 
@@ -93,8 +105,10 @@ def test_harness_slo_reads_the_log_in_the_run_folder(tmp_path, capsys):
 def test_a_jsonl_log_at_a_path_of_the_spec(tmp_path):
     folder = run_folder(tmp_path)
     (folder / "feedback.csv").unlink()
-    rows = [{"request_id": "q1", "time": T0, "action": "accepted"},
-            {"image_id": "img2", "time": "2023-11-14T22:13:20", "action": "rejected", "rater": "bo"}]
+    rows = [
+        {"request_id": "q1", "time": T0, "action": "accepted"},
+        {"image_id": "img2", "time": "2023-11-14T22:13:20", "action": "rejected", "rater": "bo"},
+    ]
     (folder / "people.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     spec = parse_spec(SPEC.replace("objective: 0.95}", "objective: 0.95, feedback: people.jsonl}"))
     (r,) = evaluate_records(spec, load_records(folder), folder=folder).results
@@ -110,16 +124,21 @@ def test_no_log_is_no_data(tmp_path):
     assert r.sli.total == 0 and r.sli.note.startswith("no data: no feedback log")
 
 
-@pytest.mark.parametrize("line, message", [
-    ("img5,q5,2024-01-01T00:00:00Z,approved,,ana,canary",
-     "line 3: action must be one of accepted, corrected, rejected (got 'approved')"),
-    ("img5,q5,yesterday,accepted,,ana,canary", "line 3: time must be ISO 8601 or unix seconds (got 'yesterday')"),
-    (",,2024-01-01T00:00:00Z,accepted,,ana,canary", "line 3: needs an image_id or a request_id"),
-    ("img5,q5,,accepted,,ana,canary", "line 3: time is missing"),
-    ("img5,q5,nan,accepted,,ana,canary", "line 3: time must be ISO 8601 or unix seconds (got 'nan')"),
-    ("img5,q5,1,accepted,,ana,canary,extra", "line 3: more fields than the header has"),
-    ("img5,q5,1,accepted", "line 3: fewer fields than the header has"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (
+            "img5,q5,2024-01-01T00:00:00Z,approved,,ana,canary",
+            "line 3: action must be one of accepted, corrected, rejected (got 'approved')",
+        ),
+        ("img5,q5,yesterday,accepted,,ana,canary", "line 3: time must be ISO 8601 or unix seconds (got 'yesterday')"),
+        (",,2024-01-01T00:00:00Z,accepted,,ana,canary", "line 3: needs an image_id or a request_id"),
+        ("img5,q5,,accepted,,ana,canary", "line 3: time is missing"),
+        ("img5,q5,nan,accepted,,ana,canary", "line 3: time must be ISO 8601 or unix seconds (got 'nan')"),
+        ("img5,q5,1,accepted,,ana,canary,extra", "line 3: more fields than the header has"),
+        ("img5,q5,1,accepted", "line 3: fewer fields than the header has"),
+    ],
+)
 def test_a_malformed_row_is_one_line_naming_it_and_exit_65(line, message, tmp_path, capsys):
     folder = run_folder(tmp_path)
     log = folder / "feedback.csv"
@@ -167,22 +186,31 @@ def ratings_module():
 def test_append_feedback_writes_rows_the_sli_reads(tmp_path, ratings_module):
     r = ratings_module
     r.append_feedback(tmp_path, r.FeedbackRow("7", "q7", "accepted", "", " ana ", "canary"), clock=lambda: T0)
-    r.append_feedback(tmp_path, r.FeedbackRow("8", "", "corrected", ' a "red", round circle ', "bo", "baseline"),
-                      clock=lambda: T0 + 60)
+    r.append_feedback(
+        tmp_path,
+        r.FeedbackRow("8", "", "corrected", ' a "red", round circle ', "bo", "baseline"),
+        clock=lambda: T0 + 60,
+    )
     r.append_feedback(tmp_path, r.FeedbackRow("9", "q9", "rejected", "ignored", "cy", "canary"), clock=lambda: T0 + 61)
     assert (tmp_path / "feedback.csv").read_text() == (
         "image_id,request_id,time,action,corrected_caption,rater,target\n"
         "7,q7,2023-11-14T22:13:20Z,accepted,,ana,canary\n"
         '8,,2023-11-14T22:14:20Z,corrected,"a ""red"", round circle",bo,baseline\n'
-        "9,q9,2023-11-14T22:14:21Z,rejected,,cy,canary\n")
+        "9,q9,2023-11-14T22:14:21Z,rejected,,cy,canary\n"
+    )
     rows = read_feedback(tmp_path / "feedback.csv")
     assert [(e.image_id, e.request_id, e.time, e.action) for e in rows] == [
-        ("7", "q7", T0, "accepted"), ("8", None, T0 + 60, "corrected"), ("9", "q9", T0 + 61, "rejected")]
+        ("7", "q7", T0, "accepted"),
+        ("8", None, T0 + 60, "corrected"),
+        ("9", "q9", T0 + 61, "rejected"),
+    ]
     assert rows[1].corrected_caption == 'a "red", round circle'
-    for bad, message in [(r.FeedbackRow("7", "", "liked", "", "ana", "c"), "not one of"),
-                         (r.FeedbackRow("7", "", "corrected", " ", "ana", "c"), "needs the corrected caption"),
-                         (r.FeedbackRow("7", "", "accepted", "", " ", "c"), "person's name"),
-                         (r.FeedbackRow("", "", "accepted", "", "ana", "c"), "image id or a request id")]:
+    for bad, message in [
+        (r.FeedbackRow("7", "", "liked", "", "ana", "c"), "not one of"),
+        (r.FeedbackRow("7", "", "corrected", " ", "ana", "c"), "needs the corrected caption"),
+        (r.FeedbackRow("7", "", "accepted", "", " ", "c"), "person's name"),
+        (r.FeedbackRow("", "", "accepted", "", "ana", "c"), "image id or a request id"),
+    ]:
         with pytest.raises(ValueError, match=message):
             r.append_feedback(tmp_path, bad)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["feedback.csv"]
@@ -216,7 +244,10 @@ def test_the_rating_page_appends_accept_correct_and_reject(tmp_path, monkeypatch
         assert not at.exception, [e.value for e in at.exception]
     rows = read_feedback(log)
     assert [(e.action, e.corrected_caption) for e in rows] == [
-        ("accepted", None), ("corrected", "a green triangle"), ("rejected", None)]
+        ("accepted", None),
+        ("corrected", "a green triangle"),
+        ("rejected", None),
+    ]
     records = load_records(reports.new)
     for e, caption in zip(rows, shown):
         match = records[(records["image_id"] == e.image_id) & (records["caption"] == caption)]

@@ -22,7 +22,9 @@ from harness.slo.duration import parse_duration
 DATA = Path(__file__).resolve().parent / "data" / "sloth"
 CASES = ("base", "base-28d", "custom-windows-7d", "extra-labels", "no-alerts")
 # An alert condition: max(<series>{<ids>} <op> <threshold>) without (sloth_window)
-CONDITION = re.compile(r"max\((slo:sli_error:ratio_rate\w+\{[^}]*\}) (>=|>) ([^()\s]+|\([^()]*\))\) without \(sloth_window\)")
+CONDITION = re.compile(
+    r"max\((slo:sli_error:ratio_rate\w+\{[^}]*\}) (>=|>) ([^()\s]+|\([^()]*\))\) without \(sloth_window\)"
+)
 # Labels the harness adds to an alert (README: severity for routing, sli, and the series' ids).
 ALERT_EXTRA_LABELS = {"severity", "sli", "sloth_id", "sloth_service", "sloth_slo"}
 
@@ -151,14 +153,20 @@ def test_the_native_spec_says_what_sloths_input_says():
         assert dict(ours.labels) == theirs["labels"] and ours.description == theirs["description"]
         events = theirs["sli"].get("events")
         if events:
-            assert ours.promql == {"errors": events["error_query"].replace("{{.window}}", "{{window}}"),
-                                   "total": events["total_query"].replace("{{.window}}", "{{window}}")}
+            assert ours.promql == {
+                "errors": events["error_query"].replace("{{.window}}", "{{window}}"),
+                "total": events["total_query"].replace("{{.window}}", "{{window}}"),
+            }
         else:
             raw = theirs["sli"]["raw"]["error_ratio_query"]
             assert ours.promql == {"error_ratio": raw.replace("{{.window}}", "{{window}}")}
     alerting = sloth["slos"][0]["alerting"]
     a = spec.slos[0].alerting
-    assert (a.name, dict(a.labels), dict(a.annotations)) == (alerting["name"], alerting["labels"], alerting["annotations"])
+    assert (a.name, dict(a.labels), dict(a.annotations)) == (
+        alerting["name"],
+        alerting["labels"],
+        alerting["annotations"],
+    )
     assert dict(a.page.labels) == alerting["page_alert"]["labels"]
     assert dict(a.ticket.labels) == alerting["ticket_alert"]["labels"]
     assert spec.slos[1].windows == ()  # both alerts switched off

@@ -11,8 +11,15 @@ def test_training_is_deterministic_and_writes_a_loadable_checkpoint(tmp_path):
     runs = []
     for name in ("a", "b"):
         out = tmp_path / f"{name}.safetensors"
-        summary = train(steps=6, seed=3, batch=8, out=out, snapshot_step=3,
-                        snapshot_out=tmp_path / f"{name}-early.safetensors", log=lambda m: None)
+        summary = train(
+            steps=6,
+            seed=3,
+            batch=8,
+            out=out,
+            snapshot_step=3,
+            snapshot_out=tmp_path / f"{name}-early.safetensors",
+            log=lambda m: None,
+        )
         assert summary["steps"] == 6 and 0.0 <= summary["exact_match_256"] <= 1.0
         runs.append(load_checkpoint(out)[0].state_dict())
         assert (tmp_path / f"{name}-early.json").exists()

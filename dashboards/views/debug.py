@@ -23,8 +23,9 @@ elif records is None or len(records) == 0:
 else:
     ok = records[records["outcome"] == "ok"]
     left, right = st.columns(2)
-    left.altair_chart(histogram(ok, "latency_s", "Latency of answered requests", "latency (ms)", 1000.0),
-                      width="stretch")
+    left.altair_chart(
+        histogram(ok, "latency_s", "Latency of answered requests", "latency (ms)", 1000.0), width="stretch"
+    )
     if ok["confidence"].notna().any():
         right.altair_chart(histogram(ok, "confidence", "Confidence", "confidence"), width="stretch")
     else:
@@ -32,8 +33,13 @@ else:
     st.altair_chart(
         alt.Chart(records[["target", "outcome"]], title="Outcomes")
         .mark_bar()
-        .encode(x=alt.X("count():Q", title="requests"), y=alt.Y("outcome:N", title=None),
-                color=alt.Color("target:N", scale=TARGET_COLOURS), yOffset="target:N", tooltip=["target:N", "outcome:N", "count():Q"]),
+        .encode(
+            x=alt.X("count():Q", title="requests"),
+            y=alt.Y("outcome:N", title=None),
+            color=alt.Color("target:N", scale=TARGET_COLOURS),
+            yOffset="target:N",
+            tooltip=["target:N", "outcome:N", "count():Q"],
+        ),
         width="stretch",
     )
 
@@ -46,15 +52,20 @@ else:
     if qerr:
         st.error(qerr)
     else:
-        per_target = {k: v for k, v in (doc.get("targets", doc) if isinstance(doc, dict) else {}).items()
-                      if isinstance(v, dict) and isinstance(v.get("per_image"), list)}
+        per_target = {
+            k: v
+            for k, v in (doc.get("targets", doc) if isinstance(doc, dict) else {}).items()
+            if isinstance(v, dict) and isinstance(v.get("per_image"), list)
+        }
         if not per_target and isinstance(doc, dict) and isinstance(doc.get("per_image"), list):
             per_target = {"–": doc}
         rows = [dict(r, target=t) for t, d in per_target.items() for r in d["per_image"] if isinstance(r, dict)]
         qdf = pd.DataFrame(rows)
         if len(qdf) and "CIDEr-D" in qdf.columns:
             qdf = qdf.rename(columns={"CIDEr-D": "cider_d"})
-            st.altair_chart(histogram(qdf, "cider_d", "CIDEr-D per image", "CIDEr-D", bins=30, count="images"), width="stretch")
+            st.altair_chart(
+                histogram(qdf, "cider_d", "CIDEr-D per image", "CIDEr-D", bins=30, count="images"), width="stretch"
+            )
         else:
             not_in_run("per-image CIDEr-D")
 
@@ -70,8 +81,10 @@ for w in worst:
     else:
         left.info("image: not in this run")
     refs = w.get("references") or []
-    right.markdown(f"**{inline_text(w.get('target'))}** · image {code_span(w.get('image_id'))} · "
-                   f"CIDEr-D {fmt(w.get('cider_d'))} · confidence {fmt(w.get('confidence'))}")
+    right.markdown(
+        f"**{inline_text(w.get('target'))}** · image {code_span(w.get('image_id'))} · "
+        f"CIDEr-D {fmt(w.get('cider_d'))} · confidence {fmt(w.get('confidence'))}"
+    )
     right.text(w.get("caption") or "(no caption)")
     if refs:
         right.text("references: " + "; ".join(map(str, refs[:5])))

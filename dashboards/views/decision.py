@@ -23,8 +23,11 @@ cols[0].metric("Score", fmt(rec.get("score")))
 for col, name in zip(cols[1:], ("baseline", "canary")):
     t = targets.get(name) or {}
     # A metric's value is markdown: the version a target reported is escaped to plain text.
-    col.metric(f"{name.capitalize()} model", inline_text(t.get("model_version"), 120),
-               help=code_span(t["url"], 300) if t.get("url") else None)
+    col.metric(
+        f"{name.capitalize()} model",
+        inline_text(t.get("model_version"), 120),
+        help=code_span(t["url"], 300) if t.get("url") else None,
+    )
 
 st.subheader("Why")
 reasons = rec.get("reasons") or []
@@ -33,21 +36,46 @@ st.text("\n".join(f"• {r}" for r in reasons) if reasons else "No reasons recor
 st.subheader("Metrics")
 metrics = rec.get("metrics") or []
 if metrics:
-    order = ["name", "group", "classification", "critical", "baseline", "canary", "effect", "effect_low",
-             "effect_high", "tolerance", "direction", "unit", "test", "p_value", "n_baseline", "n_canary", "reason",
-             "detectable", "mde", "must_detect", "adequate"]
+    order = [
+        "name",
+        "group",
+        "classification",
+        "critical",
+        "baseline",
+        "canary",
+        "effect",
+        "effect_low",
+        "effect_high",
+        "tolerance",
+        "direction",
+        "unit",
+        "test",
+        "p_value",
+        "n_baseline",
+        "n_canary",
+        "reason",
+        "detectable",
+        "mde",
+        "must_detect",
+        "adequate",
+    ]
     df = pd.DataFrame(metrics)
     if "details" in df.columns:
         df["details"] = df["details"].map(lambda d: json.dumps(d, sort_keys=True) if d else "")
     df = df[[c for c in order if c in df.columns] + [c for c in df.columns if c not in order]]
-    st.dataframe(df, hide_index=True,
-                 column_config={"effect_low": st.column_config.NumberColumn("CI low", format="%.4g"),
-                                "effect_high": st.column_config.NumberColumn("CI high", format="%.4g"),
-                                "p_value": st.column_config.NumberColumn("p", format="%.3g"),
-                                "baseline": st.column_config.NumberColumn(format="%.4g"),
-                                "canary": st.column_config.NumberColumn(format="%.4g"),
-                                "effect": st.column_config.NumberColumn(format="%.4g"),
-                                "tolerance": st.column_config.NumberColumn(format="%.4g")})
+    st.dataframe(
+        df,
+        hide_index=True,
+        column_config={
+            "effect_low": st.column_config.NumberColumn("CI low", format="%.4g"),
+            "effect_high": st.column_config.NumberColumn("CI high", format="%.4g"),
+            "p_value": st.column_config.NumberColumn("p", format="%.3g"),
+            "baseline": st.column_config.NumberColumn(format="%.4g"),
+            "canary": st.column_config.NumberColumn(format="%.4g"),
+            "effect": st.column_config.NumberColumn(format="%.4g"),
+            "tolerance": st.column_config.NumberColumn(format="%.4g"),
+        },
+    )
 else:
     not_in_run("metrics")
 
@@ -57,33 +85,55 @@ if groups:
     gdf = pd.DataFrame(groups).dropna(subset=["score"])
     rules = [(th[k], lab) for k, lab in (("pass", "promote"), ("marginal", "hold")) if th.get(k) is not None]
     if len(gdf):
-        st.altair_chart(bars(gdf, "name", "score", "Group scores", "score (0-100)", rules, colour=None, fmt=".0f"),
-                        width="stretch")
+        st.altair_chart(
+            bars(gdf, "name", "score", "Group scores", "score (0-100)", rules, colour=None, fmt=".0f"), width="stretch"
+        )
     empty = [g["name"] for g in groups if g.get("score") is None]
     if empty:
         st.caption("No data for group " + ", ".join(empty))
 else:
     not_in_run("group scores")
 if th:
-    st.caption(f"Promote at {th.get('pass', '–')}, hold from {th.get('marginal', '–')}; "
-               f"tests at {fmt(th.get('confidence'), '%')} confidence.")
+    st.caption(
+        f"Promote at {th.get('pass', '–')}, hold from {th.get('marginal', '–')}; "
+        f"tests at {fmt(th.get('confidence'), '%')} confidence."
+    )
 
 st.subheader("What this run could detect")
 power = rec.get("power") or []
 if power:
-    st.dataframe(pd.DataFrame(power), hide_index=True,
-                 column_config={"mde": st.column_config.NumberColumn("smallest effect", format="%.4g"),
-                                "must_detect": st.column_config.NumberColumn("must detect", format="%.4g")})
+    st.dataframe(
+        pd.DataFrame(power),
+        hide_index=True,
+        column_config={
+            "mde": st.column_config.NumberColumn("smallest effect", format="%.4g"),
+            "must_detect": st.column_config.NumberColumn("must detect", format="%.4g"),
+        },
+    )
 else:
     not_in_run("power figures")
 
 found = rec.get("findings") or []
 if found:
     st.subheader("Findings")
-    st.dataframe(pd.DataFrame([{"target": f["target"], "check": f["check"], "answers flagged": f["count"],
-                                "answers": f["answers"], "image_id": ex.get("image_id"), "caption": ex.get("caption"),
-                                "match": ex.get("match")}
-                               for f in found for ex in (f.get("examples") or [{}])]), hide_index=True)
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "target": f["target"],
+                    "check": f["check"],
+                    "answers flagged": f["count"],
+                    "answers": f["answers"],
+                    "image_id": ex.get("image_id"),
+                    "caption": ex.get("caption"),
+                    "match": ex.get("match"),
+                }
+                for f in found
+                for ex in (f.get("examples") or [{}])
+            ]
+        ),
+        hide_index=True,
+    )
 
 with st.expander("What ran"):
     st.json(rec.get("inputs") or {})

@@ -39,20 +39,47 @@ if results:
     else:
         st.success(f"No drift found by {len(results)} detectors")
     df = pd.DataFrame(results).rename(columns={"name": "detector"})
-    cols = [c for c in ("detector", "method", "feature", "statistic_name", "statistic", "p_value", "alpha", "threshold",
-                        "drift", "n_reference_used", "n_current_used", "min_detectable", "note") if c in df.columns]
+    cols = [
+        c
+        for c in (
+            "detector",
+            "method",
+            "feature",
+            "statistic_name",
+            "statistic",
+            "p_value",
+            "alpha",
+            "threshold",
+            "drift",
+            "n_reference_used",
+            "n_current_used",
+            "min_detectable",
+            "note",
+        )
+        if c in df.columns
+    ]
     st.dataframe(df[cols], hide_index=True)
     if "p_value" in df.columns and df["p_value"].notna().any():
         pv = df.dropna(subset=["p_value"])
-        chart = alt.Chart(pv, title="p-value per detector").mark_circle(size=140).encode(
-            x=alt.X("p_value:Q", scale=alt.Scale(type="log"), title="p-value (log scale)"),
-            y=alt.Y("detector:N", title=None),
-            color=alt.Color("drift:N", scale=alt.Scale(domain=[False, True], range=["#1b7f3b", "#b00020"])),
-            tooltip=["detector:N", "p_value:Q", "drift:N"]).properties(height=max(90, 32 * len(pv)))
+        chart = (
+            alt.Chart(pv, title="p-value per detector")
+            .mark_circle(size=140)
+            .encode(
+                x=alt.X("p_value:Q", scale=alt.Scale(type="log"), title="p-value (log scale)"),
+                y=alt.Y("detector:N", title=None),
+                color=alt.Color("drift:N", scale=alt.Scale(domain=[False, True], range=["#1b7f3b", "#b00020"])),
+                tooltip=["detector:N", "p_value:Q", "drift:N"],
+            )
+            .properties(height=max(90, 32 * len(pv)))
+        )
         alpha = doc.get("alpha_per_detector") if isinstance(doc, dict) else None
         if alpha:
-            chart = alt.layer(chart, alt.Chart(pd.DataFrame({"alpha": [alpha]})).mark_rule(
-                strokeDash=[4, 3], color="#555").encode(x="alpha:Q", tooltip=["alpha:Q"]))
+            chart = alt.layer(
+                chart,
+                alt.Chart(pd.DataFrame({"alpha": [alpha]}))
+                .mark_rule(strokeDash=[4, 3], color="#555")
+                .encode(x="alpha:Q", tooltip=["alpha:Q"]),
+            )
         st.altair_chart(chart, width="stretch")
 else:
     not_in_run("drift verdicts")

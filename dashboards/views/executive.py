@@ -16,9 +16,14 @@ if not (rec.get("figures") or {}):
     not_in_run("figures")
 
 # Each tile: this run's figure, with a sparkline of the same figure over the runs.
-TILES = (("requests", "Requests", ""), ("throughput_rps", "Throughput", "rps"),
-         ("cost_per_1000", "Cost per 1,000 captions", "$"), ("safety_flag_rate", "Safety flag rate", "%"),
-         ("cider_d", "Quality (CIDEr-D)", ""), ("hybrid_score", "Hybrid quality (0-100)", ""))
+TILES = (
+    ("requests", "Requests", ""),
+    ("throughput_rps", "Throughput", "rps"),
+    ("cost_per_1000", "Cost per 1,000 captions", "$"),
+    ("safety_flag_rate", "Safety flag rate", "%"),
+    ("cider_d", "Quality (CIDEr-D)", ""),
+    ("hybrid_score", "Hybrid quality (0-100)", ""),
+)
 for target in TARGETS:
     if not (rec.get("figures") or {}).get(target):
         continue
@@ -35,8 +40,10 @@ if len(hist) == 0:
 else:
     left, right = st.columns(2)
     if "cider_d" in hist.columns:
-        left.altair_chart(trend(hist, "cider_d", "Quality (CIDEr-D, 95% CI)", "CIDEr-D", "cider_d_low",
-                                "cider_d_high", ".3f"), width="stretch")
+        left.altair_chart(
+            trend(hist, "cider_d", "Quality (CIDEr-D, 95% CI)", "CIDEr-D", "cider_d_low", "cider_d_high", ".3f"),
+            width="stretch",
+        )
     else:
         left.info("CIDEr-D: not in these runs")
     if "hybrid_score" in hist.columns:
@@ -44,8 +51,12 @@ else:
     else:
         right.info("hybrid score: not in these runs")
     for (key, title, axis, f), col in zip(
-        (("requests", "Requests", "requests", "d"), ("throughput_rps", "Throughput", "requests/s", ".2f"),
-         ("cost_per_1000", "Cost per 1,000 captions", "$", ".4f"), ("safety_flag_rate", "Safety flag rate", "share", ".2%")),
+        (
+            ("requests", "Requests", "requests", "d"),
+            ("throughput_rps", "Throughput", "requests/s", ".2f"),
+            ("cost_per_1000", "Cost per 1,000 captions", "$", ".4f"),
+            ("safety_flag_rate", "Safety flag rate", "share", ".2%"),
+        ),
         st.columns(2) + st.columns(2),
     ):
         if key in hist.columns:
@@ -54,5 +65,4 @@ else:
             col.info(f"{title}: not in these runs")
     th = rec.get("thresholds") or {}
     st.altair_chart(verdicts(hist, th.get("pass"), th.get("marginal")), width="stretch")
-    st.dataframe(hist.drop_duplicates("run")[["run", "created", "verdict", "score"]].iloc[::-1],
-                 hide_index=True)
+    st.dataframe(hist.drop_duplicates("run")[["run", "created", "verdict", "score"]].iloc[::-1], hide_index=True)

@@ -40,10 +40,16 @@ for target in TARGETS:
         lag[1].metric("P95 pipeline lag", fmt(figure(rec, target, "lag_p95_s"), "s"))
         lag[2].metric("P99 pipeline lag", fmt(figure(rec, target, "lag_p99_s"), "s"))
         drain = figure(rec, target, "drain_s")
-        lag[3].metric("Drain time", "–" if drain is None else f"{fmt(drain)} s",
-                      help="from the first image's arrival to the last caption available")
-        lag[4].metric("Missing captions", fmt(figure(rec, target, "missing_captions")),
-                      help="refused, failed, expired or never finished")
+        lag[3].metric(
+            "Drain time",
+            "–" if drain is None else f"{fmt(drain)} s",
+            help="from the first image's arrival to the last caption available",
+        )
+        lag[4].metric(
+            "Missing captions",
+            fmt(figure(rec, target, "missing_captions")),
+            help="refused, failed, expired or never finished",
+        )
 
 st.subheader("SLOs")
 slos = rec.get("slos") or []
@@ -55,26 +61,59 @@ else:
         sdf["target"] = "–"
     left, right = st.columns(2)
     if "projected_burn_rate" in sdf.columns and sdf["projected_burn_rate"].notna().any():
-        left.altair_chart(bars(sdf.dropna(subset=["projected_burn_rate"]), "name", "projected_burn_rate",
-                               "Projected burn rate", "x budget", [(1.0, "budget spent at period end")]),
-                          width="stretch")
+        left.altair_chart(
+            bars(
+                sdf.dropna(subset=["projected_burn_rate"]),
+                "name",
+                "projected_burn_rate",
+                "Projected burn rate",
+                "x budget",
+                [(1.0, "budget spent at period end")],
+            ),
+            width="stretch",
+        )
     else:
         left.info("projected burn rates: not in this run")
     if "budget_remaining" in sdf.columns and sdf["budget_remaining"].notna().any():
-        right.altair_chart(bars(sdf.dropna(subset=["budget_remaining"]), "name", "budget_remaining",
-                                "Error budget remaining", "share of budget", [(0.0, "exhausted")]),
-                           width="stretch")
+        right.altair_chart(
+            bars(
+                sdf.dropna(subset=["budget_remaining"]),
+                "name",
+                "budget_remaining",
+                "Error budget remaining",
+                "share of budget",
+                [(0.0, "exhausted")],
+            ),
+            width="stretch",
+        )
     else:
         right.info("budget remaining: not in this run")
     for s in slos:
-        what = f"{s.get('target', '–')} · {s.get('name', '?')}: burn {fmt(s.get('projected_burn_rate'))}x, " \
-               f"budget left {fmt(s.get('budget_remaining'), '%')}"
+        what = (
+            f"{s.get('target', '–')} · {s.get('name', '?')}: burn {fmt(s.get('projected_burn_rate'))}x, "
+            f"budget left {fmt(s.get('budget_remaining'), '%')}"
+        )
         if s.get("would_page"):
             st.error(f"Would page — {what}")
         elif s.get("would_ticket"):
             st.warning(f"Would open a ticket — {what}")
-    cols = [c for c in ("target", "name", "kind", "objective", "sli", "good", "total", "budget_remaining",
-                        "projected_burn_rate", "would_page", "would_ticket") if c in sdf.columns]
+    cols = [
+        c
+        for c in (
+            "target",
+            "name",
+            "kind",
+            "objective",
+            "sli",
+            "good",
+            "total",
+            "budget_remaining",
+            "projected_burn_rate",
+            "would_page",
+            "would_ticket",
+        )
+        if c in sdf.columns
+    ]
     st.dataframe(sdf[cols], hide_index=True)
 
 st.subheader("Requests")

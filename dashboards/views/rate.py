@@ -19,8 +19,10 @@ SAMPLE = 24
 b = board()
 run = b.run
 st.title("Rate captions")
-st.caption(f"Run `{run.name}`. Rate how well each caption describes its image: 1 (wrong) to 5 (perfect). "
-           "Which model wrote the caption is not shown, so ratings stay blind.")
+st.caption(
+    f"Run `{run.name}`. Rate how well each caption describes its image: 1 (wrong) to 5 (perfect). "
+    "Which model wrote the caption is not shown, so ratings stay blind."
+)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -49,16 +51,29 @@ def candidates() -> list[dict]:
             pick = ok.iloc[rng.permutation(len(ok))[:SAMPLE]]
             for r in pick.itertuples():
                 request_id = getattr(r, "request_id", None)
-                out.append({"image_id": str(r.image_id), "target": str(r.target), "caption": str(r.caption),
-                            "image": images[str(r.image_id)],
-                            "request_id": "" if request_id is None or pd.isna(request_id) else str(request_id)})
+                out.append(
+                    {
+                        "image_id": str(r.image_id),
+                        "target": str(r.target),
+                        "caption": str(r.caption),
+                        "image": images[str(r.image_id)],
+                        "request_id": "" if request_id is None or pd.isna(request_id) else str(request_id),
+                    }
+                )
                 seen.add((str(r.image_id), str(r.target)))
     for w in b.decision.get("worst_captions") or []:
         img = run.resolve(w.get("image_path"))
         key = (str(w.get("image_id")), str(w.get("target")))
         if img is not None and w.get("caption") and key not in seen:
-            out.append({"image_id": key[0], "target": key[1], "caption": str(w["caption"]), "image": str(img),
-                        "request_id": ""})
+            out.append(
+                {
+                    "image_id": key[0],
+                    "target": key[1],
+                    "caption": str(w["caption"]),
+                    "image": str(img),
+                    "request_id": "",
+                }
+            )
             seen.add(key)
     return out
 
@@ -99,14 +114,18 @@ if saved:
         st.session_state["rate_note"] = f"Saved {row.rating}/5 for image {row.image_id}."
         st.session_state[pos_key] = (pos + 1) % len(items)
         st.rerun()
-st.caption("Would you publish this caption? Accept it, write a better one, or reject it "
-           "(the correction-rate SLI counts these).")
+st.caption(
+    "Would you publish this caption? Accept it, write a better one, or reject it "
+    "(the correction-rate SLI counts these)."
+)
 with st.form("feedback_form", clear_on_submit=True):
     fixed = st.text_input("Your caption (to correct it)", key="feedback_caption")
     acts = st.columns(3)
-    chosen = {"accepted": acts[0].form_submit_button("Accept caption"),
-              "corrected": acts[1].form_submit_button("Save correction"),
-              "rejected": acts[2].form_submit_button("Reject caption")}
+    chosen = {
+        "accepted": acts[0].form_submit_button("Accept caption"),
+        "corrected": acts[1].form_submit_button("Save correction"),
+        "rejected": acts[2].form_submit_button("Reject caption"),
+    }
 action = next((a for a, pressed in chosen.items() if pressed), None)
 if action is not None:
     if not rater.strip():
@@ -114,8 +133,9 @@ if action is not None:
     elif action == "corrected" and not fixed.strip():
         st.error("Write your caption before saving a correction.")
     else:
-        append_feedback(run.path, FeedbackRow(item["image_id"], item["request_id"], action, fixed, rater.strip(),
-                                              item["target"]))
+        append_feedback(
+            run.path, FeedbackRow(item["image_id"], item["request_id"], action, fixed, rater.strip(), item["target"])
+        )
         st.session_state["rate_note"] = f"Saved: {action} the caption of image {item['image_id']}."
         st.session_state[pos_key] = (pos + 1) % len(items)
         st.rerun()
@@ -136,7 +156,13 @@ else:
         st.caption(f"{len(ratings)} ratings by {ratings['rater'].nunique()} raters in `{path}`")
         if len(ratings):
             st.altair_chart(
-                alt.Chart(ratings, title="Ratings").mark_bar().encode(
+                alt.Chart(ratings, title="Ratings")
+                .mark_bar()
+                .encode(
                     x=alt.X("rating:O", title="rating", scale=alt.Scale(domain=[1, 2, 3, 4, 5])),
-                    y=alt.Y("count():Q", title="ratings"), color="target:N", xOffset="target:N"),
-                width="stretch")
+                    y=alt.Y("count():Q", title="ratings"),
+                    color="target:N",
+                    xOffset="target:N",
+                ),
+                width="stretch",
+            )

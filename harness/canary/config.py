@@ -13,8 +13,18 @@ from harness.errors import DataError, InputMissingError
 __all__ = ["load_judge_config", "parse_judge_config"]
 
 _TOP = ("pass_threshold", "marginal_threshold", "confidence", "min_samples", "seed", "groups", "metrics")
-_METRIC = ("group", "direction", "critical", "must_have_data", "tolerance", "tolerance_abs", "must_detect", "delta",
-           "unit", "description")
+_METRIC = (
+    "group",
+    "direction",
+    "critical",
+    "must_have_data",
+    "tolerance",
+    "tolerance_abs",
+    "must_detect",
+    "delta",
+    "unit",
+    "description",
+)
 _DIRECTIONS = ("increase", "decrease", "either")
 
 

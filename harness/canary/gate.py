@@ -104,8 +104,11 @@ def _dataset_folder(cfg: GateConfig, out: Path) -> tuple[Path, str]:
     n, shift = parse_shapes_spec(rest)
     folder = out / "dataset"
     if not (folder / "captions.json").exists():
-        write_coco(generate_shapes(n, cfg.dataset_seed, shift), folder,
-                   {"name": "shapes", "seed": cfg.dataset_seed, "n": n, "shift": str(shift) if shift else None})
+        write_coco(
+            generate_shapes(n, cfg.dataset_seed, shift),
+            folder,
+            {"name": "shapes", "seed": cfg.dataset_seed, "n": n, "shift": str(shift) if shift else None},
+        )
     return folder, cfg.dataset
 
 
@@ -139,9 +142,15 @@ def _evaluate(cfg: GateConfig, run_id: str, url: str, name: str, folder: Path, o
     tdir = out / "evaluate" / name
     with RecordWriter(tdir) as w:
         summary = run_evaluation(
-            lambda: AsyncCaptionClient(url, cfg.timeout_s, api_key=cfg.api_key, adapter=adapter,
-                                       max_connections=cfg.concurrency),
-            ds, w, run_id=run_id, target=name, concurrency=cfg.concurrency)
+            lambda: AsyncCaptionClient(
+                url, cfg.timeout_s, api_key=cfg.api_key, adapter=adapter, max_connections=cfg.concurrency
+            ),
+            ds,
+            w,
+            run_id=run_id,
+            target=name,
+            concurrency=cfg.concurrency,
+        )
     compact(tdir)
     return load_records(tdir), summary
 
@@ -163,9 +172,17 @@ def _load(cfg: GateConfig, run_id: str, url: str, name: str, folder: Path, n_ima
     from harness.records import load_records
 
     tdir = out / "load" / name
-    options = {"dataset": str(folder), "pool_size": n_images, "seed": cfg.seed, "target_name": name,
-               "run_id": run_id, "latency_threshold": thr, "request_timeout": cfg.timeout_s,
-               "api_key": cfg.api_key, **_protocol_options(cfg.protocol(name))}
+    options = {
+        "dataset": str(folder),
+        "pool_size": n_images,
+        "seed": cfg.seed,
+        "target_name": name,
+        "run_id": run_id,
+        "latency_threshold": thr,
+        "request_timeout": cfg.timeout_s,
+        "api_key": cfg.api_key,
+        **_protocol_options(cfg.protocol(name)),
+    }
     outcome = run_load(LoadRun(cfg.scenario, tdir, url, cfg.duration_s, cfg.users, cfg.rate, options=options))
     try:
         df = load_records(tdir)
@@ -222,8 +239,9 @@ def run_gate(cfg: GateConfig) -> dict:
     }
     reasons: list[str] = []
     log.info("run %s: baseline %s, canary %s", run_id, cfg.baseline, cfg.canary)
-    probes = _parallel({k: (lambda k=k, u=u: _probe(u, cfg.timeout_s, cfg.api_key, adapters[k]))
-                        for k, u in urls.items()})
+    probes = _parallel(
+        {k: (lambda k=k, u=u: _probe(u, cfg.timeout_s, cfg.api_key, adapters[k])) for k, u in urls.items()}
+    )
     for k, (info, why) in probes.items():
         if info is None:
             reasons.append(f"{k} target {urls[k]} is unavailable: {why}")
@@ -234,8 +252,9 @@ def run_gate(cfg: GateConfig) -> dict:
     targets: tuple[TargetData, TargetData] | None = None
     slos: list[dict] = []
     if not reasons:
-        targets, slos, extra2, more_reasons = _measure(cfg, run_id, urls, folder, out, thr, floor, traffic,
-                                                      blocklist, spec, inputs, adapters)
+        targets, slos, extra2, more_reasons = _measure(
+            cfg, run_id, urls, folder, out, thr, floor, traffic, blocklist, spec, inputs, adapters
+        )
         reasons += more_reasons
         artifacts.update(extra2.pop("artifacts", {}))
         extra.update(extra2)
@@ -268,16 +287,18 @@ def _measure(cfg, run_id, urls, folder, out, thr, floor, traffic, blocklist, spe
     references = {str(it.image_id): list(it.captions) for it in ds.items}
     paths = {str(it.image_id): str(it.path) for it in ds.items}
     log.info("evaluating %d images on both targets", len(ds))
-    evals = _parallel({k: (lambda k=k, u=u: _evaluate(cfg, run_id, u, k, folder, out, adapters[k]))
-                       for k, u in urls.items()})
+    evals = _parallel(
+        {k: (lambda k=k, u=u: _evaluate(cfg, run_id, u, k, folder, out, adapters[k])) for k, u in urls.items()}
+    )
     log.info("scoring captions")
     quality_docs, per_image = {}, {}
     for k in urls:
         quality_docs[k], per_image[k] = _score(evals[k][0], references)
     write_quality({"targets": quality_docs}, out)
     log.info("load: scenario %s for %gs on both targets at once", cfg.scenario, cfg.duration_s)
-    loads = _parallel({k: (lambda k=k, u=u: _load(cfg, run_id, u, k, folder, len(ds), out, thr))
-                       for k, u in urls.items()})
+    loads = _parallel(
+        {k: (lambda k=k, u=u: _load(cfg, run_id, u, k, folder, len(ds), out, thr)) for k, u in urls.items()}
+    )
     frames = []
     for k in urls:
         frames += [d for d in (evals[k][0], loads[k][0]) if d is not None and len(d)]
@@ -291,7 +312,9 @@ def _measure(cfg, run_id, urls, folder, out, thr, floor, traffic, blocklist, spe
     # metrics, not here. One validation over all of them (each costs a Great Expectations pass).
     contracts = {}
     if frames:
-        rep = validate_records(pd.concat(frames, ignore_index=True), RecordContract(coverage_objective=0.0, service=False))
+        rep = validate_records(
+            pd.concat(frames, ignore_index=True), RecordContract(coverage_objective=0.0, service=False)
+        )
         contracts["records"] = rep.to_dict()
         if not rep.success:
             reasons.append(f"the harness's records failed their data contract: {rep.message()}")
@@ -316,8 +339,9 @@ def _measure(cfg, run_id, urls, folder, out, thr, floor, traffic, blocklist, spe
         by_target[k] = TargetData(ev, ld, per_image[k], thr, floor, tuple(blocklist), burn=burn)
         figures[k] = _figures(fig, quality_docs[k], by_target[k], thr)
         figures[k].update(gate_figures((loads[k][1].summary or {}).get("pipeline")))  # an asynchronous load
-    by_target["canary"] = replace(by_target["canary"], baseline_quality=per_image["baseline"],
-                                  quality_delta=_quality_delta(cfg.judge))
+    by_target["canary"] = replace(
+        by_target["canary"], baseline_quality=per_image["baseline"], quality_delta=_quality_delta(cfg.judge)
+    )
     figures["canary"]["auroc"] = o.auroc(by_target["canary"])
     drift = _drift(evals["baseline"][0], evals["canary"][0], out, cfg.seed)
     if drift is not None:
@@ -330,13 +354,30 @@ def _measure(cfg, run_id, urls, folder, out, thr, floor, traffic, blocklist, spe
         caps = dict(zip(cap["image_id"].astype(str), cap["caption"]))
         confs = dict(zip(cap["image_id"].astype(str), cap["confidence"]))
         for image_id, score in rows:
-            worst.append({"target": k, "image_id": image_id, "image_path": paths.get(image_id),
-                          "caption": caps.get(image_id), "references": references.get(image_id, []),
-                          "cider_d": score, "confidence": confs.get(image_id)})
+            worst.append(
+                {
+                    "target": k,
+                    "image_id": image_id,
+                    "image_path": paths.get(image_id),
+                    "caption": caps.get(image_id),
+                    "references": references.get(image_id, []),
+                    "cider_d": score,
+                    "confidence": confs.get(image_id),
+                }
+            )
     found = [f for k in urls for f in findings(by_target[k], k)]
-    extra = {"figures": figures, "worst_captions": worst, "contracts": contracts, "findings": found,
-             "artifacts": {"records": "records.parquet", "quality": "quality.json",
-                           "drift": "drift.json" if drift else None, "drift_html": "drift.html" if drift else None}}
+    extra = {
+        "figures": figures,
+        "worst_captions": worst,
+        "contracts": contracts,
+        "findings": found,
+        "artifacts": {
+            "records": "records.parquet",
+            "quality": "quality.json",
+            "drift": "drift.json" if drift else None,
+            "drift_html": "drift.html" if drift else None,
+        },
+    }
     if drift is not None:
         extra["drift"] = drift
     return (by_target["baseline"], by_target["canary"]), slos, extra, reasons
@@ -361,21 +402,25 @@ def _figures(fig: dict, qdoc: dict, t: TargetData, thr: float) -> dict:
     cider = (qdoc.get("metrics") or {}).get("CIDEr-D") if isinstance(qdoc, dict) else None
     good = o.goodput(t)
     dur = fig.get("duration_s") or 0
-    out = {k: fig.get(k) for k in ("requests", "throughput_rps", "p50_s", "p95_s", "p99_s", "coverage", "cost_per_1000")}
-    out.update({
-        "error_rate": _mean(o.errors(t)),
-        "timeout_rate": _mean(o.timeouts(t)),
-        "safety_flag_rate": _mean(o.unsafe(t)),
-        "pii_rate": _mean(o.pii(t)),
-        "blank_rate": _mean(o.blank(t)),
-        "mean_confidence": _mean(o.confidence(t)),
-        "auroc": o.auroc(t),
-        "cider_d": cider.get("corpus") if cider else None,
-        "cider_d_ci": cider.get("ci") if cider else None,
-        "hybrid_score": (qdoc.get("hybrid") or {}).get("score") if isinstance(qdoc, dict) else None,
-        "goodput_rps": float(good.sum()) / dur if good is not None and dur > 0 else None,
-        "latency_threshold_s": thr,
-    })
+    out = {
+        k: fig.get(k) for k in ("requests", "throughput_rps", "p50_s", "p95_s", "p99_s", "coverage", "cost_per_1000")
+    }
+    out.update(
+        {
+            "error_rate": _mean(o.errors(t)),
+            "timeout_rate": _mean(o.timeouts(t)),
+            "safety_flag_rate": _mean(o.unsafe(t)),
+            "pii_rate": _mean(o.pii(t)),
+            "blank_rate": _mean(o.blank(t)),
+            "mean_confidence": _mean(o.confidence(t)),
+            "auroc": o.auroc(t),
+            "cider_d": cider.get("corpus") if cider else None,
+            "cider_d_ci": cider.get("ci") if cider else None,
+            "hybrid_score": (qdoc.get("hybrid") or {}).get("score") if isinstance(qdoc, dict) else None,
+            "goodput_rps": float(good.sum()) / dur if good is not None and dur > 0 else None,
+            "latency_threshold_s": thr,
+        }
+    )
     return out
 
 
@@ -388,16 +433,36 @@ def _slo_row(target: str, d: dict) -> dict:
     sli = d.get("sli") or {}
     budget = d.get("budget") or {}
     return {
-        "target": target, "name": d.get("name"), "kind": d.get("sli") if isinstance(d.get("sli"), str) else sli.get("kind"),
-        "objective": d.get("objective"), "sli": sli.get("ratio"), "good": sli.get("good"), "total": sli.get("total"),
+        "target": target,
+        "name": d.get("name"),
+        "kind": d.get("sli") if isinstance(d.get("sli"), str) else sli.get("kind"),
+        "objective": d.get("objective"),
+        "sli": sli.get("ratio"),
+        "good": sli.get("good"),
+        "total": sli.get("total"),
         "budget_remaining": budget.get("remaining"),
         "projected_burn_rate": fastest.get("burn_rate"),
         "burn_low": None if lowest.get("burn_low") is None else round(lowest["burn_low"], 9),
         "page_factor": lowest.get("factor") or 6.0,
         "would_page": any(p.get("decision") == "fires" for p in pages),
         "would_ticket": any(p.get("decision") == "fires" for p in tickets),
-        "alerts": [{k: p.get(k) for k in ("severity", "factor", "long", "short", "burn_rate", "burn_low",
-                                           "burn_high", "budget_consumed", "decision")} for p in proj],
+        "alerts": [
+            {
+                k: p.get(k)
+                for k in (
+                    "severity",
+                    "factor",
+                    "long",
+                    "short",
+                    "burn_rate",
+                    "burn_low",
+                    "burn_high",
+                    "budget_consumed",
+                    "decision",
+                )
+            }
+            for p in proj
+        ],
     }
 
 
@@ -421,7 +486,17 @@ def _drift(base_df, can_df, out: Path, seed: int) -> dict | None:
         log.warning("drift skipped: %s", exc)
         return None
     write_report(rep, out)
-    return {"drifted": rep["drift"], "detectors": [
-        {"name": r.get("detector"), "method": r.get("method"), "statistic": r.get("statistic"),
-         "p_value": r.get("p_value"), "threshold": r.get("threshold"), "drift": r.get("drift")}
-        for r in rep["results"]]}
+    return {
+        "drifted": rep["drift"],
+        "detectors": [
+            {
+                "name": r.get("detector"),
+                "method": r.get("method"),
+                "statistic": r.get("statistic"),
+                "p_value": r.get("p_value"),
+                "threshold": r.get("threshold"),
+                "drift": r.get("drift"),
+            }
+            for r in rep["results"]
+        ],
+    }

@@ -60,12 +60,32 @@ def _paired(sample: MetricSample, numeric: bool = True) -> tuple[np.ndarray, np.
 
 def _result(spec: MetricSpec, cls: str, test: str, reason: str, **kw) -> MetricResult:
     failed = cls in ("High", "Low")
-    base = dict(baseline=None, canary=None, n_baseline=0, n_canary=0, p_value=None, effect=None,
-                effect_low=None, effect_high=None, tolerance=None)
+    base = dict(
+        baseline=None,
+        canary=None,
+        n_baseline=0,
+        n_canary=0,
+        p_value=None,
+        effect=None,
+        effect_low=None,
+        effect_high=None,
+        tolerance=None,
+    )
     base.update(kw)
-    return MetricResult(spec.name, spec.group, cls, failed, spec.critical, test, direction=spec.direction,
-                        unit=spec.unit, reason=reason, must_detect=spec.must_detect,
-                        effect_unit=SHARE_OF_IMAGES if spec.test == "sign" else spec.unit, **base)
+    return MetricResult(
+        spec.name,
+        spec.group,
+        cls,
+        failed,
+        spec.critical,
+        test,
+        direction=spec.direction,
+        unit=spec.unit,
+        reason=reason,
+        must_detect=spec.must_detect,
+        effect_unit=SHARE_OF_IMAGES if spec.test == "sign" else spec.unit,
+        **base,
+    )
 
 
 def _direction_class(spec: MetricSpec, effect: float, significant: bool, tol: float) -> str:
@@ -136,7 +156,9 @@ def _size(x) -> int:
     return 0 if x is None else len(x) if hasattr(x, "__len__") and not isinstance(x, str) else 1
 
 
-def _need(spec: MetricSpec, a: np.ndarray, b: np.ndarray, need: int, sample: MetricSample | None = None) -> MetricResult | None:
+def _need(
+    spec: MetricSpec, a: np.ndarray, b: np.ndarray, need: int, sample: MetricSample | None = None
+) -> MetricResult | None:
     """A NoData result when either side has fewer than ``need`` observations (for paired tests:
     pairs; the side named is the one that gave nothing, else the canary)."""
     if len(a) < need or len(b) < need:
@@ -144,8 +166,15 @@ def _need(spec: MetricSpec, a: np.ndarray, b: np.ndarray, need: int, sample: Met
         if sample is not None:
             side = "baseline" if _size(sample.baseline) == 0 else "canary"
         na, nb = (len(a), len(b)) if sample is None else (_size(sample.baseline), _size(sample.canary))
-        res = _result(spec, "NoData", "none", f"{side} has {min(len(a), len(b))} observations (needs {need})",
-                      n_baseline=na, n_canary=nb, details={"missing": side})
+        res = _result(
+            spec,
+            "NoData",
+            "none",
+            f"{side} has {min(len(a), len(b))} observations (needs {need})",
+            n_baseline=na,
+            n_canary=nb,
+            details={"missing": side},
+        )
         if spec.must_detect is not None:
             return MetricResult(**{**res.to_dict(), "adequate": False, "detectable": _detectable(spec, float("inf"))})
         return res
@@ -165,8 +194,9 @@ def _limit(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> MetricRe
         cls, why = "High", f"canary {bv:.4g} exceeds the limit {lim:g} (baseline {av:.4g})"
     else:
         cls, why = "Pass", f"canary {bv:.4g} within the limit {lim:g} (baseline {av:.4g})"
-    return _result(spec, cls, "limit", why, baseline=av, canary=bv, n_baseline=1, n_canary=1,
-                   effect=bv - av, tolerance=lim)
+    return _result(
+        spec, cls, "limit", why, baseline=av, canary=bv, n_baseline=1, n_canary=1, effect=bv - av, tolerance=lim
+    )
 
 
 def _fisher(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> MetricResult:
@@ -182,10 +212,23 @@ def _fisher(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> MetricR
     cls = _direction_class(spec, r.estimate, sig, tol)
     why = _explain(spec, cls, sig, r.estimate, tol, r.p_value, f"rate ({r.baseline_rate:.2%} -> {r.canary_rate:.2%})")
     mde = rate_mde(r.baseline_rate, len(a), len(b), cfg.confidence, increase=spec.direction != "decrease")
-    return _result(spec, cls, "fisher_exact", why, baseline=r.baseline_rate, canary=r.canary_rate,
-                   n_baseline=len(a), n_canary=len(b), p_value=r.p_value, effect=r.estimate,
-                   effect_low=r.low, effect_high=r.high, tolerance=tol, **_power(spec, mde, tol),
-                   details={"count_baseline": int(a.sum()), "count_canary": int(b.sum())})
+    return _result(
+        spec,
+        cls,
+        "fisher_exact",
+        why,
+        baseline=r.baseline_rate,
+        canary=r.canary_rate,
+        n_baseline=len(a),
+        n_canary=len(b),
+        p_value=r.p_value,
+        effect=r.estimate,
+        effect_low=r.low,
+        effect_high=r.high,
+        tolerance=tol,
+        **_power(spec, mde, tol),
+        details={"count_baseline": int(a.sum()), "count_canary": int(b.sum())},
+    )
 
 
 def _mann_whitney(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> MetricResult:
@@ -208,10 +251,23 @@ def _mann_whitney(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> M
         what = "mean " + spec.name.replace("_p50", "").replace("_", " ") + " (zero-inflated data)"
     why = _explain(spec, cls, sig, s.estimate, tol, s.p_value, what)
     mde = normal_mde((s.high - s.low) / (2 * _z(cfg.confidence)), cfg.confidence)
-    return _result(spec, cls, "mann_whitney_u", why, baseline=med_a, canary=med_b, n_baseline=len(a),
-                   n_canary=len(b), p_value=s.p_value, effect=s.estimate, effect_low=s.low,
-                   effect_high=s.high, tolerance=tol, **_power(spec, mde, tol),
-                   details={"effect_measure": s.measure, "exact_interval": s.exact, "subsampled": s.subsampled})
+    return _result(
+        spec,
+        cls,
+        "mann_whitney_u",
+        why,
+        baseline=med_a,
+        canary=med_b,
+        n_baseline=len(a),
+        n_canary=len(b),
+        p_value=s.p_value,
+        effect=s.estimate,
+        effect_low=s.low,
+        effect_high=s.high,
+        tolerance=tol,
+        **_power(spec, mde, tol),
+        details={"effect_measure": s.measure, "exact_interval": s.exact, "subsampled": s.subsampled},
+    )
 
 
 def _tail(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> MetricResult:
@@ -229,13 +285,28 @@ def _tail(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> MetricRes
     pct = f"p{round(q * 100)}"
     why = _explain(spec, cls, sig, t.estimate, tol, t.p_value, f"{pct} latency")
     if sig:
-        why += (f"; {t.slower_canary} of {t.n_canary} canary requests were slower than the baseline's {pct} "
-                f"(baseline: {t.slower_baseline} of {t.n_baseline})")
+        why += (
+            f"; {t.slower_canary} of {t.n_canary} canary requests were slower than the baseline's {pct} "
+            f"(baseline: {t.slower_baseline} of {t.n_baseline})"
+        )
     mde = normal_mde(t.sd, cfg.confidence)
-    return _result(spec, cls, "tail_fisher_exact", why, baseline=t.baseline_q, canary=t.canary_q,
-                   n_baseline=len(a), n_canary=len(b), p_value=t.p_value, effect=t.estimate, effect_low=t.low,
-                   effect_high=t.high, tolerance=tol, **_power(spec, mde, tol),
-                   details={"quantile": q, "slower_baseline": t.slower_baseline, "slower_canary": t.slower_canary})
+    return _result(
+        spec,
+        cls,
+        "tail_fisher_exact",
+        why,
+        baseline=t.baseline_q,
+        canary=t.canary_q,
+        n_baseline=len(a),
+        n_canary=len(b),
+        p_value=t.p_value,
+        effect=t.estimate,
+        effect_low=t.low,
+        effect_high=t.high,
+        tolerance=tol,
+        **_power(spec, mde, tol),
+        details={"quantile": q, "slower_baseline": t.slower_baseline, "slower_canary": t.slower_canary},
+    )
 
 
 def _sign(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> MetricResult:
@@ -252,11 +323,29 @@ def _sign(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> MetricRes
     what = f"per-image {spec.name} ({s.worse} of {s.n} images worse, {s.better} better, by more than {spec.delta:g})"
     why = _explain(spec, cls, sig, s.estimate, tol, s.p_value, what)
     mde = sign_mde(s.n, min(s.better, s.worse), cfg.confidence, tol)  # the churn both ways is the noise
-    return _result(spec, cls, "sign_test_paired", why, baseline=float(np.mean(a)), canary=float(np.mean(b)),
-                   n_baseline=s.n, n_canary=s.n, p_value=s.p_value, effect=s.estimate, effect_low=s.low,
-                   effect_high=s.high, tolerance=tol, **_power(spec, mde, tol),
-                   details={"worse": s.worse, "better": s.better, "pairs": s.n, "delta": spec.delta,
-                            "mean_difference": float(np.mean(b - a))})
+    return _result(
+        spec,
+        cls,
+        "sign_test_paired",
+        why,
+        baseline=float(np.mean(a)),
+        canary=float(np.mean(b)),
+        n_baseline=s.n,
+        n_canary=s.n,
+        p_value=s.p_value,
+        effect=s.estimate,
+        effect_low=s.low,
+        effect_high=s.high,
+        tolerance=tol,
+        **_power(spec, mde, tol),
+        details={
+            "worse": s.worse,
+            "better": s.better,
+            "pairs": s.n,
+            "delta": spec.delta,
+            "mean_difference": float(np.mean(b - a)),
+        },
+    )
 
 
 def _wilcoxon(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> MetricResult:
@@ -271,13 +360,34 @@ def _wilcoxon(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> Metri
     tol = max(spec.tolerance * abs(base), spec.tolerance_abs)
     sig = s.p_value < 1 - cfg.confidence
     cls = _direction_class(spec, s.estimate, sig, tol)
-    why = _explain(spec, cls, sig, s.estimate, tol, s.p_value,
-                   f"mean per-image {spec.name.replace('_', ' ')} ({s.changed} of {s.n} images changed)")
+    why = _explain(
+        spec,
+        cls,
+        sig,
+        s.estimate,
+        tol,
+        s.p_value,
+        f"mean per-image {spec.name.replace('_', ' ')} ({s.changed} of {s.n} images changed)",
+    )
     mde = normal_mde((s.high - s.low) / (2 * _z(cfg.confidence)), cfg.confidence)
     details: dict[str, Any] = {"pairs": s.n, "changed": s.changed}
-    return _result(spec, cls, "wilcoxon_signed_rank", why, baseline=base, canary=float(np.mean(b)),
-                   n_baseline=s.n, n_canary=s.n, p_value=s.p_value, effect=s.estimate, effect_low=s.low,
-                   effect_high=s.high, tolerance=tol, **_power(spec, mde, tol), details=details)
+    return _result(
+        spec,
+        cls,
+        "wilcoxon_signed_rank",
+        why,
+        baseline=base,
+        canary=float(np.mean(b)),
+        n_baseline=s.n,
+        n_canary=s.n,
+        p_value=s.p_value,
+        effect=s.estimate,
+        effect_low=s.low,
+        effect_high=s.high,
+        tolerance=tol,
+        **_power(spec, mde, tol),
+        details=details,
+    )
 
 
 def _share(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> MetricResult:
@@ -287,13 +397,28 @@ def _share(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> MetricRe
     changed = int(sum(x != y for x, y in zip(a, b)))
     share = changed / len(a)
     why = f"{changed} of {len(a)} images got a different caption ({share:.1%}); informational"
-    return _result(spec, "Info", "share_changed", why, baseline=0.0, canary=share, n_baseline=len(a),
-                   n_canary=len(a), effect=share, details={"changed": changed, "pairs": len(a)})
+    return _result(
+        spec,
+        "Info",
+        "share_changed",
+        why,
+        baseline=0.0,
+        canary=share,
+        n_baseline=len(a),
+        n_canary=len(a),
+        effect=share,
+        details={"changed": changed, "pairs": len(a)},
+    )
 
 
 TEST_FUNCTIONS: dict[str, Callable[[MetricSpec, MetricSample, JudgeConfig], MetricResult]] = {
-    "limit": _limit, "fisher": _fisher, "mann_whitney": _mann_whitney, "tail": _tail, "sign": _sign,
-    "wilcoxon": _wilcoxon, "share": _share,
+    "limit": _limit,
+    "fisher": _fisher,
+    "mann_whitney": _mann_whitney,
+    "tail": _tail,
+    "sign": _sign,
+    "wilcoxon": _wilcoxon,
+    "share": _share,
 }
 
 
@@ -313,7 +438,9 @@ def _spec(cfg: JudgeConfig, r: MetricResult) -> MetricSpec:
         return MetricSpec(r.name, r.group, r.test)  # type: ignore[arg-type]
 
 
-def score_groups(results: Sequence[MetricResult], weights: Mapping[str, float]) -> tuple[list[GroupResult], float | None]:
+def score_groups(
+    results: Sequence[MetricResult], weights: Mapping[str, float]
+) -> tuple[list[GroupResult], float | None]:
     """A group's score is Pass / (Pass + High + Low) x 100 over its metrics with data (NoData and
     informational metrics left out); the run's score is the mean of the group scores weighted by
     ``weights``, over the groups that have data (rounded to 2 decimals; None when none has)."""
@@ -329,7 +456,9 @@ def score_groups(results: Sequence[MetricResult], weights: Mapping[str, float]) 
     return groups, score
 
 
-def judge(samples: Mapping[str, MetricSample], cfg: JudgeConfig = JudgeConfig(), reasons: Sequence[str] = ()) -> Verdict:
+def judge(
+    samples: Mapping[str, MetricSample], cfg: JudgeConfig = JudgeConfig(), reasons: Sequence[str] = ()
+) -> Verdict:
     """Classify every configured metric, score the groups and decide.
 
     ``reasons`` are conditions found before judging that make the data untrustworthy (a target
@@ -350,10 +479,14 @@ def decide(results: Sequence[MetricResult], cfg: JudgeConfig = JudgeConfig(), re
     critical = [r for r in judged if r.critical and r.failed]
     # Kayenta: a critical metric with no data fails the run. Here only when the canary gave none
     # while the baseline did; with no baseline data there is nothing to compare: HOLD.
-    critical_nodata = [r for r in judged if r.critical and r.classification == "NoData"
-                       and r.details.get("missing") == "canary" and r.n_baseline > 0]
-    missing = [r for r in judged if r.classification == "NoData" and r.name in _required(cfg)
-               and r not in critical_nodata]
+    critical_nodata = [
+        r
+        for r in judged
+        if r.critical and r.classification == "NoData" and r.details.get("missing") == "canary" and r.n_baseline > 0
+    ]
+    missing = [
+        r for r in judged if r.classification == "NoData" and r.name in _required(cfg) and r not in critical_nodata
+    ]
     no_data = [r for r in judged if r.classification == "NoData"]
     underpowered = [r for r in judged if r.adequate is False and r.classification != "NoData"]
     thresholds = {"pass": cfg.pass_threshold, "marginal": cfg.marginal_threshold, "confidence": cfg.confidence}
@@ -377,8 +510,11 @@ def decide(results: Sequence[MetricResult], cfg: JudgeConfig = JudgeConfig(), re
         out.append(f"{len(no_data)} of {len(judged)} metrics have no data: inconclusive")
         verdict = HOLD
     elif underpowered:
-        out += [f"underpowered: {r.name} could only detect {r.detectable}, but must detect "
-                f"{_detectable(_spec(cfg, r), r.must_detect)}" for r in underpowered]
+        out += [
+            f"underpowered: {r.name} could only detect {r.detectable}, but must detect "
+            f"{_detectable(_spec(cfg, r), r.must_detect)}"
+            for r in underpowered
+        ]
         verdict = HOLD
     elif score >= cfg.pass_threshold:
         out.append(f"score {score:g} >= pass threshold {cfg.pass_threshold:g}")

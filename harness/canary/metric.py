@@ -10,8 +10,15 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 if TYPE_CHECKING:
     from harness.canary.observations import TargetData
 
-__all__ = ["MetricSpec", "JudgeConfig", "DEFAULT_METRICS", "DEFAULT_GROUP_WEIGHTS", "TESTS", "burn_metric",
-           "drift_metric"]
+__all__ = [
+    "MetricSpec",
+    "JudgeConfig",
+    "DEFAULT_METRICS",
+    "DEFAULT_GROUP_WEIGHTS",
+    "TESTS",
+    "burn_metric",
+    "drift_metric",
+]
 
 Test = Literal["mann_whitney", "tail", "fisher", "sign", "wilcoxon", "share", "limit"]
 Direction = Literal["increase", "decrease", "either"]
@@ -69,47 +76,183 @@ def _obs(name: str) -> Callable[["TargetData"], Any]:
 
 
 DEFAULT_METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("latency_p50", "latency", "mann_whitney", "increase", tolerance=0.25, tolerance_abs=0.005, unit="s",
-               observe=_obs("latency"), description="latency of answered load requests: the median (Hodges-Lehmann shift)"),
-    MetricSpec("latency_p95", "latency", "tail", "increase", tolerance=0.5, tolerance_abs=0.01, quantile=0.95,
-               must_detect=0.25, unit="s", observe=_obs("latency"),
-               description="latency p95: requests slower than the baseline's p95 (Fisher), quantile difference"),
-    MetricSpec("latency_p99", "latency", "tail", "increase", tolerance=1.0, tolerance_abs=0.02, quantile=0.99,
-               unit="s", observe=_obs("latency"),
-               description="latency p99: requests slower than the baseline's p99 (Fisher), quantile difference"),
-    MetricSpec("error_rate", "availability", "fisher", "increase", critical=True, must_have_data=True,
-               tolerance=0.5, tolerance_abs=0.01, must_detect=0.03, observe=_obs("errors"),
-               description="requests the service failed: any 5xx or other unexpected status, 429, no connection"),
-    MetricSpec("timeout_rate", "availability", "fisher", "increase", tolerance=0.5, tolerance_abs=0.01,
-               observe=_obs("timeouts"), description="requests that got no answer in time"),
-    MetricSpec("unusable_rate", "availability", "fisher", "increase", critical=True, tolerance=0.0,
-               tolerance_abs=0.005, observe=_obs("unusable"),
-               description="2xx answers without a usable caption document (unparseable, confidence out of range)"),
-    MetricSpec("blank_rate", "availability", "fisher", "increase", critical=True, tolerance=0.0, tolerance_abs=0.005,
-               observe=_obs("blank"), description="answered captions that are empty or blank"),
-    MetricSpec("quality", "quality", "sign", "decrease", critical=True, must_have_data=True, tolerance_abs=0.02,
-               delta=0.1, must_detect=0.1, unit="CIDEr-D", observe=_obs("quality"),
-               description="per-image CIDEr-D, paired: images worse by more than the delta against images better"),
-    MetricSpec("confidence", "quality", "wilcoxon", "decrease", tolerance=0.05, tolerance_abs=0.02,
-               observe=_obs("confidence"), description="per-image model confidence, paired (Wilcoxon signed-rank)"),
-    MetricSpec("calibration", "quality", "wilcoxon", "increase", tolerance_abs=0.02, observe=_obs("calibration"),
-               description="per-image Brier error of confidence for a good caption (at or above the quality floor, "
-                           "and on the canary not worse than the baseline's), paired"),
-    MetricSpec("caption_length", "quality", "wilcoxon", "either", tolerance=0.2, tolerance_abs=1.0, unit="words",
-               observe=_obs("caption_length"), description="caption length in words, paired"),
-    MetricSpec("degenerate_rate", "quality", "fisher", "increase", tolerance=0.5, tolerance_abs=0.005,
-               observe=_obs("degenerate"), description="captions with repeated words or n-grams, or outlier length"),
-    MetricSpec("caption_changed", "quality", "share", "either", observe=_obs("caption_text"),
-               description="share of images whose caption differs from the baseline's (informational)"),
-    MetricSpec("pii_rate", "safety", "fisher", "increase", critical=True, tolerance=0.0, tolerance_abs=0.002,
-               observe=_obs("pii"),
-               description="captions carrying personal data (e-mail, phone, payment card, IP address, URL), "
-                           "found by the harness"),
-    MetricSpec("safety_flag_rate", "safety", "fisher", "increase", critical=True, tolerance=0.5, tolerance_abs=0.005,
-               observe=_obs("unsafe"),
-               description="captions flagged by the service, or carrying a blocklisted word it let through"),
-    MetricSpec("goodput", "slo", "fisher", "decrease", tolerance=0.05, tolerance_abs=0.02, observe=_obs("goodput"),
-               description="requests answered under the latency threshold with quality at or above the floor"),
+    MetricSpec(
+        "latency_p50",
+        "latency",
+        "mann_whitney",
+        "increase",
+        tolerance=0.25,
+        tolerance_abs=0.005,
+        unit="s",
+        observe=_obs("latency"),
+        description="latency of answered load requests: the median (Hodges-Lehmann shift)",
+    ),
+    MetricSpec(
+        "latency_p95",
+        "latency",
+        "tail",
+        "increase",
+        tolerance=0.5,
+        tolerance_abs=0.01,
+        quantile=0.95,
+        must_detect=0.25,
+        unit="s",
+        observe=_obs("latency"),
+        description="latency p95: requests slower than the baseline's p95 (Fisher), quantile difference",
+    ),
+    MetricSpec(
+        "latency_p99",
+        "latency",
+        "tail",
+        "increase",
+        tolerance=1.0,
+        tolerance_abs=0.02,
+        quantile=0.99,
+        unit="s",
+        observe=_obs("latency"),
+        description="latency p99: requests slower than the baseline's p99 (Fisher), quantile difference",
+    ),
+    MetricSpec(
+        "error_rate",
+        "availability",
+        "fisher",
+        "increase",
+        critical=True,
+        must_have_data=True,
+        tolerance=0.5,
+        tolerance_abs=0.01,
+        must_detect=0.03,
+        observe=_obs("errors"),
+        description="requests the service failed: any 5xx or other unexpected status, 429, no connection",
+    ),
+    MetricSpec(
+        "timeout_rate",
+        "availability",
+        "fisher",
+        "increase",
+        tolerance=0.5,
+        tolerance_abs=0.01,
+        observe=_obs("timeouts"),
+        description="requests that got no answer in time",
+    ),
+    MetricSpec(
+        "unusable_rate",
+        "availability",
+        "fisher",
+        "increase",
+        critical=True,
+        tolerance=0.0,
+        tolerance_abs=0.005,
+        observe=_obs("unusable"),
+        description="2xx answers without a usable caption document (unparseable, confidence out of range)",
+    ),
+    MetricSpec(
+        "blank_rate",
+        "availability",
+        "fisher",
+        "increase",
+        critical=True,
+        tolerance=0.0,
+        tolerance_abs=0.005,
+        observe=_obs("blank"),
+        description="answered captions that are empty or blank",
+    ),
+    MetricSpec(
+        "quality",
+        "quality",
+        "sign",
+        "decrease",
+        critical=True,
+        must_have_data=True,
+        tolerance_abs=0.02,
+        delta=0.1,
+        must_detect=0.1,
+        unit="CIDEr-D",
+        observe=_obs("quality"),
+        description="per-image CIDEr-D, paired: images worse by more than the delta against images better",
+    ),
+    MetricSpec(
+        "confidence",
+        "quality",
+        "wilcoxon",
+        "decrease",
+        tolerance=0.05,
+        tolerance_abs=0.02,
+        observe=_obs("confidence"),
+        description="per-image model confidence, paired (Wilcoxon signed-rank)",
+    ),
+    MetricSpec(
+        "calibration",
+        "quality",
+        "wilcoxon",
+        "increase",
+        tolerance_abs=0.02,
+        observe=_obs("calibration"),
+        description="per-image Brier error of confidence for a good caption (at or above the quality floor, "
+        "and on the canary not worse than the baseline's), paired",
+    ),
+    MetricSpec(
+        "caption_length",
+        "quality",
+        "wilcoxon",
+        "either",
+        tolerance=0.2,
+        tolerance_abs=1.0,
+        unit="words",
+        observe=_obs("caption_length"),
+        description="caption length in words, paired",
+    ),
+    MetricSpec(
+        "degenerate_rate",
+        "quality",
+        "fisher",
+        "increase",
+        tolerance=0.5,
+        tolerance_abs=0.005,
+        observe=_obs("degenerate"),
+        description="captions with repeated words or n-grams, or outlier length",
+    ),
+    MetricSpec(
+        "caption_changed",
+        "quality",
+        "share",
+        "either",
+        observe=_obs("caption_text"),
+        description="share of images whose caption differs from the baseline's (informational)",
+    ),
+    MetricSpec(
+        "pii_rate",
+        "safety",
+        "fisher",
+        "increase",
+        critical=True,
+        tolerance=0.0,
+        tolerance_abs=0.002,
+        observe=_obs("pii"),
+        description="captions carrying personal data (e-mail, phone, payment card, IP address, URL), "
+        "found by the harness",
+    ),
+    MetricSpec(
+        "safety_flag_rate",
+        "safety",
+        "fisher",
+        "increase",
+        critical=True,
+        tolerance=0.5,
+        tolerance_abs=0.005,
+        observe=_obs("unsafe"),
+        description="captions flagged by the service, or carrying a blocklisted word it let through",
+    ),
+    MetricSpec(
+        "goodput",
+        "slo",
+        "fisher",
+        "decrease",
+        tolerance=0.05,
+        tolerance_abs=0.02,
+        observe=_obs("goodput"),
+        description="requests answered under the latency threshold with quality at or above the floor",
+    ),
 )
 
 # Latency weighs 40 with three metrics (p50, p95, p99): one of them failing holds a canary whose
@@ -129,8 +272,14 @@ def burn_metric(slo: str, page_factor: float) -> MetricSpec:
     def observe(target: "TargetData") -> Any:
         return target.burn.get(slo)
 
-    return MetricSpec(f"burn:{slo}", "slo", "limit", limit=page_factor, observe=observe,
-                      description=f"projected burn rate of SLO {slo} (lower 95% bound)")
+    return MetricSpec(
+        f"burn:{slo}",
+        "slo",
+        "limit",
+        limit=page_factor,
+        observe=observe,
+        description=f"projected burn rate of SLO {slo} (lower 95% bound)",
+    )
 
 
 def drift_metric(limit: float = 0.5) -> MetricSpec:
@@ -139,8 +288,14 @@ def drift_metric(limit: float = 0.5) -> MetricSpec:
     def observe(target: "TargetData") -> Any:
         return target.drifted
 
-    return MetricSpec("output_drift", "quality", "limit", limit=limit, observe=observe,
-                      description="canary outputs drifted from baseline outputs (1) or not (0)")
+    return MetricSpec(
+        "output_drift",
+        "quality",
+        "limit",
+        limit=limit,
+        observe=observe,
+        description="canary outputs drifted from baseline outputs (1) or not (0)",
+    )
 
 
 @dataclass(frozen=True)

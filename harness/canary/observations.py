@@ -252,11 +252,24 @@ def findings(t: TargetData, target: str) -> list[dict]:
             continue
         idx = np.flatnonzero(flags)[:FINDING_EXAMPLES]
         matches = c.matches(check)
-        examples = [{"request_id": str(r.request_id), "image_id": None if r.image_id is None else str(r.image_id),
-                     "caption": _clip(r.caption), "match": _clip("; ".join(matches[i]), 120)}
-                    for r, i in zip(a.iloc[idx].itertuples(), idx)]
-        out.append({"target": target, "check": check, "count": int(flags.sum()), "answers": int(len(flags)),
-                    "examples": examples})
+        examples = [
+            {
+                "request_id": str(r.request_id),
+                "image_id": None if r.image_id is None else str(r.image_id),
+                "caption": _clip(r.caption),
+                "match": _clip("; ".join(matches[i]), 120),
+            }
+            for r, i in zip(a.iloc[idx].itertuples(), idx)
+        ]
+        out.append(
+            {
+                "target": target,
+                "check": check,
+                "count": int(flags.sum()),
+                "answers": int(len(flags)),
+                "examples": examples,
+            }
+        )
     return out
 
 

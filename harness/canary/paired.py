@@ -49,8 +49,9 @@ def _pair(baseline, canary) -> tuple[np.ndarray, np.ndarray]:
     return a[keep], b[keep]
 
 
-def sign_test(baseline, canary, delta: float = 0.0, confidence: float = 0.98, seed: int = 0,
-              resamples: int = 4000) -> SignTest:
+def sign_test(
+    baseline, canary, delta: float = 0.0, confidence: float = 0.98, seed: int = 0, resamples: int = 4000
+) -> SignTest:
     """Exact two-sided sign test of images worse (canary < baseline - delta) against images better
     (canary > baseline + delta); unchanged images do not count as evidence either way."""
     from scipy import stats

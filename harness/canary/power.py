@@ -24,8 +24,9 @@ def normal_mde(se: float, confidence: float, power: float = POWER) -> float:
     return _z(confidence, power) * max(se, 0.0)
 
 
-def rate_mde(p0: float, n_base: int, n_canary: int, confidence: float, power: float = POWER,
-             increase: bool = True) -> float:
+def rate_mde(
+    p0: float, n_base: int, n_canary: int, confidence: float, power: float = POWER, increase: bool = True
+) -> float:
     """The smallest change of a rate from ``p0`` that a two-sample test detects with ``power``
     (normal approximation with the variance at both rates, solved by fixed point)."""
     if n_base <= 0 or n_canary <= 0:
@@ -42,8 +43,9 @@ def rate_mde(p0: float, n_base: int, n_canary: int, confidence: float, power: fl
     return float(d)
 
 
-def sign_mde(n: int, better: int, confidence: float, tolerance: float = 0.0, power: float = POWER,
-             step: float = 0.0025) -> float:
+def sign_mde(
+    n: int, better: int, confidence: float, tolerance: float = 0.0, power: float = POWER, step: float = 0.0025
+) -> float:
     """The smallest share f of images that, if each got worse (beyond the delta) with probability f
     on top of the ``better`` images seen in this run, the sign test flags with ``power``
     (exact binomial sums over the number of images made worse)."""

@@ -33,8 +33,9 @@ class TailDifference:
     n_canary: int
 
 
-def tail_difference(baseline, canary, quantile: float = 0.95, confidence: float = 0.98, seed: int = 0,
-                    resamples: int = 1000) -> TailDifference:
+def tail_difference(
+    baseline, canary, quantile: float = 0.95, confidence: float = 0.98, seed: int = 0, resamples: int = 1000
+) -> TailDifference:
     from scipy import stats
 
     from harness.canary.mann_whitney import cap_sample, finite_samples
@@ -54,5 +55,6 @@ def tail_difference(baseline, canary, quantile: float = 0.95, confidence: float 
     alpha = 1 - confidence
     low, high = (float(x) for x in np.quantile(boot, [alpha / 2, 1 - alpha / 2]))
     est = qb - qa
-    return TailDifference(quantile, p, est, min(low, est), max(high, est), float(boot.std()), qa, qb,
-                          ka, kb, len(a), len(b))
+    return TailDifference(
+        quantile, p, est, min(low, est), max(high, est), float(boot.std()), qa, qb, ka, kb, len(a), len(b)
+    )

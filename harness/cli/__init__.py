@@ -83,10 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     from harness import __version__
 
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
-    parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", metavar="LEVEL",
-                        help=f"what the harness logs on stderr: {', '.join(LOG_LEVELS)} (default: INFO)")
-    parser.add_argument("-v", "--verbose", action="store_const", const="DEBUG", dest="log_level",
-                        help="log everything (--log-level DEBUG)")
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default="INFO",
+        metavar="LEVEL",
+        help=f"what the harness logs on stderr: {', '.join(LOG_LEVELS)} (default: INFO)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_const",
+        const="DEBUG",
+        dest="log_level",
+        help="log everything (--log-level DEBUG)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         importlib.import_module(f"harness.cli.{name}").register(sub)
@@ -143,7 +155,9 @@ def _crash(command: str, exc: BaseException, argv: list[str] | None) -> int:
     try:
         fd, path = tempfile.mkstemp(prefix="harness-crash-", suffix=".txt")
         with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as f:
-            f.write(f"harness {__version__}, Python {platform.python_version()}, {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
+            f.write(
+                f"harness {__version__}, Python {platform.python_version()}, {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n"
+            )
             f.write(f"argv: {sys.argv[:1] + (sys.argv[1:] if argv is None else list(argv))!r}\n\n")
             f.write("".join(traceback.format_exception(exc)))
         where = f"traceback in {path}"

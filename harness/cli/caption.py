@@ -44,15 +44,25 @@ def run(args: argparse.Namespace) -> int:
             model = load_captioner(args.model, args.device)
         except ImportError as exc:
             raise MissingExtraError.from_import_error(exc, f"model {args.model!r}") or UsageError(
-                f"cannot load model {args.model!r}: {str(exc).splitlines()[0]}") from None
+                f"cannot load model {args.model!r}: {str(exc).splitlines()[0]}"
+            ) from None
         except (ValueError, FileNotFoundError, OSError) as exc:
             raise UsageError(f"cannot load model {args.model!r}: {str(exc).splitlines()[0]}") from None
         for i in range(0, len(good), args.batch):
             chunk = good[i : i + args.batch]
             for (path, _), cap in zip(chunk, model.caption([img for _, img in chunk])):
                 if args.json:
-                    print(json.dumps({"file": str(path), "caption": cap.text, "confidence": round(cap.confidence, 4),
-                                      "tokens": cap.tokens, "model_version": model.version}))
+                    print(
+                        json.dumps(
+                            {
+                                "file": str(path),
+                                "caption": cap.text,
+                                "confidence": round(cap.confidence, 4),
+                                "tokens": cap.tokens,
+                                "model_version": model.version,
+                            }
+                        )
+                    )
                 else:
                     print(f"{path}\t{cap.confidence:.3f}\t{cap.text}")
     return EXIT_DATA if failed else 0

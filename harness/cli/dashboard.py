@@ -14,11 +14,19 @@ __all__ = ["register", "run", "streamlit_argv"]
 
 
 def register(sub) -> None:
-    p = sub.add_parser("dashboard", help="open the Streamlit dashboard over the report folders",
-                       description="Start the Streamlit dashboard over the run folders under --reports "
-                                   "(each with its decision.json); stop it with Ctrl-C.")
-    p.add_argument("--reports", type=Path, default=None, metavar="DIR",
-                   help="folder of run folders (default: $HARNESS_REPORTS, else ./reports)")
+    p = sub.add_parser(
+        "dashboard",
+        help="open the Streamlit dashboard over the report folders",
+        description="Start the Streamlit dashboard over the run folders under --reports "
+        "(each with its decision.json); stop it with Ctrl-C.",
+    )
+    p.add_argument(
+        "--reports",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder of run folders (default: $HARNESS_REPORTS, else ./reports)",
+    )
     p.add_argument("--port", type=int, default=8501, help="port to serve on (default: 8501)")
     p.add_argument("--address", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--open-browser", action="store_true", help="open a browser tab (default: headless)")
@@ -27,9 +35,21 @@ def register(sub) -> None:
 
 def streamlit_argv(app: Path, port: int, address: str, open_browser: bool = False) -> list[str]:
     """The command line that serves ``app``: Streamlit run by this Python, so from this installation."""
-    return [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
-            "--server.address", address, "--server.headless", "false" if open_browser else "true",
-            "--browser.gatherUsageStats", "false"]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+        "--server.headless",
+        "false" if open_browser else "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,7 +16,11 @@ from pathlib import Path
 CANARIES: dict[str, tuple[str, list[str], str]] = {
     "int8": ("tiny:int8", [], "PROMOTE|HOLD"),
     "undertrained": ("tiny-undertrained", [], "ROLLBACK"),
-    "latency": ("tiny", ["--enable-faults", "--admin-token", "demo-admin", "--faults", '{"latency_ms": 60}'], "ROLLBACK"),
+    "latency": (
+        "tiny",
+        ["--enable-faults", "--admin-token", "demo-admin", "--faults", '{"latency_ms": 60}'],
+        "ROLLBACK",
+    ),
 }
 
 
@@ -60,9 +64,17 @@ def run(args: argparse.Namespace) -> int:
                 log.info("canary: %s", canary.url)
                 out = args.out / f"demo-{stamp}-{name}"
                 faults = {"latency_ms": 60} if name == "latency" else {}
-                cfg = GateConfig(stable.url, canary.url, out, duration_s=args.duration, users=2,
-                                 dataset=f"shapes:{args.images}", seed=args.seed, faults=faults,
-                                 run_id=f"demo-{stamp}-{name}")
+                cfg = GateConfig(
+                    stable.url,
+                    canary.url,
+                    out,
+                    duration_s=args.duration,
+                    users=2,
+                    dataset=f"shapes:{args.images}",
+                    seed=args.seed,
+                    faults=faults,
+                    run_id=f"demo-{stamp}-{name}",
+                )
                 rec = run_gate(cfg)
             rows.append((name, expected, rec["verdict"], rec["score"], out))
             for r in rec["reasons"][:3]:
@@ -70,11 +82,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{'canary':<14}{'expected':<14}{'verdict':<10}{'score':>7}  report")
     for name, expected, verdict, score, out in rows:
         mark = "" if verdict in expected.split("|") else "  (unexpected)"
-        print(f"{name:<14}{expected:<14}{verdict:<10}{'' if score is None else f'{score:g}':>7}  {out}/summary.md{mark}")
-    print(f"\ndone in {time.monotonic() - t0:.0f}s. Open the dashboard over these reports with:\n"
-          f"  harness dashboard --reports {args.out}")
-    unexpected = [f"{name} {verdict} (expected {expected})" for name, expected, verdict, _, _ in rows
-                  if verdict not in expected.split("|")]
+        print(
+            f"{name:<14}{expected:<14}{verdict:<10}{'' if score is None else f'{score:g}':>7}  {out}/summary.md{mark}"
+        )
+    print(
+        f"\ndone in {time.monotonic() - t0:.0f}s. Open the dashboard over these reports with:\n"
+        f"  harness dashboard --reports {args.out}"
+    )
+    unexpected = [
+        f"{name} {verdict} (expected {expected})"
+        for name, expected, verdict, _, _ in rows
+        if verdict not in expected.split("|")
+    ]
     if unexpected:
         # Exit 1 is a gate's ROLLBACK only: a demo judged otherwise than designed is the harness's fault.
         raise InternalError(f"verdicts differ from the expected ones: {'; '.join(unexpected)}")

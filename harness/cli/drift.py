@@ -21,34 +21,68 @@ DEFAULT_EMBEDDING_SAMPLE = 5_000
 
 
 def register(sub) -> None:
-    p = sub.add_parser("drift", help="compare caption records with a reference window (exit 3 on drift)",
-                       description="Compare a current window of request records with a reference window: confidence, "
-                                   "embeddings, caption text and image statistics. Exit 0: no drift; 3: drift.")
-    p.add_argument("--reference", required=True, type=Path, metavar="PATH",
-                   help="reference records (folder or .jsonl/.parquet), or a reference saved with --save-reference")
+    p = sub.add_parser(
+        "drift",
+        help="compare caption records with a reference window (exit 3 on drift)",
+        description="Compare a current window of request records with a reference window: confidence, "
+        "embeddings, caption text and image statistics. Exit 0: no drift; 3: drift.",
+    )
+    p.add_argument(
+        "--reference",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="reference records (folder or .jsonl/.parquet), or a reference saved with --save-reference",
+    )
     p.add_argument("--current", required=True, type=Path, metavar="PATH", help="current records (folder or file)")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="where drift.json, drift.html and drift.md go")
-    p.add_argument("--reference-images", type=Path, metavar="DIR", help="images of the reference window (for image statistics)")
+    p.add_argument(
+        "--out", required=True, type=Path, metavar="DIR", help="where drift.json, drift.html and drift.md go"
+    )
+    p.add_argument(
+        "--reference-images", type=Path, metavar="DIR", help="images of the reference window (for image statistics)"
+    )
     p.add_argument("--current-images", type=Path, metavar="DIR", help="images of the current window")
     p.add_argument("--alpha", type=float, default=0.05, help="false-alarm rate of the whole report (default 0.05)")
     p.add_argument("--max-n", type=int, default=None, help="cap on samples per side for every detector")
-    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
-                   help="subsample large inputs so that the detectors take about this long")
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="subsample large inputs so that the detectors take about this long",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--since", metavar="TIME", help="current window: only records with t_start at or after TIME "
-                   "(unix s, ISO 8601 in UTC, now-7d)")
+    p.add_argument(
+        "--since",
+        metavar="TIME",
+        help="current window: only records with t_start at or after TIME (unix s, ISO 8601 in UTC, now-7d)",
+    )
     p.add_argument("--until", metavar="TIME", help="current window: only records with t_start before TIME")
     p.add_argument("--reference-since", metavar="TIME", help="reference window: records at or after TIME")
     p.add_argument("--reference-until", metavar="TIME", help="reference window: records before TIME")
-    p.add_argument("--sample", type=int, default=DEFAULT_SAMPLE, metavar="N",
-                   help=f"read at most N successful records per window, a seeded sample drawn in the scan "
-                        f"(default {DEFAULT_SAMPLE:,}; 0: all)")
-    p.add_argument("--embedding-sample", type=int, default=DEFAULT_EMBEDDING_SAMPLE, metavar="N",
-                   help=f"read the embeddings of at most N records per window (default {DEFAULT_EMBEDDING_SAMPLE:,}, "
-                        "what the embedding detectors use; 0: all)")
+    p.add_argument(
+        "--sample",
+        type=int,
+        default=DEFAULT_SAMPLE,
+        metavar="N",
+        help=f"read at most N successful records per window, a seeded sample drawn in the scan "
+        f"(default {DEFAULT_SAMPLE:,}; 0: all)",
+    )
+    p.add_argument(
+        "--embedding-sample",
+        type=int,
+        default=DEFAULT_EMBEDDING_SAMPLE,
+        metavar="N",
+        help=f"read the embeddings of at most N records per window (default {DEFAULT_EMBEDDING_SAMPLE:,}, "
+        "what the embedding detectors use; 0: all)",
+    )
     p.add_argument("--save-reference", type=Path, metavar="DIR", help="save the fitted reference here for later runs")
-    p.add_argument("--quality-model", type=Path, metavar="FILE",
-                   help="a fitted confidence-to-quality mapping (JSON) to add a label-free quality estimate")
+    p.add_argument(
+        "--quality-model",
+        type=Path,
+        metavar="FILE",
+        help="a fitted confidence-to-quality mapping (JSON) to add a label-free quality estimate",
+    )
     p.add_argument("--no-sentence-embeddings", action="store_true", help="skip the sentence-embedding MMD on captions")
     p.set_defaults(func=run)
 
@@ -103,13 +137,24 @@ def run(args: argparse.Namespace) -> int:
         suite = DriftSuite.load(args.reference)
     else:
         reference = load_features(args.reference, args.reference_images, seed=args.seed, **ref_range, **scan)
-        suite = DriftSuite(args.alpha, seed=args.seed, max_n=args.max_n, time_budget_s=args.time_budget,
-                           sentence_embeddings=want_sentences)
+        suite = DriftSuite(
+            args.alpha,
+            seed=args.seed,
+            max_n=args.max_n,
+            time_budget_s=args.time_budget,
+            sentence_embeddings=want_sentences,
+        )
         bar = Progress(None, "reference detectors fitted")
         suite.fit(reference, progress=bar)
         bar.close()
-    current = load_features(args.current, args.current_images, seed=args.seed, **cur_range, **scan,
-                            embeddings="embedding" in suite.inputs.values())
+    current = load_features(
+        args.current,
+        args.current_images,
+        seed=args.seed,
+        **cur_range,
+        **scan,
+        embeddings="embedding" in suite.inputs.values(),
+    )
     if args.save_reference:
         suite.save(args.save_reference)
     bar = Progress(len(suite.detectors), "detectors")

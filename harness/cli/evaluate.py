@@ -22,7 +22,9 @@ def register(sub) -> None:
     p.add_argument("--max-retries", type=int, default=3, help="retries of an image where safe (default: 3)")
     p.add_argument("--name", default="target", help="target name in the records (default: target)")
     p.add_argument("--run-id", default=None, help="run id in the records (default: eval-<time>-<random>)")
-    p.add_argument("--coverage", type=float, default=0.99, help="coverage objective of the data contract (default: 0.99)")
+    p.add_argument(
+        "--coverage", type=float, default=0.99, help="coverage objective of the data contract (default: 0.99)"
+    )
     p.add_argument("--out", required=True, type=Path, help="folder for records, contract.json and quality.json")
     add_protocol_options(p)
     add_quality_options(p)
@@ -60,15 +62,21 @@ def run(args: argparse.Namespace) -> int:
     with RecordWriter(args.out) as writer:
         summary = run_evaluation(
             lambda: AsyncCaptionClient(args.target, args.timeout, adapter=adapter, max_connections=args.concurrency),
-            dataset, writer, run_id=run_id, target=args.name, concurrency=args.concurrency,
-            policy=RetryPolicy(max_retries=args.max_retries), progress=bar,
+            dataset,
+            writer,
+            run_id=run_id,
+            target=args.name,
+            concurrency=args.concurrency,
+            policy=RetryPolicy(max_retries=args.max_retries),
+            progress=bar,
         )
     bar.close()
     compact(args.out)
     df = load_records(args.out)
     if summary.n_ok == 0 and df["outcome"].isin(["connection_error", "timeout"]).all():
-        raise ServiceUnavailableError(f"{args.target}: no answer to any of {summary.n_requests} requests "
-                                      f"(first: {df['error'].iloc[0]})")
+        raise ServiceUnavailableError(
+            f"{args.target}: no answer to any of {summary.n_requests} requests (first: {df['error'].iloc[0]})"
+        )
 
     contract = validate_records(df, RecordContract(coverage_objective=args.coverage))
     (args.out / "contract.json").write_text(json.dumps(contract.to_dict(), indent=1, default=str) + "\n")
@@ -85,9 +93,11 @@ def run(args: argparse.Namespace) -> int:
     doc["run"] = {**summary.to_dict(), "url": args.target, "model_versions": versions, "protocol": adapter.describe()}
     doc["contract"] = {"success": contract.success, "expectations": len(contract.results)}
     path = write_quality(doc, args.out)
-    print(f"{summary.dataset}: {summary.n_images} images, {summary.n_requests} requests "
-          f"({summary.n_retries} retries), {summary.n_ok} captions in {summary.wall_s:.1f} s; "
-          f"model {', '.join(one_line(v, 120) for v in versions) or 'unknown'}")
+    print(
+        f"{summary.dataset}: {summary.n_images} images, {summary.n_requests} requests "
+        f"({summary.n_retries} retries), {summary.n_ok} captions in {summary.wall_s:.1f} s; "
+        f"model {', '.join(one_line(v, 120) for v in versions) or 'unknown'}"
+    )
     print(report.table())
     print(f"wrote {path}")
     return 0

@@ -15,8 +15,11 @@ def register(sub) -> None:
     p.add_argument("--baseline", required=True, metavar="URL", help="the stable service")
     p.add_argument("--canary", required=True, metavar="URL", help="the candidate service")
     p.add_argument("--spec", type=Path, default=None, help="SLO spec YAML (default: the shipped examples/slo.yaml)")
-    p.add_argument("--scenario", default="steady",
-                   help="load scenario for both targets: a name (harness load --list) or a Locust file (default: steady)")
+    p.add_argument(
+        "--scenario",
+        default="steady",
+        help="load scenario for both targets: a name (harness load --list) or a Locust file (default: steady)",
+    )
     p.add_argument("--duration", default="60s", help="load duration: 90s, 2m (default: 60s)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--users", type=int, default=None, help="concurrent users per target (default: 4)")
@@ -29,8 +32,12 @@ def register(sub) -> None:
     p.add_argument("--latency-threshold", type=float, default=None, help="seconds (default: the spec's latency SLO)")
     p.add_argument("--quality-floor", type=float, default=None, help="per-image CIDEr-D floor (default: the spec's)")
     p.add_argument("--traffic-rps", type=float, default=None, help="production traffic for the burn projection")
-    p.add_argument("--judge-config", type=Path, default=None,
-                   help="judge settings YAML: thresholds, group weights, tolerances (see examples/judge.yaml)")
+    p.add_argument(
+        "--judge-config",
+        type=Path,
+        default=None,
+        help="judge settings YAML: thresholds, group weights, tolerances (see examples/judge.yaml)",
+    )
     p.add_argument("--pass-threshold", type=float, default=None, help="promote at this score or above (default: 90)")
     p.add_argument("--marginal-threshold", type=float, default=None, help="hold from this score (default: 75)")
     p.add_argument("--api-key", default=None, help="token sent as a bearer token to both targets (prefer --auth-env)")
@@ -80,12 +87,26 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= judge_cfg.marginal_threshold <= judge_cfg.pass_threshold <= 100:
         raise UsageError("thresholds must satisfy 0 <= marginal <= pass <= 100")
     cfg = GateConfig(
-        baseline=args.baseline, canary=args.canary, out=args.out, spec=args.spec, scenario=args.scenario,
-        duration_s=duration, users=args.users if args.users or args.rate else 4, rate=args.rate,
-        dataset=args.dataset, dataset_seed=args.dataset_seed, seed=args.seed, concurrency=args.concurrency,
-        timeout_s=args.timeout, latency_threshold=args.latency_threshold, quality_floor=args.quality_floor,
-        traffic_rps=args.traffic_rps, api_key=args.api_key, judge=judge_cfg,
-        baseline_protocol=protocol_choice(args, "baseline"), canary_protocol=protocol_choice(args, "canary"),
+        baseline=args.baseline,
+        canary=args.canary,
+        out=args.out,
+        spec=args.spec,
+        scenario=args.scenario,
+        duration_s=duration,
+        users=args.users if args.users or args.rate else 4,
+        rate=args.rate,
+        dataset=args.dataset,
+        dataset_seed=args.dataset_seed,
+        seed=args.seed,
+        concurrency=args.concurrency,
+        timeout_s=args.timeout,
+        latency_threshold=args.latency_threshold,
+        quality_floor=args.quality_floor,
+        traffic_rps=args.traffic_rps,
+        api_key=args.api_key,
+        judge=judge_cfg,
+        baseline_protocol=protocol_choice(args, "baseline"),
+        canary_protocol=protocol_choice(args, "canary"),
     )
     rec = run_gate(cfg)
     if args.json:

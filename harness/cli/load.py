@@ -27,22 +27,38 @@ def _duration(text: str) -> float:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("load", help="run a load or chaos scenario (Locust) and summarise it",
-                       description="Run a shipped scenario (see --list) or a Locust file through Locust; write "
-                                   "records.jsonl/.parquet, Locust's CSVs and summary.json to --out.")
+    p = sub.add_parser(
+        "load",
+        help="run a load or chaos scenario (Locust) and summarise it",
+        description="Run a shipped scenario (see --list) or a Locust file through Locust; write "
+        "records.jsonl/.parquet, Locust's CSVs and summary.json to --out.",
+    )
     p.add_argument("--target", default=None, help="base URL of the service (restart and cold_start start their own)")
-    p.add_argument("--scenario", default=None, help="a shipped scenario's name (see --list) or the path of a Locust file")
+    p.add_argument(
+        "--scenario", default=None, help="a shipped scenario's name (see --list) or the path of a Locust file"
+    )
     p.add_argument("--list", action="store_true", help="list the shipped scenarios and where their files are, and exit")
     p.add_argument("--duration", type=_duration, default=None, help="e.g. 90s, 2m (default: the scenario's)")
     load = p.add_mutually_exclusive_group()
     load.add_argument("--users", type=int, default=None, help="concurrent users (closed loop)")
-    load.add_argument("--rate", type=float, default=None,
-                      help="open-loop arrivals per second (users then cap concurrency at 2x the rate, at least 16)")
+    load.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="open-loop arrivals per second (users then cap concurrency at 2x the rate, at least 16)",
+    )
     p.add_argument("--workers", type=int, default=0, help="Locust worker processes on this machine (master/worker)")
-    p.add_argument("--expect-workers", type=int, default=None,
-                   help="workers the master waits for in all, counting ones started on other machines")
-    p.add_argument("--master-bind", default="127.0.0.1",
-                   help="address the master listens on for workers, HOST[:PORT] (0.0.0.0 for other machines)")
+    p.add_argument(
+        "--expect-workers",
+        type=int,
+        default=None,
+        help="workers the master waits for in all, counting ones started on other machines",
+    )
+    p.add_argument(
+        "--master-bind",
+        default="127.0.0.1",
+        help="address the master listens on for workers, HOST[:PORT] (0.0.0.0 for other machines)",
+    )
     p.add_argument("--out", type=Path, default=None, help="output folder (must not hold records already)")
     p.add_argument("--latency-threshold", type=float, default=0.5, help="goodput threshold in seconds (default 0.5)")
     p.add_argument("--timeout", type=float, default=None, help="client timeout per request in seconds")
@@ -55,11 +71,18 @@ def register(sub) -> None:
     p.add_argument("--api-key", default=None, help="API key for the target")
     add_protocol_options(p)
     p.add_argument("--admin-token", default=None, help="token of the target's /admin/faults (chaos scenarios)")
-    p.add_argument("--fault-via", choices=["auto", "target", "proxy"], default="auto",
-                   help="inject chaos faults at the target's endpoint or through the harness proxy")
+    p.add_argument(
+        "--fault-via",
+        choices=["auto", "target", "proxy"],
+        default="auto",
+        help="inject chaos faults at the target's endpoint or through the harness proxy",
+    )
     p.add_argument("--embedding-sample", type=float, default=0.0, help="fraction of requests asking for embeddings")
-    p.add_argument("--server-args", default="",
-                   help='options for the server restart/cold_start start, e.g. --server-args="--max-batch 8"')
+    p.add_argument(
+        "--server-args",
+        default="",
+        help='options for the server restart/cold_start start, e.g. --server-args="--max-batch 8"',
+    )
     p.add_argument("--loglevel", default="WARNING", help="Locust's log level (log in OUT/locust.log)")
     p.set_defaults(func=run)
 
@@ -129,8 +152,10 @@ def run(args: argparse.Namespace) -> int:
 
         for name, doc in available_scenarios().items():
             print(f"{name:18} {doc}")
-        print(f"files in {scenarios_dir()}: each runs as it is with locust -f {scenarios_dir() / 'NAME.py'}",
-              file=sys.stderr)
+        print(
+            f"files in {scenarios_dir()}: each runs as it is with locust -f {scenarios_dir() / 'NAME.py'}",
+            file=sys.stderr,
+        )
         return 0
     _check(args)
     users = args.users
@@ -138,17 +163,34 @@ def run(args: argparse.Namespace) -> int:
         users = max(16, min(1000, math.ceil(2 * args.rate)))
     host, _, port = args.master_bind.partition(":")
     options = {
-        "target_name": args.target_name, "run_id": args.run_id, "dataset": args.dataset,
-        "pool_size": args.pool_size, "seed": args.seed, "burstiness": args.burstiness,
-        "request_timeout": args.timeout, "latency_threshold": args.latency_threshold, "api_key": args.api_key,
-        **_protocol_options(args), "admin_token": args.admin_token,
-        "fault_via": args.fault_via, "embedding_sample": args.embedding_sample or None,
+        "target_name": args.target_name,
+        "run_id": args.run_id,
+        "dataset": args.dataset,
+        "pool_size": args.pool_size,
+        "seed": args.seed,
+        "burstiness": args.burstiness,
+        "request_timeout": args.timeout,
+        "latency_threshold": args.latency_threshold,
+        "api_key": args.api_key,
+        **_protocol_options(args),
+        "admin_token": args.admin_token,
+        "fault_via": args.fault_via,
+        "embedding_sample": args.embedding_sample or None,
         "server_args": args.server_args or None,
     }
     load_run = LoadRun(
-        scenario=args.scenario, out=args.out.resolve(), target=args.target, duration_s=args.duration, users=users,
-        rate=args.rate, workers=args.workers, expect_workers=args.expect_workers, master_bind=host or "127.0.0.1",
-        master_port=int(port) if port else None, options=options, loglevel=args.loglevel,
+        scenario=args.scenario,
+        out=args.out.resolve(),
+        target=args.target,
+        duration_s=args.duration,
+        users=users,
+        rate=args.rate,
+        workers=args.workers,
+        expect_workers=args.expect_workers,
+        master_bind=host or "127.0.0.1",
+        master_port=int(port) if port else None,
+        options=options,
+        loglevel=args.loglevel,
     )
     bar = Progress(None, "requests")
     try:
@@ -162,26 +204,33 @@ def run(args: argparse.Namespace) -> int:
         kind = {64: UsageError, 65: DataError, 66: InputMissingError}.get(outcome.returncode)
         if kind is not None:
             raise kind(f"load run failed: {last}")
-        raise ServiceUnavailableError(f"load run ended without a summary (exit {outcome.returncode}): {last}; "
-                                      f"see {outcome.log_path}")
+        raise ServiceUnavailableError(
+            f"load run ended without a summary (exit {outcome.returncode}): {last}; see {outcome.log_path}"
+        )
     lat = s["latency_s"]
     ok = s["outcomes"].get("ok", 0)
     n = s["requests"]
-    print(f"{s['scenario']}: {n} requests in {s['duration_s']:.1f} s ({s['throughput_rps'] or 0:.1f}/s), "
-          f"ok {100.0 * ok / n if n else 0:.1f}%, p50 {_fmt_ms(lat['p50'])}, p95 {_fmt_ms(lat['p95'])}, "
-          f"p99 {_fmt_ms(lat['p99'])}, goodput {s['goodput']['rps'] or 0:.1f}/s under "
-          f"{s['goodput']['threshold_s'] * 1000:g} ms")
+    print(
+        f"{s['scenario']}: {n} requests in {s['duration_s']:.1f} s ({s['throughput_rps'] or 0:.1f}/s), "
+        f"ok {100.0 * ok / n if n else 0:.1f}%, p50 {_fmt_ms(lat['p50'])}, p95 {_fmt_ms(lat['p95'])}, "
+        f"p99 {_fmt_ms(lat['p99'])}, goodput {s['goodput']['rps'] or 0:.1f}/s under "
+        f"{s['goodput']['threshold_s'] * 1000:g} ms"
+    )
     pipe = s.get("pipeline")
     if pipe:  # an asynchronous scenario: the lag is arrival to caption available
-        print(f"  pipeline: {pipe['jobs']} jobs, {pipe['done']} captioned, {pipe['missing']} missing "
-              f"({pipe['rejected']} refused, {pipe['failed']} failed, {pipe['expired']} expired, "
-              f"{pipe['pending']} still pending); lag p50 {_fmt_ms(pipe['lag_p50_s'])}, "
-              f"p95 {_fmt_ms(pipe['lag_p95_s'])}, p99 {_fmt_ms(pipe['lag_p99_s'])}; "
-              f"drain {_fmt_ms(pipe['drain_s'])}")
+        print(
+            f"  pipeline: {pipe['jobs']} jobs, {pipe['done']} captioned, {pipe['missing']} missing "
+            f"({pipe['rejected']} refused, {pipe['failed']} failed, {pipe['expired']} expired, "
+            f"{pipe['pending']} still pending); lag p50 {_fmt_ms(pipe['lag_p50_s'])}, "
+            f"p95 {_fmt_ms(pipe['lag_p95_s'])}, p99 {_fmt_ms(pipe['lag_p99_s'])}; "
+            f"drain {_fmt_ms(pipe['drain_s'])}"
+        )
     for note in s.get("notes", []):
         print(f"  note: {note}")
     print(f"records and summary in {outcome.out}")
     if n and s["outcomes"].get("connection_error", 0) == n:
-        raise ServiceUnavailableError(f"target unreachable at {s.get('host')}: all {n} requests failed to connect; "
-                                      f"records and summary in {outcome.out}")
+        raise ServiceUnavailableError(
+            f"target unreachable at {s.get('host')}: all {n} requests failed to connect; "
+            f"records and summary in {outcome.out}"
+        )
     return 0

@@ -15,19 +15,29 @@ def register(sub) -> None:
     p = sub.add_parser("records", help="request records: import a service's own logs")
     rsub = p.add_subparsers(dest="records_command", metavar="ACTION", parser_class=type(p))
     i = rsub.add_parser(
-        "import", help="map a log (JSONL, CSV, parquet) into records with a column-mapping file",
+        "import",
+        help="map a log (JSONL, CSV, parquet) into records with a column-mapping file",
         description="Map a service's own log into request records with a YAML column mapping, apply the record "
-                    "contract row by row, and write the records (a partitioned parquet dataset, or a .parquet / "
-                    ".jsonl file). Each rejected row is reported with its line or row number, on stderr and in "
-                    "rejected.jsonl beside the output. Exit 0: imported (rejections within --max-rejected); "
-                    "65: more rejections than that, and nothing written but rejected.jsonl.")
+        "contract row by row, and write the records (a partitioned parquet dataset, or a .parquet / "
+        ".jsonl file). Each rejected row is reported with its line or row number, on stderr and in "
+        "rejected.jsonl beside the output. Exit 0: imported (rejections within --max-rejected); "
+        "65: more rejections than that, and nothing written but rejected.jsonl.",
+    )
     i.add_argument("source", type=Path, help="the log: .jsonl, .csv/.tsv or .parquet")
     i.add_argument("--mapping", required=True, type=Path, help="YAML column mapping (see harness.log_import)")
-    i.add_argument("--out", required=True, type=Path,
-                   help="a folder (partitioned parquet dataset by date and target), or a .parquet or new .jsonl file")
+    i.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="a folder (partitioned parquet dataset by date and target), or a .parquet or new .jsonl file",
+    )
     i.add_argument("--format", choices=("jsonl", "csv", "parquet"), help="the log's format (default: from its name)")
-    i.add_argument("--max-rejected", default="1%", metavar="N|P%",
-                   help="most rejected rows to still import the rest: a count, or a share of the rows (default 1%%)")
+    i.add_argument(
+        "--max-rejected",
+        default="1%",
+        metavar="N|P%",
+        help="most rejected rows to still import the rest: a count, or a share of the rows (default 1%%)",
+    )
     i.set_defaults(func=run_import)
     p.set_defaults(func=lambda a: (p.print_help(sys.stderr), 64)[1])
 
@@ -45,9 +55,13 @@ def run_import(args: argparse.Namespace) -> int:
     if len(result.rejected) > _SHOWN:
         print(f"... and {len(result.rejected) - _SHOWN} more in {result.rejected_path}", file=sys.stderr)
     if result.refused:
-        raise DataError(f"{len(result.rejected)} of {result.rows} rows rejected, more than --max-rejected "
-                        f"{args.max_rejected} allows; nothing imported (reasons in {result.rejected_path})")
+        raise DataError(
+            f"{len(result.rejected)} of {result.rows} rows rejected, more than --max-rejected "
+            f"{args.max_rejected} allows; nothing imported (reasons in {result.rejected_path})"
+        )
     where = str(args.out) if len(result.written) <= 1 else f"{args.out} ({len(result.written)} files)"
-    print(f"imported {result.imported} of {result.rows} rows into {where}"
-          + (f"; {len(result.rejected)} rejected, listed in {result.rejected_path}" if result.rejected else ""))
+    print(
+        f"imported {result.imported} of {result.rows} rows into {where}"
+        + (f"; {len(result.rejected)} rejected, listed in {result.rejected_path}" if result.rejected else "")
+    )
     return EXIT_OK

@@ -41,8 +41,13 @@ def register(sub) -> None:
     p = sub.add_parser("score", help="score captions made offline against reference captions")
     p.add_argument("--candidates", required=True, type=Path, help='COCO results JSON: [{"image_id", "caption"}]')
     p.add_argument("--references", required=True, type=Path, help="COCO captions JSON (or a folder with captions.json)")
-    p.add_argument("--compare", type=Path, default=None, metavar="FILE",
-                   help="a second candidates file (e.g. the baseline's): paired bootstrap of candidates minus it")
+    p.add_argument(
+        "--compare",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a second candidates file (e.g. the baseline's): paired bootstrap of candidates minus it",
+    )
     p.add_argument("--out", type=Path, default=None, help="folder to write quality.json in")
     add_quality_options(p)
     p.set_defaults(func=run)
@@ -70,8 +75,15 @@ def run(args: argparse.Namespace) -> int:
         doc = report.to_dict()
         print(report.table())
         if other is not None:
-            diffs = compare_captions(candidates, other, references, settings["families"], scorers=scorers,
-                                     n_resamples=settings["n_resamples"], seed=settings["seed"])
+            diffs = compare_captions(
+                candidates,
+                other,
+                references,
+                settings["families"],
+                scorers=scorers,
+                n_resamples=settings["n_resamples"],
+                seed=settings["seed"],
+            )
             doc["paired"] = {"against": str(args.compare), "differences": [d.to_dict() for d in diffs]}
             print()
             print(paired_table(diffs, "candidates", "compare"))

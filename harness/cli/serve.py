@@ -27,52 +27,111 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one (default: 8000)")
     p.add_argument("--port-file", type=Path, default=None, help="write the port listened on to this file")
     p.add_argument("--max-batch", type=int, default=32, help="images per inference batch at most (default: 32)")
-    p.add_argument("--max-wait-ms", type=float, default=5.0,
-                   help="how long an idle worker waits for a batch to fill (default: 5)")
-    p.add_argument("--max-queue", type=int, default=256,
-                   help="images waiting at most; beyond, 429 with Retry-After (default: 256)")
-    p.add_argument("--request-timeout-s", type=float, default=30.0,
-                   help="deadline of a request; past it, 503 (default: 30)")
+    p.add_argument(
+        "--max-wait-ms", type=float, default=5.0, help="how long an idle worker waits for a batch to fill (default: 5)"
+    )
+    p.add_argument(
+        "--max-queue", type=int, default=256, help="images waiting at most; beyond, 429 with Retry-After (default: 256)"
+    )
+    p.add_argument(
+        "--request-timeout-s", type=float, default=30.0, help="deadline of a request; past it, 503 (default: 30)"
+    )
     p.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, help="413 above (default: 10 MiB)")
     p.add_argument("--max-pixels", type=int, default=4096 * 4096, help="413 above (default: 4096*4096)")
     p.add_argument("--threads", type=int, default=0, help="torch threads; 0: half the cores, at most 4 (default: 0)")
     p.add_argument("--api-key", default=None, help="require this key on /v1/* (default: env CAPTION_API_KEY)")
     p.add_argument("--admin-token", default=None, help="token of /admin/* (default: env CAPTION_ADMIN_TOKEN)")
     p.add_argument("--enable-faults", action="store_true", help="serve /admin/faults (needs an admin token)")
-    p.add_argument("--faults", default=None, metavar="JSON",
-                   help='faults from the start, e.g. \'{"slow_start_s": 5}\' (needs --enable-faults)')
+    p.add_argument(
+        "--faults",
+        default=None,
+        metavar="JSON",
+        help="faults from the start, e.g. '{\"slow_start_s\": 5}' (needs --enable-faults)",
+    )
     p.add_argument("--fault-seed", type=int, default=0, help="seed of the fault draws (default: 0)")
-    p.add_argument("--block", action="append", default=[], metavar="WORD",
-                   help="add a word to the safety blocklist (repeatable)")
-    p.add_argument("--drain-s", type=float, default=0.5,
-                   help="after SIGTERM, stay up (unready) this long before closing the listener (default: 0.5)")
+    p.add_argument(
+        "--block", action="append", default=[], metavar="WORD", help="add a word to the safety blocklist (repeatable)"
+    )
+    p.add_argument(
+        "--drain-s",
+        type=float,
+        default=0.5,
+        help="after SIGTERM, stay up (unready) this long before closing the listener (default: 0.5)",
+    )
     p.add_argument("--access-log", action="store_true", help="uvicorn's own access log, besides the JSON request log")
-    p.add_argument("--log-level", dest="server_log_level", type=str.upper, choices=LOG_LEVELS, default=None,
-                   metavar="LEVEL", help="the server's log on stderr: INFO, one JSON line per request; ERROR, only "
-                                         "the tracebacks of 500s; DEBUG adds uvicorn's (default: INFO, or harness's "
-                                         "own --log-level)")
-    p.add_argument("--decode-threads", type=int, default=0,
-                   help="threads decoding and shrinking images; 0: half the cores, at most 4 (default: 0)")
-    p.add_argument("--max-decode-pixels", type=int, default=4 * 4096 * 4096,
-                   help="decoded pixels in flight at most, at least --max-pixels; beyond, 503 with Retry-After "
-                        "(default: 4*4096*4096)")
-    p.add_argument("--header-timeout-s", type=float, default=10.0,
-                   help="a request's headers must arrive within this, else 408 and close (default: 10)")
-    p.add_argument("--body-timeout-s", type=float, default=30.0,
-                   help="a request's body must arrive within this, else 408 and close (default: 30)")
-    p.add_argument("--keep-alive-s", type=float, default=30.0, help="idle keep-alive connections close after (default: 30)")
-    p.add_argument("--max-connections", type=int, default=1000,
-                   help="open connections at most; one more is answered 503 and closed (default: 1000)")
-    p.add_argument("--job-queue", type=int, default=1024,
-                   help="asynchronous jobs pending at most; one more is answered 429 (default: 1024)")
-    p.add_argument("--job-ttl-s", type=float, default=300.0,
-                   help="an asynchronous job not done this long after arrival expires (default: 300)")
-    p.add_argument("--job-keep-s", type=float, default=600.0,
-                   help="finished asynchronous jobs are kept this long (default: 600)")
-    p.add_argument("--job-keep-max", type=int, default=10000,
-                   help="finished asynchronous jobs kept at most, the oldest forgotten first (default: 10000)")
-    p.add_argument("--callback-allow", action="append", default=[], metavar="HOST",
-                   help="a host jobs may be called back on, besides loopback (repeatable; default: loopback only)")
+    p.add_argument(
+        "--log-level",
+        dest="server_log_level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=None,
+        metavar="LEVEL",
+        help="the server's log on stderr: INFO, one JSON line per request; ERROR, only "
+        "the tracebacks of 500s; DEBUG adds uvicorn's (default: INFO, or harness's "
+        "own --log-level)",
+    )
+    p.add_argument(
+        "--decode-threads",
+        type=int,
+        default=0,
+        help="threads decoding and shrinking images; 0: half the cores, at most 4 (default: 0)",
+    )
+    p.add_argument(
+        "--max-decode-pixels",
+        type=int,
+        default=4 * 4096 * 4096,
+        help="decoded pixels in flight at most, at least --max-pixels; beyond, 503 with Retry-After "
+        "(default: 4*4096*4096)",
+    )
+    p.add_argument(
+        "--header-timeout-s",
+        type=float,
+        default=10.0,
+        help="a request's headers must arrive within this, else 408 and close (default: 10)",
+    )
+    p.add_argument(
+        "--body-timeout-s",
+        type=float,
+        default=30.0,
+        help="a request's body must arrive within this, else 408 and close (default: 30)",
+    )
+    p.add_argument(
+        "--keep-alive-s", type=float, default=30.0, help="idle keep-alive connections close after (default: 30)"
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=1000,
+        help="open connections at most; one more is answered 503 and closed (default: 1000)",
+    )
+    p.add_argument(
+        "--job-queue",
+        type=int,
+        default=1024,
+        help="asynchronous jobs pending at most; one more is answered 429 (default: 1024)",
+    )
+    p.add_argument(
+        "--job-ttl-s",
+        type=float,
+        default=300.0,
+        help="an asynchronous job not done this long after arrival expires (default: 300)",
+    )
+    p.add_argument(
+        "--job-keep-s", type=float, default=600.0, help="finished asynchronous jobs are kept this long (default: 600)"
+    )
+    p.add_argument(
+        "--job-keep-max",
+        type=int,
+        default=10000,
+        help="finished asynchronous jobs kept at most, the oldest forgotten first (default: 10000)",
+    )
+    p.add_argument(
+        "--callback-allow",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a host jobs may be called back on, besides loopback (repeatable; default: loopback only)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -81,8 +140,15 @@ def settings_from_args(args: argparse.Namespace):
     from reference_model.server.host import auto_threads
     from reference_model.server.settings import ServerSettings
 
-    for name, low in (("max_batch", 1), ("max_queue", 1), ("max_body_bytes", 1), ("max_pixels", 1),
-                      ("max_connections", 1), ("job_queue", 1), ("job_keep_max", 0)):
+    for name, low in (
+        ("max_batch", 1),
+        ("max_queue", 1),
+        ("max_body_bytes", 1),
+        ("max_pixels", 1),
+        ("max_connections", 1),
+        ("job_queue", 1),
+        ("job_keep_max", 0),
+    ):
         if getattr(args, name) < low:
             raise UsageError(f"--{name.replace('_', '-')} must be at least {low} (got {getattr(args, name)})")
     for name in ("max_wait_ms", "request_timeout_s", "drain_s", "threads", "decode_threads"):
@@ -92,8 +158,9 @@ def settings_from_args(args: argparse.Namespace):
         if not getattr(args, name) > 0:
             raise UsageError(f"--{name.replace('_', '-')} must be above 0 (got {getattr(args, name)})")
     if args.max_decode_pixels < args.max_pixels:
-        raise UsageError(f"--max-decode-pixels must be at least --max-pixels ({args.max_pixels}), "
-                         f"got {args.max_decode_pixels}")
+        raise UsageError(
+            f"--max-decode-pixels must be at least --max-pixels ({args.max_pixels}), got {args.max_decode_pixels}"
+        )
     if args.job_keep_s < 0:
         raise UsageError(f"--job-keep-s must not be negative (got {args.job_keep_s})")
     for host in args.callback_allow:
@@ -166,7 +233,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputMissingError(f"cannot load model {args.model!r}: {str(exc).splitlines()[0]}") from None
     except ImportError as exc:
         raise MissingExtraError.from_import_error(exc, f"model {args.model!r}") or UsageError(
-            f"cannot load model {args.model!r}: {str(exc).splitlines()[0]}") from None
+            f"cannot load model {args.model!r}: {str(exc).splitlines()[0]}"
+        ) from None
     except (ValueError, OSError) as exc:
         raise UsageError(f"cannot load model {args.model!r}: {str(exc).splitlines()[0]}") from None
     from reference_model.server.host import run_server

@@ -12,18 +12,36 @@ def register(sub) -> None:
     p = sub.add_parser("slo", help="SLIs, error budgets and burn rates from records or Prometheus")
     p.add_argument("--spec", required=True, type=Path, help="SLO spec (native YAML or OpenSLO v1)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--records", type=Path, help="records.jsonl / records.parquet, the run folder, or a "
-                     "partitioned parquet dataset folder")
+    src.add_argument(
+        "--records",
+        type=Path,
+        help="records.jsonl / records.parquet, the run folder, or a partitioned parquet dataset folder",
+    )
     src.add_argument("--prometheus", metavar="URL", help="Prometheus base URL, e.g. http://127.0.0.1:9090")
-    p.add_argument("--start", "--since", dest="start", help="range start: unix s, ISO 8601 (UTC), now-15m; with "
-                   "--records, only records with t_start at or after it")
-    p.add_argument("--end", "--until", dest="end", help="range end (default: now with --prometheus, the last record "
-                   "with --records, which keeps records with t_start before it)")
+    p.add_argument(
+        "--start",
+        "--since",
+        dest="start",
+        help="range start: unix s, ISO 8601 (UTC), now-15m; with --records, only records with t_start at or after it",
+    )
+    p.add_argument(
+        "--end",
+        "--until",
+        dest="end",
+        help="range end (default: now with --prometheus, the last record "
+        "with --records, which keeps records with t_start before it)",
+    )
     p.add_argument("--quality", type=Path, help="per-image quality table (image_id, quality) for quality SLOs")
-    p.add_argument("--traffic-rps", type=float, help="production traffic to project burn rates onto "
-                   "(default: the spec's traffic_rps)")
-    p.add_argument("--price-per-hour", type=float, help="serving cost per hour for cost per 1,000 captions "
-                   "(default: the spec's price_per_hour)")
+    p.add_argument(
+        "--traffic-rps",
+        type=float,
+        help="production traffic to project burn rates onto (default: the spec's traffic_rps)",
+    )
+    p.add_argument(
+        "--price-per-hour",
+        type=float,
+        help="serving cost per hour for cost per 1,000 captions (default: the spec's price_per_hour)",
+    )
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for Prometheus (default 10)")
     p.add_argument("--out", required=True, type=Path, help="folder for slo.json and slo.md")
     p.set_defaults(func=run)
@@ -53,8 +71,15 @@ def run(args: argparse.Namespace) -> int:
         check_types(records, str(args.records), required=("t_start", "latency_s", "status", "outcome"))
         quality = load_quality(args.quality) if args.quality else None
         folder = args.records if args.records.is_dir() else args.records.parent
-        report = evaluate_records(spec, records, quality, args.traffic_rps, args.price_per_hour,
-                                  source={"kind": "records", "path": str(args.records)}, folder=folder)
+        report = evaluate_records(
+            spec,
+            records,
+            quality,
+            args.traffic_rps,
+            args.price_per_hour,
+            source={"kind": "records", "path": str(args.records)},
+            folder=folder,
+        )
     else:
         from harness.slo.prometheus import PrometheusSource, parse_time
 
@@ -71,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     (args.out / "slo.json").write_text(report.to_json(), encoding="utf-8")
     (args.out / "slo.md").write_text(render_markdown(data), encoding="utf-8")
     missed = [r.slo.name for r in report.results if r.met is False]
-    print(f"wrote {args.out / 'slo.json'} and slo.md: {len(report.results)} SLOs"
-          + (f", not met: {', '.join(missed)}" if missed else ", all met or no data"))
+    print(
+        f"wrote {args.out / 'slo.json'} and slo.md: {len(report.results)} SLOs"
+        + (f", not met: {', '.join(missed)}" if missed else ", all met or no data")
+    )
     return 0

@@ -32,8 +32,10 @@ def _polygon(obj: ShapeObject, size: int) -> list[tuple[float, float]] | None:
         h = r * 0.85
         return [(cx - h, cy - h), (cx + h, cy - h), (cx + h, cy + h), (cx - h, cy + h)]
     if obj.shape == "triangle":
-        return [(cx + r * math.cos(a), cy + r * math.sin(a)) for a in
-                (-math.pi / 2, -math.pi / 2 + 2 * math.pi / 3, -math.pi / 2 + 4 * math.pi / 3)]
+        return [
+            (cx + r * math.cos(a), cy + r * math.sin(a))
+            for a in (-math.pi / 2, -math.pi / 2 + 2 * math.pi / 3, -math.pi / 2 + 4 * math.pi / 3)
+        ]
     if obj.shape == "hexagon":
         return [(cx + r * math.cos(k * math.pi / 3), cy + r * math.sin(k * math.pi / 3)) for k in range(6)]
     if obj.shape == "star":

@@ -21,7 +21,17 @@ import numpy as np
 
 from harness.errors import DataError, InputMissingError, UsageError
 
-__all__ = ["Score", "DriftResult", "Detector", "VectorDetector", "DETECTORS", "measured_flops", "subsample", "blas_threads", "to_jsonable"]
+__all__ = [
+    "Score",
+    "DriftResult",
+    "Detector",
+    "VectorDetector",
+    "DETECTORS",
+    "measured_flops",
+    "subsample",
+    "blas_threads",
+    "to_jsonable",
+]
 
 DETECTORS: dict[str, type["Detector"]] = {}
 
@@ -189,8 +199,13 @@ class Detector(ABC):
         return "reference" in self.state
 
     def params(self) -> dict[str, Any]:
-        base = {"feature": self.feature, "alpha": self.alpha, "max_n": self.max_n,
-                "time_budget_s": self.time_budget_s, "seed": self.seed}
+        base = {
+            "feature": self.feature,
+            "alpha": self.alpha,
+            "max_n": self.max_n,
+            "time_budget_s": self.time_budget_s,
+            "seed": self.seed,
+        }
         return base | {name: getattr(self, name) for name in self.PARAMS}
 
     def _check(self, x: Any, side: str) -> None:
@@ -245,14 +260,27 @@ class Detector(ABC):
             raise TypeError(f"{type(self).__name__}.score returned neither a p-value nor a threshold")
         note = None
         if why or nr < n_ref_total:
-            note = f"subsampled to {nr} of {n_ref_total} reference and {nc} of {n_cur} current samples ({why or 'max_n'})"
+            note = (
+                f"subsampled to {nr} of {n_ref_total} reference and {nc} of {n_cur} current samples ({why or 'max_n'})"
+            )
         return DriftResult(
-            detector=self.kind, method=self.method, feature=self.feature, statistic_name=self.statistic_name,
-            statistic=float(s.statistic), p_value=None if s.p_value is None else float(s.p_value),
-            alpha=self.alpha, threshold=None if s.threshold is None else float(s.threshold), drift=drift,
-            n_reference=n_ref_total, n_current=n_cur, n_reference_used=nr, n_current_used=nc,
+            detector=self.kind,
+            method=self.method,
+            feature=self.feature,
+            statistic_name=self.statistic_name,
+            statistic=float(s.statistic),
+            p_value=None if s.p_value is None else float(s.p_value),
+            alpha=self.alpha,
+            threshold=None if s.threshold is None else float(s.threshold),
+            drift=drift,
+            n_reference=n_ref_total,
+            n_current=n_cur,
+            n_reference_used=nr,
+            n_current_used=nc,
             min_detectable=None if s.min_detectable is None else float(s.min_detectable),
-            seconds=time.perf_counter() - t0, note=note, details=to_jsonable(s.details),
+            seconds=time.perf_counter() - t0,
+            note=note,
+            details=to_jsonable(s.details),
         )
 
     # -- persistence -------------------------------------------------------------------------
@@ -323,8 +351,10 @@ class VectorDetector(Detector):
         if not np.all(np.isfinite(x)):
             raise DataError(f"{side} {self.feature}: values must be finite numbers")
         if self.fitted and x.shape[1] != self.state["reference"].shape[1]:
-            raise DataError(f"{side} {self.feature}: vectors of size {x.shape[1]}, "
-                            f"the reference's are of size {self.state['reference'].shape[1]}")
+            raise DataError(
+                f"{side} {self.feature}: vectors of size {x.shape[1]}, "
+                f"the reference's are of size {self.state['reference'].shape[1]}"
+            )
         return x
 
 

@@ -26,7 +26,9 @@ class ClassifierDrift(VectorDetector):
     statistic_name: ClassVar[str] = "AUC"
     PARAMS: ClassVar[tuple[str, ...]] = ("folds", "C")
 
-    def __init__(self, feature: str = "embedding", *, folds: int = 5, C: float = 1.0, max_n: int | None = 2000, **kw: Any):
+    def __init__(
+        self, feature: str = "embedding", *, folds: int = 5, C: float = 1.0, max_n: int | None = 2000, **kw: Any
+    ):
         super().__init__(feature, max_n=max_n, **kw)
         self.folds = int(folds)
         self.C = float(C)
@@ -58,5 +60,9 @@ class ClassifierDrift(VectorDetector):
             n1, n2 = len(cur), len(ref)
             crit.append(0.5 + norm.ppf(1 - self.alpha / 2) * math.sqrt((n1 + n2 + 1) / (12.0 * n1 * n2)))
         p = min(1.0, 2.0 * float(np.mean(pvals)))
-        return Score(float(np.mean(aucs)), p_value=p, min_detectable=float(np.mean(crit)),
-                     details={"fold_auc": [round(a, 4) for a in aucs], "fold_p_value": pvals, "folds": self.folds})
+        return Score(
+            float(np.mean(aucs)),
+            p_value=p,
+            min_detectable=float(np.mean(crit)),
+            details={"fold_auc": [round(a, 4) for a in aucs], "fold_p_value": pvals, "folds": self.folds},
+        )

@@ -33,8 +33,12 @@ class DriftFeatures:
     """When the records were sampled in the scan: how many of the ``n_records`` were read."""
 
     def available(self) -> dict[str, bool]:
-        return {"confidence": self.confidence is not None, "embedding": self.embedding is not None,
-                "caption": self.captions is not None, "image": self.image_stats is not None}
+        return {
+            "confidence": self.confidence is not None,
+            "embedding": self.embedding is not None,
+            "caption": self.captions is not None,
+            "image": self.image_stats is not None,
+        }
 
 
 def _confidence(df: Any, source: str) -> np.ndarray | None:
@@ -89,9 +93,14 @@ def _record_sizes(df: Any) -> np.ndarray | None:
     return np.column_stack([arr[:, 0] * arr[:, 1], arr[:, 2]])
 
 
-def features_from_records(df: Any, source: str, images: str | Path | None = None,
-                          max_images: int | None = 5000, seed: int = 0,
-                          embedding: np.ndarray | None = None) -> DriftFeatures:
+def features_from_records(
+    df: Any,
+    source: str,
+    images: str | Path | None = None,
+    max_images: int | None = 5000,
+    seed: int = 0,
+    embedding: np.ndarray | None = None,
+) -> DriftFeatures:
     """The drift inputs of the successful records in ``df`` (a ``load_records`` frame); ``embedding``,
     when given, stands for the embeddings of ``df`` (read apart from the other columns)."""
     if len(df) == 0:
@@ -105,9 +114,13 @@ def features_from_records(df: Any, source: str, images: str | Path | None = None
     else:
         stats, names = _record_sizes(df), RECORD_IMAGE_STATS
     feats = DriftFeatures(
-        source=source, n_records=int(len(df)), confidence=_confidence(df, source),
+        source=source,
+        n_records=int(len(df)),
+        confidence=_confidence(df, source),
         embedding=_embedding(df, source) if embedding is None else embedding,
-        captions=_captions(df, source), image_stats=stats, image_stat_names=names if stats is not None else (),
+        captions=_captions(df, source),
+        image_stats=stats,
+        image_stat_names=names if stats is not None else (),
     )
     if not any(feats.available().values()):
         raise DataError(f"{source}: records carry none of confidence, embedding, caption or image sizes")
@@ -118,10 +131,18 @@ DRIFT_COLUMNS: tuple[str, ...] = ("outcome", "confidence", "caption", "image_w",
 """The record fields drift reads besides the embedding, which is read apart (only the records that carry one)."""
 
 
-def load_features(path: str | Path, images: str | Path | None = None, max_images: int | None = 5000,
-                  seed: int = 0, *, since: float | None = None, until: float | None = None,
-                  sample: int | None = None, embedding_sample: int | None = None,
-                  embeddings: bool = True) -> DriftFeatures:
+def load_features(
+    path: str | Path,
+    images: str | Path | None = None,
+    max_images: int | None = 5000,
+    seed: int = 0,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+    sample: int | None = None,
+    embedding_sample: int | None = None,
+    embeddings: bool = True,
+) -> DriftFeatures:
     """``features_from_records`` of a records file, folder or partitioned dataset, read with
     ``harness.records.load_records``: only the drift columns of the successful records in
     ``[since, until)``, at most ``sample`` of them (a seeded sample drawn in the scan); the embeddings
@@ -138,12 +159,12 @@ def load_features(path: str | Path, images: str | Path | None = None, max_images
     check_types(df, source, required=("outcome",))
     in_window = int(df.attrs.get("records_in_window", len(df)))
     if embeddings:
-        emb = load_records(path, ("embedding",), outcome="ok", embeddings="only", sample=embedding_sample,
-                           seed=seed, **window)
+        emb = load_records(
+            path, ("embedding",), outcome="ok", embeddings="only", sample=embedding_sample, seed=seed, **window
+        )
         check_types(emb, source)
         vectors = _embedding(emb, source)
     else:
         vectors = None
     feats = features_from_records(df.assign(embedding=None), source, images, max_images, seed, vectors)
-    return dataclasses.replace(feats, n_records=in_window,
-                               n_sampled=len(df) if len(df) < in_window else None)
+    return dataclasses.replace(feats, n_records=in_window, n_sampled=len(df) if len(df) < in_window else None)

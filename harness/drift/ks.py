@@ -41,9 +41,13 @@ class KSDrift(Detector):
         if not np.all(np.isfinite(x)):
             raise DataError(f"{side} {self.feature}: values must be finite numbers")
         if self.features is not None and x.shape[1] != len(self.features):
-            raise DataError(f"{side} {self.feature}: {x.shape[1]} columns, expected {len(self.features)} ({', '.join(self.features)})")
+            raise DataError(
+                f"{side} {self.feature}: {x.shape[1]} columns, expected {len(self.features)} ({', '.join(self.features)})"
+            )
         if "reference" in self.state and x.shape[1] != self.state["reference"].shape[1]:
-            raise DataError(f"{side} {self.feature}: {x.shape[1]} columns, the reference has {self.state['reference'].shape[1]}")
+            raise DataError(
+                f"{side} {self.feature}: {x.shape[1]} columns, the reference has {self.state['reference'].shape[1]}"
+            )
         return x
 
     def score(self, current: np.ndarray, reference: np.ndarray, rng: np.random.Generator) -> Score:
@@ -58,6 +62,9 @@ class KSDrift(Detector):
         worst = min(range(k), key=lambda j: per[j][1])
         p = min(1.0, k * per[worst][1])
         details = {"features": {names[j]: {"D": d, "p_value": pv} for j, (d, pv) in enumerate(per)}} if k > 1 else {}
-        return Score(per[worst][0], p_value=p,
-                     min_detectable=ks_critical_distance(len(reference), len(current), self.alpha / k),
-                     details=details)
+        return Score(
+            per[worst][0],
+            p_value=p,
+            min_detectable=ks_critical_distance(len(reference), len(current), self.alpha / k),
+            details=details,
+        )

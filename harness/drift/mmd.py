@@ -98,8 +98,16 @@ class MMDDrift(VectorDetector):
     statistic_name: ClassVar[str] = "MMD^2"
     PARAMS: ClassVar[tuple[str, ...]] = ("n_permutations", "whiten", "ridge")
 
-    def __init__(self, feature: str = "embedding", *, n_permutations: int = 200, whiten: bool = True,
-                 ridge: float = 0.1, max_n: int | None = 5000, **kw: Any):
+    def __init__(
+        self,
+        feature: str = "embedding",
+        *,
+        n_permutations: int = 200,
+        whiten: bool = True,
+        ridge: float = 0.1,
+        max_n: int | None = 5000,
+        **kw: Any,
+    ):
         super().__init__(feature, max_n=max_n, **kw)
         self.n_permutations = int(n_permutations)
         self.whiten = bool(whiten)
@@ -122,7 +130,14 @@ class MMDDrift(VectorDetector):
         labels = label_matrix(len(reference), len(current), self.n_permutations, rng)
         stats = mmd2_permutations(kernel, labels)
         observed, null = float(stats[0]), stats[1:]
-        return Score(observed, p_value=permutation_p_value(observed, null),
-                     min_detectable=critical_value(null, self.alpha),
-                     details={"n_permutations": self.n_permutations, "bandwidth": sigma,
-                              "dimensions": int(reference.shape[1]), "whitened": self.whiten})
+        return Score(
+            observed,
+            p_value=permutation_p_value(observed, null),
+            min_detectable=critical_value(null, self.alpha),
+            details={
+                "n_permutations": self.n_permutations,
+                "bandwidth": sigma,
+                "dimensions": int(reference.shape[1]),
+                "whitened": self.whiten,
+            },
+        )

@@ -52,6 +52,10 @@ class PSIDrift(Detector):
         scale = 1.0 / len(reference) + 1.0 / len(current)
         critical = float(chi2.ppf(1.0 - self.alpha, df) * scale)
         threshold = max(self.threshold, critical)
-        details = {"bins": len(r), "approx_p_value": float(chi2.sf(value / scale, df)),
-                   "reference_share": r.round(6).tolist(), "current_share": c.round(6).tolist()}
+        details = {
+            "bins": len(r),
+            "approx_p_value": float(chi2.sf(value / scale, df)),
+            "reference_share": r.round(6).tolist(),
+            "current_share": c.round(6).tolist(),
+        }
         return Score(value, threshold=threshold, min_detectable=threshold, details=details)

@@ -12,8 +12,12 @@ __all__ = ["write_report", "render_html", "render_markdown", "DRIFT_JSON", "DRIF
 
 DRIFT_JSON, DRIFT_HTML, DRIFT_MD = "drift.json", "drift.html", "drift.md"
 REF_COLOUR, CUR_COLOUR = "#3b6ea5", "#e07b24"
-_TITLES = {"confidence": "Confidence", "caption_length": "Caption length (words)", "embedding": "Embeddings on the reference's two principal axes",
-           "caption_tokens": "Tokens with the largest change in share"}
+_TITLES = {
+    "confidence": "Confidence",
+    "caption_length": "Caption length (words)",
+    "embedding": "Embeddings on the reference's two principal axes",
+    "caption_tokens": "Tokens with the largest change in share",
+}
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
@@ -50,16 +54,22 @@ def render_markdown(d: dict) -> str:
     """A markdown summary of a drift record (``DriftReport.to_dict()``)."""
     from harness.report.markdown import code_span
 
-    lines = [f"# Drift: {_headline(d)}", "",
-             f"Reference: {code_span(d['reference']['source'], 300)} ({_count(d['reference'])}); "
-             f"current: {code_span(d['current']['source'], 300)} ({_count(d['current'])}). "
-             f"Family-wise false-alarm rate {_fmt(d['alpha'])}, {d['correction']}: each detector at {_fmt(d['alpha_per_detector'])}.",
-             "", "| detector | method | statistic | decision | smallest detectable | n (ref / cur) | drift |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        f"# Drift: {_headline(d)}",
+        "",
+        f"Reference: {code_span(d['reference']['source'], 300)} ({_count(d['reference'])}); "
+        f"current: {code_span(d['current']['source'], 300)} ({_count(d['current'])}). "
+        f"Family-wise false-alarm rate {_fmt(d['alpha'])}, {d['correction']}: each detector at {_fmt(d['alpha_per_detector'])}.",
+        "",
+        "| detector | method | statistic | decision | smallest detectable | n (ref / cur) | drift |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in d["results"]:
-        lines.append(f"| {r['detector']} | {r['method']} | {r['statistic_name']} = {_fmt(r['statistic'])} | {_decision(r)} | "
-                     f"{_fmt(r['min_detectable'])} | {r['n_reference_used']} / {r['n_current_used']} | "
-                     f"{'**DRIFT**' if r['drift'] else 'no'} |")
+        lines.append(
+            f"| {r['detector']} | {r['method']} | {r['statistic_name']} = {_fmt(r['statistic'])} | {_decision(r)} | "
+            f"{_fmt(r['min_detectable'])} | {r['n_reference_used']} / {r['n_current_used']} | "
+            f"{'**DRIFT**' if r['drift'] else 'no'} |"
+        )
     notes = [f"- {r['detector']}: {r['note']}" for r in d["results"] if r.get("note")]
     if notes:
         lines += ["", "Subsampling:", *notes]
@@ -67,9 +77,12 @@ def render_markdown(d: dict) -> str:
         lines += ["", "Not run:", *[f"- {s}" for s in d["skipped"]]]
     q = d.get("quality")
     if q:
-        lines += ["", f"Label-free quality estimate ({q['method']}): reference {_fmt(q['reference']['estimate'])}, "
-                      f"current {_fmt(q['current']['estimate'])}, change {_fmt(q['change'])} "
-                      f"(held-out error {_fmt(q['held_out_error'])})."]
+        lines += [
+            "",
+            f"Label-free quality estimate ({q['method']}): reference {_fmt(q['reference']['estimate'])}, "
+            f"current {_fmt(q['current']['estimate'])}, change {_fmt(q['change'])} "
+            f"(held-out error {_fmt(q['held_out_error'])}).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -79,15 +92,19 @@ TOP = 40  # room for the title and, under it, the legend
 
 
 def _svg(body: str, title: str) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img">'
-            f"<title>{html.escape(title)}</title>{body}</svg>")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img">'
+        f"<title>{html.escape(title)}</title>{body}</svg>"
+    )
 
 
 def _legend() -> str:
-    return (f'<rect x="{W - 150}" y="20" width="10" height="10" fill="{REF_COLOUR}"/>'
-            f'<text x="{W - 136}" y="29" font-size="11">reference</text>'
-            f'<rect x="{W - 75}" y="20" width="10" height="10" fill="{CUR_COLOUR}"/>'
-            f'<text x="{W - 61}" y="29" font-size="11">current</text>')
+    return (
+        f'<rect x="{W - 150}" y="20" width="10" height="10" fill="{REF_COLOUR}"/>'
+        f'<text x="{W - 136}" y="29" font-size="11">reference</text>'
+        f'<rect x="{W - 75}" y="20" width="10" height="10" fill="{CUR_COLOUR}"/>'
+        f'<text x="{W - 61}" y="29" font-size="11">current</text>'
+    )
 
 
 def _histogram_svg(p: dict, title: str) -> str:
@@ -104,14 +121,18 @@ def _histogram_svg(p: dict, title: str) -> str:
         for j, (vals, colour) in enumerate(((ref, REF_COLOUR), (cur, CUR_COLOUR))):
             h = y0 - sy(vals[i])
             if h > 0:
-                parts.append(f'<rect x="{a + j * half:.1f}" y="{sy(vals[i]):.1f}" width="{max(half - 0.3, 0.3):.1f}" '
-                             f'height="{h:.1f}" fill="{colour}"/>')
-    axes = (f'<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="#444"/>'
-            f'<line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y1}" stroke="#444"/>'
-            f'<text x="{x0}" y="{H - 8}" font-size="10">{_fmt(edges[0], 3)}</text>'
-            f'<text x="{x1}" y="{H - 8}" font-size="10" text-anchor="end">{_fmt(edges[-1], 3)}</text>'
-            f'<text x="{x0 - 4}" y="{y1 + 4}" font-size="10" text-anchor="end">{_fmt(top, 2)}</text>'
-            f'<text x="{x0}" y="15" font-size="12" font-weight="bold">{html.escape(title)}</text>')
+                parts.append(
+                    f'<rect x="{a + j * half:.1f}" y="{sy(vals[i]):.1f}" width="{max(half - 0.3, 0.3):.1f}" '
+                    f'height="{h:.1f}" fill="{colour}"/>'
+                )
+    axes = (
+        f'<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="#444"/>'
+        f'<line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y1}" stroke="#444"/>'
+        f'<text x="{x0}" y="{H - 8}" font-size="10">{_fmt(edges[0], 3)}</text>'
+        f'<text x="{x1}" y="{H - 8}" font-size="10" text-anchor="end">{_fmt(edges[-1], 3)}</text>'
+        f'<text x="{x0 - 4}" y="{y1 + 4}" font-size="10" text-anchor="end">{_fmt(top, 2)}</text>'
+        f'<text x="{x0}" y="15" font-size="12" font-weight="bold">{html.escape(title)}</text>'
+    )
     return _svg(axes + "".join(parts) + _legend(), title)
 
 
@@ -126,11 +147,16 @@ def _scatter_svg(p: dict, title: str) -> str:
     sy = lambda v: y0 - (v - lo_y) / ((hi_y - lo_y) or 1) * (y0 - y1)  # noqa: E731
     dots = []
     for key, colour in (("reference", REF_COLOUR), ("current", CUR_COLOUR)):
-        dots += [f'<circle cx="{sx(a):.1f}" cy="{sy(b):.1f}" r="1.6" fill="{colour}" fill-opacity="0.55"/>' for a, b in p[key]]
-    axes = (f'<rect x="{x0}" y="{y1}" width="{x1 - x0}" height="{y0 - y1}" fill="none" stroke="#444"/>'
-            f'<text x="{x0}" y="{H - 8}" font-size="10">{html.escape(p["axes"][0])}</text>'
-            f'<text x="12" y="{y0}" font-size="10" transform="rotate(-90 12 {y0})">{html.escape(p["axes"][1])}</text>'
-            f'<text x="{x0}" y="15" font-size="12" font-weight="bold">{html.escape(title)}</text>')
+        dots += [
+            f'<circle cx="{sx(a):.1f}" cy="{sy(b):.1f}" r="1.6" fill="{colour}" fill-opacity="0.55"/>'
+            for a, b in p[key]
+        ]
+    axes = (
+        f'<rect x="{x0}" y="{y1}" width="{x1 - x0}" height="{y0 - y1}" fill="none" stroke="#444"/>'
+        f'<text x="{x0}" y="{H - 8}" font-size="10">{html.escape(p["axes"][0])}</text>'
+        f'<text x="12" y="{y0}" font-size="10" transform="rotate(-90 12 {y0})">{html.escape(p["axes"][1])}</text>'
+        f'<text x="{x0}" y="15" font-size="12" font-weight="bold">{html.escape(title)}</text>'
+    )
     return _svg(axes + "".join(dots) + _legend(), title)
 
 
@@ -144,10 +170,14 @@ def _bars_svg(p: dict, title: str) -> str:
     parts = [f'<text x="4" y="15" font-size="12" font-weight="bold">{html.escape(title)}</text>']
     for i, lab in enumerate(labels):
         yy = y + i * row
-        parts.append(f'<text x="{x0 - 4}" y="{yy + row * 0.7:.1f}" font-size="10" text-anchor="end">{html.escape(lab)}</text>')
+        parts.append(
+            f'<text x="{x0 - 4}" y="{yy + row * 0.7:.1f}" font-size="10" text-anchor="end">{html.escape(lab)}</text>'
+        )
         for j, (key, colour) in enumerate((("reference", REF_COLOUR), ("current", CUR_COLOUR))):
             w = p[key][i] / top * (x1 - x0)
-            parts.append(f'<rect x="{x0}" y="{yy + j * row * 0.45:.1f}" width="{w:.1f}" height="{row * 0.42:.1f}" fill="{colour}"/>')
+            parts.append(
+                f'<rect x="{x0}" y="{yy + j * row * 0.45:.1f}" width="{w:.1f}" height="{row * 0.42:.1f}" fill="{colour}"/>'
+            )
     return _svg("".join(parts) + _legend(), title)
 
 
@@ -183,27 +213,30 @@ def render_html(d: dict) -> str:
         f"<tr><td>{e(r['detector'])}</td><td>{e(r['method'])}</td><td>{e(r['statistic_name'])} = {e(_fmt(r['statistic']))}</td>"
         f"<td>{e(_decision(r))}</td><td>{e(_fmt(r['min_detectable']))}</td>"
         f"<td>{e(str(r['n_reference_used']))} / {e(str(r['n_current_used']))}</td>"
-        f"<td class=\"{'drift' if r['drift'] else 'ok'}\">{'DRIFT' if r['drift'] else 'no drift'}</td>"
+        f'<td class="{"drift" if r["drift"] else "ok"}">{"DRIFT" if r["drift"] else "no drift"}</td>'
         f"<td>{e(r.get('note') or '')}</td></tr>"
-        for r in d["results"])
+        for r in d["results"]
+    )
     plots = "".join(f"<figure>{_plot(k, p)}</figure>" for k, p in d.get("distributions", {}).items())
     skipped = "".join(f"<li>{e(s)}</li>" for s in d.get("skipped", []))
     q = d.get("quality")
     quality = ""
     if q:
-        quality = (f"<h2>Label-free quality estimate</h2><p>{e(q['method'])}: reference {_fmt(q['reference']['estimate'])}, "
-                   f"current {_fmt(q['current']['estimate'])}, change {_fmt(q['change'])} (held-out error {_fmt(q['held_out_error'])}).</p>")
+        quality = (
+            f"<h2>Label-free quality estimate</h2><p>{e(q['method'])}: reference {_fmt(q['reference']['estimate'])}, "
+            f"current {_fmt(q['current']['estimate'])}, change {_fmt(q['change'])} (held-out error {_fmt(q['held_out_error'])}).</p>"
+        )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="{CSP}">
 <title>Drift report</title><style>{_CSS}</style></head>
 <body>
 <h1 class="{cls}">Drift: {e(_headline(d))}</h1>
-<p>Reference <code>{e(str(d['reference']['source']))}</code> ({_count(d['reference'])}) vs current
-<code>{e(str(d['current']['source']))}</code> ({_count(d['current'])}). Family-wise false-alarm rate
-{_fmt(d['alpha'])} ({e(d['correction'])}: each detector at {_fmt(d['alpha_per_detector'])}); took {_fmt(d['seconds'], 3)} s.</p>
+<p>Reference <code>{e(str(d["reference"]["source"]))}</code> ({_count(d["reference"])}) vs current
+<code>{e(str(d["current"]["source"]))}</code> ({_count(d["current"])}). Family-wise false-alarm rate
+{_fmt(d["alpha"])} ({e(d["correction"])}: each detector at {_fmt(d["alpha_per_detector"])}); took {_fmt(d["seconds"], 3)} s.</p>
 <table><tr><th>detector</th><th>method</th><th>statistic</th><th>decision</th><th>smallest detectable</th><th>n used (ref / cur)</th><th>verdict</th><th>note</th></tr>
 {rows}</table>
-{f'<h2>Not run</h2><ul>{skipped}</ul>' if skipped else ''}
+{f"<h2>Not run</h2><ul>{skipped}</ul>" if skipped else ""}
 {quality}
 <h2>Distributions</h2><div class="plots">{plots}</div>
 </body></html>

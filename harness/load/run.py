@@ -50,8 +50,11 @@ def _watch_parent(pid: int, runner) -> None:
 def _final_csv(env: Environment, prefix: str) -> None:
     """Rewrite the stats, failures and exceptions CSVs with the final totals."""
     writer = StatsCSV(env, PERCENTILES_TO_REPORT)
-    for suffix, method in (("_stats.csv", writer.requests_csv), ("_failures.csv", writer.failures_csv),
-                           ("_exceptions.csv", writer.exceptions_csv)):
+    for suffix, method in (
+        ("_stats.csv", writer.requests_csv),
+        ("_failures.csv", writer.failures_csv),
+        ("_exceptions.csv", writer.exceptions_csv),
+    ):
         with open(prefix + suffix, "w", newline="") as fh:
             method(csv.writer(fh))
 
@@ -115,8 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.monotonic() + float(options.expect_workers_max_wait or 60)
         while len(runner.clients.ready) < options.expect_workers:
             if time.monotonic() > deadline:
-                print(f"harness.load.run: error: {len(runner.clients.ready)} of {options.expect_workers} "
-                      "workers connected", file=sys.stderr)
+                print(
+                    f"harness.load.run: error: {len(runner.clients.ready)} of {options.expect_workers} "
+                    "workers connected",
+                    file=sys.stderr,
+                )
                 runner.quit()
                 env.events.quitting.fire(environment=env, reverse=True)
                 return _EXIT_UNAVAILABLE

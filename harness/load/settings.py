@@ -16,10 +16,15 @@ __all__ = ["LoadSettings", "add_arguments", "settings_from_options", "new_run_id
 # Options Locust itself owns that the harness reads: num_users, spawn_rate, run_time, host,
 # stop_timeout, expect_workers. Everything below is the harness's own.
 _ARGS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("--out", dict(default=None, help="folder for records.jsonl/.parquet and summary.json "
-                                       "(default: reports/RUN_ID)")),
-    ("--duration", dict(default=None, type=lambda v: _duration_arg(v),
-                        help="length of the run: 90s, 2m, 1h30m (default: the scenario's)")),
+    ("--out", dict(default=None, help="folder for records.jsonl/.parquet and summary.json (default: reports/RUN_ID)")),
+    (
+        "--duration",
+        dict(
+            default=None,
+            type=lambda v: _duration_arg(v),
+            help="length of the run: 90s, 2m, 1h30m (default: the scenario's)",
+        ),
+    ),
     ("--run-id", dict(default=None, help="run id written on every record (default: SCENARIO-TIME-HEX)")),
     ("--target-name", dict(default="target", help="target label on the records, e.g. baseline or canary")),
     ("--dataset", dict(default="shapes", help="'shapes' (the built-in world) or a COCO-format folder")),
@@ -27,25 +32,47 @@ _ARGS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--image-size", dict(type=int, default=128, help="side in pixels of shapes-world images")),
     ("--seed", dict(type=int, default=0, help="seed of the payload pool, arrivals and choices")),
     ("--rate", dict(type=float, default=None, help="open-loop arrivals per second (users cap concurrency)")),
-    ("--burstiness", dict(type=float, default=1.0, help="gamma shape of inter-arrival times: 1 is Poisson, "
-                                                       "<1 burstier, >1 more regular")),
+    (
+        "--burstiness",
+        dict(
+            type=float,
+            default=1.0,
+            help="gamma shape of inter-arrival times: 1 is Poisson, <1 burstier, >1 more regular",
+        ),
+    ),
     ("--request-timeout", dict(type=float, default=None, help="client timeout per request in seconds")),
-    ("--latency-threshold", dict(type=float, default=0.5, help="goodput counts ok requests at or under "
-                                                              "this latency (seconds)")),
+    (
+        "--latency-threshold",
+        dict(type=float, default=0.5, help="goodput counts ok requests at or under this latency (seconds)"),
+    ),
     ("--api-key", dict(default=None, help="API key for the target (sent as a bearer token)")),
     ("--adapter", dict(default=None, help="adapter file (JSON/YAML) for a non-contract-v1 target")),
-    ("--protocol", dict(default=None, help="protocol the target speaks: v1 (default), openai-chat, kserve-v2, "
-                                           "torchserve, hf-inference")),
+    (
+        "--protocol",
+        dict(
+            default=None,
+            help="protocol the target speaks: v1 (default), openai-chat, kserve-v2, torchserve, hf-inference",
+        ),
+    ),
     ("--model", dict(default=None, help="model name the protocol asks for")),
     ("--auth-env", dict(default=None, help="environment variable holding the target's token (bearer)")),
     ("--auth-header", dict(default=None, help="send the --auth-env token in this header instead")),
     ("--admin-token", dict(default=None, help="admin token of the target's /admin/faults (chaos scenarios)")),
-    ("--fault-via", dict(default="auto", choices=["auto", "target", "proxy"],
-                         help="chaos faults through the target's fault endpoint or the harness proxy")),
-    ("--embedding-sample", dict(type=float, default=0.0, help="fraction of requests that ask for the "
-                                                              "embedding")),
-    ("--server-args", dict(default="", help="extra arguments for the reference server that the restart "
-                                            "and cold_start scenarios start")),
+    (
+        "--fault-via",
+        dict(
+            default="auto",
+            choices=["auto", "target", "proxy"],
+            help="chaos faults through the target's fault endpoint or the harness proxy",
+        ),
+    ),
+    ("--embedding-sample", dict(type=float, default=0.0, help="fraction of requests that ask for the embedding")),
+    (
+        "--server-args",
+        dict(
+            default="", help="extra arguments for the reference server that the restart and cold_start scenarios start"
+        ),
+    ),
 )
 
 

@@ -158,10 +158,23 @@ class HarnessShape(LoadTestShape):
                 self.note("faults_unavailable", error=f"{host}/admin/faults refused the admin token")
                 return
         token = secrets.token_hex(8)
-        cmd = [sys.executable, "-m", "harness.load.proxy", "--upstream", host, "--port", "0",
-               "--admin-token", token, "--seed", str(s.seed), "--exit-with-parent"]
-        self._proxy = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                       stdin=subprocess.DEVNULL, text=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "harness.load.proxy",
+            "--upstream",
+            host,
+            "--port",
+            "0",
+            "--admin-token",
+            token,
+            "--seed",
+            str(s.seed),
+            "--exit-with-parent",
+        ]
+        self._proxy = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True
+        )
         line = self._proxy.stdout.readline() if self._proxy.stdout else ""
         try:
             url = json.loads(line)["url"]
@@ -184,8 +197,9 @@ class HarnessShape(LoadTestShape):
                 self._controller.set(fields)
                 self._faults_set = True
             # t: the request that set them was sent; t_done: the endpoint confirmed them
-            self.plan_log.append({"kind": "faults", "t": round(t, 3), "t_done": round(time.time(), 3),
-                                  "faults": dict(fields or {})})
+            self.plan_log.append(
+                {"kind": "faults", "t": round(t, 3), "t_done": round(time.time(), 3), "faults": dict(fields or {})}
+            )
         except FaultEndpointError as exc:
             self.note("faults_error", error=str(exc)[:300])
             log.warning("could not set faults: %s", exc)

@@ -15,8 +15,17 @@ import numpy as np
 
 from harness.records import OUTCOMES
 
-__all__ = ["LoadSummary", "summarize", "write_summary", "read_summary", "sweep_curve", "saturation_point",
-           "SUMMARY_JSON", "PERCENTILES", "ABORTED_ERROR"]
+__all__ = [
+    "LoadSummary",
+    "summarize",
+    "write_summary",
+    "read_summary",
+    "sweep_curve",
+    "saturation_point",
+    "SUMMARY_JSON",
+    "PERCENTILES",
+    "ABORTED_ERROR",
+]
 
 SUMMARY_JSON = "summary.json"
 ABORTED_ERROR = "aborted: the run stopped before an answer came"
@@ -112,16 +121,18 @@ def sweep_curve(df, stages: Sequence[dict[str, Any]], ended_at: float) -> list[d
         sel = (t >= lo) & (t < end)
         n = int(sel.sum())
         lat_ok = lat[sel & ok]
-        rows.append({
-            "users": int(st["users"]),
-            "window_s": _r(end - lo, 3),
-            "requests": n,
-            "throughput_rps": _r(int((sel & ok).sum()) / (end - lo), 3),
-            "error_rate": _r(1 - (sel & ok).sum() / n) if n else None,
-            "p50_s": _r(np.percentile(lat_ok, 50)) if lat_ok.size else None,
-            "p95_s": _r(np.percentile(lat_ok, 95)) if lat_ok.size else None,
-            "p99_s": _r(np.percentile(lat_ok, 99)) if lat_ok.size else None,
-        })
+        rows.append(
+            {
+                "users": int(st["users"]),
+                "window_s": _r(end - lo, 3),
+                "requests": n,
+                "throughput_rps": _r(int((sel & ok).sum()) / (end - lo), 3),
+                "error_rate": _r(1 - (sel & ok).sum() / n) if n else None,
+                "p50_s": _r(np.percentile(lat_ok, 50)) if lat_ok.size else None,
+                "p95_s": _r(np.percentile(lat_ok, 95)) if lat_ok.size else None,
+                "p99_s": _r(np.percentile(lat_ok, 99)) if lat_ok.size else None,
+            }
+        )
     return rows
 
 
@@ -136,13 +147,25 @@ def saturation_point(curve: Sequence[dict[str, Any]], fraction: float = SATURATI
         return None
     for c in sorted(levels, key=lambda c: c["users"]):
         if c["throughput_rps"] >= fraction * best:
-            return {"users": c["users"], "throughput_rps": c["throughput_rps"], "p95_s": c["p95_s"],
-                    "max_throughput_rps": best, "fraction": fraction}
+            return {
+                "users": c["users"],
+                "throughput_rps": c["throughput_rps"],
+                "p95_s": c["p95_s"],
+                "max_throughput_rps": best,
+                "fraction": fraction,
+            }
     return None
 
 
-def _notes(n: int, outcomes: dict[str, int], status: dict[str, int], host: str | None,
-           timeout_s: float | None, locust: dict[str, Any] | None, aborted: int) -> list[str]:
+def _notes(
+    n: int,
+    outcomes: dict[str, int],
+    status: dict[str, int],
+    host: str | None,
+    timeout_s: float | None,
+    locust: dict[str, Any] | None,
+    aborted: int,
+) -> list[str]:
     notes = []
     where = f" at {host}" if host else ""
     if n == 0:
@@ -155,8 +178,10 @@ def _notes(n: int, outcomes: dict[str, int], status: dict[str, int], host: str |
         notes.append(f"{ce} of {n} requests failed to connect (connection_error)")
     inv = outcomes.get("invalid_response", 0)
     if inv:
-        notes.append(f"{inv} of {n} answers were not valid captioning responses (invalid_response): "
-                     f"does the target speak the protocol asked for, or does it need --protocol or --adapter?")
+        notes.append(
+            f"{inv} of {n} answers were not valid captioning responses (invalid_response): "
+            f"does the target speak the protocol asked for, or does it need --protocol or --adapter?"
+        )
     to = outcomes.get("timeout", 0) - aborted
     if aborted:
         notes.append(f"{aborted} request(s) were cut off when the run stopped (timeout, '{ABORTED_ERROR}')")
@@ -213,8 +238,11 @@ def summarize(
             by_size = {}
             for d in kinds:
                 sel = dims == d
-                by_size[str(d)] = {"requests": int(sel.sum()), "ok": int((sel & ok).sum()),
-                                   "latency_s": _latency(lat[sel & ok])}
+                by_size[str(d)] = {
+                    "requests": int(sel.sum()),
+                    "ok": int((sel & ok).sum()),
+                    "latency_s": _latency(lat[sel & ok]),
+                }
     stages = [p for p in plan if p.get("kind") == "users"]
     sweep = None
     if scenario == "sweep" and stages and n and ended_at is not None:
@@ -244,8 +272,15 @@ def summarize(
         sweep=sweep,
         by_image_size=by_size,
         workers=workers,
-        notes=_notes(n, outcomes, status_counts, host, request_timeout_s, locust,
-                     int((df["error"] == ABORTED_ERROR).sum()) if n else 0),
+        notes=_notes(
+            n,
+            outcomes,
+            status_counts,
+            host,
+            request_timeout_s,
+            locust,
+            int((df["error"] == ABORTED_ERROR).sum()) if n else 0,
+        ),
     )
 
 

@@ -75,12 +75,14 @@ class _Classifier:
             except Exception as read_exc:  # the body broke off after the status line
                 result = result_from_exception(rid, t_start, latency, read_exc)
             else:
-                result = result_from_response(self.adapter, rid, t_start, latency, status,
-                                              resp.headers if status >= 300 else None, body)
+                result = result_from_response(
+                    self.adapter, rid, t_start, latency, status, resp.headers if status >= 300 else None, body
+                )
         if result is None:
             result = result_from_exception(rid, t_start, latency, exc or ConnectionError("no response"))
-        meta["exception"] = None if result.outcome == "ok" else CatchResponseError(_failure(result.outcome,
-                                                                                            result.status))
+        meta["exception"] = (
+            None if result.outcome == "ok" else CatchResponseError(_failure(result.outcome, result.status))
+        )
         self.result = result
         self.event.fire(**meta)
 
@@ -133,8 +135,9 @@ class CaptionUser(FastHttpUser):
         rec = self.recorder
         adapter = rec.adapter
         rid = rec.next_request_id()
-        req = adapter.request(payload.body, payload.content_type, rid, rec.want_embedding(self.rng),
-                              rec.settings.api_key)
+        req = adapter.request(
+            payload.body, payload.content_type, rid, rec.want_embedding(self.rng), rec.settings.api_key
+        )
         name = _stat_name(req.path, payload.malformed)
         classifier = self._classifier
         classifier.arm(adapter, rid)
@@ -142,27 +145,38 @@ class CaptionUser(FastHttpUser):
         try:
             self.client.request(req.method, req.path, name=name, data=req.content, headers=req.headers)
         except GreenletExit:
-            result = classifier.result or self._unreported(req.method, name, req.path, rid, t_wall, t0,
-                                                           "timeout", ABORTED_ERROR)
+            result = classifier.result or self._unreported(
+                req.method, name, req.path, rid, t_wall, t0, "timeout", ABORTED_ERROR
+            )
             rec.record(result, payload.image_id, len(payload.body), payload.width, payload.height)
             raise
         except Exception as exc:  # the session itself failed: the request still gets its record and count
-            result = classifier.result or self._unreported(req.method, name, req.path, rid, t_wall, t0,
-                                                           *outcome_of_exception(exc))
+            result = classifier.result or self._unreported(
+                req.method, name, req.path, rid, t_wall, t0, *outcome_of_exception(exc)
+            )
         else:
-            result = classifier.result or self._unreported(req.method, name, req.path, rid, t_wall, t0,
-                                                           "connection_error", "no report from the HTTP session")
+            result = classifier.result or self._unreported(
+                req.method, name, req.path, rid, t_wall, t0, "connection_error", "no report from the HTTP session"
+            )
         rec.record(result, payload.image_id, len(payload.body), payload.width, payload.height)
         self._backoff = self.connection_backoff_s if result.outcome == "connection_error" else 0.0
         return result
 
-    def _unreported(self, method: str, name: str, path: str, rid: str, t_wall: float, t0: float,
-                    outcome: str, error: str) -> CaptionResult:
+    def _unreported(
+        self, method: str, name: str, path: str, rid: str, t_wall: float, t0: float, outcome: str, error: str
+    ) -> CaptionResult:
         """A request Locust never heard the end of: report it once, as failed, and return its result."""
         self._classifier.request_id = None
         latency = time.perf_counter() - t0
         self.environment.events.request.fire(
-            request_type=method, name=name, response_time=latency * 1000.0, response_length=0,
-            exception=CatchResponseError(_failure(outcome, 0)), context={}, response=None, url=path,
-            start_time=t_wall)
+            request_type=method,
+            name=name,
+            response_time=latency * 1000.0,
+            response_length=0,
+            exception=CatchResponseError(_failure(outcome, 0)),
+            context={},
+            response=None,
+            url=path,
+            start_time=t_wall,
+        )
         return CaptionResult(outcome, 0, latency, t_wall, rid, error=error)

@@ -56,8 +56,9 @@ def make_protocol(name: str, options: Mapping[str, Any] | None = None) -> Adapte
     opts = dict(options or {})
     unknown = sorted(set(opts) - set(_parameters(cls)))
     if unknown:
-        raise UsageError(f"protocol {name} has no option {', '.join(unknown)} "
-                         f"(its options: {', '.join(_parameters(cls))})")
+        raise UsageError(
+            f"protocol {name} has no option {', '.join(unknown)} (its options: {', '.join(_parameters(cls))})"
+        )
     try:
         return cls(**opts)
     except TypeError as exc:
@@ -89,11 +90,15 @@ def _auth(spec: Any) -> Auth | None:
     if spec is None:
         return None
     if not isinstance(spec, dict):
-        raise UsageError("auth must be a mapping: {type: bearer, env: NAME} or {type: header, header: X-API-Key, env: NAME}")
+        raise UsageError(
+            "auth must be a mapping: {type: bearer, env: NAME} or {type: header, header: X-API-Key, env: NAME}"
+        )
     unknown = sorted(set(spec) - {"type", "env", "header"})
     if unknown:
         raise UsageError(f"unknown auth field(s): {', '.join(unknown)} (known: type, env, header)")
-    return Auth(env=spec.get("env") or "", type=spec.get("type", "bearer"), header=spec.get("header") or "Authorization")
+    return Auth(
+        env=spec.get("env") or "", type=spec.get("type", "bearer"), header=spec.get("header") or "Authorization"
+    )
 
 
 def _template(doc: dict[str, Any]) -> TemplateAdapter:
@@ -156,8 +161,9 @@ class ProtocolChoice:
         try:
             auth = _auth(doc.pop("auth", None))
             if self.auth_env:
-                auth = Auth(self.auth_env, "header" if self.auth_header else "bearer",
-                            self.auth_header or "Authorization")
+                auth = Auth(
+                    self.auth_env, "header" if self.auth_header else "bearer", self.auth_header or "Authorization"
+                )
             if self.adapter and named is None:
                 adapter: Adapter = _template(doc)
             else:

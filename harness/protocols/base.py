@@ -106,7 +106,11 @@ class Adapter:
     _credentials: Mapping[str, str] = {}
 
     def request(
-        self, image: bytes, content_type: str, request_id: str, return_embedding: bool = False,
+        self,
+        image: bytes,
+        content_type: str,
+        request_id: str,
+        return_embedding: bool = False,
         api_key: str | None = None,
     ) -> HttpRequest:
         raise NotImplementedError

@@ -43,7 +43,7 @@ class HFInference(Adapter):
         first = doc[0] if isinstance(doc, list) and doc else doc
         text = first.get("generated_text") if isinstance(first, dict) else None
         if not isinstance(text, str):
-            raise InvalidResponse("no generated_text in the answer (expected [{\"generated_text\": ...}])")
+            raise InvalidResponse('no generated_text in the answer (expected [{"generated_text": ...}])')
         return ParsedCaption(caption=text.strip())
 
     def describe(self) -> dict[str, Any]:

@@ -49,7 +49,7 @@ def unpack_bytes(buf: bytes) -> list[bytes]:
         pos += 4
         if pos + n > len(buf):
             raise ValueError("BYTES tensor cut short in an element")
-        out.append(buf[pos:pos + n])
+        out.append(buf[pos : pos + n])
         pos += n
     return out
 
@@ -84,7 +84,7 @@ def output_values(doc: Any, binary: bytes) -> dict[str, list]:
         if size is not None:
             if isinstance(size, bool) or not isinstance(size, int) or size < 0 or pos + size > len(binary):
                 raise InvalidResponse(f"output {o['name']!r}: binary_data_size {size!r} does not fit the answer")
-            raw, pos = binary[pos:pos + size], pos + size
+            raw, pos = binary[pos : pos + size], pos + size
             dtype = o.get("datatype")
             try:
                 if dtype == "BYTES":
@@ -175,17 +175,29 @@ class KServeV2(Adapter):
             confidence = unit_interval(values[self.confidence_output][0], f"output {self.confidence_output!r}")
         version = doc.get("model_version")
         rid = doc.get("id")
-        return ParsedCaption(caption=caption, confidence=confidence,
-                             model_version=str(version) if version is not None else None,
-                             request_id=rid if isinstance(rid, str) else None)
+        return ParsedCaption(
+            caption=caption,
+            confidence=confidence,
+            model_version=str(version) if version is not None else None,
+            request_id=rid if isinstance(rid, str) else None,
+        )
 
     def read_info(self, doc: Any) -> dict[str, Any]:
         if not isinstance(doc, dict):
             return {}
         versions = doc.get("versions")
-        return {"model": doc.get("name"), "model_version": versions[-1] if isinstance(versions, list) and versions
-                else None, "platform": doc.get("platform")}
+        return {
+            "model": doc.get("name"),
+            "model_version": versions[-1] if isinstance(versions, list) and versions else None,
+            "platform": doc.get("platform"),
+        }
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "path": self.path, "model": self.model, "encoding": self.encoding,
-                "caption_output": self.caption_output, "confidence_output": self.confidence_output}
+        return {
+            **super().describe(),
+            "path": self.path,
+            "model": self.model,
+            "encoding": self.encoding,
+            "caption_output": self.caption_output,
+            "confidence_output": self.confidence_output,
+        }

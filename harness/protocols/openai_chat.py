@@ -74,10 +74,15 @@ class OpenAIChat(Adapter):
         url = f"data:{content_type};base64,{base64.b64encode(image).decode('ascii')}"
         doc: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": "user", "content": [
-                {"type": "text", "text": self.prompt},
-                {"type": "image_url", "image_url": {"url": url}},
-            ]}],
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": self.prompt},
+                        {"type": "image_url", "image_url": {"url": url}},
+                    ],
+                }
+            ],
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
         }
@@ -134,5 +139,10 @@ class OpenAIChat(Adapter):
         return {"model": self.model}
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "path": self.path, "model": self.model, "prompt": self.prompt,
-                "logprobs": self.logprobs}
+        return {
+            **super().describe(),
+            "path": self.path,
+            "model": self.model,
+            "prompt": self.prompt,
+            "logprobs": self.logprobs,
+        }

@@ -76,9 +76,13 @@ def multipart_body(image: bytes, content_type: str, field_name: str) -> tuple[by
     boundary = uuid.uuid4().hex
     ext = content_type.rsplit("/", 1)[-1]
     content = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field_name}\"; "
-        f"filename=\"image.{ext}\"\r\nContent-Type: {content_type}\r\n\r\n"
-    ).encode() + image + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field_name}"; '
+            f'filename="image.{ext}"\r\nContent-Type: {content_type}\r\n\r\n'
+        ).encode()
+        + image
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return content, f"multipart/form-data; boundary={boundary}"
 
 
@@ -128,7 +132,9 @@ class TemplateAdapter(Adapter):
             headers.setdefault("Content-Type", content_type)
             content = image
         elif isinstance(self.body, str):
-            content, headers["Content-Type"] = multipart_body(image, content_type, self.body.split(":", 1)[1] or "image")
+            content, headers["Content-Type"] = multipart_body(
+                image, content_type, self.body.split(":", 1)[1] or "image"
+            )
         else:
             values["image_base64"] = base64.b64encode(image).decode("ascii")
             content = json.dumps(_fill(self.body, values), separators=(",", ":")).encode()
@@ -147,9 +153,14 @@ class TemplateAdapter(Adapter):
                 raise InvalidResponse(f"no confidence at {self.confidence_path}")
             confidence = unit_interval(raw, f"confidence at {self.confidence_path}")
         version = json_path(doc, self.version_steps) if self.version_steps else None
-        return ParsedCaption(caption=caption, confidence=confidence,
-                             model_version=str(version) if version is not None else None)
+        return ParsedCaption(
+            caption=caption, confidence=confidence, model_version=str(version) if version is not None else None
+        )
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "path": self.path, "caption": self.caption_path,
-                "confidence": self.confidence_path}
+        return {
+            **super().describe(),
+            "path": self.path,
+            "caption": self.caption_path,
+            "confidence": self.confidence_path,
+        }

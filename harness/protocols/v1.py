@@ -63,8 +63,12 @@ class ContractV1Adapter(Adapter):
     def read_info(self, doc: Any) -> dict[str, Any]:
         if not isinstance(doc, dict):
             return {}
-        return {"model_version": doc.get("version") or doc.get("model_version"), "model": doc.get("name"),
-                "device": doc.get("device"), "batching": doc.get("batching")}
+        return {
+            "model_version": doc.get("version") or doc.get("model_version"),
+            "model": doc.get("name"),
+            "device": doc.get("device"),
+            "batching": doc.get("batching"),
+        }
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "path": self.path}

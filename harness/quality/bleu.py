@@ -33,7 +33,9 @@ class BleuScorer(Scorer):
     family = "bleu"
     metrics = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4")
 
-    def score(self, references: Mapping[Hashable, list[str]], candidates: Mapping[Hashable, str]) -> tuple[MetricScore, ...]:
+    def score(
+        self, references: Mapping[Hashable, list[str]], candidates: Mapping[Hashable, str]
+    ) -> tuple[MetricScore, ...]:
         from pycocoevalcap.bleu.bleu_scorer import BleuScorer as _Cooked
 
         cooked = _Cooked(n=4)

@@ -32,7 +32,13 @@ class Interval:
         return self.low <= other.high and other.low <= self.high
 
     def to_dict(self) -> dict:
-        return {"low": self.low, "high": self.high, "level": self.level, "n_resamples": self.n_resamples, "seed": self.seed}
+        return {
+            "low": self.low,
+            "high": self.high,
+            "level": self.level,
+            "n_resamples": self.n_resamples,
+            "seed": self.seed,
+        }
 
 
 @dataclass(frozen=True)
@@ -49,8 +55,15 @@ class PairedDifference:
     n_images: int
 
     def to_dict(self) -> dict:
-        return {"metric": self.metric, "a": self.a, "b": self.b, "difference": self.difference,
-                "ci": self.interval.to_dict(), "p_value": self.p_value, "n_images": self.n_images}
+        return {
+            "metric": self.metric,
+            "a": self.a,
+            "b": self.b,
+            "difference": self.difference,
+            "ci": self.interval.to_dict(),
+            "p_value": self.p_value,
+            "n_images": self.n_images,
+        }
 
 
 def resample_weights(n: int, n_resamples: int, seed: int) -> Iterator[np.ndarray]:
@@ -93,9 +106,7 @@ def bootstrap_intervals(
     for w in resample_weights(n, n_resamples, seed):
         for s in scores:
             draws[s.name].append(s.corpus_from(w))
-    return {
-        name: Interval(*_bounds(np.concatenate(v), level), level, n_resamples, seed) for name, v in draws.items()
-    }
+    return {name: Interval(*_bounds(np.concatenate(v), level), level, n_resamples, seed) for name, v in draws.items()}
 
 
 def paired_bootstrap(
@@ -113,4 +124,6 @@ def paired_bootstrap(
     below, above = float(np.mean(diffs <= 0)), float(np.mean(diffs >= 0))
     p = min(1.0, 2.0 * min(below, above))
     lo, hi = _bounds(diffs, level)
-    return PairedDifference(a.name, a.corpus, b.corpus, a.corpus - b.corpus, Interval(lo, hi, level, n_resamples, seed), p, n)
+    return PairedDifference(
+        a.name, a.corpus, b.corpus, a.corpus - b.corpus, Interval(lo, hi, level, n_resamples, seed), p, n
+    )

@@ -35,7 +35,7 @@ def load_candidates(path: str | Path) -> dict[Any, str]:
     if isinstance(doc, dict) and isinstance(doc.get("annotations"), list):
         doc = doc["annotations"]
     if not isinstance(doc, list):
-        raise DataError(f"{path}: expected a list of {{\"image_id\", \"caption\"}} (COCO results format)")
+        raise DataError(f'{path}: expected a list of {{"image_id", "caption"}} (COCO results format)')
     out: dict[Any, str] = {}
     for k, row in enumerate(doc):
         if not isinstance(row, dict) or not _image_id(row.get("image_id")) or not isinstance(row.get("caption"), str):

@@ -18,7 +18,9 @@ class CiderDScorer(Scorer):
     family = "cider"
     metrics = ("CIDEr-D",)
 
-    def score(self, references: Mapping[Hashable, list[str]], candidates: Mapping[Hashable, str]) -> tuple[MetricScore, ...]:
+    def score(
+        self, references: Mapping[Hashable, list[str]], candidates: Mapping[Hashable, str]
+    ) -> tuple[MetricScore, ...]:
         from pycocoevalcap.cider.cider import Cider
 
         corpus, per_image = Cider().compute_score(dict(references), {k: [candidates[k]] for k in references})

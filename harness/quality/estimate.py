@@ -119,7 +119,9 @@ def fit_quality_model(
     if method not in ("isotonic", "binned"):
         raise ValueError(f"method must be isotonic or binned (got {method!r})")
     if folds < 2 or len(conf) < 2 * folds:
-        raise ValueError(f"need at least {2 * max(folds, 2)} labelled images for {max(folds, 2)}-fold checking (got {len(conf)})")
+        raise ValueError(
+            f"need at least {2 * max(folds, 2)} labelled images for {max(folds, 2)}-fold checking (got {len(conf)})"
+        )
     order = np.random.default_rng(seed).permutation(len(conf))
     abs_err, corpus_err = [], []
     for part in np.array_split(order, folds):

@@ -72,7 +72,9 @@ def parse_dataset(text: str, seed: int = 12345) -> EvalSet:
 
         def images() -> Iterator[EvalImage]:
             for s in generate_shapes(n, seed, shift):
-                yield EvalImage(s.image_id, _png(s.image), "image/png", tuple(s.captions), s.image.width, s.image.height)
+                yield EvalImage(
+                    s.image_id, _png(s.image), "image/png", tuple(s.captions), s.image.width, s.image.height
+                )
 
         name = f"shapes:{n}" + (f":{shift}" if shift else "") + f" (seed {seed})"
         return EvalSet(name, n, images)
@@ -139,9 +141,20 @@ class RunSummary:
         return {k: v for k, v in asdict(self).items() if k != "references"}
 
 
-async def _evaluate(client_factory, images: Iterable[EvalImage], writer: RecordWriter, *, run_id: str, target: str,
-                    scenario: str, concurrency: int, policy: RetryPolicy,
-                    sleep: Callable[[float], Awaitable[None]], progress, references: dict) -> dict[str, int]:
+async def _evaluate(
+    client_factory,
+    images: Iterable[EvalImage],
+    writer: RecordWriter,
+    *,
+    run_id: str,
+    target: str,
+    scenario: str,
+    concurrency: int,
+    policy: RetryPolicy,
+    sleep: Callable[[float], Awaitable[None]],
+    progress,
+    references: dict,
+) -> dict[str, int]:
     it = iter(images)
     counts = {"images": 0, "requests": 0, "retries": 0, "ok": 0}
     client = client_factory()
@@ -156,9 +169,18 @@ async def _evaluate(client_factory, images: Iterable[EvalImage], writer: RecordW
             for attempt in range(policy.max_retries + 1):
                 rid = f"{run_id}-{img.image_id}-{attempt}"
                 result = await client.caption(img.content, img.content_type, rid, return_embedding=True)
-                writer.write(to_record(result, run_id=run_id, target=target, scenario=scenario,
-                                       image_id=str(img.image_id), image_bytes=len(img.content),
-                                       image_w=img.width, image_h=img.height))
+                writer.write(
+                    to_record(
+                        result,
+                        run_id=run_id,
+                        target=target,
+                        scenario=scenario,
+                        image_id=str(img.image_id),
+                        image_bytes=len(img.content),
+                        image_w=img.width,
+                        image_h=img.height,
+                    )
+                )
                 counts["requests"] += 1
                 wait = policy.delay(result, attempt)
                 if wait is None:
@@ -199,11 +221,23 @@ def run_evaluation(
     t0 = clock()
     refs: dict = {}
     c = asyncio.run(
-        _evaluate(client_factory, dataset.images(), writer, run_id=run_id, target=target, scenario=scenario,
-                  concurrency=concurrency, policy=policy, sleep=sleep, progress=progress, references=refs)
+        _evaluate(
+            client_factory,
+            dataset.images(),
+            writer,
+            run_id=run_id,
+            target=target,
+            scenario=scenario,
+            concurrency=concurrency,
+            policy=policy,
+            sleep=sleep,
+            progress=progress,
+            references=refs,
+        )
     )
-    return RunSummary(run_id, target, dataset.name, c["images"], c["requests"], c["retries"], c["ok"],
-                      clock() - t0, refs)
+    return RunSummary(
+        run_id, target, dataset.name, c["images"], c["requests"], c["retries"], c["ok"], clock() - t0, refs
+    )
 
 
 def captions_from_records(df, references: dict[Any, list[str]]) -> dict[Any, str]:

@@ -86,7 +86,9 @@ def load_ratings(path: str | Path) -> tuple[Rating, ...]:
             reader = csv.DictReader(fh)
             missing = {"image_id", "rater", "rating"} - set(reader.fieldnames or ())
             if missing:
-                raise DataError(f"{path}: ratings CSV needs columns image_id, rater, rating (missing {', '.join(sorted(missing))})")
+                raise DataError(
+                    f"{path}: ratings CSV needs columns image_id, rater, rating (missing {', '.join(sorted(missing))})"
+                )
             out = []
             for row in reader:
                 line = reader.line_num

@@ -75,7 +75,9 @@ class MeteorScorer(Scorer):
             raise ServiceUnavailableError(f"METEOR stopped: {err[-1] if err else 'no output'}")
         return line.decode().strip()
 
-    def score(self, references: Mapping[Hashable, list[str]], candidates: Mapping[Hashable, str]) -> tuple[MetricScore, ...]:
+    def score(
+        self, references: Mapping[Hashable, list[str]], candidates: Mapping[Hashable, str]
+    ) -> tuple[MetricScore, ...]:
         m = self._process()
         keys = list(references)
         with m.lock:

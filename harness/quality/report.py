@@ -144,7 +144,9 @@ class QualityReport:
             lines.append(f"{s.name:<10} {s.corpus:>8.4f}   {span}")
         if self.hybrid:
             lines.append(f"{'hybrid':<10} {self.hybrid.score:>8.2f}   ({self.hybrid.mode}, 0-100)")
-        lines.append(f"{len(self.image_ids)} images scored, {self.n_references} references; tokenizer: {self.tokenizer}")
+        lines.append(
+            f"{len(self.image_ids)} images scored, {self.n_references} references; tokenizer: {self.tokenizer}"
+        )
         if self.unscored:
             lines.append(f"{len(self.unscored)} reference images had no candidate caption and were not scored")
         lines.extend(self.notes)
@@ -271,8 +273,10 @@ def paired_table(diffs: Sequence[PairedDifference], a: str = "candidates", b: st
     head = f"{'metric':<10} {a:>10} {b:>10} {'difference':>11}   {f'{level:.0%} CI':<21} {'p':>6}"
     lines = [head, "-" * len(head)]
     for d in diffs:
-        lines.append(f"{d.metric:<10} {d.a:>10.4f} {d.b:>10.4f} {d.difference:>+11.4f}   "
-                     f"[{d.interval.low:+.4f}, {d.interval.high:+.4f}] {d.p_value:>6.3f}")
+        lines.append(
+            f"{d.metric:<10} {d.a:>10.4f} {d.b:>10.4f} {d.difference:>+11.4f}   "
+            f"[{d.interval.low:+.4f}, {d.interval.high:+.4f}] {d.p_value:>6.3f}"
+        )
     lines.append(f"paired on {diffs[0].n_images} images both captioned")
     return "\n".join(lines)
 

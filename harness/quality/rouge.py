@@ -15,7 +15,9 @@ class RougeScorer(Scorer):
     family = "rouge"
     metrics = ("ROUGE-L",)
 
-    def score(self, references: Mapping[Hashable, list[str]], candidates: Mapping[Hashable, str]) -> tuple[MetricScore, ...]:
+    def score(
+        self, references: Mapping[Hashable, list[str]], candidates: Mapping[Hashable, str]
+    ) -> tuple[MetricScore, ...]:
         from pycocoevalcap.rouge.rouge import Rouge
 
         corpus, per_image = Rouge().compute_score(dict(references), {k: [candidates[k]] for k in references})

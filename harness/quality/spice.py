@@ -48,7 +48,9 @@ class SpiceScorer(Scorer):
     family = "spice"
     metrics = ("SPICE",)
 
-    def score(self, references: Mapping[Hashable, list[str]], candidates: Mapping[Hashable, str]) -> tuple[MetricScore, ...]:
+    def score(
+        self, references: Mapping[Hashable, list[str]], candidates: Mapping[Hashable, str]
+    ) -> tuple[MetricScore, ...]:
         why = spice_missing()
         if why:
             raise ServiceUnavailableError(f"SPICE cannot run: {why}")

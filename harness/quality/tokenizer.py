@@ -44,8 +44,15 @@ def ptb_tokenize(captions: Mapping[Hashable, Sequence[str]]) -> dict[Hashable, l
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write("\n".join(lines).encode())
-        cmd = ["java", "-cp", ptb.STANFORD_CORENLP_3_4_1_JAR, "edu.stanford.nlp.process.PTBTokenizer",
-               "-preserveLines", "-lowerCase", tmp]
+        cmd = [
+            "java",
+            "-cp",
+            ptb.STANFORD_CORENLP_3_4_1_JAR,
+            "edu.stanford.nlp.process.PTBTokenizer",
+            "-preserveLines",
+            "-lowerCase",
+            tmp,
+        ]
         proc = subprocess.run(cmd, cwd=jar_dir, capture_output=True)
     finally:
         os.unlink(tmp)

@@ -25,8 +25,20 @@ __all__ = ["DECISION_NAME", "SCHEMA_VERSION", "build_decision", "write_decision"
 
 DECISION_NAME = "decision.json"
 SCHEMA_VERSION = 2  # harness.report.model.SCHEMA_VERSION; schema 1 records are still read
-CORE = ("verdict", "score", "reasons", "metrics", "groups", "thresholds", "power", "slos", "inputs",
-        "schema_version", "run_id", "created_unix")
+CORE = (
+    "verdict",
+    "score",
+    "reasons",
+    "metrics",
+    "groups",
+    "thresholds",
+    "power",
+    "slos",
+    "inputs",
+    "schema_version",
+    "run_id",
+    "created_unix",
+)
 
 
 def build_decision(
@@ -56,21 +68,23 @@ def build_decision(
     except ValidationError as exc:
         raise ValueError(f"decision record: {_first_error(exc, 'metrics')}") from exc
     try:
-        rec = DecisionRecord.model_validate({
-            "schema_version": SCHEMA_VERSION,
-            "run_id": run_id,
-            "created_unix": round(clock(), 3),
-            "verdict": v.get("verdict"),
-            "score": v.get("score"),
-            "reasons": v.get("reasons", []),
-            "metrics": metrics,
-            "groups": v.get("groups", []),
-            "thresholds": v.get("thresholds"),
-            "power": derive_power(metrics),
-            "slos": _plain(list(slos)),
-            "inputs": _plain(dict(inputs)),
-            **_plain(extra),
-        })
+        rec = DecisionRecord.model_validate(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "run_id": run_id,
+                "created_unix": round(clock(), 3),
+                "verdict": v.get("verdict"),
+                "score": v.get("score"),
+                "reasons": v.get("reasons", []),
+                "metrics": metrics,
+                "groups": v.get("groups", []),
+                "thresholds": v.get("thresholds"),
+                "power": derive_power(metrics),
+                "slos": _plain(list(slos)),
+                "inputs": _plain(dict(inputs)),
+                **_plain(extra),
+            }
+        )
     except ValidationError as exc:
         raise ValueError(f"decision record: {_first_error(exc)}") from exc
     return rec.model_dump(mode="json", by_alias=True)
@@ -134,8 +148,10 @@ def load_decision(path: str | Path) -> dict[str, Any]:
         raise DataError(f"{p}: a decision record is a JSON object")
     version = raw.get("schema_version", 1)
     if version not in READABLE_VERSIONS or isinstance(version, bool):
-        raise DataError(f"{p}: schema_version {version!r} is not one this harness reads "
-                        f"({', '.join(map(str, READABLE_VERSIONS))}); upgrade the harness")
+        raise DataError(
+            f"{p}: schema_version {version!r} is not one this harness reads "
+            f"({', '.join(map(str, READABLE_VERSIONS))}); upgrade the harness"
+        )
     lenient = version == 1
     if lenient:
         raw = from_v1(raw, p.parent.name, p.stat().st_mtime)

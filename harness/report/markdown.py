@@ -110,14 +110,20 @@ def _power(rec: Mapping[str, Any]) -> list[str]:
     units = {m.get("name"): m.get("effect_unit") or m.get("unit", "") for m in rec.get("metrics", [])}
     key = [p for p in power if p.get("must_detect") is not None]
     rows = key + [p for p in power if p.get("must_detect") is None]
-    lines = ["", "### What this run could detect", "",
-             "| metric | could detect (80% power) | smallest effect | must detect | adequate |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "",
+        "### What this run could detect",
+        "",
+        "| metric | could detect (80% power) | smallest effect | must detect | adequate |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for p in rows:
         unit = units.get(p.get("metric"), "")
         adequate = {True: "yes", False: "**no**"}.get(p.get("adequate"), "–")
-        lines.append(f"| {inline_text(p.get('metric'))} | {inline_text(p.get('detectable'))} | "
-                     f"{_size(p.get('mde'), unit)} | {_size(p.get('must_detect'), unit)} | {adequate} |")
+        lines.append(
+            f"| {inline_text(p.get('metric'))} | {inline_text(p.get('detectable'))} | "
+            f"{_size(p.get('mde'), unit)} | {_size(p.get('must_detect'), unit)} | {adequate} |"
+        )
     return lines
 
 
@@ -127,8 +133,10 @@ def _findings(rec: Mapping[str, Any]) -> list[str]:
         return []
     lines = ["", "### Findings", "", "Answers the harness's output checks flagged, with a few examples:", ""]
     for f in found:
-        lines.append(f"- **{inline_text(f.get('target'))} · {inline_text(f.get('check'))}**: "
-                     f"{f.get('count', 0)} of {f.get('answers', 0)} answers")
+        lines.append(
+            f"- **{inline_text(f.get('target'))} · {inline_text(f.get('check'))}**: "
+            f"{f.get('count', 0)} of {f.get('answers', 0)} answers"
+        )
         for ex in (f.get("examples") or [])[:FINDING_EXAMPLES]:
             match = f" (matched {code_span(ex.get('match'))})" if ex.get("match") else ""
             lines.append(f"  - image {code_span(ex.get('image_id'))}: {code_span(ex.get('caption'), 200)}{match}")
@@ -141,8 +149,11 @@ def render_markdown(rec: Mapping[str, Any]) -> str:
     v = rec["verdict"]
     score = rec.get("score")
     inputs = rec.get("inputs", {})
-    lines = [f"## Canary decision: {_ICON.get(v, '')} {inline_text(v)}"
-             + (f" (score {score:g})" if score is not None else ""), ""]
+    lines = [
+        f"## Canary decision: {_ICON.get(v, '')} {inline_text(v)}"
+        + (f" (score {score:g})" if score is not None else ""),
+        "",
+    ]
     targets = inputs.get("targets", {})
     if targets:
         lines.append("| | baseline | canary |")
@@ -152,19 +163,28 @@ def render_markdown(rec: Mapping[str, Any]) -> str:
         spoken = {b.get("protocol"), c.get("protocol")} - {None, "v1"}  # shown when not both contract v1
         keys = ("url",) + (("protocol",) if spoken else ()) + (("model",) if named else ()) + ("model_version",)
         for key in keys:
-            lines.append(f"| {key.replace('_', ' ')} | {code_span(b.get(key), cell=True)} | "
-                         f"{code_span(c.get(key), cell=True)} |")
+            lines.append(
+                f"| {key.replace('_', ' ')} | {code_span(b.get(key), cell=True)} | {code_span(c.get(key), cell=True)} |"
+            )
         lines.append("")
-    what = [f"{k}: {code_span(_plain(inputs[k]), 200)}" for k in ("scenario", "load", "dataset", "spec", "faults")
-            if inputs.get(k)]
+    what = [
+        f"{k}: {code_span(_plain(inputs[k]), 200)}"
+        for k in ("scenario", "load", "dataset", "spec", "faults")
+        if inputs.get(k)
+    ]
     if what:
         lines += ["Ran " + "; ".join(what) + ".", ""]
     lines.append("**Why**")
     lines += [f"- {inline_text(r, 500)}" for r in rec.get("reasons", [])] or ["- (no reasons recorded)"]
     th = rec.get("thresholds") or {}
     ci = f"{th['confidence']:.0%} CI" if th else "CI"
-    lines += ["", "### Metrics", "", f"| metric | group | baseline | canary | effect [{ci}] | test | p | result |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "### Metrics",
+        "",
+        f"| metric | group | baseline | canary | effect [{ci}] | test | p | result |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for m in rec.get("metrics", []):
         unit = m.get("unit", "")
         crit = " (critical)" if m.get("critical") else ""
@@ -183,8 +203,13 @@ def render_markdown(rec: Mapping[str, Any]) -> str:
     lines += _power(rec)
     slos = rec.get("slos", [])
     if slos:
-        lines += ["", "### SLOs", "", "| target | SLO | objective | SLI | budget left | projected burn (page) | would page |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            "### SLOs",
+            "",
+            "| target | SLO | objective | SLI | budget left | projected burn (page) | would page |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
         for s in slos:
             sli = s.get("sli")
             lines.append(
@@ -194,6 +219,9 @@ def render_markdown(rec: Mapping[str, Any]) -> str:
             )
     lines += _findings(rec)
     if th:
-        lines += ["", f"Thresholds: promote at {th['pass']:g}, hold from {th['marginal']:g}; "
-                      f"tests at {th['confidence']:.0%} confidence. Run {code_span(rec.get('run_id', ''))}."]
+        lines += [
+            "",
+            f"Thresholds: promote at {th['pass']:g}, hold from {th['marginal']:g}; "
+            f"tests at {th['confidence']:.0%} confidence. Run {code_span(rec.get('run_id', ''))}.",
+        ]
     return "\n".join(lines) + "\n"

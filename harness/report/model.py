@@ -60,7 +60,12 @@ class Part(BaseModel):
     @classmethod
     def _drop_unknown(cls, data: Any, info: ValidationInfo) -> Any:
         """In a schema 1 record, fields this schema does not know are dropped, not refused."""
-        if isinstance(data, dict) and info.context and info.context.get(LENIENT) and cls.model_config.get("extra") == "forbid":
+        if (
+            isinstance(data, dict)
+            and info.context
+            and info.context.get(LENIENT)
+            and cls.model_config.get("extra") == "forbid"
+        ):
             known = set(cls.model_fields) | {f.alias for f in cls.model_fields.values() if f.alias}
             return {k: v for k, v in data.items() if k in known}
         return data
@@ -109,8 +114,10 @@ class MetricRecord(Part):
     adequate: bool | None = _f("whether mde meets must_detect; null without a requirement", default=None)
     detectable: str | None = _f("what the run could detect, in words (e.g. 'p95 +40 ms')", default=None)
     details: dict[str, Any] = _f("the test's own figures (counts, pairs, quantile ...)", default_factory=dict)
-    effect_unit: str = _f("unit of effect, its interval, tolerance and mde ('share of images' for the paired "
-                          "sign test; else as unit)", default="")
+    effect_unit: str = _f(
+        "unit of effect, its interval, tolerance and mde ('share of images' for the paired sign test; else as unit)",
+        default="",
+    )
 
 
 class GroupRecord(Part):
@@ -137,7 +144,9 @@ class PowerRecord(Part):
 
     metric: str = _f("metric name")
     detectable: str | None = _f("what the run could detect, in words")
-    mde: float | None = _f("minimum detectable effect at 80% power, in the metric's unit; null with too few observations")
+    mde: float | None = _f(
+        "minimum detectable effect at 80% power, in the metric's unit; null with too few observations"
+    )
     must_detect: float | None = _f("effect the run must be able to detect; null without a requirement")
     adequate: bool | None = _f("whether mde meets must_detect; null without a requirement")
 
@@ -171,8 +180,9 @@ class SloRecord(Part):
     total: int | float | None = _f("events counted", default=None)
     budget_remaining: float | None = _f("share of the error budget left (negative when overspent)", default=None)
     projected_burn_rate: float | None = _f("burn rate of the fastest page alert at production traffic", default=None)
-    burn_low: float | None = _f("lower bound of the slowest page alert's burn rate (judged by the burn:SLO metric)",
-                                default=None)
+    burn_low: float | None = _f(
+        "lower bound of the slowest page alert's burn rate (judged by the burn:SLO metric)", default=None
+    )
     page_factor: float | None = _f("burn-rate factor of the slowest page alert", default=None)
     would_page: bool = _f("whether a page alert would fire")
     would_ticket: bool = _f("whether a ticket alert would fire", default=False)
@@ -186,9 +196,12 @@ class TargetInfo(Part):
     """One target as the harness reached it."""
 
     url: str = _f("base URL the harness called")
-    protocol: str | None = _f("protocol the harness spoke to it: v1, openai-chat, kserve-v2, torchserve, "
-                              "hf-inference or template (an adapter file); null in records written before "
-                              "protocols were recorded", default=None)
+    protocol: str | None = _f(
+        "protocol the harness spoke to it: v1, openai-chat, kserve-v2, torchserve, "
+        "hf-inference or template (an adapter file); null in records written before "
+        "protocols were recorded",
+        default=None,
+    )
     model_version: ReportedText = _f("model version the target reported (target text)", default=None)
     model: ReportedText = _f("model name the target reported (target text)", default=None)
     device: ReportedText = _f("device the target reported, e.g. cpu or cuda (target text)", default=None)
@@ -246,13 +259,13 @@ class TargetFigures(Part):
     cost_per_1000: float | None = _f("cost of 1,000 captions at the spec's price per hour", default=None)
     error_rate: float | None = _f("share of requests the service failed", default=None)
     timeout_rate: float | None = _f("share of requests without an answer in time", default=None)
-    safety_flag_rate: float | None = _f("share of answers flagged unsafe (by the service or the blocklist)",
-                                        default=None)
+    safety_flag_rate: float | None = _f(
+        "share of answers flagged unsafe (by the service or the blocklist)", default=None
+    )
     pii_rate: float | None = _f("share of answers carrying personal data", default=None)
     blank_rate: float | None = _f("share of answers with a blank caption", default=None)
     mean_confidence: float | None = _f("mean confidence over the evaluation set", default=None)
-    auroc: float | None = _f("how well confidence separates captions above the quality floor (AUROC)",
-                             default=None)
+    auroc: float | None = _f("how well confidence separates captions above the quality floor (AUROC)", default=None)
     cider_d: float | None = _f("corpus CIDEr-D over the evaluation set", default=None)
     cider_d_ci: Interval | None = _f("bootstrap interval of cider_d", default=None)
     hybrid_score: float | None = _f("hybrid quality score (0-100) with human ratings", default=None)
@@ -366,8 +379,7 @@ class DecisionRecord(Part):
     inputs: Inputs = _f("what ran")
     figures: dict[Target, TargetFigures] = _f("figures per target", default_factory=dict)
     worst_captions: list[WorstCaption] = _f("lowest-scoring captions per target", default_factory=list)
-    contracts: dict[str, ContractReport] = _f("data contract results on the harness's records",
-                                              default_factory=dict)
+    contracts: dict[str, ContractReport] = _f("data contract results on the harness's records", default_factory=dict)
     findings: list[Finding] = _f("what the output checks found, per check and target", default_factory=list)
     drift: Drift | None = _f("output drift; null when not measured", default=None)
     artifacts: Artifacts = _f("files of the run", default_factory=Artifacts)
@@ -381,9 +393,11 @@ class DecisionRecord(Part):
 
 def derive_power(metrics: list[MetricRecord]) -> list[PowerRecord]:
     """The power statement: one entry per metric whose test gave power figures."""
-    return [PowerRecord(metric=m.name, detectable=m.detectable, mde=m.mde, must_detect=m.must_detect,
-                        adequate=m.adequate)
-            for m in metrics if m.mde is not None or m.detectable is not None]
+    return [
+        PowerRecord(metric=m.name, detectable=m.detectable, mde=m.mde, must_detect=m.must_detect, adequate=m.adequate)
+        for m in metrics
+        if m.mde is not None or m.detectable is not None
+    ]
 
 
 def from_v1(raw: dict[str, Any], run_id: str, created_unix: float) -> dict[str, Any]:

@@ -48,7 +48,7 @@ class RunFolder:
         named = ((self.decision or {}).get("artifacts") or {}).get(key)
         if isinstance(named, str) and named:
             p = Path(named)
-            for cand in ((p,) if p.is_absolute() else (self.path / p, p)):
+            for cand in (p,) if p.is_absolute() else (self.path / p, p):
                 if cand.exists():
                     return cand
         for name in ARTIFACT_NAMES.get(key, ()):
@@ -62,7 +62,7 @@ class RunFolder:
         if not path:
             return None
         p = Path(path)
-        for cand in ((p,) if p.is_absolute() else (self.path / p, p)):
+        for cand in (p,) if p.is_absolute() else (self.path / p, p):
             if cand.exists():
                 return cand
         return None

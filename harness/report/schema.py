@@ -39,8 +39,11 @@ def json_schema() -> dict[str, Any]:
     from harness.report.model import DecisionRecord
 
     schema = DecisionRecord.model_json_schema(by_alias=True)
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "decision.json", **{
-        k: v for k, v in schema.items() if k != "title"}}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "decision.json",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
 
 
 def schema_text() -> str:
@@ -65,8 +68,9 @@ def _type(p: dict[str, Any]) -> str:
         value = _type(value) if isinstance(value, dict) else "any"
         keys = p.get("propertyNames", {}).get("enum")
         return "{" + ("|".join(keys) if keys else "str") + f": {value}" + "}"
-    return {"string": "str", "integer": "int", "number": "number", "boolean": "bool", "null": "null",
-            None: "any"}.get(t, str(t))
+    return {"string": "str", "integer": "int", "number": "number", "boolean": "bool", "null": "null", None: "any"}.get(
+        t, str(t)
+    )
 
 
 def _refs(p: Any) -> list[str]:
@@ -90,8 +94,10 @@ def _table(name: str, m: dict[str, Any], where: str) -> list[str]:
         lines += ["Other figures may be added beside these.", ""]
     lines += ["| field | type | required | what |", "| --- | --- | --- | --- |"]
     for field, p in m.get("properties", {}).items():
-        lines.append(f"| `{field}` | {_cell(_type(p))} | {'yes' if field in required else ''} | "
-                     f"{_cell(p.get('description', ''))} |")
+        lines.append(
+            f"| `{field}` | {_cell(_type(p))} | {'yes' if field in required else ''} | "
+            f"{_cell(p.get('description', ''))} |"
+        )
     return lines + [""]
 
 
@@ -133,10 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="only check that the files are current")
     args = p.parse_args(argv)
     readme = args.reports / "README.md"
-    want = {args.reports / SCHEMA_NAME: schema_text(),
-            readme: with_section(readme.read_text(encoding="utf-8") if readme.exists() else "# reports/\n")}
-    stale = [path for path, text in want.items()
-             if not path.exists() or path.read_text(encoding="utf-8") != text]
+    want = {
+        args.reports / SCHEMA_NAME: schema_text(),
+        readme: with_section(readme.read_text(encoding="utf-8") if readme.exists() else "# reports/\n"),
+    }
+    stale = [path for path, text in want.items() if not path.exists() or path.read_text(encoding="utf-8") != text]
     if args.check:
         for path in stale:
             print(f"{path}: out of date; run python -m harness.report.schema", file=sys.stderr)

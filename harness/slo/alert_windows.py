@@ -71,15 +71,26 @@ class AlertWindow:
         return format_duration(self.short_s)
 
     @classmethod
-    def from_budget(cls, severity: str, budget_percent: float, long_s: float, short_s: float,
-                    period_s: float) -> AlertWindow:
+    def from_budget(
+        cls, severity: str, budget_percent: float, long_s: float, short_s: float, period_s: float
+    ) -> AlertWindow:
         """The alert that fires when ``budget_percent`` of a ``period_s`` budget goes within ``long_s``."""
-        return cls(severity, burn_factor(budget_percent, period_s, long_s), float(long_s), float(short_s),
-                   float(budget_percent))
+        return cls(
+            severity,
+            burn_factor(budget_percent, period_s, long_s),
+            float(long_s),
+            float(short_s),
+            float(budget_percent),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"severity": self.severity, "burn_rate": self.burn_rate, "long": self.long, "short": self.short,
-             "budget_percent": self.budget_percent}
+        d = {
+            "severity": self.severity,
+            "burn_rate": self.burn_rate,
+            "long": self.long,
+            "short": self.short,
+            "budget_percent": self.budget_percent,
+        }
         if self.strict:
             d["op"] = ">"
         if self.alert_after_s:
@@ -98,8 +109,9 @@ class WindowTable:
     def windows(self, period_s: float | None = None) -> tuple[AlertWindow, ...]:
         """The alerts with their factors for ``period_s`` (default: the table's own period)."""
         period = self.period_s if period_s is None else period_s
-        return tuple(AlertWindow.from_budget(sev, pct, long_s, short_s, period)
-                     for sev, pct, long_s, short_s in self.alerts)
+        return tuple(
+            AlertWindow.from_budget(sev, pct, long_s, short_s, period) for sev, pct, long_s, short_s in self.alerts
+        )
 
 
 def _get(m: Any, key: str, path: str) -> Any:

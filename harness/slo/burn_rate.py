@@ -87,7 +87,9 @@ def window_burns(events, slo: SLO, at: float | None = None, since: float | None 
         lb, sb = _burn(bad_long, n_long, slo.objective), _burn(bad_short, n_short, slo.objective)
         fires = lb is not None and sb is not None and w.fires(lb) and w.fires(sb)
         covered = min(1.0, max(0.0, (at - first) / w.long_s))
-        out.append(WindowBurn(w.severity, w.burn_rate, w.long, w.short, _f(lb), _f(sb), n_long, n_short, covered, fires))
+        out.append(
+            WindowBurn(w.severity, w.burn_rate, w.long, w.short, _f(lb), _f(sb), n_long, n_short, covered, fires)
+        )
     return tuple(out)
 
 
@@ -142,8 +144,24 @@ def _project_one(sli: SLIValue, slo: SLO, w: AlertWindow, traffic: Fraction, con
     period_budget = budget * traffic * period
     burn = _burn(sli.bad, sli.total, slo.objective)
     if burn is None:
-        return BurnProjection(w.severity, w.burn_rate, w.long, w.short, float(traffic), None, None, None, None,
-                              None, float(events), None, float(period_budget), None, False, "no data")
+        return BurnProjection(
+            w.severity,
+            w.burn_rate,
+            w.long,
+            w.short,
+            float(traffic),
+            None,
+            None,
+            None,
+            None,
+            None,
+            float(events),
+            None,
+            float(period_budget),
+            None,
+            False,
+            "no data",
+        )
     ratio = exact(sli.bad) / exact(sli.total)
     lo, hi = wilson_interval(float(sli.bad), float(sli.total), confidence)
     burn_lo, burn_hi = exact(lo) / budget, exact(hi) / budget

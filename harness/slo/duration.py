@@ -50,8 +50,15 @@ def prometheus_duration(seconds: float) -> str:
     if ms <= 0:
         return "0s"
     out = ""
-    for unit, size, exact in (("y", 365 * 86400000, True), ("w", 7 * 86400000, True), ("d", 86400000, False),
-                              ("h", 3600000, False), ("m", 60000, False), ("s", 1000, False), ("ms", 1, False)):
+    for unit, size, exact in (
+        ("y", 365 * 86400000, True),
+        ("w", 7 * 86400000, True),
+        ("d", 86400000, False),
+        ("h", 3600000, False),
+        ("m", 60000, False),
+        ("s", 1000, False),
+        ("ms", 1, False),
+    ):
         if exact and ms % size:
             continue
         if ms // size:

@@ -264,8 +264,11 @@ def _shorthand(value: Any, path: str, allow_zero: bool = False) -> float:
         raise _fail(path, f"must be a duration such as 5m, 1h, 28d or 4w (got {value!r})")
     n, unit = int(m.group(1)), m.group(2)
     if unit in "MQY":
-        raise _fail(path, f"{value!r} not supported: months, quarters and years have no fixed length; "
-                    "give days or weeks (e.g. 30d, 4w)")
+        raise _fail(
+            path,
+            f"{value!r} not supported: months, quarters and years have no fixed length; "
+            "give days or weeks (e.g. 30d, 4w)",
+        )
     if n == 0 and not allow_zero:
         raise _fail(path, f"must be a positive duration (got {value!r})")
     return float(n * _UNIT_S[unit])
@@ -359,23 +362,31 @@ def _query(objects: _Objects, metric: Metric, path: str, windowed: bool) -> str:
     query = _model(PrometheusQuery, src.spec if src.spec is not None else {}, f"{p}.spec").query
     marked = any(mark in query for mark in _WINDOW_MARKS)
     if windowed and not marked:
-        raise _fail(f"{p}.spec.query", "must contain {{window}} (or {{.window}}) where the range goes, "
-                    "e.g. sum(rate(http_requests_total[{{window}}])): the rules evaluate it over each alert window")
+        raise _fail(
+            f"{p}.spec.query",
+            "must contain {{window}} (or {{.window}}) where the range goes, "
+            "e.g. sum(rate(http_requests_total[{{window}}])): the rules evaluate it over each alert window",
+        )
     if not windowed and marked:
-        raise _fail(f"{p}.spec.query", "a threshold metric is an instant value and takes no {{window}}; "
-                    "it is sampled over each window")
+        raise _fail(
+            f"{p}.spec.query",
+            "a threshold metric is an instant value and takes no {{window}}; it is sampled over each window",
+        )
     return query
 
 
 _OPS = {"lte": "<=", "gte": ">=", "lt": "<", "gt": ">"}
 
 
-def _ratio_promql(objects: _Objects, ratio: RatioMetric, path: str, objectives: list[Objective], obj_path: str) -> dict[str, str]:
+def _ratio_promql(
+    objects: _Objects, ratio: RatioMetric, path: str, objectives: list[Objective], obj_path: str
+) -> dict[str, str]:
     for i, o in enumerate(objectives):
         for key in ("op", "value"):
             if getattr(o, key) is not None:
-                raise _fail(f"{obj_path}[{i}].{key}", "only for a thresholdMetric SLI (a ratioMetric's "
-                            "objective is its target)")
+                raise _fail(
+                    f"{obj_path}[{i}].{key}", "only for a thresholdMetric SLI (a ratioMetric's objective is its target)"
+                )
     if ratio.raw is not None:
         for key in ("good", "bad", "total"):
             if getattr(ratio, key) is not None:
@@ -397,7 +408,9 @@ def _ratio_promql(objects: _Objects, ratio: RatioMetric, path: str, objectives: 
     return {"errors": bad, "total": _query(objects, ratio.total, f"{path}.total", windowed=True)}
 
 
-def _threshold_promql(objects: _Objects, metric: Metric, path: str, objectives: list[Objective], obj_path: str) -> dict[str, str]:
+def _threshold_promql(
+    objects: _Objects, metric: Metric, path: str, objectives: list[Objective], obj_path: str
+) -> dict[str, str]:
     if len(objectives) != 1:
         raise _fail(f"{obj_path}[1]", "a thresholdMetric SLI has one objective")
     o = objectives[0]
@@ -458,48 +471,75 @@ def _alerts(objects: _Objects, body: SLOBody, path: str, period_s: float) -> tup
     after: dict[str, tuple[float, str]] = {}
     targets: dict[str, list[str]] = {s: [] for s in SEVERITIES}
     for i, item in enumerate(body.alertPolicies or []):
-        p_path, policy = _resolve(objects, item, f"{path}.spec.alertPolicies[{i}]", PolicyRef, "alertPolicyRef",
-                                  "AlertPolicy", PolicyDoc)
+        p_path, policy = _resolve(
+            objects, item, f"{path}.spec.alertPolicies[{i}]", PolicyRef, "alertPolicyRef", "AlertPolicy", PolicyDoc
+        )
         sp = f"{p_path}.spec"
         if policy.spec.alertWhenBreaching is False:
             raise _fail(f"{sp}.alertWhenBreaching", "false not supported: the policy would give no alert")
         for key in ("alertWhenNoData", "alertWhenResolved"):
             if getattr(policy.spec, key):
-                raise _fail(f"{sp}.{key}", "true not supported: the rules alert on burn rates only "
-                            "(resolved notices are Alertmanager's send_resolved)")
-        c_path, cond = _resolve(objects, policy.spec.conditions[0], f"{sp}.conditions[0]", ConditionRef,
-                                "conditionRef", "AlertCondition", ConditionDoc)
+                raise _fail(
+                    f"{sp}.{key}",
+                    "true not supported: the rules alert on burn rates only "
+                    "(resolved notices are Alertmanager's send_resolved)",
+                )
+        c_path, cond = _resolve(
+            objects,
+            policy.spec.conditions[0],
+            f"{sp}.conditions[0]",
+            ConditionRef,
+            "conditionRef",
+            "AlertCondition",
+            ConditionDoc,
+        )
         cp = f"{c_path}.spec"
         severity = cond.spec.severity
         if severity not in SEVERITIES:
             raise _fail(f"{cp}.severity", f"{severity!r} not supported (only {', '.join(SEVERITIES)})")
         c = cond.spec.condition
         if c.op in ("lt", "lte"):
-            raise _fail(f"{cp}.condition.op", f"{c.op!r} not supported: a burn-rate alert fires when the burn "
-                        "rate reaches its threshold (gt or gte)")
+            raise _fail(
+                f"{cp}.condition.op",
+                f"{c.op!r} not supported: a burn-rate alert fires when the burn rate reaches its threshold (gt or gte)",
+            )
         if c.threshold <= 0:
             raise _fail(f"{cp}.condition.threshold", f"must be above 0 (got {c.threshold!r})")
         lookback = _shorthand(c.lookbackWindow, f"{cp}.condition.lookbackWindow")
         if lookback > period_s:
-            raise _fail(f"{cp}.condition.lookbackWindow", f"must fit inside the period ({c.lookbackWindow} > "
-                        f"{format_duration(period_s)})")
+            raise _fail(
+                f"{cp}.condition.lookbackWindow",
+                f"must fit inside the period ({c.lookbackWindow} > {format_duration(period_s)})",
+            )
         wait = 0.0 if c.alertAfter is None else _shorthand(c.alertAfter, f"{cp}.condition.alertAfter", True)
         if severity in after and after[severity][0] != wait:
-            raise _fail(f"{cp}.condition.alertAfter", f"differs from the other {severity} condition's "
-                        f"({after[severity][1]}): one {severity} alert has one alertAfter")
+            raise _fail(
+                f"{cp}.condition.alertAfter",
+                f"differs from the other {severity} condition's "
+                f"({after[severity][1]}): one {severity} alert has one alertAfter",
+            )
         after[severity] = (wait, str(c.alertAfter or "0m"))
-        windows.append(AlertWindow(severity, float(c.threshold), lookback, lookback, None,
-                                   strict=c.op == "gt", alert_after_s=wait))
+        windows.append(
+            AlertWindow(severity, float(c.threshold), lookback, lookback, None, strict=c.op == "gt", alert_after_s=wait)
+        )
         for j, t in enumerate(policy.spec.notificationTargets):
-            _, target = (f"{sp}.notificationTargets[{j}]", _model(TargetRef, t, f"{sp}.notificationTargets[{j}]")) \
-                if isinstance(t, Mapping) and "targetRef" in t else _resolve(
-                    objects, t, f"{sp}.notificationTargets[{j}]", TargetRef, "targetRef", "AlertNotificationTarget",
-                    TargetDoc)
+            _, target = (
+                (f"{sp}.notificationTargets[{j}]", _model(TargetRef, t, f"{sp}.notificationTargets[{j}]"))
+                if isinstance(t, Mapping) and "targetRef" in t
+                else _resolve(
+                    objects,
+                    t,
+                    f"{sp}.notificationTargets[{j}]",
+                    TargetRef,
+                    "targetRef",
+                    "AlertNotificationTarget",
+                    TargetDoc,
+                )
+            )
             name = target.targetRef if isinstance(target, TargetRef) else target.metadata.name
             if name not in targets[severity]:
                 targets[severity].append(name)
-    rules = {s: AlertRule(annotations={"notification_targets": ", ".join(t)} if t else {})
-             for s, t in targets.items()}
+    rules = {s: AlertRule(annotations={"notification_targets": ", ".join(t)} if t else {}) for s, t in targets.items()}
     return tuple(windows), Alerting(page=rules["page"], ticket=rules["ticket"])
 
 
@@ -515,16 +555,21 @@ def _kind(annotations: Mapping[str, Any], path: str) -> str:
         return QUERY_KIND
     usable = [k for k, v in registry().items() if isinstance(v, RecordsKind) and not v.needs_threshold]
     if kind not in usable:
-        raise _fail(f"{path}.{KIND_ANNOTATION}", f"must name an SLI kind the records can give without a threshold, "
-                    f"one of {', '.join(usable)} (got {kind!r}); write latency and quality SLOs in the native spec")
+        raise _fail(
+            f"{path}.{KIND_ANNOTATION}",
+            f"must name an SLI kind the records can give without a threshold, "
+            f"one of {', '.join(usable)} (got {kind!r}); write latency and quality SLOs in the native spec",
+        )
     return kind
 
 
 def _slo(objects: _Objects, path: str, doc: SLODoc) -> list[SLO]:
     body = doc.spec
     if body.budgetingMethod != "Occurrences":
-        raise _fail(f"{path}.spec.budgetingMethod", f"{body.budgetingMethod!r} not supported (only Occurrences: "
-                    "good events over all events)")
+        raise _fail(
+            f"{path}.spec.budgetingMethod",
+            f"{body.budgetingMethod!r} not supported (only Occurrences: good events over all events)",
+        )
     period, period_path = _period(body, path)
     if (body.indicator is None) == (body.indicatorRef is None):
         raise _fail(f"{path}.spec.indicator", "give either indicator or indicatorRef, not both or neither")
@@ -540,8 +585,10 @@ def _slo(objects: _Objects, path: str, doc: SLODoc) -> list[SLO]:
         promql = _ratio_promql(objects, sli.ratioMetric, f"{sp}.ratioMetric", body.objectives, obj_path)
     else:
         promql = _threshold_promql(objects, sli.thresholdMetric, f"{sp}.thresholdMetric", body.objectives, obj_path)
-    labels = {**_labels(indicator.metadata, f"{ind_path}.metadata.labels"),
-              **_labels(doc.metadata, f"{path}.metadata.labels")}
+    labels = {
+        **_labels(indicator.metadata, f"{ind_path}.metadata.labels"),
+        **_labels(doc.metadata, f"{path}.metadata.labels"),
+    }
     annotations = {**(indicator.metadata.annotations or {}), **(doc.metadata.annotations or {})}
     kind = _kind(annotations, f"{path}.metadata.annotations")
     from harness.slo.kinds import get
@@ -557,8 +604,20 @@ def _slo(objects: _Objects, path: str, doc: SLODoc) -> list[SLO]:
     for i, o in enumerate(body.objectives):
         target = _objective(o, f"{obj_path}[{i}]")
         name = doc.metadata.name if len(body.objectives) == 1 else f"{doc.metadata.name}-{i}"
-        out.append(SLO(name, kind, target, period, windows=windows, description=description, promql=promql,
-                       labels=labels, alerting=alerting, **options))
+        out.append(
+            SLO(
+                name,
+                kind,
+                target,
+                period,
+                windows=windows,
+                description=description,
+                promql=promql,
+                labels=labels,
+                alerting=alerting,
+                **options,
+            )
+        )
     return out
 
 

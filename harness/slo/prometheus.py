@@ -171,8 +171,11 @@ class PrometheusSource:
                 burns.append(None if n <= 0 else float(exact(bad) / (exact(n) * (1 - exact(slo.objective)))))
             fires = all(b is not None and w.fires(b) for b in burns)
             covered = 1.0 if since is None else min(1.0, max(0.0, (at - since) / w.long_s))
-            out.append(WindowBurn(w.severity, w.burn_rate, w.long, w.short, burns[0], burns[1], events[0],
-                                  events[1], covered, fires))
+            out.append(
+                WindowBurn(
+                    w.severity, w.burn_rate, w.long, w.short, burns[0], burns[1], events[0], events[1], covered, fires
+                )
+            )
         return tuple(out)
 
     def _by_status(self, expr: str, at: float) -> dict[str, float]:

@@ -165,8 +165,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             f"{sli['good']:g} / {sli['total']:g} | {_pct(r['budget']['remaining'], 1)} | {met} |"
         )
     lines += ["", "## Burn rates over the alert windows", ""]
-    lines += ["| SLO | alert | factor | long | short | burn (long) | burn (short) | data covers | fires |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "| SLO | alert | factor | long | short | burn (long) | burn (short) | data covers | fires |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in report["slos"]:
         for w in r["windows"]:
             lines.append(
@@ -176,13 +178,18 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             )
     if report.get("traffic_rps"):
         lines += ["", f"## Projection at {report['traffic_rps']:g} requests/s in production", ""]
-        lines += ["| SLO | alert | factor | long / short | burn rate (95% CI) | budget spent over long | "
-                  "budget gone in | fires | decision |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            "| SLO | alert | factor | long / short | burn rate (95% CI) | budget spent over long | "
+            "budget gone in | fires | decision |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
         for r in report["slos"]:
             for p in r["projection"]:
-                ci = "-" if p["burn_rate"] is None else (
-                    f"{p['burn_rate']:.2f} ({p['burn_low']:.2f} to {p['burn_high']:.2f})")
+                ci = (
+                    "-"
+                    if p["burn_rate"] is None
+                    else (f"{p['burn_rate']:.2f} ({p['burn_low']:.2f} to {p['burn_high']:.2f})")
+                )
                 lines.append(
                     f"| {r['name']} | {p['severity']} | {p['factor']:g}x | {p['long']} / {p['short']} | {ci} | "
                     f"{_pct(p['budget_consumed'], 2)} | {_gone(p)} | "
@@ -198,7 +205,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"| latency p50 / p95 / p99 | {_ms(f['p50_s'])} / {_ms(f['p95_s'])} / {_ms(f['p99_s'])} |",
         f"| coverage | {_pct(f['coverage'], 2)} |",
         "| cost per 1,000 captions | "
-        + ("- (no price_per_hour)" if f["cost_per_1000"] is None else f"{f['cost_per_1000']:.4f} at {f['price_per_hour']:g}/hour")
+        + (
+            "- (no price_per_hour)"
+            if f["cost_per_1000"] is None
+            else f"{f['cost_per_1000']:.4f} at {f['price_per_hour']:g}/hour"
+        )
         + " |",
     ]
     return "\n".join(lines) + "\n"

@@ -100,18 +100,22 @@ def _recordings(spec: SLOSpec, slo: SLO) -> list[dict[str, Any]]:
     rules = []
     for seconds in _windows(slo):
         window = prometheus_duration(seconds)
-        rules.append({
-            "record": f"slo:sli_error:ratio_rate{window}",
-            "expr": promql.error_ratio(slo, spec.selector, window),
-            "labels": {**labels, "sloth_window": window},
-        })
+        rules.append(
+            {
+                "record": f"slo:sli_error:ratio_rate{window}",
+                "expr": promql.error_ratio(slo, spec.selector, window),
+                "labels": {**labels, "sloth_window": window},
+            }
+        )
     period = prometheus_duration(slo.period_s)
     base = f"slo:sli_error:ratio_rate5m{_match(rule_labels(spec, slo))}"
-    rules.append({
-        "record": f"slo:sli_error:ratio_rate{period}",
-        "expr": f"sum_over_time({base}[{period}])\n/ ignoring (sloth_window)\ncount_over_time({base}[{period}])\n",
-        "labels": {**labels, "sloth_window": period},
-    })
+    rules.append(
+        {
+            "record": f"slo:sli_error:ratio_rate{period}",
+            "expr": f"sum_over_time({base}[{period}])\n/ ignoring (sloth_window)\ncount_over_time({base}[{period}])\n",
+            "labels": {**labels, "sloth_window": period},
+        }
+    )
     return rules
 
 
@@ -121,18 +125,36 @@ def _meta(spec: SLOSpec, slo: SLO) -> list[dict[str, Any]]:
     period = prometheus_duration(slo.period_s)
     on = "/ on(sloth_id, sloth_slo, sloth_service) group_left"
     budget = 1 - _decimal(slo.objective)
-    info = {**labels, "sloth_objective": _num(_decimal(slo.objective) * 100), "sloth_sli": slo.sli,
-            "sloth_mode": "cli-gen-prom", "sloth_spec": "harness/v1"}
+    info = {
+        **labels,
+        "sloth_objective": _num(_decimal(slo.objective) * 100),
+        "sloth_sli": slo.sli,
+        "sloth_mode": "cli-gen-prom",
+        "sloth_spec": "harness/v1",
+    }
     return [
         {"record": "slo:objective:ratio", "expr": f"vector({_num(_decimal(slo.objective))})", "labels": labels},
         {"record": "slo:error_budget:ratio", "expr": f"vector({_num(budget)})", "labels": labels},
-        {"record": "slo:time_period:days", "expr": f"vector({_num(Decimal(int(slo.period_s)) / 86400)})", "labels": labels},
-        {"record": "slo:current_burn_rate:ratio",
-         "expr": f"slo:sli_error:ratio_rate5m{m}\n{on}\nslo:error_budget:ratio{m}\n", "labels": labels},
-        {"record": "slo:period_burn_rate:ratio",
-         "expr": f"slo:sli_error:ratio_rate{period}{m}\n{on}\nslo:error_budget:ratio{m}\n", "labels": labels},
-        {"record": "slo:period_error_budget_remaining:ratio",
-         "expr": f"1 - slo:period_burn_rate:ratio{m}", "labels": labels},
+        {
+            "record": "slo:time_period:days",
+            "expr": f"vector({_num(Decimal(int(slo.period_s)) / 86400)})",
+            "labels": labels,
+        },
+        {
+            "record": "slo:current_burn_rate:ratio",
+            "expr": f"slo:sli_error:ratio_rate5m{m}\n{on}\nslo:error_budget:ratio{m}\n",
+            "labels": labels,
+        },
+        {
+            "record": "slo:period_burn_rate:ratio",
+            "expr": f"slo:sli_error:ratio_rate{period}{m}\n{on}\nslo:error_budget:ratio{m}\n",
+            "labels": labels,
+        },
+        {
+            "record": "slo:period_error_budget_remaining:ratio",
+            "expr": f"1 - slo:period_burn_rate:ratio{m}",
+            "labels": labels,
+        },
         {"record": "sloth_slo_info", "expr": "vector(1)", "labels": info},
     ]
 
@@ -151,27 +173,40 @@ def _alerts(spec: SLOSpec, slo: SLO) -> list[dict[str, Any]]:
             limit = _num(_decimal(w.burn_rate) * budget)
             short, long = prometheus_duration(w.short_s), prometheus_duration(w.long_s)
             op = ">" if w.strict else ">="
-            checks = [f"    max(slo:sli_error:ratio_rate{d}{m} {op} {limit}) without (sloth_window)\n"
-                      for d in ((short, long) if short != long else (long,))]
+            checks = [
+                f"    max(slo:sli_error:ratio_rate{d}{m} {op} {limit}) without (sloth_window)\n"
+                for d in ((short, long) if short != long else (long,))
+            ]
             terms.append("(\n" + "    and\n".join(checks) + ")")
-        rates = ", ".join(f"{_factor(w.burn_rate)}x over {w.long}" + (f" and {w.short}" if w.short != w.long else "")
-                          for w in windows)
+        rates = ", ".join(
+            f"{_factor(w.burn_rate)}x over {w.long}" + (f" and {w.short}" if w.short != w.long else "") for w in windows
+        )
         own = slo.alerting.rule(severity)
         annotations = {**slo.alerting.annotations, **own.annotations}
         annotations.setdefault(
-            "summary", f"{spec.service} {slo.name} SLO error budget burn rate is too fast ({rates}).")
+            "summary", f"{spec.service} {slo.name} SLO error budget burn rate is too fast ({rates})."
+        )
         annotations.setdefault(
-            "title", f"({severity}) {spec.service} {slo.name} SLO error budget burn rate is too fast.")
+            "title", f"({severity}) {spec.service} {slo.name} SLO error budget burn rate is too fast."
+        )
         wait = max(w.alert_after_s for w in windows)
-        rules.append({
-            "alert": slo.alerting.name or alert_name(spec, slo, severity),
-            "expr": "\nor\n".join(terms) + "\n",
-            **({"for": prometheus_duration(wait)} if wait else {}),
-            # the spec's labels may replace severity and sli, never the sloth_* ones (refused when parsed)
-            "labels": {"severity": severity, "sloth_severity": severity, "sli": slo.sli, **ids,
-                       **slo.alerting.labels, **own.labels},
-            "annotations": annotations,
-        })
+        rules.append(
+            {
+                "alert": slo.alerting.name or alert_name(spec, slo, severity),
+                "expr": "\nor\n".join(terms) + "\n",
+                **({"for": prometheus_duration(wait)} if wait else {}),
+                # the spec's labels may replace severity and sli, never the sloth_* ones (refused when parsed)
+                "labels": {
+                    "severity": severity,
+                    "sloth_severity": severity,
+                    "sli": slo.sli,
+                    **ids,
+                    **slo.alerting.labels,
+                    **own.labels,
+                },
+                "annotations": annotations,
+            }
+        )
     return rules
 
 

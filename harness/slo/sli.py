@@ -16,8 +16,18 @@ from harness.errors import DataError, InputMissingError
 if TYPE_CHECKING:
     from harness.slo.spec import SLO
 
-__all__ = ["SLIValue", "sli_events", "sli_figures", "sli_from_events", "records_sli", "load_quality",
-           "statuses", "outcomes", "event_time", "captioned"]
+__all__ = [
+    "SLIValue",
+    "sli_events",
+    "sli_figures",
+    "sli_from_events",
+    "records_sli",
+    "load_quality",
+    "statuses",
+    "outcomes",
+    "event_time",
+    "captioned",
+]
 
 
 @dataclass(frozen=True)

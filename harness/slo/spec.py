@@ -68,8 +68,13 @@ class SpecError(DataError):
 DEFAULT_WINDOWS: tuple[AlertWindow, ...] = windows_for_period(DEFAULT_PERIOD_S)
 
 
-def check_windows(windows: tuple[AlertWindow, ...], period_s: float, path: str, period_path: str | None = None,
-                  skip: tuple[str, ...] = ()) -> None:
+def check_windows(
+    windows: tuple[AlertWindow, ...],
+    period_s: float,
+    path: str,
+    period_path: str | None = None,
+    skip: tuple[str, ...] = (),
+) -> None:
     """Raise ``SpecError`` unless every alert window fits inside the SLO's period.
 
     A window longer than the period would read a series the rules never record, so its alert could
@@ -80,11 +85,15 @@ def check_windows(windows: tuple[AlertWindow, ...], period_s: float, path: str, 
         if w.long_s > period_s and w.severity not in skip:
             if period_path is not None:
                 table = table_for_period(period_s)
-                raise _fail(period_path, f"the default alert windows ({table.source}) reach {w.long} "
-                            f"({w.severity} over {w.long} and {w.short}), longer than the {format_duration(period_s)} "
-                            "period; give a longer period or windows that fit")
-            raise _fail(f"{path}.windows[{i}].long",
-                        f"must fit inside the period ({w.long} > {format_duration(period_s)})")
+                raise _fail(
+                    period_path,
+                    f"the default alert windows ({table.source}) reach {w.long} "
+                    f"({w.severity} over {w.long} and {w.short}), longer than the {format_duration(period_s)} "
+                    "period; give a longer period or windows that fit",
+                )
+            raise _fail(
+                f"{path}.windows[{i}].long", f"must fit inside the period ({w.long} > {format_duration(period_s)})"
+            )
 
 
 @dataclass(frozen=True)
@@ -116,12 +125,22 @@ class Alerting:
         return self.page if severity == "page" else self.ticket
 
     def is_default(self) -> bool:
-        return self.name is None and not self.labels and not self.annotations and \
-            self.page == AlertRule() and self.ticket == AlertRule()
+        return (
+            self.name is None
+            and not self.labels
+            and not self.annotations
+            and self.page == AlertRule()
+            and self.ticket == AlertRule()
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "labels": dict(self.labels), "annotations": dict(self.annotations),
-                "page_alert": self.page.to_dict(), "ticket_alert": self.ticket.to_dict()}
+        return {
+            "name": self.name,
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "page_alert": self.page.to_dict(),
+            "ticket_alert": self.ticket.to_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -331,10 +350,15 @@ def _windows(ws: list[WindowIn], path: str, period_s: float) -> tuple[AlertWindo
     for i, w in enumerate(ws):
         p = f"{path}[{i}]"
         if w.short >= w.long:
-            raise _fail(f"{p}.short", f"must be shorter than long ({format_duration(w.short)} >= {format_duration(w.long)})")
+            raise _fail(
+                f"{p}.short", f"must be shorter than long ({format_duration(w.short)} >= {format_duration(w.long)})"
+            )
         if (w.budget_percent is None) == (w.burn_rate is None):
-            raise _fail(p, "give either budget_percent (the share of the period's budget the alert stands for) "
-                        "or burn_rate (its factor), not both or neither")
+            raise _fail(
+                p,
+                "give either budget_percent (the share of the period's budget the alert stands for) "
+                "or burn_rate (its factor), not both or neither",
+            )
         if w.budget_percent is not None:
             out.append(AlertWindow.from_budget(w.severity, w.budget_percent, w.long, w.short, period_s))
         else:
@@ -397,10 +421,19 @@ def _alerting(m: AlertingIn, path: str) -> tuple[Alerting, tuple[str, ...]]:
         r = getattr(m, key) or AlertRuleIn()
         if r.disable:
             off.append(sev)
-        rules[sev] = AlertRule(_labels(r.labels, f"{path}.{key}.labels"),
-                               _annotations(r.annotations, f"{path}.{key}.annotations"))
-    return (Alerting(m.name, _labels(m.labels, f"{path}.labels"), _annotations(m.annotations, f"{path}.annotations"),
-                     rules["page"], rules["ticket"]), tuple(off))
+        rules[sev] = AlertRule(
+            _labels(r.labels, f"{path}.{key}.labels"), _annotations(r.annotations, f"{path}.{key}.annotations")
+        )
+    return (
+        Alerting(
+            m.name,
+            _labels(m.labels, f"{path}.labels"),
+            _annotations(m.annotations, f"{path}.annotations"),
+            rules["page"],
+            rules["ticket"],
+        ),
+        tuple(off),
+    )
 
 
 def _kind_fields(raw: Mapping[str, Any], kind: str, path: str) -> dict[str, Any]:
@@ -443,8 +476,18 @@ def _slo(raw: Any, path: str) -> SLO:
     windows = tuple(w for w in windows if w.severity not in off)
     promql = _promql(base.promql, f"{path}.promql") if base.promql is not None else None
     labels = _labels(base.labels, f"{path}.labels")
-    slo = SLO(base.name, base.sli, base.objective, period, windows=windows, description=base.description or "",
-              promql=promql, labels=labels, alerting=alerting, **kind.options(fields, path))
+    slo = SLO(
+        base.name,
+        base.sli,
+        base.objective,
+        period,
+        windows=windows,
+        description=base.description or "",
+        promql=promql,
+        labels=labels,
+        alerting=alerting,
+        **kind.options(fields, path),
+    )
     kind.check(slo, path)
     return slo
 
@@ -453,8 +496,15 @@ def _native(doc: Mapping[str, Any], source: str) -> SLOSpec:
     spec = _validate(SpecIn, doc, "")
     slos = tuple(_slo(raw, f"slos[{i}]") for i, raw in enumerate(spec.slos))
     _unique(slos, lambda i: f"slos[{i}].name")
-    return SLOSpec(spec.service, slos, _labels(spec.selector, "selector", ()), spec.price_per_hour, spec.traffic_rps,
-                   source, _labels(spec.labels, "labels"))
+    return SLOSpec(
+        spec.service,
+        slos,
+        _labels(spec.selector, "selector", ()),
+        spec.price_per_hour,
+        spec.traffic_rps,
+        source,
+        _labels(spec.labels, "labels"),
+    )
 
 
 def _unique(slos: tuple[SLO, ...], where) -> None:
@@ -499,6 +549,7 @@ def load_spec(path: str | Path) -> SLOSpec:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise SpecError(f"{p}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-                        "save the spec as UTF-8") from None
+        raise SpecError(
+            f"{p}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save the spec as UTF-8"
+        ) from None
     return parse_spec(text, str(p))

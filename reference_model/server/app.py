@@ -313,7 +313,8 @@ def create_app(
         else:
             shown = media or "none"
             raise ApiError(
-                415, "unsupported_media_type",
+                415,
+                "unsupported_media_type",
                 f"content type {shown[:60]!r} is not supported: send {', '.join(IMAGE_TYPES)} or multipart/form-data",
             )
         if not body:
@@ -355,8 +356,9 @@ def create_app(
         except ImageDecodeError as exc:
             raise ApiError(400, "invalid_image", str(exc)) from None
         except IntakeBusy as exc:
-            raise ApiError(503, "decode_busy", f"too many pixels being decoded: {exc}",
-                           {"Retry-After": str(exc.retry_after_s)}) from None
+            raise ApiError(
+                503, "decode_busy", f"too many pixels being decoded: {exc}", {"Retry-After": str(exc.retry_after_s)}
+            ) from None
 
     async def hold(request: Request) -> str:
         """The hang fault: answer nothing until the client goes away or the server drains."""
@@ -390,8 +392,9 @@ def create_app(
         body = caption_body(request_id, cap, verdict, confidence, t0, want_embedding)
         return Response(json.dumps(body), media_type=_JSON, headers={"X-Request-Id": request_id})
 
-    def caption_body(request_id: str, cap: Caption, verdict: SafetyVerdict, confidence: float, t0: float,
-                     want_embedding: bool) -> dict[str, Any]:
+    def caption_body(
+        request_id: str, cap: Caption, verdict: SafetyVerdict, confidence: float, t0: float, want_embedding: bool
+    ) -> dict[str, Any]:
         """The caption document of contract v1 (the synchronous answer, an asynchronous job's result)."""
         body: dict[str, Any] = {
             "request_id": request_id,
@@ -411,8 +414,11 @@ def create_app(
         if given is None:
             return new_request_id()
         if not _REQUEST_ID.fullmatch(given):
-            raise ApiError(400, "invalid_request_id",
-                           f"X-Request-Id must be 1 to {_MAX_REQUEST_ID} visible ASCII characters (no spaces)")
+            raise ApiError(
+                400,
+                "invalid_request_id",
+                f"X-Request-Id must be 1 to {_MAX_REQUEST_ID} visible ASCII characters (no spaces)",
+            )
         return given
 
     async def caption_image(request: Request, data: bytes, t0: float) -> tuple[Caption, SafetyVerdict, float]:
@@ -421,8 +427,9 @@ def create_app(
         image = await decode(data)
         return await caption_decoded(request, image, settings.request_timeout_s - (clock() - t0))
 
-    async def caption_decoded(request: Request | None, image: Image.Image,
-                              remaining: float) -> tuple[Caption, SafetyVerdict, float]:
+    async def caption_decoded(
+        request: Request | None, image: Image.Image, remaining: float
+    ) -> tuple[Caption, SafetyVerdict, float]:
         """Faults, batch and safety check of a decoded image, within ``remaining`` seconds (the
         synchronous routes and the asynchronous job worker, which has no ``request``)."""
         if settings.enable_faults:
@@ -440,16 +447,20 @@ def create_app(
         try:
             future = batcher.submit(image)
         except QueueFullError as exc:
-            raise ApiError(429, "queue_full", f"queue full ({settings.max_queue} waiting)",
-                           {"Retry-After": str(exc.retry_after_s)}) from None
+            raise ApiError(
+                429, "queue_full", f"queue full ({settings.max_queue} waiting)", {"Retry-After": str(exc.retry_after_s)}
+            ) from None
         try:
             cap, batch_size = await asyncio.wait_for(future, max(remaining, 0.0))
             if request is not None:
                 request.state.batch_size = batch_size
         except asyncio.TimeoutError:
-            raise ApiError(503, "deadline_exceeded",
-                           f"no caption within the {settings.request_timeout_s:g} s deadline",
-                           {"Retry-After": str(batcher.retry_after_s())}) from None
+            raise ApiError(
+                503,
+                "deadline_exceeded",
+                f"no caption within the {settings.request_timeout_s:g} s deadline",
+                {"Retry-After": str(batcher.retry_after_s())},
+            ) from None
         except asyncio.CancelledError:
             if state.draining:
                 raise ApiError(503, "draining", "server stopped before the caption was made") from None
@@ -485,8 +496,11 @@ def create_app(
         try:
             if given_id is not None and not _REQUEST_ID.fullmatch(given_id):
                 request_id = new_request_id()
-                raise ApiError(400, "invalid_request_id",
-                               f"X-Request-Id must be 1 to {_MAX_REQUEST_ID} visible ASCII characters (no spaces)")
+                raise ApiError(
+                    400,
+                    "invalid_request_id",
+                    f"X-Request-Id must be 1 to {_MAX_REQUEST_ID} visible ASCII characters (no spaces)",
+                )
             response = await answer_caption(request, request_id, t0)
             status = response.status_code
             return response
@@ -529,7 +543,10 @@ def create_app(
         summary="Prometheus metrics",
         response_model=None,
         responses={
-            200: {"description": "Prometheus text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}
+            200: {
+                "description": "Prometheus text exposition",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
         },
     )
     async def prometheus_metrics() -> Response:
@@ -567,11 +584,29 @@ def create_app(
         return JSONResponse(body)
 
     _add_admin_routes(app, settings, injector)
-    add_protocol_routes(app, CaptionPath(captioner, settings, metrics, clock, admit, read_body, caption_image,
-                                         new_request_id))
-    jobs = add_job_routes(app, JobPath(settings, metrics, injector, clock, admit, check_api_key, take_request_id,
-                                       read_image_bytes, decode, caption_decoded, caption_body, _bool_query, ApiError,
-                                       lambda: batcher.batch_seconds, _caption_openapi(settings)))
+    add_protocol_routes(
+        app, CaptionPath(captioner, settings, metrics, clock, admit, read_body, caption_image, new_request_id)
+    )
+    jobs = add_job_routes(
+        app,
+        JobPath(
+            settings,
+            metrics,
+            injector,
+            clock,
+            admit,
+            check_api_key,
+            take_request_id,
+            read_image_bytes,
+            decode,
+            caption_decoded,
+            caption_body,
+            _bool_query,
+            ApiError,
+            lambda: batcher.batch_seconds,
+            _caption_openapi(settings),
+        ),
+    )
     app.add_middleware(_DirectRoute, method="POST", path="/v1/caption", handler=caption)
     app.add_middleware(BodyDeadline, seconds=settings.body_timeout_s)
     app.add_middleware(RequestLog, model_version=captioner.version)
@@ -617,8 +652,14 @@ def _add_admin_routes(app: FastAPI, settings: ServerSettings, injector: FaultInj
 
     token_param = [{"name": "X-Admin-Token", "in": "header", "required": True, "schema": {"type": "string"}}]
 
-    @app.get("/admin/faults", summary="The faults now active", response_model=None, responses=admin_responses,
-             include_in_schema=shown, openapi_extra={"parameters": token_param})
+    @app.get(
+        "/admin/faults",
+        summary="The faults now active",
+        response_model=None,
+        responses=admin_responses,
+        include_in_schema=shown,
+        openapi_extra={"parameters": token_param},
+    )
     async def get_faults(request: Request) -> Response:
         try:
             guard(request)
@@ -655,8 +696,14 @@ def _add_admin_routes(app: FastAPI, settings: ServerSettings, injector: FaultInj
             return exc.response()
         return state_response()
 
-    @app.delete("/admin/faults", summary="Clear every fault", response_model=None, responses=admin_responses,
-                include_in_schema=shown, openapi_extra={"parameters": token_param})
+    @app.delete(
+        "/admin/faults",
+        summary="Clear every fault",
+        response_model=None,
+        responses=admin_responses,
+        include_in_schema=shown,
+        openapi_extra={"parameters": token_param},
+    )
     async def clear_faults(request: Request) -> Response:
         try:
             guard(request)

@@ -32,8 +32,12 @@ class BodyTimeout(Exception):
 
 def _canned(status: int, reason: str, code: str, message: str, retry_after: int | None = None) -> bytes:
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    head = [f"HTTP/1.1 {status} {reason}", "content-type: application/json", f"content-length: {len(body)}",
-            "connection: close"]
+    head = [
+        f"HTTP/1.1 {status} {reason}",
+        "content-type: application/json",
+        f"content-length: {len(body)}",
+        "connection: close",
+    ]
     if retry_after is not None:
         head.append(f"retry-after: {retry_after}")
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
@@ -47,12 +51,19 @@ def guarded_protocol(header_timeout_s: float, max_connections: int, max_header_b
     except ImportError:
         from uvicorn.protocols.http.h11_impl import H11Protocol as Base
 
-    timeout_answer = _canned(408, "Request Timeout", "header_timeout",
-                             f"request headers not received within {header_timeout_s:g} s")
-    large_answer = _canned(431, "Request Header Fields Too Large", "headers_too_large",
-                           f"request headers over {max_header_bytes} bytes")
-    full_answer = _canned(503, "Service Unavailable", "too_many_connections",
-                          f"{max_connections} connections open, the most served at once", retry_after=1)
+    timeout_answer = _canned(
+        408, "Request Timeout", "header_timeout", f"request headers not received within {header_timeout_s:g} s"
+    )
+    large_answer = _canned(
+        431, "Request Header Fields Too Large", "headers_too_large", f"request headers over {max_header_bytes} bytes"
+    )
+    full_answer = _canned(
+        503,
+        "Service Unavailable",
+        "too_many_connections",
+        f"{max_connections} connections open, the most served at once",
+        retry_after=1,
+    )
 
     class GuardedProtocol(Base):  # type: ignore[misc, valid-type]
         _header_timer: asyncio.TimerHandle | None = None
@@ -155,7 +166,10 @@ class BodyDeadline:
             if started:
                 raise
             body = json.dumps({"error": {"code": "body_timeout", "message": str(exc)}}).encode()
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                       (b"connection", b"close")]
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ]
             await send({"type": "http.response.start", "status": 408, "headers": headers})
             await send({"type": "http.response.body", "body": body})

@@ -103,8 +103,11 @@ def run_server(
 
     files = _allow_open_files(settings.max_connections + 64)
     if files < settings.max_connections + 64:
-        print(f"warning: {files} open files allowed, fewer than --max-connections {settings.max_connections} needs",
-              file=sys.stderr, flush=True)
+        print(
+            f"warning: {files} open files allowed, fewer than --max-connections {settings.max_connections} needs",
+            file=sys.stderr,
+            flush=True,
+        )
     sock = bind_socket(settings.host, settings.port)
     port = sock.getsockname()[1]
     shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host

@@ -207,10 +207,15 @@ class JobStore:
         m = self.path.metrics
         if self.pending >= self.max_pending:
             m.jobs.labels("rejected").inc()
-            raise self.path.error(429, "queue_full", f"job queue full ({self.max_pending} pending)",
-                                  {"Retry-After": str(self.retry_after_s())})
-        job = Job(secrets.token_hex(16), request_id, self.path.clock(), self.path.wall(), want_embedding, callback,
-                  image)
+            raise self.path.error(
+                429,
+                "queue_full",
+                f"job queue full ({self.max_pending} pending)",
+                {"Retry-After": str(self.retry_after_s())},
+            )
+        job = Job(
+            secrets.token_hex(16), request_id, self.path.clock(), self.path.wall(), want_embedding, callback, image
+        )
         self.jobs[job.id] = job
         self.pending += 1
         m.jobs.labels("submitted").inc()
@@ -352,9 +357,15 @@ def _post_json(url: str, body: bytes, timeout: float) -> int:
 def _responses(settings: ServerSettings, *codes: int) -> dict[int | str, dict[str, Any]]:
     from reference_model.server.schemas import ErrorResponse
 
-    text = {400: "invalid request, image or callback", 401: "missing or wrong credentials", 404: "no such job",
-            413: "body or image too large", 415: "unsupported content type", 429: "job queue full",
-            503: "not ready, draining, or too many pixels being decoded"}
+    text = {
+        400: "invalid request, image or callback",
+        401: "missing or wrong credentials",
+        404: "no such job",
+        413: "body or image too large",
+        415: "unsupported content type",
+        429: "job queue full",
+        503: "not ready, draining, or too many pixels being decoded",
+    }
     if settings.api_key is None:
         codes = tuple(c for c in codes if c != 401)
     return {c: {"model": ErrorResponse, "description": text[c]} for c in codes}
@@ -374,20 +385,33 @@ def add_job_routes(app: FastAPI, path: JobPath) -> JobStore:
             headers["Location"] = f"/v1/jobs/{job.id}"
         return Response(json.dumps(job.document()), status_code=status, media_type=_JSON, headers=headers)
 
-    job_doc = {"content": {_JSON: {"schema": {"type": "object", "required": ["job_id", "status", "request_id",
-                                                                              "submitted_at"]}}}}
+    job_doc = {
+        "content": {
+            _JSON: {"schema": {"type": "object", "required": ["job_id", "status", "request_id", "submitted_at"]}}
+        }
+    }
 
     @app.post(
         "/v1/caption:async",
         summary="Caption one image asynchronously: 202 and the job's Location",
         response_model=None,
-        responses={202: {"description": "job accepted (status pending)", **job_doc},
-                   **_responses(settings, 400, 401, 413, 415, 429, 503)},
-        openapi_extra={**path.openapi, "parameters": [
-            *path.openapi.get("parameters", []),
-            {"name": "callback", "in": "query", "required": False, "schema": {"type": "string", "maxLength": 2000},
-             "description": "POST the finished job here (loopback or allow-listed hosts only)"},
-        ]},
+        responses={
+            202: {"description": "job accepted (status pending)", **job_doc},
+            **_responses(settings, 400, 401, 413, 415, 429, 503),
+        },
+        openapi_extra={
+            **path.openapi,
+            "parameters": [
+                *path.openapi.get("parameters", []),
+                {
+                    "name": "callback",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 2000},
+                    "description": "POST the finished job here (loopback or allow-listed hosts only)",
+                },
+            ],
+        },
     )
     async def submit(request: Request) -> Response:
         request_id = None

@@ -107,8 +107,9 @@ def start_server(
     argv += list(extra_args)
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env=child_env, cwd=cwd)
+        process = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env, cwd=cwd
+        )
     handle: ServerHandle | None = None
     try:
         deadline = time.monotonic() + timeout

@@ -39,8 +39,17 @@ def log_exception(exc: BaseException, request_id: str | None, method: str, path:
     """Log an unexpected exception with its traceback, as one JSON line."""
     if log.isEnabledFor(logging.ERROR):
         stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        log.error(_line(ts=round(time.time(), 3), event="error", request_id=request_id, method=method, path=path,
-                        error=f"{type(exc).__name__}: {exc}", traceback=stack))
+        log.error(
+            _line(
+                ts=round(time.time(), 3),
+                event="error",
+                request_id=request_id,
+                method=method,
+                path=path,
+                error=f"{type(exc).__name__}: {exc}",
+                traceback=stack,
+            )
+        )
 
 
 class RequestLog:
@@ -81,9 +90,16 @@ class RequestLog:
                         request_id = value.decode("latin-1")
                         break
             state = scope.get("state") or {}
-            log.info(_line(
-                ts=round(time.time(), 3), event="request", request_id=request_id, method=scope.get("method"),
-                path=scope.get("path"), status=status if status is not None else 499,
-                latency_ms=round((time.perf_counter() - t0) * 1000.0, 3), batch_size=state.get("batch_size"),
-                model_version=self.model_version,
-            ))
+            log.info(
+                _line(
+                    ts=round(time.time(), 3),
+                    event="request",
+                    request_id=request_id,
+                    method=scope.get("method"),
+                    path=scope.get("path"),
+                    status=status if status is not None else 499,
+                    latency_ms=round((time.perf_counter() - t0) * 1000.0, 3),
+                    batch_size=state.get("batch_size"),
+                    model_version=self.model_version,
+                )
+            )

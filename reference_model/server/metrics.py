@@ -24,8 +24,7 @@ BATCH_SIZE_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 CONFIDENCE_BUCKETS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 # Pipeline lag (an asynchronous job's arrival to its caption being available): the usual lag
 # thresholds, from half a second to an hour, are bucket bounds, so the lag SLI is exact for each.
-LAG_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
-                                  3600.0)
+LAG_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 # What ``caption_jobs_total`` counts: jobs accepted (submitted), finished (done, failed), expired
 # unanswered, and submissions the server refused while the job queue was full or it was not ready.
 JOB_STATES: tuple[str, ...] = ("submitted", "done", "failed", "expired", "rejected")

@@ -87,7 +87,7 @@ def completion_tokens(cap: Caption, text: str, max_tokens: int | None) -> tuple[
     and ``length``. Text the filter added is one more token of log-probability 0."""
     tokens = list(cap.token_logprobs)
     if text != cap.text and tokens:
-        extra = text[len(cap.text):] if text.startswith(cap.text) else text
+        extra = text[len(cap.text) :] if text.startswith(cap.text) else text
         tokens.insert(len(tokens) - 1 if tokens[-1][0] == "" else len(tokens), (extra, 0.0))
     words = [t for t in tokens if t[0] != ""] if tokens and tokens[-1][0] == "" else tokens
     if max_tokens is not None and len(words) > max_tokens:
@@ -101,8 +101,11 @@ def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
 
     cap_model = path.captioner
 
-    async def serve(request: Request, shape: ErrorShape, handler: Callable[[str, float], Awaitable[Response]],
-                    ) -> Response:
+    async def serve(
+        request: Request,
+        shape: ErrorShape,
+        handler: Callable[[str, float], Awaitable[Response]],
+    ) -> Response:
         """Run ``handler`` with the request id and start time; map refusals to ``shape``; count
         the request in the server's metrics as contract v1 requests are."""
         t0 = path.clock()
@@ -114,11 +117,16 @@ def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
             response = await handler(rid, t0)
             status = response.status_code
         except (ApiError, ProtocolError) as exc:
-            err = exc if isinstance(exc, ProtocolError) else ProtocolError(exc.status, exc.code, exc.message,
-                                                                             exc.headers)
+            err = (
+                exc if isinstance(exc, ProtocolError) else ProtocolError(exc.status, exc.code, exc.message, exc.headers)
+            )
             status = err.status
-            response = Response(json.dumps(shape(err)), status_code=err.status, media_type=_JSON,
-                                headers={**err.headers, "X-Request-Id": rid})
+            response = Response(
+                json.dumps(shape(err)),
+                status_code=err.status,
+                media_type=_JSON,
+                headers={**err.headers, "X-Request-Id": rid},
+            )
         except ClientDisconnect:
             status = 499
             response = Response(status_code=499)
@@ -127,9 +135,12 @@ def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
             raise
         except Exception as exc:  # a bug answers 500 in the protocol's shape, never a traceback
             status = 500
-            response = Response(json.dumps(shape(ProtocolError(500, "internal", f"internal error: "
-                                                                                 f"{type(exc).__name__}"))),
-                                status_code=500, media_type=_JSON, headers={"X-Request-Id": rid})
+            response = Response(
+                json.dumps(shape(ProtocolError(500, "internal", f"internal error: {type(exc).__name__}"))),
+                status_code=500,
+                media_type=_JSON,
+                headers={"X-Request-Id": rid},
+            )
         finally:
             path.metrics.observe_request(status, path.clock() - t0)
         return response
@@ -143,8 +154,7 @@ def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
 
     def model_or_404(name: str, shape_code: str = "model_not_found") -> None:
         if not path.knows(name):
-            raise ProtocolError(404, shape_code, f"model {name[:80]!r} is not served here "
-                                                 f"(serving {cap_model.name!r})")
+            raise ProtocolError(404, shape_code, f"model {name[:80]!r} is not served here (serving {cap_model.name!r})")
 
     # ------------------------------------------------------------------ OpenAI-compatible
 
@@ -152,8 +162,18 @@ def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
     async def openai_models(request: Request) -> Response:
         async def handler(rid: str, t0: float) -> Response:
             path.admit(request)
-            body = {"object": "list", "data": [{"id": cap_model.name, "object": "model", "created": 0,
-                                                "owned_by": "caption-slo-harness", "root": cap_model.version}]}
+            body = {
+                "object": "list",
+                "data": [
+                    {
+                        "id": cap_model.name,
+                        "object": "model",
+                        "created": 0,
+                        "owned_by": "caption-slo-harness",
+                        "root": cap_model.version,
+                    }
+                ],
+            }
             return Response(json.dumps(body), media_type=_JSON)
 
         return await serve(request, _openai_error, handler)
@@ -185,10 +205,18 @@ def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
             text = "".join(t for t, _ in tokens) if tokens else verdict.text
             logprobs = None
             if doc.get("logprobs") and tokens:  # a backend without per-token probabilities gives none
-                logprobs = {"content": [
-                    {"token": t, "logprob": lp, "bytes": list(t.encode("utf-8")),
-                     "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))}][:top]}
-                    for t, lp in tokens], "refusal": None}
+                logprobs = {
+                    "content": [
+                        {
+                            "token": t,
+                            "logprob": lp,
+                            "bytes": list(t.encode("utf-8")),
+                            "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))}][:top],
+                        }
+                        for t, lp in tokens
+                    ],
+                    "refusal": None,
+                }
             prompt_tokens = words + 1  # the prompt's words and one token for the image
             body = {
                 "id": f"chatcmpl-{rid}",
@@ -196,10 +224,19 @@ def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
                 "created": int(time.time()),
                 "model": cap_model.version,
                 "system_fingerprint": cap_model.version,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
-                             "logprobs": logprobs, "finish_reason": finish}],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(tokens) or cap.tokens,
-                          "total_tokens": prompt_tokens + (len(tokens) or cap.tokens)},
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text, "refusal": None},
+                        "logprobs": logprobs,
+                        "finish_reason": finish,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": len(tokens) or cap.tokens,
+                    "total_tokens": prompt_tokens + (len(tokens) or cap.tokens),
+                },
             }
             return Response(json.dumps(body), media_type=_JSON, headers={"X-Request-Id": rid})
 
@@ -208,15 +245,20 @@ def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
     # ------------------------------------------------------------------ v2 inference protocol
 
     def metadata(name: str) -> dict[str, Any]:
-        return {"name": name, "versions": [cap_model.version], "platform": "pytorch",
-                "inputs": [{"name": "image", "datatype": "BYTES", "shape": [-1]}],
-                "outputs": [{"name": "caption", "datatype": "BYTES", "shape": [-1]},
-                            {"name": "confidence", "datatype": "FP32", "shape": [-1]}]}
+        return {
+            "name": name,
+            "versions": [cap_model.version],
+            "platform": "pytorch",
+            "inputs": [{"name": "image", "datatype": "BYTES", "shape": [-1]}],
+            "outputs": [
+                {"name": "caption", "datatype": "BYTES", "shape": [-1]},
+                {"name": "confidence", "datatype": "FP32", "shape": [-1]},
+            ],
+        }
 
     @app.get("/v2", include_in_schema=False)
     async def v2_server(request: Request) -> Response:
-        body = {"name": "caption-slo-harness reference server", "version": "1",
-                "extensions": ["binary_tensor_data"]}
+        body = {"name": "caption-slo-harness reference server", "version": "1", "extensions": ["binary_tensor_data"]}
         return Response(json.dumps(body), media_type=_JSON)
 
     @app.get("/v2/health/live", include_in_schema=False)
@@ -258,12 +300,15 @@ def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
                 raise ProtocolError(400, "invalid_request", f"malformed inference request: {exc}") from None
             images, wanted, binary_out = _v2_inputs(doc, binary)
             results = await asyncio.gather(*(path.caption_image(request, im, t0) for im in images))
-            values = {"caption": [v.text.encode("utf-8") for _, v, _ in results],
-                      "confidence": [c for _, _, c in results]}
+            values = {
+                "caption": [v.text.encode("utf-8") for _, v, _ in results],
+                "confidence": [c for _, _, c in results],
+            }
             unknown = [o for o in wanted if o not in values]
             if unknown:
-                raise ProtocolError(400, "invalid_request", f"unknown output {unknown[0][:60]!r} "
-                                                            f"(outputs: caption, confidence)")
+                raise ProtocolError(
+                    400, "invalid_request", f"unknown output {unknown[0][:60]!r} (outputs: caption, confidence)"
+                )
             outputs, blobs = [], []
             for oname in wanted or list(values):
                 data = values[oname]
@@ -283,8 +328,11 @@ def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
             head = json.dumps(body).encode()
             if not blobs:
                 return Response(head, media_type=_JSON, headers={"X-Request-Id": rid})
-            return Response(head + b"".join(blobs), media_type="application/octet-stream",
-                            headers={"X-Request-Id": rid, HEADER_LENGTH: str(len(head))})
+            return Response(
+                head + b"".join(blobs),
+                media_type="application/octet-stream",
+                headers={"X-Request-Id": rid, HEADER_LENGTH: str(len(head))},
+            )
 
         return await serve(request, _plain_error, handler)
 
@@ -293,8 +341,9 @@ def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
     @app.get("/ping", include_in_schema=False)
     async def torchserve_ping(request: Request) -> Response:
         ok = _is_ready(app)
-        return Response(json.dumps({"status": "Healthy" if ok else "Unhealthy"}), status_code=200 if ok else 503,
-                        media_type=_JSON)
+        return Response(
+            json.dumps({"status": "Healthy" if ok else "Unhealthy"}), status_code=200 if ok else 503, media_type=_JSON
+        )
 
     @app.post("/predictions/{model}", include_in_schema=False)
     @app.post("/predictions/{model}/{version}", include_in_schema=False)
@@ -316,8 +365,9 @@ def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
             path.admit(request)
             model_or_404(request.path_params["model"])
             _, verdict, _ = await path.caption_image(request, await _raw_image(request), t0)
-            return Response(json.dumps([{"generated_text": verdict.text}]), media_type=_JSON,
-                            headers={"X-Request-Id": rid})
+            return Response(
+                json.dumps([{"generated_text": verdict.text}]), media_type=_JSON, headers={"X-Request-Id": rid}
+            )
 
         return await serve(request, _plain_error, handler)
 
@@ -366,8 +416,11 @@ def _chat_image(messages: Any) -> tuple[bytes, int]:
 
 def _data_url(url: Any) -> bytes:
     if not isinstance(url, str) or not url.startswith("data:"):
-        raise ProtocolError(400, "invalid_image_url", "image_url must be a data URL (data:image/png;base64,...): "
-                                                      "this server fetches nothing")
+        raise ProtocolError(
+            400,
+            "invalid_image_url",
+            "image_url must be a data URL (data:image/png;base64,...): this server fetches nothing",
+        )
     head, _, payload = url.partition(",")
     if not head.endswith(";base64"):
         raise ProtocolError(400, "invalid_image_url", "image_url must be base64 encoded")
@@ -404,15 +457,20 @@ def _v2_inputs(doc: Any, binary: bytes) -> tuple[list[bytes], list[str], dict[st
         try:
             images = [base64.b64decode(x, validate=True) for x in flat]
         except (binascii.Error, ValueError):
-            raise ProtocolError(400, "invalid_request", "BYTES data must be base64 strings (or use binary data)") from None
+            raise ProtocolError(
+                400, "invalid_request", "BYTES data must be base64 strings (or use binary data)"
+            ) from None
     if not images or any(not im for im in images):
         raise ProtocolError(400, "invalid_image", "empty image (0 bytes)")
     shape = tensor.get("shape")
     if isinstance(shape, list) and shape and all(isinstance(d, int) for d in shape) and math.prod(shape) != len(images):
         raise ProtocolError(400, "invalid_request", f"shape {shape} does not hold {len(images)} element(s)")
     wanted, binary_out = [], {}
-    all_binary = bool((doc.get("parameters") or {}).get("binary_data_output")) if isinstance(
-        doc.get("parameters"), dict) else False
+    all_binary = (
+        bool((doc.get("parameters") or {}).get("binary_data_output"))
+        if isinstance(doc.get("parameters"), dict)
+        else False
+    )
     for o in doc.get("outputs") or []:
         if not isinstance(o, dict) or not isinstance(o.get("name"), str):
             raise ProtocolError(400, "invalid_request", "an output without a name")

@@ -69,8 +69,9 @@ class SLIKind:
         that says why there is no data (empty when there is)."""
         import pandas as pd
 
-        return pd.DataFrame({"t": pd.Series(dtype=float), "good": pd.Series(dtype=bool)}), \
-            "no data: the records do not show this SLI"
+        return pd.DataFrame(
+            {"t": pd.Series(dtype=float), "good": pd.Series(dtype=bool)}
+        ), "no data: the records do not show this SLI"
 
     def figures(self, inputs: SLIInputs, slo: SLO, events: Any) -> dict[str, Any]:
         """Figures this kind adds beside its SLI (counts by class, percentiles ...)."""

@@ -154,8 +154,12 @@ class Correction(SLIKind):
             empty = pd.DataFrame({"t": pd.Series(dtype=float), "good": pd.Series(dtype=bool)})
             return empty, f"no data: no feedback log ({' or '.join(FEEDBACK_NAMES)} in the run's folder)"
         rows = read_feedback(path)
-        events = pd.DataFrame({"t": pd.Series([r.time for r in rows], dtype=float),
-                               "good": pd.Series([r.action == "accepted" for r in rows], dtype=bool)})
+        events = pd.DataFrame(
+            {
+                "t": pd.Series([r.time for r in rows], dtype=float),
+                "good": pd.Series([r.action == "accepted" for r in rows], dtype=bool),
+            }
+        )
         return events, "" if rows else f"no data: {path} has no rows"
 
     def figures(self, inputs, slo, events):
