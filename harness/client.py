@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from harness.protocols import ProtocolChoice, load_adapter
@@ -68,8 +69,24 @@ class CaptionResult:
         return self.outcome == "ok"
 
 
+_SLOT_SETTERS = tuple(CaptionResult.__dict__[name].__set__ for name in CaptionResult.__slots__)
+
+
+def _result_of(*values: Any) -> CaptionResult:
+    """``CaptionResult(*values)`` (every field, in order) built by setting its slots directly: the
+    same frozen result at half the cost of the dataclass's ``__init__`` (a load run builds one per
+    answer)."""
+    result = object.__new__(CaptionResult)
+    for set_slot, value in zip(_SLOT_SETTERS, values, strict=True):
+        set_slot(result, value)
+    return result
+
+
 # --------------------------------------------------------------------------------------------
 # classification, shared by every transport
+
+
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 def _clip(text: str) -> str:
@@ -127,23 +144,25 @@ def result_from_response(
             retry_after_s=_retry_after(headers),
         )
     try:
-        p = adapter.parse(status, headers or {}, body)
+        p = adapter.parse(status, headers or _NO_HEADERS, body)
     except InvalidResponse as exc:
         return CaptionResult("invalid_response", status, latency_s, t_start, request_id, error=_clip(str(exc)))
-    return CaptionResult(
+    return _result_of(
         "ok",
         status,
         latency_s,
         t_start,
         request_id,
-        caption=p.caption,
-        confidence=p.confidence,
-        model_version=p.model_version,
-        safety_flagged=p.safety_flagged,
-        embedding=p.embedding,
-        server_latency_ms=p.server_latency_ms,
-        prompt_tokens=p.prompt_tokens,
-        completion_tokens=p.completion_tokens,
+        p.caption,
+        p.confidence,
+        p.model_version,
+        p.safety_flagged,
+        p.embedding,
+        None,
+        None,
+        p.server_latency_ms,
+        p.prompt_tokens,
+        p.completion_tokens,
     )
 
 

@@ -118,6 +118,7 @@ def test_a_missing_module_that_is_no_extra_is_a_bug_too(crash_dir, monkeypatch, 
         (["demo", "--duration", "nan"], "--duration must be a finite number"),
         (["demo", "--images", "0"], "--images must be at least 1"),
         (["gate", "--timeout", "soon"], "argument --timeout: invalid float value: 'soon' (see harness gate --help)"),
+        (["caption", "MISSING", "--batch=--"], "argument --batch: expected one value (see harness caption --help)"),
     ],
 )
 def test_bad_values_are_refused_in_one_line_before_any_work(tmp_path, argv, message) -> None:

@@ -15,6 +15,7 @@ import pytest
 from harness.client import (
     AsyncCaptionClient,
     CaptionClient,
+    CaptionResult,
     ContractV1Adapter,
     TemplateAdapter,
     json_path,
@@ -67,6 +68,46 @@ def test_contract_v1_answer_is_ok_with_every_field() -> None:
     assert (rec.run_id, rec.target, rec.request_id, rec.t_start, rec.latency_s) == ("run", "canary", "a", 10.0, 0.5)
     assert (rec.image_id, rec.image_w, rec.image_h, rec.embedding) == ("7", 4, 5, [1.0, 2.5])
     assert to_record(r, run_id="r", target="t", scenario="s", keep_embedding=False).embedding is None
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"confidence": 1},
+        {"confidence": 0.0},
+        {"server_latency_ms": 12},
+        {"server_latency_ms": True},
+        {"model_version": 3},
+        {"request_id": None},
+        {"safety": ...},
+        {"safety": {"flagged": None}},
+        {"embedding": [1, 2.5]},
+        {"embedding": None},
+        {"caption": ""},
+    ],
+)
+def test_the_usual_v1_answer_reads_as_the_full_checks_read_it(changes: dict) -> None:
+    adapter = ContractV1Adapter()
+    body = _body(**changes)
+    assert adapter.parse(200, {}, body) == adapter._parse_doc(json.loads(body))
+    r = result_from_response(adapter, "a", 10.0, 0.5, 200, None, body)
+    p = adapter._parse_doc(json.loads(body))
+    expected = CaptionResult(
+        "ok",
+        200,
+        0.5,
+        10.0,
+        "a",
+        caption=p.caption,
+        confidence=p.confidence,
+        model_version=p.model_version,
+        safety_flagged=p.safety_flagged,
+        embedding=p.embedding,
+        server_latency_ms=p.server_latency_ms,
+    )
+    assert r == expected
+    assert repr(r) == repr(expected)
 
 
 @pytest.mark.parametrize(

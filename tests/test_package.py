@@ -33,7 +33,9 @@ def test_a_scenario_by_name_or_by_path(tmp_path: Path) -> None:
     own = tmp_path / "mine.py"
     own.write_text('"""mine: a scenario of my own."""\n')
     assert resources.scenario_path(str(own)) == own
-    with pytest.raises(UsageError, match="unknown scenario 'nope'; available: bad_inputs, cold_start"):
+    with pytest.raises(
+        UsageError, match="unknown scenario 'nope'; available: async_steady, backfill, bad_inputs, cold_start"
+    ):
         resources.scenario_path("nope")
     with pytest.raises(UsageError, match="scenario file not found"):
         resources.scenario_path(str(tmp_path / "none.py"))
@@ -186,7 +188,7 @@ def test_the_wheel_installs_in_a_new_environment_and_runs_outside_the_checkout(t
     )
     assert done.returncode == 0 and (elsewhere / "r.yml").is_file(), done.stderr
     done = _run([str(harness), "load", "--scenario", "nope", "--target", "http://127.0.0.1:9", "--out", "o"], elsewhere)
-    assert done.returncode == 64 and "available: bad_inputs" in done.stderr
+    assert done.returncode == 64 and "available: async_steady, backfill, bad_inputs" in done.stderr
     if importlib.util.find_spec("streamlit") is not None:
         port = _free_port()
         _dashboard_answers(

@@ -49,6 +49,12 @@ def test_metrics_exposition_is_exact():
     m.batch_size.observe(3)
     m.queue_depth.set(2)
     m.observe_caption(0.875, ("email",))
+    m.jobs.labels("submitted").inc(3)
+    m.jobs.labels("done").inc(2)
+    m.jobs.labels("expired").inc()
+    m.job_lag.observe(0.5)
+    m.job_lag.observe(45.0)
+    m.jobs_pending.set(0)
     expected = """\
 # HELP caption_requests_total Caption requests answered, by HTTP status and model version.
 # TYPE caption_requests_total counter
@@ -113,6 +119,35 @@ caption_safety_flags_total{reason="phone"} 0.0
 # HELP caption_model_info The model being served (always 1).
 # TYPE caption_model_info gauge
 caption_model_info{device="cpu",name="tiny",version="tiny-abc"} 1.0
+# HELP caption_jobs_total Asynchronous caption jobs, by state reached: submitted, done, failed, expired, rejected.
+# TYPE caption_jobs_total counter
+caption_jobs_total{state="submitted"} 3.0
+caption_jobs_total{state="done"} 2.0
+caption_jobs_total{state="failed"} 0.0
+caption_jobs_total{state="expired"} 1.0
+caption_jobs_total{state="rejected"} 0.0
+# HELP caption_job_lag_seconds Pipeline lag: from an asynchronous job's arrival to its caption being available.
+# TYPE caption_job_lag_seconds histogram
+caption_job_lag_seconds_bucket{le="0.1"} 0.0
+caption_job_lag_seconds_bucket{le="0.25"} 0.0
+caption_job_lag_seconds_bucket{le="0.5"} 1.0
+caption_job_lag_seconds_bucket{le="1.0"} 1.0
+caption_job_lag_seconds_bucket{le="2.0"} 1.0
+caption_job_lag_seconds_bucket{le="5.0"} 1.0
+caption_job_lag_seconds_bucket{le="10.0"} 1.0
+caption_job_lag_seconds_bucket{le="30.0"} 1.0
+caption_job_lag_seconds_bucket{le="60.0"} 2.0
+caption_job_lag_seconds_bucket{le="120.0"} 2.0
+caption_job_lag_seconds_bucket{le="300.0"} 2.0
+caption_job_lag_seconds_bucket{le="600.0"} 2.0
+caption_job_lag_seconds_bucket{le="1800.0"} 2.0
+caption_job_lag_seconds_bucket{le="3600.0"} 2.0
+caption_job_lag_seconds_bucket{le="+Inf"} 2.0
+caption_job_lag_seconds_count 2.0
+caption_job_lag_seconds_sum 45.5
+# HELP caption_jobs_pending Asynchronous jobs accepted and not yet done, failed or expired.
+# TYPE caption_jobs_pending gauge
+caption_jobs_pending 0.0
 """
     assert _exposition(registry) == expected
 

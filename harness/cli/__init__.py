@@ -77,6 +77,14 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def _get_values(self, action, arg_strings):
+        # argparse drops a lone "--" given as an option's value (``--batch=--``) and hands the
+        # option an empty list; an option of one value must get one.
+        values = super()._get_values(action, arg_strings)
+        if action.option_strings and action.nargs is None and isinstance(values, list):
+            self.error(f"argument {'/'.join(action.option_strings)}: expected one value")
+        return values
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description="Observability and SLO harness for captioning services.")

@@ -59,7 +59,7 @@ class PayloadPool:
         return len(self.items)
 
     def pick(self, rng: random.Random) -> Payload:
-        return self.items[rng.randrange(len(self.items))]
+        return rng.choice(self.items)  # the draw of rng.randrange(len(items)), without its argument checks
 
     def plus(self, other: Iterable[Payload], name: str | None = None) -> "PayloadPool":
         return PayloadPool(self.items + tuple(other), name or self.name)

@@ -24,7 +24,7 @@ from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
 from harness.client import Adapter, CaptionResult, outcome_of_exception, result_from_exception, result_from_response
 from harness.load.capture import LoadRecorder, install
-from harness.load.payload import Payload
+from harness.load.payload import Payload, PayloadPool
 from harness.load.summary import ABORTED_ERROR
 
 __all__ = ["CaptionUser"]
@@ -107,6 +107,7 @@ class CaptionUser(FastHttpUser):
         self.client.request_event = self._classifier
         self.rng = self.recorder.user_rng()
         self._backoff = 0.0
+        self._main_pool: PayloadPool | None = None
 
     def wait_time(self) -> float:
         if self.recorder.arrivals is not None:
@@ -120,7 +121,10 @@ class CaptionUser(FastHttpUser):
             self.wait()  # open loop: even the first request waits for its scheduled start
 
     def choose(self) -> Payload:
-        return self.recorder.pool("main").pick(self.rng)
+        pool = self._main_pool
+        if pool is None:  # looked up once: the pools are built before the users start
+            pool = self._main_pool = self.recorder.pool("main")
+        return pool.pick(self.rng)
 
     @task
     def caption(self) -> None:

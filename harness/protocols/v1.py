@@ -32,6 +32,32 @@ class ContractV1Adapter(Adapter):
 
     def parse(self, status, headers, body) -> ParsedCaption:
         doc = json_body(body)
+        if type(doc) is dict:  # the usual answer, all fields present with their JSON types: read at once
+            get = doc.get
+            caption, confidence, version, rid, lat, safety = (
+                get("caption"),
+                get("confidence"),
+                get("model_version"),
+                get("request_id"),
+                get("server_latency_ms"),
+                get("safety"),
+            )
+            if (
+                type(caption) is str
+                and type(confidence) is float
+                and 0.0 <= confidence <= 1.0
+                and type(version) is str
+                and type(rid) is str
+                and type(lat) is float
+                and type(safety) is dict
+                and type(flagged := safety.get("flagged")) is bool
+                and get("embedding") is None
+            ):
+                return ParsedCaption(caption, confidence, version, rid, flagged, None, lat)
+        return self._parse_doc(doc)
+
+    def _parse_doc(self, doc: Any) -> ParsedCaption:
+        """Every check, one at a time (any answer the fast path of ``parse`` does not take)."""
         if not isinstance(doc, dict):
             raise InvalidResponse(f"expected a JSON object, got {type(doc).__name__}")
         caption = doc.get("caption")
