@@ -13,35 +13,20 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from pydantic import field_validator
-
 from harness.slo.kinds import RecordsKind
-from harness.slo.promql import rate, total
-from harness.validation import Strict
+from harness.slo.kinds.latency import Latency
+from harness.slo.promql import le_label, rate, total
 
 JOBS = "caption_jobs_total"
 JOB_LAG = "caption_job_lag_seconds"
 _OFFERED = 'state=~"submitted|rejected"'
 
 
-class LagFields(Strict):
-    threshold: float
-
-    @field_validator("threshold")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError(f"must be above 0 seconds (got {v!r})")
-        return v
-
-
 class Lag(RecordsKind):
     name = "lag"
     summary = "the caption available within the threshold (seconds) of the image's arrival; missing is bad"
-    fields = LagFields
-
-    def options(self, fields, path):
-        return {"threshold": float(fields.threshold)}
+    fields = Latency.fields  # a threshold in seconds, as latency's
+    options = Latency.options
 
     def select(self, df, slo, inputs):
         import pandas as pd
@@ -60,15 +45,11 @@ class Lag(RecordsKind):
         return pipeline_figures(inputs.records)
 
     def rates(self, slo, base: Mapping[str, str], window: str):
-        from harness.slo.promql import le_label
-
         offered = rate(JOBS, base, window, _OFFERED)
         fast = rate(f"{JOB_LAG}_bucket", base, window, f'le="{le_label(slo.threshold)}"')
         return f"{offered} - ({fast} or vector(0))", offered
 
     def counters(self, slo, base: Mapping[str, str]):
-        from harness.slo.promql import le_label
-
         offered = total(JOBS, base, _OFFERED)
         fast = total(f"{JOB_LAG}_bucket", base, f'le="{le_label(slo.threshold)}"')
         return f"{offered} - ({fast} or vector(0))", offered
