@@ -69,19 +69,6 @@ class CaptionResult:
         return self.outcome == "ok"
 
 
-_SLOT_SETTERS = tuple(CaptionResult.__dict__[name].__set__ for name in CaptionResult.__slots__)
-
-
-def _result_of(*values: Any) -> CaptionResult:
-    """``CaptionResult(*values)`` (every field, in order) built by setting its slots directly: the
-    same frozen result at half the cost of the dataclass's ``__init__`` (a load run builds one per
-    answer)."""
-    result = object.__new__(CaptionResult)
-    for set_slot, value in zip(_SLOT_SETTERS, values, strict=True):
-        set_slot(result, value)
-    return result
-
-
 # --------------------------------------------------------------------------------------------
 # classification, shared by every transport
 
@@ -147,7 +134,7 @@ def result_from_response(
         p = adapter.parse(status, headers or _NO_HEADERS, body)
     except InvalidResponse as exc:
         return CaptionResult("invalid_response", status, latency_s, t_start, request_id, error=_clip(str(exc)))
-    return _result_of(
+    return CaptionResult(
         "ok",
         status,
         latency_s,
@@ -158,11 +145,9 @@ def result_from_response(
         p.model_version,
         p.safety_flagged,
         p.embedding,
-        None,
-        None,
-        p.server_latency_ms,
-        p.prompt_tokens,
-        p.completion_tokens,
+        server_latency_ms=p.server_latency_ms,
+        prompt_tokens=p.prompt_tokens,
+        completion_tokens=p.completion_tokens,
     )
 
 
