@@ -3,20 +3,23 @@ and of the harness's recording user (scenarios/steady.py: adapter, classificatio
 per request written to records.jsonl) against the same fixed-answer loopback endpoint, and their
 ratio (goal: recording costs at most 10%, a ratio of at least 0.90).
 
-The endpoint runs in its own process; each Locust run is one process (one core), rounds
-alternate plain/recording and the median of each is reported. Alongside requests per second it
-reports the CPU time the Locust process spends per request (user + system time from
-/proc/PID/stat over the middle of the run, divided by requests), which other load on the machine
-disturbs less than throughput.
+Both runs are measured the same way, over the same steady window: from 2 s after the Locust
+process has set up its stats (its users all started) to 1 s before the run's end, the endpoint
+counts the answers it sends and /proc/PID/stat gives the CPU time (user + system) the Locust
+process spent, so requests per second and CPU per request come from one window that holds no
+start-up, spawning, stopping or record compaction. Locust's own whole-run figure (requests over
+the time its stats ran, which the two runs start and stop differently) is printed beside it.
 
-    python benchmarks/load.py [--duration 8] [--users 8] [--rounds 3]
+The endpoint is served from a thread of this process (which otherwise sleeps); each Locust run
+is one process (one core); rounds alternate plain/recording and the median of each is reported.
+
+    python benchmarks/load.py [--duration 10] [--users 8] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import statistics
 import subprocess
@@ -26,6 +29,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness.load.calibration import FixedResponseServer  # noqa: E402
 
 
 def _rps(csv_path: Path) -> tuple[float, int]:
@@ -47,9 +53,13 @@ def _cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+WARMUP_S, TAIL_S = 2.0, 1.0
+
+
 def _run(
-    locustfile: Path, url: str, out: Path, duration: float, users: int, harness: bool
-) -> tuple[float, int, float | None]:
+    locustfile: Path, url: str, out: Path, duration: float, users: int, harness: bool, answered
+) -> dict[str, float]:
+    """One Locust run; its figures over the steady window and Locust's whole-run requests per second."""
     argv = [
         sys.executable,
         "-m",
@@ -70,75 +80,82 @@ def _run(
     else:
         argv += ["-t", f"{int(duration)}s"]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL)
-    cpu_rate = None
-    try:  # CPU seconds per second over the middle of the run: from 1.5 s after the stats start to 1.5 s before the end
+    window = None
+    try:
         deadline = time.monotonic() + 60.0
         while not (out / "locust_stats.csv").exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if duration > 4.0 and proc.poll() is None:
-            time.sleep(1.5)
-            c0, t0 = _cpu_s(proc.pid), time.monotonic()
-            time.sleep(duration - 3.0)
-            c1, t1 = _cpu_s(proc.pid), time.monotonic()
-            if c0 is not None and c1 is not None and proc.poll() is None:
-                cpu_rate = (c1 - c0) / (t1 - t0)
+            time.sleep(0.01)
+        time.sleep(WARMUP_S)
+        n0, c0, t0 = answered(), _cpu_s(proc.pid), time.monotonic()
+        time.sleep(duration - WARMUP_S - TAIL_S)
+        n1, c1, t1 = answered(), _cpu_s(proc.pid), time.monotonic()
+        if proc.poll() is None and c0 is not None and c1 is not None and n1 > n0:
+            window = {"rps": (n1 - n0) / (t1 - t0), "us": (c1 - c0) / (n1 - n0) * 1e6, "cpu": (c1 - c0) / (t1 - t0)}
     finally:
         rc = proc.wait(duration + 120.0)
     if rc != 0:
         raise SystemExit(f"the Locust run ({locustfile.name}) exited with status {rc}")
+    if window is None:
+        raise SystemExit(f"the Locust run ({locustfile.name}) ended before its measuring window did (or no /proc)")
     rps, n = _rps(out / "locust_stats.csv")
     if harness:
         records = sum(1 for _ in open(out / "records.jsonl"))
         if records != n:
             raise SystemExit(f"records ({records}) and Locust's count ({n}) differ")
-    return rps, n, (cpu_rate / rps * 1e6 if cpu_rate is not None and rps else None)
+    return {**window, "locust_rps": rps, "requests": n}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--duration", type=float, default=8.0, help="seconds per run")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per run (at least 5)")
     p.add_argument("--users", type=int, default=8)
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args(argv)
+    if args.duration < 5.0:
+        p.error("--duration must be at least 5 s (2 s of warm-up and 1 s of tail are left out)")
 
-    server = subprocess.Popen(
-        [sys.executable, "-m", "harness.load.calibration", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
+    server = FixedResponseServer()
+    url = server.start()
+    runs: dict[str, list[dict[str, float]]] = {"plain": [], "recording": []}
     try:
-        url = json.loads(server.stdout.readline())["url"]
-        plain, recording = [], []
-        cpu: dict[str, list[float]] = {"plain": [], "recording": []}
         with tempfile.TemporaryDirectory() as tmp:
             for r in range(args.rounds):
                 for kind in ("plain", "recording"):
                     out = Path(tmp) / f"{kind}-{r}"
                     out.mkdir()
                     f = ROOT / ("benchmarks/plain_locustfile.py" if kind == "plain" else "scenarios/steady.py")
-                    rps, n, us = _run(f, url, out, args.duration, args.users, kind == "recording")
-                    (plain if kind == "plain" else recording).append(rps)
-                    if us is not None:
-                        cpu[kind].append(us)
-                    shown = f", {us:.1f} us CPU/request" if us is not None else ""
-                    print(f"round {r + 1} {kind:9} {rps:9.1f} req/s ({n} requests{shown})", flush=True)
+                    fig = _run(f, url, out, args.duration, args.users, kind == "recording", lambda: server.answered)
+                    runs[kind].append(fig)
+                    print(
+                        f"round {r + 1} {kind:9} {fig['rps']:9.1f} req/s, {fig['us']:6.1f} us CPU/request, "
+                        f"Locust busy {100 * fig['cpu']:.0f}% of a core (whole run per Locust: "
+                        f"{fig['locust_rps']:.1f} req/s, {fig['requests']} requests)",
+                        flush=True,
+                    )
                     time.sleep(0.5)
     finally:
-        server.terminate()
-        server.wait(10)
-    p_med, r_med = statistics.median(plain), statistics.median(recording)
+        server.stop()
+
+    def med(kind: str, key: str) -> float:
+        return statistics.median(f[key] for f in runs[kind])
+
+    p_med, r_med = med("plain", "rps"), med("recording", "rps")
     ratio = r_med / p_med if p_med else float("nan")
-    cores = os.cpu_count()
-    print(f"\nplain FastHttpUser      {p_med:9.1f} req/s (median of {args.rounds})")
-    print(f"harness recording user  {r_med:9.1f} req/s (median of {args.rounds})")
+    c_p, c_r = med("plain", "us"), med("recording", "us")
+    l_p, l_r = med("plain", "locust_rps"), med("recording", "locust_rps")
+    window = args.duration - WARMUP_S - TAIL_S
+    print(f"\nsteady window of {window:g} s per run, counted by the endpoint (median of {args.rounds}):")
+    print(f"plain FastHttpUser      {p_med:9.1f} req/s, {c_p:6.1f} us CPU/request")
+    print(f"harness recording user  {r_med:9.1f} req/s, {c_r:6.1f} us CPU/request")
     print(f"ratio recording/plain   {ratio:9.3f}  (recording costs {100 * (1 - ratio):.1f}%; goal <= 10%)")
-    if cpu["plain"] and cpu["recording"]:
-        c_p, c_r = statistics.median(cpu["plain"]), statistics.median(cpu["recording"])
-        print(
-            f"CPU per request         plain {c_p:.1f} us, recording {c_r:.1f} us (median of {len(cpu['plain'])}): "
-            f"recording adds {c_r - c_p:.1f} us ({100 * (c_r / c_p - 1):.1f}%)"
-        )
+    print(f"CPU per request         recording adds {c_r - c_p:.1f} us ({100 * (c_r / c_p - 1):.1f}%)")
     print(
-        f"setup: {args.users} users, {args.duration:g} s per run, one Locust process, endpoint in its own "
-        f"process, {cores} cores"
+        f"whole run, Locust's own figure: plain {l_p:.1f}, recording {l_r:.1f} req/s, ratio "
+        f"{l_r / l_p if l_p else float('nan'):.3f} (start-up and stopping differ between the two runs)"
+    )
+    print(
+        f"setup: {args.users} users, {args.duration:g} s per run, one Locust process, endpoint in a thread of "
+        f"the benchmark's process, {os.cpu_count()} cores"
     )
     return 0
 
