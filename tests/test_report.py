@@ -206,6 +206,20 @@ def test_round_trip_and_markdown(tmp_path):
         assert f"- {inline_text(r, 500)}" in md
 
 
+def test_pipeline_figures_of_an_asynchronous_load_are_shown():
+    assert "Pipeline" not in render_markdown(_record())  # a synchronous load has none
+    rec = _record()
+    rec["figures"]["baseline"].update(lag_p50_s=0.25, lag_p95_s=0.5, lag_p99_s=0.75, drain_s=12.5, missing_captions=0)
+    rec["figures"]["canary"].update(lag_p50_s=2.0, lag_p95_s=None, lag_p99_s="x", drain_s=30.0, missing_captions=7)
+    md = render_markdown(rec)
+    assert (
+        "### Pipeline (asynchronous jobs)\n\n| figure | baseline | canary |\n| --- | --- | --- |\n"
+        "| P50 pipeline lag | 250.0 ms | 2000.0 ms |\n| P95 pipeline lag | 500.0 ms | – |\n"
+        "| P99 pipeline lag | 750.0 ms | – |\n| drain time | 12.5 s | 30.0 s |\n"
+        "| missing captions | 0 | 7 |\n"
+    ) in md
+
+
 def test_power_is_derived_from_the_metrics():
     rec = _record()
     by_name = {m["name"]: m for m in rec["metrics"]}

@@ -143,6 +143,35 @@ def _findings(rec: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+_PIPELINE_ROWS = (
+    ("lag_p50_s", "P50 pipeline lag", "s"),
+    ("lag_p95_s", "P95 pipeline lag", "s"),
+    ("lag_p99_s", "P99 pipeline lag", "s"),
+    ("drain_s", "drain time", "s whole"),
+    ("missing_captions", "missing captions", ""),
+)
+
+
+def _pipeline(rec: Mapping[str, Any]) -> list[str]:
+    """An asynchronous load's pipeline figures, baseline beside canary (none for a synchronous run)."""
+    figs = rec.get("figures") or {}
+    b, c = figs.get("baseline") or {}, figs.get("canary") or {}
+    rows = [(key, label, unit) for key, label, unit in _PIPELINE_ROWS if key in b or key in c]
+    if not rows:
+        return []
+    lines = ["", "### Pipeline (asynchronous jobs)", "", "| figure | baseline | canary |", "| --- | --- | --- |"]
+    for key, label, unit in rows:
+        bv, cv = b.get(key), c.get(key)
+        shown = [_num(v, unit) if unit != "s whole" or v is None else f"{v:.1f} s" for v in (_number(bv), _number(cv))]
+        lines.append(f"| {label} | {shown[0]} | {shown[1]} |")
+    return lines
+
+
+def _number(v: Any) -> Any:
+    """A figure as a number, or None (the record is read, not trusted: anything else is not shown)."""
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
 def render_markdown(rec: Mapping[str, Any]) -> str:
     """Render ``decision.json``; every figure comes from the record, every text from a target or a
     person is escaped."""
@@ -201,6 +230,7 @@ def render_markdown(rec: Mapping[str, Any]) -> str:
             gs = "no data" if g["score"] is None else f"{g['score']:.0f}"
             lines.append(f"| {inline_text(g['name'])} | {g['weight']:g} | {gs} |")
     lines += _power(rec)
+    lines += _pipeline(rec)
     slos = rec.get("slos", [])
     if slos:
         lines += [
