@@ -21,6 +21,8 @@ __all__ = [
     "GATE_FIGURES",
     "job_events",
     "pipeline_figures",
+    "pipeline_part",
+    "pipeline_from_parts",
     "gate_figures",
 ]
 
@@ -45,7 +47,15 @@ def pipeline_figures(df) -> dict[str, Any]:
     ``pending``), lag percentiles ``lag_p50_s``/``lag_p95_s``/``lag_p99_s`` and ``lag_max_s`` of
     the done jobs, ``drain_s``: from the first arrival to the last caption available (None
     without a caption), and ``drained``: every job offered got its caption."""
-    import numpy as np
+    return pipeline_from_parts([pipeline_part(df)])
+
+
+_COUNTS = ("jobs", "done", "missing", "rejected", "failed", "expired", "pending")
+
+
+def pipeline_part(df) -> dict[str, Any]:
+    """What ``pipeline_figures`` needs of some of the records (a chunk of a window): counts, the
+    done jobs' lags, the first arrival and the last caption; ``pipeline_from_parts`` adds them up."""
     import pandas as pd
 
     from harness.slo.sli import captioned
@@ -56,7 +66,6 @@ def pipeline_figures(df) -> dict[str, Any]:
     error = jobs["error"].astype("string").fillna("") if n else pd.Series(dtype="string")
     t = pd.to_numeric(jobs["t_start"], errors="coerce") if n else pd.Series(dtype=float)
     lag = pd.to_numeric(jobs["latency_s"], errors="coerce") if n else pd.Series(dtype=float)
-    done_lag = lag[done_mask].dropna().to_numpy(dtype=float)
     missing = ~done_mask
     expired = missing & (error == MISSING_EXPIRED)
     pending = missing & (error == MISSING_PENDING)
@@ -64,28 +73,43 @@ def pipeline_figures(df) -> dict[str, Any]:
     # failed: the job failed, or came back without a usable caption
     failed = missing & (error.str.startswith(FAILED_PREFIX).fillna(False) | outcome.isin(["ok", "invalid_response"]))
     rejected = missing & ~expired & ~pending & ~failed  # refused at submission, or no answer to it
-
-    def pct(q: float) -> float | None:
-        return round(float(np.percentile(done_lag, q)), 6) if len(done_lag) else None
-
-    n_missing = int(missing.sum())
-    drain = None
-    if len(done_lag):
-        drain = round(float((t + lag)[done_mask].max() - t.min()), 6)
+    ends = (t + lag)[done_mask].dropna()
     return {
         "jobs": n,
         "done": int(done_mask.sum()) if n else 0,
-        "missing": n_missing,
+        "missing": int(missing.sum()),
         "rejected": int(rejected.sum()),
         "failed": int(failed.sum()),
         "expired": int(expired.sum()),
         "pending": int(pending.sum()),
+        "lags": lag[done_mask].dropna().to_numpy(dtype=float),
+        "first": float(t.min()) if n and t.notna().any() else None,
+        "last_caption": float(ends.max()) if len(ends) else None,
+    }
+
+
+def pipeline_from_parts(parts) -> dict[str, Any]:
+    """``pipeline_figures`` of the records whose ``pipeline_part`` each part is."""
+    import numpy as np
+
+    parts = list(parts)
+    counts = {k: sum(int(p[k]) for p in parts) for k in _COUNTS}
+    done_lag = np.concatenate([p["lags"] for p in parts]) if parts else np.empty(0)
+
+    def pct(q: float) -> float | None:
+        return round(float(np.percentile(done_lag, q)), 6) if len(done_lag) else None
+
+    firsts = [p["first"] for p in parts if p["first"] is not None]
+    lasts = [p["last_caption"] for p in parts if p["last_caption"] is not None]
+    drain = round(float(max(lasts) - min(firsts)), 6) if len(done_lag) and lasts and firsts else None
+    return {
+        **counts,
         "lag_p50_s": pct(50),
         "lag_p95_s": pct(95),
         "lag_p99_s": pct(99),
         "lag_max_s": round(float(done_lag.max()), 6) if len(done_lag) else None,
         "drain_s": drain,
-        "drained": bool(n) and n_missing == 0,
+        "drained": bool(counts["jobs"]) and counts["missing"] == 0,
     }
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "RECORDS_PARQUET",
     "COLUMNS",
     "load_records",
+    "iter_records",
     "write_dataset",
     "PARTITIONS",
     "EMBEDDINGS",
@@ -328,18 +329,22 @@ def _where(
     return " WHERE " + " AND ".join(conds) if conds else ""
 
 
+def _parquet_source(p: Path) -> str:
+    """DuckDB's scan of a parquet file, or of a Hive-partitioned dataset folder."""
+    if p.is_dir():
+        return (
+            f"read_parquet({_sql_text(str(p / '**' / '*.parquet'))}, hive_partitioning = true, "
+            "union_by_name = true, hive_types_autocast = false)"
+        )
+    return f"read_parquet({_sql_text(str(p))})"
+
+
 def _scan_parquet(p: Path, columns: list[str] | None, where_args: tuple, sample: int | None, seed: int):
     """Rows of a parquet file or dataset through DuckDB, with projection, filters and the sample in
     the scan; a pyarrow Table and the number of records the filters kept."""
     import duckdb
 
-    if p.is_dir():
-        src = (
-            f"read_parquet({_sql_text(str(p / '**' / '*.parquet'))}, hive_partitioning = true, "
-            "union_by_name = true, hive_types_autocast = false)"
-        )
-    else:
-        src = f"read_parquet({_sql_text(str(p))})"
+    src = _parquet_source(p)
     con = duckdb.connect(":memory:")
     try:
         names = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {src}").fetchall()]
@@ -490,14 +495,78 @@ def load_records(
         df, total = (df, len(df)) if plain else _filter_frame(df, str(p), *where_args, sample, seed)
     else:
         raise DataError(f"{p}: records must be .jsonl or .parquet")
+    df = _shaped(df, cols, embeddings)
+    df.attrs["records_in_window"] = int(total)
+    return df
+
+
+def _shaped(df, cols: list[str] | None, embeddings: str, optional: Iterable[str] = ()):
+    """The frame ``load_records`` returns: the record's columns (or ``cols``) in order, each one the
+    source lacks empty, then the others it has (all columns) or the ``optional`` ones it has."""
     wanted = [c for c in (COLUMNS if cols is None else cols) if not (c == "embedding" and embeddings == "skip")]
     for c in wanted:
         if c not in df.columns:
             df[c] = None
-    extra = [] if cols is not None else [c for c in df.columns if c not in COLUMNS]
-    df = df[wanted + extra]
-    df.attrs["records_in_window"] = int(total)
-    return df
+    if cols is None:
+        extra = [c for c in df.columns if c not in COLUMNS]
+    else:
+        extra = [c for c in dict.fromkeys(optional) if c in df.columns and c not in wanted]
+    return df[wanted + extra]
+
+
+def iter_records(
+    path: str | Path,
+    columns: Iterable[str],
+    *,
+    optional: Iterable[str] = (),
+    since: float | None = None,
+    until: float | None = None,
+    embeddings: str = "skip",
+    batch_rows: int = 1_000_000,
+):
+    """Records in chunks of at most ``batch_rows`` (pandas DataFrames, at least one, maybe empty), for
+    a reader that needs every record of a window but not all of them at once (an SLO evaluation).
+
+    ``columns`` as in ``load_records`` (each one the source lacks comes back empty); ``optional``:
+    columns read only where the source has them (absent otherwise). A parquet file or dataset is
+    streamed through DuckDB with the projection and the time range in the scan, so memory grows with
+    the chunk, not the window; a JSONL file (one run's) is one chunk."""
+    import pandas as pd
+
+    if embeddings not in EMBEDDINGS:
+        raise ValueError(f"embeddings must be one of {', '.join(EMBEDDINGS)} (got {embeddings!r})")
+    cols = list(dict.fromkeys(columns))
+    extra = [c for c in dict.fromkeys(optional) if c not in cols]
+    p = _resolve(Path(path))
+    if not (p.is_dir() or p.suffix == ".parquet"):
+        df = load_records(p, since=since, until=until, embeddings=embeddings)
+        yield _shaped(df, cols, embeddings, extra)
+        return
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        src = _parquet_source(p)
+        names = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {src}").fetchall()]
+        where = _where(names, str(p), since, until, None, embeddings)
+        keep = [c for c in cols + extra if c in names and not (c == "embedding" and embeddings == "skip")]
+        select = ", ".join(f'"{c}"' for c in keep) or "NULL AS _none"
+        reader = con.sql(f"SELECT {select} FROM {src}{where}").to_arrow_reader(int(batch_rows))
+        sent = False
+        for batch in reader:
+            df = batch.to_pandas(split_blocks=True)
+            if "_none" in df.columns:
+                df = df.drop(columns=["_none"])
+            sent = True
+            yield _shaped(df, cols, embeddings, extra)
+        if not sent:
+            yield _shaped(pd.DataFrame({c: pd.Series(dtype=object) for c in keep}), cols, embeddings, extra)
+    except duckdb.Error as exc:
+        raise DataError(
+            f"{p}: unreadable parquet records ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
+        ) from None
+    finally:
+        con.close()
 
 
 PARTITIONS: tuple[str, ...] = ("date", "target")

@@ -151,6 +151,47 @@ def test_slo_over_a_dataset_and_a_time_range(store, tmp_path):
     assert slos["availability"]["sli"]["good"] == sum(r["outcome"] == "ok" for r in window) == 180
 
 
+def test_an_slo_evaluation_in_chunks_is_the_evaluation_of_the_whole(tmp_path):
+    """Every kind that reads the records (a lag SLO too), evaluated over a dataset streamed 37 records
+    at a time, gives the report of the same records evaluated at once: counts, burn rates, figures."""
+    from harness.records import iter_records
+    from harness.slo import evaluate_records, load_spec
+    from harness.slo.report import record_columns
+
+    rows = _records(600, 3)
+    for i, r in enumerate(rows):
+        if i % 13 == 5:
+            r.update(status=500, outcome="http_error", caption=None, error="HTTP 500: boom")
+        elif i % 17 == 6:
+            r.update(caption="")
+        elif i % 19 == 7:
+            r.update(safety_flagged=True)
+        elif i % 23 == 8:
+            r.update(status=202, outcome="ok", caption=None, error="job expired")
+    write_dataset(pd.DataFrame(rows), tmp_path / "ds")
+    spec_path = tmp_path / "slo.yaml"
+    spec_path.write_text(
+        (ROOT / "examples" / "slo.yaml").read_text()
+        + "  - {name: lag-1s, sli: lag, threshold: 0.1, objective: 0.9, period: 30d}\n"
+    )
+    spec = load_spec(spec_path)
+    quality = pd.DataFrame({"image_id": [str(i) for i in range(0, 600, 2)], "CIDEr-D": np.linspace(0, 1, 300)})
+    whole = evaluate_records(spec, load_records(tmp_path / "ds"), quality, at=T0 + 3 * DAY).to_dict()
+    columns, optional = record_columns(spec)
+    assert "request_id" not in columns and "embedding" not in columns  # what no SLO reads is not read
+    chunks = list(iter_records(tmp_path / "ds", columns, optional=optional, batch_rows=37))
+    assert len(chunks) > 10 and max(len(c) for c in chunks) <= 37 and sum(len(c) for c in chunks) == 600
+    chunked = evaluate_records(spec, iter(chunks), quality, at=T0 + 3 * DAY).to_dict()
+    assert chunked == whole
+    by = {s["name"]: s["sli"] for s in whole["slos"]}
+    bad = sum(r["status"] == 0 or r["status"] >= 500 or r["status"] == 429 for r in rows)
+    assert by["availability"]["total"] == 600 and by["availability"]["good"] == 600 - bad
+    assert by["quality"]["total"] > 0 and by["lag-1s"]["figures"]["expired"] == sum(
+        r["error"] == "job expired" for r in rows
+    )
+    assert whole["figures"]["requests"] == 600
+
+
 def _drift(tmp_path: Path, *extra: str) -> tuple[int, dict]:
     out = tmp_path / "drift"
     code = main(["drift", "--no-sentence-embeddings", "--out", str(out), *extra])

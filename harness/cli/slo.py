@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.errors import UsageError
+from harness.errors import DataError, UsageError
 
 
 def register(sub) -> None:
@@ -47,6 +47,25 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+_REQUIRED = ("t_start", "latency_s", "status", "outcome")
+
+
+def _checked(chunks, source: str):
+    """The chunks of records, each refused (one line) when a field does not hold its kind of value
+    or a required field is missing; the counts are of the records read so far."""
+    from harness.records import check_types
+
+    read = 0
+    for chunk in chunks:
+        read += len(chunk)
+        for name in _REQUIRED:
+            missing = len(chunk) - int(chunk[name].notna().sum())
+            if missing:
+                raise DataError(f"{source}: {missing} of {read} records lack {name}")
+        check_types(chunk, source)
+        yield chunk
+
+
 def run(args: argparse.Namespace) -> int:
     from harness.cli.checks import out_folder, positive
     from harness.slo import evaluate_records, load_spec, render_markdown
@@ -59,16 +78,18 @@ def run(args: argparse.Namespace) -> int:
     out_folder(args.out)
     spec = load_spec(args.spec)
     if args.records is not None:
-        from harness.records import check_types, load_records
+        from harness.records import iter_records
         from harness.slo import load_quality
         from harness.slo.prometheus import parse_time
+        from harness.slo.report import record_columns
 
         since = parse_time(args.start) if args.start else None
         until = parse_time(args.end) if args.end else None
         if since is not None and until is not None and since >= until:
             raise UsageError(f"--start must come before --end (got {args.start} and {args.end})")
-        records = load_records(args.records, since=since, until=until, embeddings="skip")
-        check_types(records, str(args.records), required=("t_start", "latency_s", "status", "outcome"))
+        columns, optional = record_columns(spec)
+        chunks = iter_records(args.records, columns, optional=optional, since=since, until=until)
+        records = _checked(chunks, str(args.records))
         quality = load_quality(args.quality) if args.quality else None
         folder = args.records if args.records.is_dir() else args.records.parent
         report = evaluate_records(

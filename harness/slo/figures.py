@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Figures", "record_figures", "cost_per_1000"]
+__all__ = ["Figures", "record_figures", "figure_part", "figures_from_parts", "FIGURE_COLUMNS", "cost_per_1000"]
 
 
 @dataclass(frozen=True)
@@ -44,25 +44,59 @@ def cost_per_1000(price_per_hour: float | None, duration_s: float, captions: flo
 
 def record_figures(records, price_per_hour: float | None = None) -> Figures:
     """Figures from the request records."""
-    import numpy as np
+    return figures_from_parts([figure_part(records)], price_per_hour)
+
+
+FIGURE_COLUMNS = ("t_start", "latency_s", "status", "outcome", "caption")
+"""The record columns ``record_figures`` reads."""
+
+
+def figure_part(records) -> dict[str, Any]:
+    """What ``record_figures`` needs of some of the records (a chunk of a window): counts, the
+    first request and last answer, the latencies of the ``ok`` answers; ``figures_from_parts`` adds
+    them up."""
     import pandas as pd
 
     n = int(len(records))
     if n == 0:
-        return Figures(0, 0, 0.0, None, None, None, None, None, None, price_per_hour, None)
+        return {"n": 0, "captions": 0, "start": None, "end": None, "ok_lat": None, "outcomes": {}, "statuses": {}}
     t = pd.to_numeric(records["t_start"], errors="coerce")
     lat = pd.to_numeric(records["latency_s"], errors="coerce")
     end = (t + lat.fillna(0.0)).max()
-    duration = float(end - t.min())
     caption = records["caption"]
     has_caption = caption.notna() & (caption.astype("string").str.len().fillna(0) > 0)
     ok = records["outcome"] == "ok"
-    captions = int((ok & has_caption).sum())
-    ok_lat = lat[ok].dropna().to_numpy(dtype=float)
-    p50, p95, p99 = (float(np.percentile(ok_lat, q)) for q in (50, 95, 99)) if len(ok_lat) else (None, None, None)
-    outcomes = {str(k): int(v) for k, v in records["outcome"].value_counts().sort_index().items()}
     status = pd.to_numeric(records["status"], errors="coerce").fillna(0).astype(int)
-    statuses = {str(k): int(v) for k, v in status.value_counts().sort_index().items()}
+    return {
+        "n": n,
+        "captions": int((ok & has_caption).sum()),
+        "start": float(t.min()),
+        "end": float(end),
+        "ok_lat": lat[ok].dropna().to_numpy(dtype=float),
+        "outcomes": {str(k): int(v) for k, v in records["outcome"].value_counts().items()},
+        "statuses": {str(k): int(v) for k, v in status.value_counts().items()},
+    }
+
+
+def figures_from_parts(parts, price_per_hour: float | None = None) -> Figures:
+    """``record_figures`` of the records whose ``figure_part`` each part is."""
+    import numpy as np
+
+    parts = [p for p in parts if p["n"]]
+    n = sum(p["n"] for p in parts)
+    if n == 0:
+        return Figures(0, 0, 0.0, None, None, None, None, None, None, price_per_hour, None)
+    duration = float(max(p["end"] for p in parts) - min(p["start"] for p in parts))
+    captions = sum(p["captions"] for p in parts)
+    ok_lat = np.concatenate([p["ok_lat"] for p in parts])
+    p50, p95, p99 = (float(np.percentile(ok_lat, q)) for q in (50, 95, 99)) if len(ok_lat) else (None, None, None)
+    outcomes: dict[str, int] = {}
+    statuses: dict[int, int] = {}
+    for p in parts:
+        for k, v in p["outcomes"].items():
+            outcomes[k] = outcomes.get(k, 0) + v
+        for k, v in p["statuses"].items():
+            statuses[int(k)] = statuses.get(int(k), 0) + v
     return Figures(
         requests=n,
         captions=captions,
@@ -75,6 +109,6 @@ def record_figures(records, price_per_hour: float | None = None) -> Figures:
         coverage=captions / n,
         price_per_hour=price_per_hour,
         cost_per_1000=cost_per_1000(price_per_hour, duration, captions),
-        outcomes=outcomes,
-        statuses=statuses,
+        outcomes=dict(sorted(outcomes.items())),
+        statuses={str(k): v for k, v in sorted(statuses.items())},
     )

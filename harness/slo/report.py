@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 from harness.slo.budget import ErrorBudget, error_budget
 from harness.slo.burn_rate import BurnProjection, WindowBurn, project, window_burns
-from harness.slo.figures import Figures, record_figures
+from harness.slo.figures import Figures
 from harness.slo.kinds import get as get_kind
 from harness.slo.sli import SLIValue, sli_events, sli_figures, sli_from_events
 from harness.slo.spec import SLO, SLOSpec
 
-__all__ = ["SLOResult", "SLOReport", "evaluate_records", "result_for", "render_markdown"]
+__all__ = ["SLOResult", "SLOReport", "evaluate_records", "record_columns", "result_for", "render_markdown"]
 
 
 @dataclass(frozen=True)
@@ -91,26 +92,65 @@ def evaluate_records(
     source: Mapping[str, Any] | None = None,
     folder=None,
 ) -> SLOReport:
-    """Evaluate every SLO of ``spec`` over the records (a DataFrame from ``load_records``).
+    """Evaluate every SLO of ``spec`` over the records: a DataFrame from ``load_records``, or chunks
+    of one window (an iterable of DataFrames, as ``harness.records.iter_records`` yields them), taken
+    one at a time: each SLO keeps only its events' times and good flags, so the window is never
+    whole in memory and the counts stay exact.
 
     Window burn rates end at ``at`` (default: the last answer); the projection uses
     ``traffic_rps`` (default: the spec's), cost ``price_per_hour`` (default: the spec's).
     ``folder``: the run's folder, where a kind's own input (the feedback log) is looked for.
     """
+    import numpy as np
     import pandas as pd
+
+    from harness.slo.figures import figure_part, figures_from_parts
+    from harness.slo.kinds import RecordsKind, SLIInputs
 
     traffic = traffic_rps if traffic_rps is not None else spec.traffic_rps
     price = price_per_hour if price_per_hour is not None else spec.price_per_hour
-    t = pd.to_numeric(records["t_start"], errors="coerce")
-    end_t = t + pd.to_numeric(records["latency_s"], errors="coerce").fillna(0.0)
-    start = float(t.min()) if len(records) else None
-    end = float(end_t.max()) if len(records) else None
+    chunks = [records] if isinstance(records, pd.DataFrame) else records
+    by_records = [s for s in spec.slos if isinstance(get_kind(s.sli), RecordsKind)]
+    times: dict[str, list] = {s.name: [] for s in by_records}
+    goods: dict[str, list] = {s.name: [] for s in by_records}
+    notes: dict[str, list[str]] = {s.name: [] for s in by_records}
+    parts: dict[str, list] = {s.name: [] for s in by_records}
+    fig_parts = []
+    for chunk in chunks:
+        fig_parts.append(figure_part(chunk))
+        inputs = SLIInputs(chunk, quality, None if folder is None else Path(folder))
+        for slo in by_records:
+            kind = get_kind(slo.sli)
+            ev, note = kind.events(inputs, slo)
+            times[slo.name].append(ev["t"].to_numpy(dtype=float))
+            goods[slo.name].append(ev["good"].to_numpy(dtype=bool))
+            notes[slo.name].append(note)
+            if len(chunk):
+                parts[slo.name].append(kind.figure_part(chunk, slo))
+    fig = figures_from_parts(fig_parts, price)
+    starts = [p["start"] for p in fig_parts if p["n"]]
+    ends = [p["end"] for p in fig_parts if p["n"]]
+    start, end = (min(starts), max(ends)) if starts else (None, None)
     when = at if at is not None else end
     results = []
     for slo in spec.slos:
-        events, note = sli_events(records, slo, quality, folder)
-        sli = sli_from_events(events, slo, note, sli_figures(records, slo, events, quality, folder))
-        own = get_kind(slo.sli).own_clock and at is None and len(events)
+        kind = get_kind(slo.sli)
+        if slo.name in notes:
+            t = np.concatenate(times.pop(slo.name) or [np.empty(0)])  # each SLO's chunks freed in turn
+            good = np.concatenate(goods.pop(slo.name) or [np.empty(0, dtype=bool)])
+            order = np.argsort(t, kind="stable")
+            events = pd.DataFrame({"t": t[order], "good": good[order]})
+            del t, good, order
+            said = [n for n in notes[slo.name] if n]
+            note = "" if len(events) and len(said) < len(notes[slo.name]) else (said[0] if said else "")
+            if not note and events.empty:
+                note = "no data: no events"
+            figures = kind.merge_figures(parts[slo.name], slo)
+        else:  # a kind with an input of its own (the feedback log) or none from the records
+            events, note = sli_events(None, slo, quality, folder)
+            figures = sli_figures(None, slo, events, quality, folder)
+        sli = sli_from_events(events, slo, note, figures)
+        own = kind.own_clock and at is None and len(events)
         slo_at, slo_since = (float(events["t"].max()), float(events["t"].min())) if own else (when, start)
         results.append(result_for(slo, sli, window_burns(events, slo, slo_at, slo_since), traffic))
     return SLOReport(
@@ -120,9 +160,22 @@ def evaluate_records(
         end=end,
         traffic_rps=traffic,
         results=tuple(results),
-        figures=record_figures(records, price),
+        figures=fig,
         spec=spec.to_dict(),
     )
+
+
+def record_columns(spec: SLOSpec) -> tuple[list[str], list[str]]:
+    """``(columns, optional)``: the record columns an evaluation of ``spec`` reads (its run figures
+    and every SLO's kind), and those it reads only where the records have them."""
+    from harness.slo.figures import FIGURE_COLUMNS
+
+    cols, optional = list(FIGURE_COLUMNS), []
+    for slo in spec.slos:
+        need, maybe = get_kind(slo.sli).columns(slo)
+        cols += need
+        optional += maybe
+    return list(dict.fromkeys(cols)), [c for c in dict.fromkeys(optional) if c not in cols]
 
 
 # ---- markdown rendering of the report dict ---------------------------------------------------

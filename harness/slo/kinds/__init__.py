@@ -77,6 +77,11 @@ class SLIKind:
         """Figures this kind adds beside its SLI (counts by class, percentiles ...)."""
         return {}
 
+    def columns(self, slo: SLO) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """``(columns, optional)``: the record columns this kind reads, and those it reads only
+        where the records have them (a score column); a reader loads no others."""
+        return (), ()
+
     def rates(self, slo: SLO, base: Mapping[str, str], window: str) -> tuple[str, str] | None:
         """``(errors, total)`` per-second PromQL rates over ``window``; None when no metric shows the SLI."""
         return None
@@ -87,7 +92,25 @@ class SLIKind:
 
 
 class RecordsKind(SLIKind):
-    """A kind computed from the request records: ``select`` says which records are events and which are good."""
+    """A kind computed from the request records: ``select`` says which records are events and which
+    are good. Its events and figures can be taken chunk by chunk of a window (``figure_part`` of each
+    chunk, ``merge_figures`` of the parts), so a window of millions of records is never whole in memory."""
+
+    def columns(self, slo: SLO) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return ("t_start", "latency_s", "status", "outcome"), ()
+
+    def figure_part(self, records: Any, slo: SLO) -> Any:
+        """What ``figures`` needs of some of the records (None: this kind adds no figures)."""
+        return None
+
+    def merge_figures(self, parts: list[Any], slo: SLO) -> dict[str, Any]:
+        """The figures of the records whose ``figure_part`` each part is."""
+        return {}
+
+    def figures(self, inputs: SLIInputs, slo: SLO, events: Any) -> dict[str, Any]:
+        if inputs.records is None or not len(inputs.records):
+            return {}
+        return self.merge_figures([self.figure_part(inputs.records, slo)], slo)
 
     def select(self, df: Any, slo: SLO, inputs: SLIInputs) -> tuple[Any, Any, str]:
         """``(events mask, good mask, note)`` over the records' index."""

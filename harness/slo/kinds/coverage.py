@@ -14,6 +14,9 @@ class Coverage(RecordsKind):
     name = "coverage"
     summary = "answered ok with a non-empty caption"
 
+    def columns(self, slo):
+        return super().columns(slo)[0] + ("caption",), ()
+
     def select(self, df, slo, inputs):
         import pandas as pd
 

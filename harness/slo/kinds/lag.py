@@ -37,12 +37,18 @@ class Lag(RecordsKind):
         lag = pd.to_numeric(df["latency_s"], errors="coerce")
         return job_events(df), captioned(df) & (lag <= float(slo.threshold)), ""
 
-    def figures(self, inputs, slo, events):
-        from harness.pipeline import pipeline_figures
+    def columns(self, slo):
+        return super().columns(slo)[0] + ("caption", "error"), ()
 
-        if inputs.records is None or not len(inputs.records):
-            return {}
-        return pipeline_figures(inputs.records)
+    def figure_part(self, records, slo):
+        from harness.pipeline import pipeline_part
+
+        return pipeline_part(records)
+
+    def merge_figures(self, parts, slo):
+        from harness.pipeline import pipeline_from_parts
+
+        return pipeline_from_parts(parts) if parts else {}
 
     def rates(self, slo, base: Mapping[str, str], window: str):
         offered = rate(JOBS, base, window, _OFFERED)

@@ -62,6 +62,10 @@ class Quality(RecordsKind):
     def describe(self, slo):
         return {"metric": slo.metric}
 
+    def columns(self, slo):
+        scores = tuple(c for c in (slo.metric, "quality") if c)
+        return super().columns(slo)[0] + ("caption", "image_id", "target"), scores
+
     def select(self, df, slo, inputs):
         import pandas as pd
 

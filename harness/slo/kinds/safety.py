@@ -45,6 +45,9 @@ class Safety(RecordsKind):
     def describe(self, slo):
         return {"blocklist": list(slo.blocklist)}
 
+    def columns(self, slo):
+        return super().columns(slo)[0] + ("caption", "safety_flagged"), ()
+
     def select(self, df, slo, inputs):
         from harness.slo.sli import captioned
 
