@@ -15,7 +15,7 @@ import pytest
 from harness.datasets import shapes_sample
 from harness.pipeline import MISSING_EXPIRED, MISSING_PENDING, gate_figures, pipeline_figures
 from harness.records import COLUMNS, load_records
-from harness.slo import evaluate_records, generate_rules, parse_spec
+from harness.slo import evaluate_records, generate_rules, parse_spec, render_markdown
 from metrics_text import sample_value, scrape
 from reference_model.server.jobs import callback_allowed
 from reference_model.server.metrics import LAG_BUCKETS
@@ -296,6 +296,11 @@ def test_lag_sli_is_exact_on_constructed_records():
         "missing_captions": 5,
     }
     assert gate_figures(None) == {}
+    md = render_markdown(report.to_dict())
+    name = parse_spec(SPEC).slos[0].name
+    assert f"### {name}: lag figures\n\n| figure | value |\n| --- | --- |\n| jobs | 8 |\n| done | 3 |\n" in md
+    assert "| missing | 5 |" in md and "| lag p50 | 1000.0 ms |" in md and "| drain | 2.5 s |" in md
+    assert "| drained | no |" in md and "coverage figures" not in md  # a kind without figures adds none
 
 
 def test_lag_rules_use_the_job_metrics():

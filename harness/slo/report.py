@@ -199,6 +199,31 @@ def _gone(p: Mapping[str, Any]) -> str:
     return p["exhaustion"] or "never"
 
 
+def _figure(key: str, v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if key.startswith("drain") and isinstance(v, (int, float)):
+        return f"{v:.1f} s"
+    if key.endswith("_s") and isinstance(v, (int, float)):
+        return _ms(v)
+    return f"{v:g}" if isinstance(v, (int, float)) else str(v)
+
+
+def _kind_figures(slos) -> list[str]:
+    """What an SLO's kind adds beside its SLI (the lag kind's pipeline figures, the correction
+    kind's counts per action), one table per SLO that has some."""
+    lines: list[str] = []
+    for r in slos:
+        figures = r["sli"].get("figures") or {}
+        if not figures:
+            continue
+        lines += ["", f"### {r['name']}: {r['sli']['kind']} figures", "", "| figure | value |", "| --- | --- |"]
+        lines += [f"| {k.removesuffix('_s').replace('_', ' ')} | {_figure(k, v)} |" for k, v in figures.items()]
+    return lines
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """A markdown summary of a report dict (as written to ``slo.json``)."""
     src = report["source"]
@@ -217,6 +242,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             f"| {r['name']} | {kind} | {_pct(r['objective'], 2)} | {value} | "
             f"{sli['good']:g} / {sli['total']:g} | {_pct(r['budget']['remaining'], 1)} | {met} |"
         )
+    lines += _kind_figures(report["slos"])
     lines += ["", "## Burn rates over the alert windows", ""]
     lines += [
         "| SLO | alert | factor | long | short | burn (long) | burn (short) | data covers | fires |",
