@@ -127,7 +127,12 @@ def _inputs(canary_version: str) -> dict:
     return {
         "targets": {
             "baseline": {"url": "http://127.0.0.1:9001", "model_version": "tiny-baseline"},
-            "canary": {"url": "http://127.0.0.1:9002", "model_version": canary_version},
+            "canary": {
+                "url": "http://127.0.0.1:9002",
+                "protocol": "openai-chat",
+                "model": "qwen2-vl",
+                "model_version": canary_version,
+            },
         },
         "scenario": "steady",
         "load": {"users": 4, "duration_s": 20.0, "seed": 0},

@@ -93,6 +93,9 @@ def test_decision_page_renders_the_record(reports, monkeypatch):
     assert _texts(at.error) == [f"Verdict: **ROLLBACK** (score {rec['score']:g})"]
     assert ("Score", f"{rec['score']:.4g}") in _metrics(at)
     assert ("Canary model", "tiny-slow") in _metrics(at)
+    helps = {m.label: m.proto.help for m in at.metric}
+    assert helps["Canary model"] == "at `http://127.0.0.1:9002`, protocol `openai-chat`, model `qwen2-vl`"
+    assert helps["Baseline model"] == "at `http://127.0.0.1:9001`"
     assert _texts(at.text) == ["\n".join(f"• {r}" for r in rec["reasons"])]
     table = at.dataframe[0].value
     assert list(table["name"]) == [m["name"] for m in rec["metrics"]]

@@ -23,10 +23,15 @@ cols[0].metric("Score", fmt(rec.get("score")))
 for col, name in zip(cols[1:], ("baseline", "canary")):
     t = targets.get(name) or {}
     # A metric's value is markdown: the version a target reported is escaped to plain text.
+    spoken = [
+        f"{label} {code_span(t[key], 300)}"
+        for key, label in (("url", "at"), ("protocol", "protocol"), ("model", "model"))
+        if t.get(key)
+    ]
     col.metric(
         f"{name.capitalize()} model",
         inline_text(t.get("model_version"), 120),
-        help=code_span(t["url"], 300) if t.get("url") else None,
+        help=", ".join(spoken) or None,  # where it was reached and how (the protocol, the model asked for)
     )
 
 st.subheader("Why")
