@@ -5,6 +5,7 @@ records (exact on constructed ones) and from a real Prometheus scraping the same
 import http.server
 import io
 import json
+import socket
 import threading
 import time
 
@@ -54,6 +55,8 @@ def _jobs_metrics(url: str) -> dict[str, float]:
         for s in ("submitted", "done", "failed", "expired", "rejected")
     }
     out["pending"] = sample_value(samples, "caption_jobs_pending") or 0.0
+    for r in ("delivered", "refused", "failed", "skipped"):
+        out[f"callback_{r}"] = sample_value(samples, "caption_job_callbacks_total", result=r) or 0.0
     for b in LAG_BUCKETS:
         out[f"le={b}"] = sample_value(samples, "caption_job_lag_seconds_bucket", le=str(float(b))) or 0.0
     return out
@@ -128,6 +131,20 @@ def test_async_route_answers_the_sync_document_and_calls_back(jobs_server):
             while not _Receiver.got and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert _Receiver.got == [("/hook?x=1", done)]
+            # a callback to a port nobody listens on: the job is done, the callback counted as failed
+            with socket.socket() as closed:
+                closed.bind(("127.0.0.1", 0))
+                dead = f"http://127.0.0.1:{closed.getsockname()[1]}/hook"
+            r2 = c.post(
+                url + "/v1/caption:async",
+                params={"callback": dead},
+                content=png,
+                headers={"Content-Type": "image/png", "X-Request-Id": "job-2"},
+            )
+            assert _poll(c, url, r2.headers["location"])["status"] == "done"
+            deadline = time.monotonic() + 10
+            while _delta(_jobs_metrics(url), before)["callback_failed"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
             # refusals: a callback host off the allow list, a bad image, an unknown job
             far = c.post(
                 url + "/v1/caption:async",
@@ -142,7 +159,8 @@ def test_async_route_answers_the_sync_document_and_calls_back(jobs_server):
     finally:
         receiver.shutdown()
     d = _delta(_jobs_metrics(url), before)
-    assert (d["submitted"], d["done"], d["rejected"], d["pending"]) == (1, 1, 0, 0)
+    assert (d["submitted"], d["done"], d["rejected"], d["pending"]) == (2, 2, 0, 0)
+    assert (d["callback_delivered"], d["callback_refused"], d["callback_failed"], d["callback_skipped"]) == (1, 0, 1, 0)
 
 
 def test_callback_allow_list():

@@ -174,6 +174,7 @@ def test_exposition_has_exactly_the_contract_metric_names(reference_server, png)
         "caption_jobs_total": "counter",
         "caption_job_lag_seconds": "histogram",
         "caption_jobs_pending": "gauge",
+        "caption_job_callbacks_total": "counter",
     }
     assert set(types) == set(METRIC_NAMES)
     for le in ("0.05", "0.1", "0.2", "0.3", "0.5", "1.0", "2.5", "5.0", "10.0"):

@@ -148,6 +148,12 @@ caption_job_lag_seconds_sum 45.5
 # HELP caption_jobs_pending Asynchronous jobs accepted and not yet done, failed or expired.
 # TYPE caption_jobs_pending gauge
 caption_jobs_pending 0.0
+# HELP caption_job_callbacks_total Callbacks of finished asynchronous jobs, by result: delivered, refused, failed, skipped.
+# TYPE caption_job_callbacks_total counter
+caption_job_callbacks_total{result="delivered"} 0.0
+caption_job_callbacks_total{result="refused"} 0.0
+caption_job_callbacks_total{result="failed"} 0.0
+caption_job_callbacks_total{result="skipped"} 0.0
 """
     assert _exposition(registry) == expected
 

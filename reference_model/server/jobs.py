@@ -18,7 +18,8 @@ job's document and ``Location: /v1/jobs/{id}``. ``GET /v1/jobs/{id}`` answers th
   made to reach internal services (SSRF), so only loopback hosts are allowed, plus the hosts
   given with ``--callback-allow``; any other URL is refused ``400`` at submission.
 - **Metrics.** ``caption_jobs_total{state}`` (submitted, done, failed, expired, rejected),
-  ``caption_job_lag_seconds`` (arrival to caption available, done jobs), ``caption_jobs_pending``.
+  ``caption_job_lag_seconds`` (arrival to caption available, done jobs), ``caption_jobs_pending``,
+  ``caption_job_callbacks_total{result}`` (delivered, refused, failed, skipped).
 - **Faults.** ``stall_s`` stops the worker that long (jobs are still accepted and age);
   ``drop_rate`` silently loses that share of accepted jobs (they stay pending until they expire).
 """
@@ -31,7 +32,6 @@ import ipaddress
 import json
 import logging
 import secrets
-import sys
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -272,7 +272,7 @@ class JobStore:
             else:
                 self._finish(job, "failed", error={"code": exc.code, "message": exc.message})
         except Exception as exc:  # the job fails; the worker goes on
-            print(f"job {job.id} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            log.exception("job %s failed: %s: %s", job.id, type(exc).__name__, exc)
             self._finish(job, "failed", error={"code": "internal", "message": f"internal error: {type(exc).__name__}"})
         else:
             self._finish(job, "done", result=body)
@@ -322,6 +322,7 @@ class JobStore:
     def _call_back(self, job: Job) -> None:
         if len(self._callbacks) >= _CALLBACKS_WAITING_MAX:
             log.warning("callback of job %s skipped: %d callbacks waiting", job.id, len(self._callbacks))
+            self.path.metrics.job_callbacks.labels("skipped").inc()
             return
         body = json.dumps(job.document()).encode("utf-8")
         task = asyncio.get_running_loop().create_task(self._deliver(job.id, job.callback, body))
@@ -330,13 +331,18 @@ class JobStore:
 
     async def _deliver(self, job_id: str, url: str, body: bytes) -> None:
         async with self._callback_gate:
+            counted = self.path.metrics.job_callbacks
             try:
                 status = await asyncio.to_thread(_post_json, url, body, CALLBACK_TIMEOUT_S)
-            except Exception as exc:  # a callback that fails is logged; the job stays readable
-                print(f"callback of job {job_id} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            except Exception as exc:  # a callback that fails is logged and counted; the job stays readable
+                log.warning("callback of job %s failed: %s: %s", job_id, type(exc).__name__, exc)
+                counted.labels("failed").inc()
                 return
             if not 200 <= status < 300:
-                print(f"callback of job {job_id} answered {status}", file=sys.stderr, flush=True)
+                log.warning("callback of job %s answered %d", job_id, status)
+                counted.labels("refused").inc()
+                return
+            counted.labels("delivered").inc()
 
 
 def _post_json(url: str, body: bytes, timeout: float) -> int:

@@ -28,6 +28,9 @@ LAG_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.
 # What ``caption_jobs_total`` counts: jobs accepted (submitted), finished (done, failed), expired
 # unanswered, and submissions the server refused while the job queue was full or it was not ready.
 JOB_STATES: tuple[str, ...] = ("submitted", "done", "failed", "expired", "rejected")
+# What became of a finished job's callback: delivered (a 2xx answer), refused (another status),
+# failed (no answer: connection refused, timeout), skipped (too many callbacks waiting).
+CALLBACK_RESULTS: tuple[str, ...] = ("delivered", "refused", "failed", "skipped")
 
 METRIC_NAMES: tuple[str, ...] = (
     "caption_requests_total",
@@ -40,6 +43,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "caption_jobs_total",
     "caption_job_lag_seconds",
     "caption_jobs_pending",
+    "caption_job_callbacks_total",
 )
 
 
@@ -111,6 +115,14 @@ class ServerMetrics:
             "Asynchronous jobs accepted and not yet done, failed or expired.",
             registry=registry,
         )
+        self.job_callbacks = Counter(
+            "caption_job_callbacks",
+            "Callbacks of finished asynchronous jobs, by result: delivered, refused, failed, skipped.",
+            ["result"],
+            registry=registry,
+        )
+        for result in CALLBACK_RESULTS:
+            self.job_callbacks.labels(result)
 
     def observe_request(self, status: int | str, seconds: float) -> None:
         """Count one answered caption request and its duration."""
