@@ -339,6 +339,10 @@ def _parquet_source(p: Path) -> str:
     return f"read_parquet({_sql_text(str(p))})"
 
 
+def _unreadable(p: Path, exc: Exception) -> DataError:
+    return DataError(f"{p}: unreadable parquet records ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})")
+
+
 def _scan_parquet(p: Path, columns: list[str] | None, where_args: tuple, sample: int | None, seed: int):
     """Rows of a parquet file or dataset through DuckDB, with projection, filters and the sample in
     the scan; a pyarrow Table and the number of records the filters kept."""
@@ -377,9 +381,7 @@ def _scan_parquet(p: Path, columns: list[str] | None, where_args: tuple, sample:
                     f"LIMIT {int(sample)}) ORDER BY {order}"
                 ).to_arrow_table()
     except duckdb.Error as exc:
-        raise DataError(
-            f"{p}: unreadable parquet records ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
-        ) from None
+        raise _unreadable(p, exc) from None
     finally:
         con.close()
     if "_none" in table.column_names:
@@ -562,9 +564,7 @@ def iter_records(
         if not sent:
             yield _shaped(pd.DataFrame({c: pd.Series(dtype=object) for c in keep}), cols, embeddings, extra)
     except duckdb.Error as exc:
-        raise DataError(
-            f"{p}: unreadable parquet records ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
-        ) from None
+        raise _unreadable(p, exc) from None
     finally:
         con.close()
 
