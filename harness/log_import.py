@@ -6,6 +6,8 @@ missing) or that breaks a row rule of the record contract (``harness.expectation
 with its line (JSONL, CSV) or row (parquet) number and the reason; every other row is imported.
 When more rows are rejected than ``max_rejected`` allows, nothing is written but the rejections:
 a mapping that does not fit the log fails loudly instead of importing what happened to parse.
+The source is read ``CHUNK_ROWS`` rows at a time, so memory holds one chunk and the request ids
+seen so far, whatever the log's length; the records move into place once the whole log is accepted.
 
 Mapping file::
 
@@ -28,13 +30,15 @@ connection error, any other code an HTTP error.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import math
+import os
+import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import yaml
 
@@ -42,6 +46,7 @@ from harness.errors import DataError, InputMissingError, UsageError
 from harness.records import COLUMNS, OUTCOMES, RecordWriter, record_line, write_dataset
 
 __all__ = [
+    "CHUNK_ROWS",
     "ColumnMapping",
     "Rejection",
     "ImportResult",
@@ -61,10 +66,13 @@ TIME_FORMATS = ("unix", "unix_ms", "unix_us", "iso8601")
 _UNIT_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
 _TEXT = ("run_id", "target", "scenario", "request_id", "image_id", "outcome", "error", "caption", "model_version")
 _REAL = ("t_start", "latency_s", "confidence")
-_WHOLE = ("status", "image_bytes", "image_w", "image_h")
+_WHOLE = ("status", "image_bytes", "image_w", "image_h", "prompt_tokens", "completion_tokens")
 _REQUIRED = ("run_id", "target", "request_id", "t_start", "latency_s", "status", "outcome")
 _KEYS = ("columns", "time_format", "units", "constants", "values", "format")
 _RAW_LIMIT = 2000
+CHUNK_ROWS = 100_000  # source rows read, converted and checked at a time
+_KEPT_REJECTIONS = 1000  # rejections an ImportResult holds; rejected.jsonl has all of them
+_UNIQUE_RULE = "request_id unique per target"  # harness.expectations' name for the repeat rule
 
 
 @dataclass(frozen=True)
@@ -158,7 +166,9 @@ class Rejection:
 
 @dataclass(frozen=True)
 class ImportResult:
-    """What an import did: records written (0 when refused), rejections, and the files written."""
+    """What an import did: records written (0 when refused), rejections (the first
+    ``_KEPT_REJECTIONS`` of ``rejected_count``; all of them are in ``rejected_path``), and the files
+    written."""
 
     source: str
     rows: int
@@ -167,6 +177,7 @@ class ImportResult:
     written: tuple[Path, ...]
     rejected_path: Path | None
     refused: bool
+    rejected_count: int
 
 
 def _raw(value: Any) -> str:
@@ -184,61 +195,110 @@ def _format(path: Path, mapping: ColumnMapping, fmt: str | None) -> str:
     return fmt
 
 
-def read_rows(path: str | Path, fmt: str) -> tuple[list[tuple[int, Any]], list[Rejection], str]:
-    """The source's rows as (number, row dict) and the rows that could not be read at all, with the
-    word their numbers count in ("line" or "row")."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputMissingError(f"{path}: log not found")
+def _where(fmt: str) -> str:
+    return "row" if fmt == "parquet" else "line"
+
+
+def _chunks(path: Path, fmt: str, chunk_rows: int) -> Iterator[tuple[list[tuple[int, Any]], list[Rejection]]]:
+    """The source's rows in chunks of at most ``chunk_rows`` (read or not, blank lines aside): each
+    chunk's rows as (number, row dict) and the rows that could not be read at all."""
+    if fmt == "parquet":
+        yield from _parquet_chunks(path, chunk_rows)
+    elif fmt == "jsonl":
+        yield from _jsonl_chunks(path, chunk_rows)
+    else:
+        yield from _csv_chunks(path, chunk_rows)
+
+
+def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[list[tuple[int, Any]], list[Rejection]]]:
+    import pyarrow.parquet as pq
+
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise DataError(f"{path}: unreadable parquet file ({type(exc).__name__})") from None
+    number = 0
+    while True:
+        try:
+            batch = next(batches, None)
+        except Exception as exc:
+            raise DataError(f"{path}: unreadable parquet file ({type(exc).__name__})") from None
+        if batch is None:
+            return
+        rows = batch.to_pylist()
+        if rows:
+            yield list(enumerate(rows, number + 1)), []
+        number += len(rows)
+
+
+def _jsonl_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[list[tuple[int, Any]], list[Rejection]]]:
     rows: list[tuple[int, Any]] = []
     bad: list[Rejection] = []
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            table = pq.read_table(path)
-        except Exception as exc:  # pyarrow raises several types for a damaged file
-            raise DataError(f"{path}: unreadable parquet file ({type(exc).__name__})") from None
-        return list(enumerate(table.to_pylist(), 1)), bad, "row"
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    if fmt == "jsonl":
-        for i, line in enumerate(data.split(b"\n"), 1):
+    with open(path, "rb") as fh:
+        for i, line in enumerate(fh, 1):
+            if line.endswith(b"\n"):
+                line = line[:-1]
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except (ValueError, UnicodeDecodeError):
                 bad.append(Rejection("line", i, "not valid JSON", line.decode("utf-8", "replace")[:_RAW_LIMIT]))
-                continue
-            if not isinstance(row, dict):
-                bad.append(Rejection("line", i, "not a JSON object", _raw(row)))
-                continue
-            rows.append((i, row))
-        return rows, bad, "line"
-    if text is None:
-        raise DataError(f"{path}: a CSV log must be UTF-8 text")
+            else:
+                if isinstance(row, dict):
+                    rows.append((i, row))
+                else:
+                    bad.append(Rejection("line", i, "not a JSON object", _raw(row)))
+            if len(rows) + len(bad) >= chunk_rows:
+                yield rows, bad
+                rows, bad = [], []
+    if rows or bad:
+        yield rows, bad
+
+
+def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[list[tuple[int, Any]], list[Rejection]]]:
+    rows: list[tuple[int, Any]] = []
+    bad: list[Rejection] = []
     dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
-    reader = csv.reader(io.StringIO(text, newline=""), dialect)
-    header = next(reader, None)
-    if not header:
-        raise DataError(f"{path}: the CSV log has no header line")
-    for values in reader:
-        line = reader.line_num
-        if not any(v.strip() for v in values):
-            continue
-        if len(values) != len(header):
-            bad.append(
-                Rejection(
-                    "line", line, f"{len(values)} fields where the header has {len(header)}", _raw(",".join(values))
-                )
-            )
-            continue
-        rows.append((line, {k: (v if v != "" else None) for k, v in zip(header, values)}))
-    return rows, bad, "line"
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh, dialect)
+        try:
+            header = next(reader, None)
+            if not header:
+                raise DataError(f"{path}: the CSV log has no header line")
+            for values in reader:
+                line = reader.line_num
+                if not any(v.strip() for v in values):
+                    continue
+                if len(values) != len(header):
+                    reason = f"{len(values)} fields where the header has {len(header)}"
+                    bad.append(Rejection("line", line, reason, _raw(",".join(values))))
+                else:
+                    rows.append((line, {k: (v if v != "" else None) for k, v in zip(header, values)}))
+                if len(rows) + len(bad) >= chunk_rows:
+                    yield rows, bad
+                    rows, bad = [], []
+        except UnicodeDecodeError:
+            raise DataError(f"{path}: a CSV log must be UTF-8 text") from None
+        except csv.Error as exc:
+            raise DataError(f"{path}: line {reader.line_num}: not readable as CSV ({exc})") from None
+    if rows or bad:
+        yield rows, bad
+
+
+def read_rows(path: str | Path, fmt: str) -> tuple[list[tuple[int, Any]], list[Rejection], str]:
+    """The source's rows as (number, row dict) and the rows that could not be read at all, with the
+    word their numbers count in ("line" or "row"). All of them at once: ``import_log`` reads the
+    source chunk by chunk instead."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputMissingError(f"{path}: log not found")
+    rows: list[tuple[int, Any]] = []
+    bad: list[Rejection] = []
+    for chunk, unreadable in _chunks(path, fmt, CHUNK_ROWS):
+        rows += chunk
+        bad += unreadable
+    return rows, bad, _where(fmt)
 
 
 # -- one row to one record ---------------------------------------------------------------------------
@@ -361,10 +421,15 @@ def to_records(
 
 
 def _contract(
-    records: list[tuple[int, dict]], where: str, raw: dict[int, Any]
+    records: list[tuple[int, dict]],
+    where: str,
+    raw: dict[int, Any],
+    seen: dict[str, set[str]] | None = None,
 ) -> tuple[list[tuple[int, dict]], list[Rejection]]:
     """The record contract's row rules over the converted records: rows that break one are rejected
-    with the rule's name; of records that repeat a (target, request_id), the first is kept."""
+    with the rule's name; of records that repeat a (target, request_id), the first is kept. ``seen``
+    holds the request ids of earlier chunks of the same source, by target: a record repeating one
+    of them is a repeat too, and this chunk's ids are added to it."""
     import pandas as pd
 
     from harness.expectations import RecordContract, row_failures
@@ -373,6 +438,14 @@ def _contract(
         return [], []
     df = pd.DataFrame([r for _, r in records], columns=list(COLUMNS))
     failed = row_failures(df, RecordContract(service=False))
+    if seen is not None:
+        for i, (_, rec) in enumerate(records):
+            if rec["request_id"] in seen.get(rec["target"], ()):
+                rules = failed.setdefault(i, [])
+                if _UNIQUE_RULE not in rules:
+                    rules.append(_UNIQUE_RULE)  # the suite's last rule: the order its names are listed in
+        for _, rec in records:
+            seen.setdefault(rec["target"], set()).add(rec["request_id"])
     bad = []
     for i, rules in sorted(failed.items()):
         number = records[i][0]
@@ -399,21 +472,154 @@ def _limit(max_rejected: str | float | int, rows: int) -> int:
         ) from None
 
 
-def _write(records: list[dict], out: Path, part: str) -> tuple[Path, ...]:
-    import pandas as pd
+def _schema():
+    """The arrow schema of imported records: every chunk of a source is written with the same one."""
+    import pyarrow as pa
 
-    if out.suffix == ".jsonl":
-        with RecordWriter(out) as w:
-            w.write_lines([record_line(r) for r in records])
-        return (out,)
-    df = pd.DataFrame(records, columns=list(COLUMNS))
-    if out.suffix == ".parquet":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".parquet.tmp")
-        df.to_parquet(tmp, index=False)
-        tmp.replace(out)
-        return (out,)
-    return tuple(write_dataset(df, out, part=part))
+    kinds = {name: pa.string() for name in _TEXT}
+    kinds.update({name: pa.float64() for name in _REAL})
+    kinds.update({name: pa.int64() for name in _WHOLE})
+    kinds.update(safety_flagged=pa.bool_(), embedding=pa.list_(pa.float64()))
+    return pa.schema([(name, kinds[name]) for name in COLUMNS])
+
+
+class _Staging:
+    """Where an import's records go until the import is accepted: a temporary file beside a
+    ``.jsonl`` or ``.parquet`` output, or a hidden folder beside a dataset, whose files move into
+    the dataset only once every chunk has been written and the rejections counted."""
+
+    def __init__(self, out: Path, stem: str):
+        self.out, self.stem = out, stem
+        self.kind = out.suffix if out.suffix in (".jsonl", ".parquet") else "dataset"
+        self.chunks = 0
+        self.tmp: Path | None = None
+        self._writer: Any = None
+        self._schema: Any = None
+
+    def write(self, records: list[dict]) -> None:
+        if not records:
+            return
+        if self.kind == ".jsonl":
+            if self._writer is None:
+                self.tmp = self.out.with_name(f".{self.out.stem}.{os.getpid()}.importing.jsonl")
+                self._writer = RecordWriter(self.tmp)
+            self._writer.write_lines([record_line(r) for r in records])
+            self.chunks += 1
+            return
+        import pyarrow as pa
+
+        if self._schema is None:
+            self._schema = _schema()
+        try:
+            table = pa.Table.from_pylist(records, schema=self._schema)
+        except (pa.ArrowInvalid, OverflowError) as exc:
+            raise DataError(f"{self.out}: records not storable as parquet ({str(exc).splitlines()[0][:160]})") from None
+        if self.kind == ".parquet":
+            import pyarrow.parquet as pq
+
+            if self._writer is None:
+                self.out.parent.mkdir(parents=True, exist_ok=True)
+                self.tmp = self.out.with_suffix(".parquet.tmp")
+                self._writer = pq.ParquetWriter(self.tmp, self._schema)
+            self._writer.write_table(table)
+        else:
+            if self.tmp is None:
+                base = self.out.resolve()
+                self.tmp = base.parent / f".{base.name}.import-{self.stem}.{os.getpid()}"
+                shutil.rmtree(self.tmp, ignore_errors=True)
+            write_dataset(table, self.tmp, part=f"c{self.chunks:05d}")
+        self.chunks += 1
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def commit(self) -> tuple[Path, ...]:
+        """Move the staged records into place: the files that now hold them."""
+        self._close()
+        if self.tmp is None:
+            return ()
+        tmp, self.tmp = self.tmp, None
+        if self.kind == ".jsonl":
+            if self.out.exists():
+                tmp.unlink()
+                raise UsageError(f"{self.out} appeared during the import: import into a new file or a folder")
+            tmp.rename(self.out)
+            return (self.out,)
+        if self.kind == ".parquet":
+            tmp.replace(self.out)
+            return (self.out,)
+        try:
+            return self._move_into_dataset(tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _move_into_dataset(self, staged: Path) -> tuple[Path, ...]:
+        earlier = re.compile(rf"import-{re.escape(self.stem)}-(?:c\d+-)?\d+\.parquet")
+        if self.out.is_dir():
+            for old in self.out.rglob("*.parquet"):
+                if earlier.fullmatch(old.name) and old.is_file():
+                    old.unlink()
+        written = []
+        for f in sorted(staged.rglob("*.parquet")):
+            chunk, i = re.fullmatch(r"(c\d+)-(\d+)\.parquet", f.name).groups()
+            name = f"import-{self.stem}-{i}.parquet" if self.chunks == 1 else f"import-{self.stem}-{chunk}-{i}.parquet"
+            dest = self.out / f.parent.relative_to(staged) / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(f, dest)
+            written.append(dest)
+        return tuple(written)
+
+    def discard(self) -> None:
+        """Remove whatever was staged (a refused or failed import)."""
+        try:
+            self._close()
+        finally:
+            if self.tmp is not None:
+                if self.tmp.is_dir():
+                    shutil.rmtree(self.tmp, ignore_errors=True)
+                else:
+                    self.tmp.unlink(missing_ok=True)
+                self.tmp = None
+
+
+class _Rejections:
+    """The rejections of an import, written to a temporary file as they are found (in source order)
+    and renamed to ``rejected.jsonl`` at the end; the first ``_KEPT_REJECTIONS`` also kept in memory."""
+
+    def __init__(self, folder: Path, source: Path):
+        self.path = folder / REJECTED_JSONL
+        self.tmp = folder / f".{REJECTED_JSONL}.{os.getpid()}.tmp"
+        self.source = str(source)
+        self.count = 0
+        self.first: list[Rejection] = []
+        self._fh: Any = None
+
+    def add(self, rejections: list[Rejection]) -> None:
+        for r in rejections:
+            if self._fh is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = open(self.tmp, "w", encoding="utf-8")
+            self._fh.write(json.dumps(r.to_dict(self.source), ensure_ascii=False) + "\n")
+            if len(self.first) < _KEPT_REJECTIONS:
+                self.first.append(r)
+            self.count += 1
+
+    def finish(self) -> Path | None:
+        """``rejected.jsonl`` in place (None when nothing was rejected)."""
+        if self._fh is None:
+            return None
+        self._fh.close()
+        self._fh = None
+        self.tmp.replace(self.path)
+        return self.path
+
+    def discard(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+            self.tmp.unlink(missing_ok=True)
 
 
 def import_log(
@@ -423,33 +629,57 @@ def import_log(
     *,
     fmt: str | None = None,
     max_rejected: str | float | int = "1%",
+    chunk_rows: int = CHUNK_ROWS,
 ) -> ImportResult:
     """Import ``source`` into ``out`` (a ``.jsonl`` or ``.parquet`` file, or a folder: a partitioned
-    dataset by day and target, the source's records in files named for it). Rejections go to
-    ``rejected.jsonl`` beside the output. More than ``max_rejected`` (a count, or a share such as
-    ``"1%"``) refuses the import: nothing but the rejections is written."""
+    dataset by day and target, the source's records in files named for it, which an import of the
+    same source replaces). Rejections go to ``rejected.jsonl`` beside the output. More than
+    ``max_rejected`` (a count, or a share such as ``"1%"`` of all rows) refuses the import: nothing
+    but the rejections is written.
+
+    The source is read ``chunk_rows`` rows at a time, each chunk converted, checked and staged
+    before the next is read: memory holds one chunk and the request ids seen so far. The staged
+    records move into place only when the whole source is accepted."""
     source, out = Path(source), Path(out)
     kind = _format(source, mapping, fmt)
     if out.suffix == ".jsonl" and out.exists():
         raise UsageError(f"{out} exists and a records file is only appended to: import into a new file or a folder")
-    rows, unreadable, where = read_rows(source, kind)
-    limit = _limit(max_rejected, len(rows) + len(unreadable))
-    converted, unfit = to_records(rows, mapping, where)
-    raw = dict(rows)
-    kept, broken = _contract(converted, where, raw)
-    rejected = tuple(sorted(unreadable + unfit + broken, key=lambda r: r.number))
-    refused = len(rejected) > limit
+    if not source.is_file():
+        raise InputMissingError(f"{source}: log not found")
+    _limit(max_rejected, 0)  # a malformed limit is refused before the source is read
+    if int(chunk_rows) < 1:
+        raise UsageError(f"chunks hold at least one row (got {chunk_rows})")
+    # a count (not a share) is known from the start: once passed, the records need not be staged
+    fixed = None if str(max_rejected).strip().endswith("%") else _limit(max_rejected, 0)
+    where = _where(kind)
     folder = out.parent if out.suffix in (".jsonl", ".parquet") else out
-    rejected_path = None
-    if rejected:
-        folder.mkdir(parents=True, exist_ok=True)
-        rejected_path = folder / REJECTED_JSONL
-        with open(rejected_path, "w", encoding="utf-8") as fh:
-            for r in rejected:
-                fh.write(json.dumps(r.to_dict(str(source)), ensure_ascii=False) + "\n")
-    written: tuple[Path, ...] = ()
-    if not refused and kept:
-        written = _write([r for _, r in kept], out, f"import-{source.stem}")
+    staging = _Staging(out, source.stem)
+    rejections = _Rejections(folder, source)
+    seen: dict[str, set[str]] = {}
+    rows = imported = 0
+    try:
+        for chunk, unreadable in _chunks(source, kind, int(chunk_rows)):
+            rows += len(chunk) + len(unreadable)
+            converted, unfit = to_records(chunk, mapping, where)
+            kept, broken = _contract(converted, where, dict(chunk), seen)
+            rejections.add(sorted(unreadable + unfit + broken, key=lambda r: r.number))
+            imported += len(kept)
+            if fixed is None or rejections.count <= fixed:
+                staging.write([r for _, r in kept])
+            del chunk, converted, kept
+        refused = rejections.count > _limit(max_rejected, rows)
+        rejected_path = rejections.finish()
+        written = () if refused else staging.commit()
+    finally:
+        staging.discard()
+        rejections.discard()
     return ImportResult(
-        str(source), len(rows) + len(unreadable), 0 if refused else len(kept), rejected, written, rejected_path, refused
+        str(source),
+        rows,
+        0 if refused else imported,
+        tuple(rejections.first),
+        written,
+        rejected_path,
+        refused,
+        rejections.count,
     )

@@ -148,6 +148,21 @@ def test_csv_with_a_strptime_time_unit_and_value_mapping(tmp_path):
     assert (tmp_path / "rejected.jsonl").exists()
 
 
+def test_token_counts_of_a_chat_service_import_as_whole_numbers(tmp_path):
+    (tmp_path / "chat.csv").write_text(
+        "when,ms,http,rid,text,in,out\n1795046401,120,200,a,a dog,85,7\n1795046402,130,200,b,a cat,85,7.5\n"
+    )
+    (tmp_path / "m.yaml").write_text(
+        "columns: {when: t_start, ms: latency_s, http: status, rid: request_id, text: caption, "
+        "in: prompt_tokens, out: completion_tokens}\n"
+        "units: {latency_s: ms}\nconstants: {target: chat, run_id: logs, scenario: chat}\n"
+    )
+    res = import_log(tmp_path / "chat.csv", load_mapping(tmp_path / "m.yaml"), tmp_path / "out.parquet", max_rejected=1)
+    assert [(r.number, r.reason) for r in res.rejected] == [(3, "completion_tokens: '7.5' is not a whole number")]
+    df = load_records(tmp_path / "out.parquet")
+    assert df[["request_id", "prompt_tokens", "completion_tokens"]].values.tolist() == [["a", 85, 7]]
+
+
 def test_parquet_rows_are_numbered_and_outcome_follows_status(tmp_path):
     pd.DataFrame(
         {
@@ -255,3 +270,153 @@ def test_command_line_errors(tmp_path, capsys):
         == 64
     )
     assert "--max-rejected takes a count (5) or a share of the rows (1%)" in capsys.readouterr().err
+
+
+# -- the source read in chunks -----------------------------------------------------------------------
+
+
+def _frame(out: Path) -> pd.DataFrame:
+    return load_records(out).sort_values(["t_start", "request_id"]).reset_index(drop=True)
+
+
+def _contents(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.fixture
+def repeats(log) -> Path:
+    """The fixture's log, a blank line and five more: repeats of request ids, read in chunks of five
+    lines (1-5, 6-11, 12-14) from an earlier chunk or the same one."""
+    more = [
+        _line(9, id="r1"),  # line 10 repeats line 1 of the first chunk
+        _line(10, id="r7"),  # line 11 repeats line 7, itself rejected for its confidence
+        _line(11, id="r2", score=2.0),  # line 12 breaks a rule and repeats line 2
+        _line(12, id="r12"),
+        _line(13, id="r12"),  # line 14 repeats line 13 of the same chunk
+    ]
+    with open(log["log"], "a") as fh:
+        fh.write("\n" + "\n".join(more) + "\n")  # a blank line 9: lines 10-14
+    return log["log"]
+
+
+def test_a_log_read_in_chunks_imports_the_same_records_and_rejections(log, repeats, tmp_path):
+    results, outs = [], []
+    for sub, rows in (("whole", 1_000_000), ("chunks", 5)):
+        out = tmp_path / sub / "records"
+        results.append(import_log(repeats, load_mapping(log["mapping"]), out, max_rejected=9, chunk_rows=rows))
+        outs.append(out)
+    whole, chunked = results
+    assert (chunked.rows, chunked.imported, chunked.rejected_count, chunked.refused) == (13, 6, 7, False)
+    assert [(r.number, r.reason) for r in chunked.rejected] == [
+        (3, "not valid JSON"),
+        (5, "latency_s: 'slow' is not a number"),
+        (7, "breaks the record contract: confidence in [0, 1]"),
+        (10, "breaks the record contract: request_id unique per target"),
+        (11, "breaks the record contract: request_id unique per target"),
+        (12, "breaks the record contract: confidence in [0, 1]; request_id unique per target"),
+        (14, "breaks the record contract: request_id unique per target"),
+    ]
+    assert chunked.rejected == whole.rejected
+    assert (chunked.rows, chunked.imported) == (whole.rows, whole.imported)
+    assert chunked.rejected_path.read_text() == whole.rejected_path.read_text()
+    pd.testing.assert_frame_equal(_frame(outs[1]), _frame(outs[0]))
+    assert sorted(_frame(outs[1])["request_id"]) == ["r1", "r12", "r2", "r4", "r6", "r8"]
+    assert len(chunked.written) == 3 and all(p.name.startswith("import-service-c0000") for p in chunked.written)
+    assert not [p for p in _contents(tmp_path) if "/." in p or p.startswith(".")]  # no temporary left
+
+
+@pytest.mark.parametrize("limit", ["1", "10%"])
+def test_a_refused_chunked_import_writes_nothing_but_the_rejections(log, tmp_path, limit):
+    res = import_log(log["log"], load_mapping(log["mapping"]), tmp_path / "records", max_rejected=limit, chunk_rows=4)
+    assert res.refused and (res.imported, res.rejected_count, res.written) == (0, 3, ())
+    assert _contents(tmp_path) == ["mapping.yaml", "records", "records/rejected.jsonl", "service.jsonl"]
+    assert len((tmp_path / "records" / "rejected.jsonl").read_text().splitlines()) == 3
+
+
+def test_importing_a_log_again_replaces_its_files(log, tmp_path):
+    out, mapping = tmp_path / "records", load_mapping(log["mapping"])
+    (tmp_path / "other.jsonl").write_text("\n".join(_line(i, id=f"o{i}") for i in range(1, 5)) + "\n")
+    import_log(tmp_path / "other.jsonl", mapping, out)
+    import_log(log["log"], mapping, out, max_rejected=3)  # one chunk: import-service-0.parquet
+    once = _contents(out)
+    assert "date=2026-11-19/target=production/import-service-0.parquet" in once
+    lists, counts = [], []
+    for _ in range(2):
+        res = import_log(log["log"], mapping, out, max_rejected=3, chunk_rows=4)
+        lists.append(_contents(out))
+        counts.append(len(load_records(out)))
+        assert sorted(str(p.relative_to(out)) for p in res.written) == [p for p in lists[-1] if "-c0" in p]
+    assert lists[0] == lists[1] and counts == [9, 9]  # 5 of this log, 4 of the other
+    assert "date=2026-11-19/target=production/import-other-0.parquet" in lists[0]
+    assert "date=2026-11-19/target=production/import-service-0.parquet" not in lists[0]
+    assert sorted(load_records(out)["request_id"]) == ["o1", "o2", "o3", "o4", "r1", "r2", "r4", "r6", "r8"]
+
+
+def test_parquet_rows_are_numbered_across_batches(tmp_path):
+    ids = ["a", "b", "c", "d", "e", "f", "a"]
+    pd.DataFrame(
+        {
+            "t": [T + 1, T + 2, None, T + 4, T + 5, None, T + 7],
+            "lat": [0.1] * 7,
+            "code": [200] * 7,
+            "id": ids,
+            "cap": ["a cat"] * 7,
+        }
+    ).to_parquet(tmp_path / "log.parquet", row_group_size=3)
+    (tmp_path / "m.yaml").write_text(
+        "columns: {t: t_start, lat: latency_s, code: status, id: request_id, cap: caption}\n"
+        "constants: {target: t, run_id: r}\n"
+    )
+    mapping = load_mapping(tmp_path / "m.yaml")
+    whole = import_log(tmp_path / "log.parquet", mapping, tmp_path / "whole.parquet", max_rejected=3)
+    res = import_log(tmp_path / "log.parquet", mapping, tmp_path / "chunks.parquet", max_rejected=3, chunk_rows=3)
+    assert [(r.where, r.number, r.reason) for r in res.rejected] == [
+        ("row", 3, "no t_start"),
+        ("row", 6, "no t_start"),
+        ("row", 7, "breaks the record contract: request_id unique per target"),
+    ]
+    assert res.rejected == whole.rejected and (res.rows, res.imported) == (7, 4)
+    pd.testing.assert_frame_equal(_frame(tmp_path / "chunks.parquet"), _frame(tmp_path / "whole.parquet"))
+    assert list(_frame(tmp_path / "chunks.parquet")["request_id"]) == ["a", "b", "d", "e"]
+
+
+def test_csv_lines_keep_their_numbers_across_chunks(tmp_path):
+    (tmp_path / "access.tsv").write_text(
+        "t\tlat\tid\tcap\n"
+        '1795046401\t0.1\ta\t"a dog\non two lines"\n'
+        "\n"
+        "1795046402\t0.1\tb\n"
+        '1795046403\t0.1\tc\t"a cat\n\nand a hat"\n'
+        "1795046404\tfast\td\ta cow\n"
+        "1795046405\t0.1\te\ta hen\n"
+    )
+    (tmp_path / "m.yaml").write_text(
+        "columns: {t: t_start, lat: latency_s, id: request_id, cap: caption}\n"
+        "constants: {target: t, run_id: r, status: 200}\n"
+    )
+    mapping = load_mapping(tmp_path / "m.yaml")
+    whole = import_log(tmp_path / "access.tsv", mapping, tmp_path / "whole.jsonl", max_rejected=2)
+    res = import_log(tmp_path / "access.tsv", mapping, tmp_path / "chunks.jsonl", max_rejected=2, chunk_rows=1)
+    assert [(r.number, r.reason) for r in res.rejected] == [
+        (5, "3 fields where the header has 4"),
+        (9, "latency_s: 'fast' is not a number"),
+    ]
+    assert res.rejected == whole.rejected and (res.rows, res.imported) == (5, 3)
+    assert (tmp_path / "chunks.jsonl").read_text() == (tmp_path / "whole.jsonl").read_text()
+    assert list(_frame(tmp_path / "chunks.jsonl")["caption"]) == ["a dog\non two lines", "a cat\n\nand a hat", "a hen"]
+
+
+def test_a_garbage_log_keeps_only_the_first_rejections_in_memory(tmp_path, capsys):
+    (tmp_path / "junk.jsonl").write_text("not json\n" * 1005)
+    (tmp_path / "m.yaml").write_text(MAPPING)
+    out = tmp_path / "records"
+    code = main(
+        ["records", "import", str(tmp_path / "junk.jsonl"), "--mapping", str(tmp_path / "m.yaml"), "--out", str(out)]
+    )
+    err = capsys.readouterr().err.splitlines()
+    assert code == 65
+    assert err[20] == f"... and 985 more in {out / 'rejected.jsonl'}"
+    assert err[-1].startswith("harness records: error: 1005 of 1005 rows rejected")
+    res = import_log(tmp_path / "junk.jsonl", load_mapping(tmp_path / "m.yaml"), out, chunk_rows=100)
+    assert (len(res.rejected), res.rejected_count, res.rejected[-1].number) == (1000, 1005, 1000)
+    assert len((out / "rejected.jsonl").read_text().splitlines()) == 1005

@@ -52,16 +52,16 @@ def run_import(args: argparse.Namespace) -> int:
     result = import_log(args.source, mapping, args.out, fmt=args.format, max_rejected=args.max_rejected)
     for r in result.rejected[:_SHOWN]:
         print(f"rejected {r.describe(result.source)}", file=sys.stderr)
-    if len(result.rejected) > _SHOWN:
-        print(f"... and {len(result.rejected) - _SHOWN} more in {result.rejected_path}", file=sys.stderr)
+    if result.rejected_count > _SHOWN:
+        print(f"... and {result.rejected_count - _SHOWN} more in {result.rejected_path}", file=sys.stderr)
     if result.refused:
         raise DataError(
-            f"{len(result.rejected)} of {result.rows} rows rejected, more than --max-rejected "
+            f"{result.rejected_count} of {result.rows} rows rejected, more than --max-rejected "
             f"{args.max_rejected} allows; nothing imported (reasons in {result.rejected_path})"
         )
     where = str(args.out) if len(result.written) <= 1 else f"{args.out} ({len(result.written)} files)"
     print(
         f"imported {result.imported} of {result.rows} rows into {where}"
-        + (f"; {len(result.rejected)} rejected, listed in {result.rejected_path}" if result.rejected else "")
+        + (f"; {result.rejected_count} rejected, listed in {result.rejected_path}" if result.rejected_count else "")
     )
     return EXIT_OK
