@@ -16,6 +16,7 @@ __all__ = [
     "ParsedCaption",
     "InvalidResponse",
     "Adapter",
+    "ImageBodyAdapter",
     "Auth",
     "json_body",
     "unit_interval",
@@ -150,6 +151,19 @@ class Adapter:
         if self.auth is not None:
             out["auth"] = self.auth.describe()
         return out
+
+
+class ImageBodyAdapter(Adapter):
+    """A protocol that POSTs the image bytes as the body to ``self.path``, with ``self.headers``
+    (set by the subclass) and the request id."""
+
+    path: str = "/"
+    headers: Mapping[str, str] = {}
+
+    def request(self, image, content_type, request_id, return_embedding=False, api_key=None) -> HttpRequest:
+        headers = {**self.headers, "Content-Type": content_type, "X-Request-Id": request_id}
+        headers.update(self.auth_headers(api_key))
+        return HttpRequest("POST", self.path, headers, image)
 
 
 try:  # optional (the load extra): parses answers several times faster than the json module

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from harness.protocols.base import Adapter, HttpRequest, InvalidResponse, ParsedCaption, json_body
+from harness.protocols.base import ImageBodyAdapter, InvalidResponse, ParsedCaption, json_body
 
 __all__ = ["HFInference"]
 
 
-class HFInference(Adapter):
+class HFInference(ImageBodyAdapter):
     """``POST /models/{model}`` (or ``path``) with the image bytes as the body."""
 
     name = "hf-inference"
@@ -32,11 +32,6 @@ class HFInference(Adapter):
         self.path = chosen if chosen.startswith("/") else "/" + chosen
         self.headers = dict(headers or {})
         self.api_key_header = api_key_header
-
-    def request(self, image, content_type, request_id, return_embedding=False, api_key=None) -> HttpRequest:
-        headers = {**self.headers, "Content-Type": content_type, "X-Request-Id": request_id}
-        headers.update(self.auth_headers(api_key))
-        return HttpRequest("POST", self.path, headers, image)
 
     def parse(self, status, headers, body) -> ParsedCaption:
         doc = json_body(body)

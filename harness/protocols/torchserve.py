@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from harness.errors import UsageError
-from harness.protocols.base import Adapter, HttpRequest, InvalidResponse, ParsedCaption, unit_interval
+from harness.protocols.base import ImageBodyAdapter, InvalidResponse, ParsedCaption, unit_interval
 
 __all__ = ["TorchServe"]
 
 
-class TorchServe(Adapter):
+class TorchServe(ImageBodyAdapter):
     """``POST /predictions/{model}`` with the image bytes as the body."""
 
     name = "torchserve"
@@ -39,11 +39,6 @@ class TorchServe(Adapter):
         self.path = f"/predictions/{model}" + (f"/{version}" if version else "")
         self.headers = dict(headers or {})
         self.api_key_header = api_key_header
-
-    def request(self, image, content_type, request_id, return_embedding=False, api_key=None) -> HttpRequest:
-        headers = {**self.headers, "Content-Type": content_type, "X-Request-Id": request_id}
-        headers.update(self.auth_headers(api_key))
-        return HttpRequest("POST", self.path, headers, image)
 
     def parse(self, status, headers, body) -> ParsedCaption:
         import json
