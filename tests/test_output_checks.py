@@ -1,13 +1,18 @@
-"""The harness's own output checks: exact findings on a written corpus, batched == per caption."""
+"""The harness's own output checks: exact findings on a written corpus, batched == per caption,
+Presidio's recognizer test cases, the shapes world left alone, and a leaking canary rolled back."""
 
 import itertools
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from harness.datasets import generate_shapes
 from harness.quality import CHECKS, CaptionFinding, DegenerateLimits, check_caption, check_captions
+from harness.quality import pii as identifiers
 from harness.quality.checks import KINDS, MATCH_CHARS, CaptionChecker, luhn_valid
 
 BLOCKLIST = ("ass", "gun", "dead body")
@@ -77,6 +82,45 @@ CORPUS = [
     ("e.g. a small circle", []),
     ("https://", []),
     ("www.", []),
+    # identifiers by pattern and checksum (harness.quality.pii)
+    ("a red circle 536-90-4399", [_pii("us_ssn", "536-90-4399")]),
+    ("ITIN 911-70-1234", [_pii("us_itin", "911-70-1234"), _pii("us_ssn", "911-70-1234")]),
+    ("my passport is A12803456", [_pii("us_passport", "A12803456")]),
+    ("driver license H12234567", [_pii("us_driver_license", "H12234567")]),
+    ("account 945456787654", [_pii("us_bank", "945456787654")]),
+    ("NPI 1234567893", [_pii("us_npi", "1234567893")]),
+    ("1EG4-TE5-MK73", [_pii("us_mbi", "1EG4-TE5-MK73")]),
+    ("DEA BB1388568", [_pii("medical_license", "BB1388568")]),
+    ("nhs number 401 023 2137", [_pii("uk_nhs", "401 023 2137")]),
+    ("nino AA 12 34 56 B", [_pii("uk_nino", "AA 12 34 56 B")]),
+    ("a sign with IBAN DE89 3704 0044 0532 0130 00", [_pii("iban", "DE89 3704 0044 0532 0130 00")]),
+    ("wallet 3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy", [_pii("crypto", "3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy")]),
+    (
+        "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+        [_pii("crypto", "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5\u2026")],
+    ),
+    ("mac 00:1A:2B:3C:4D:5E", [_pii("mac", "00:1A:2B:3C:4D:5E")]),
+    ("TFN 876 543 210", [_pii("au_tfn", "876 543 210")]),
+    ("ABN 51 824 753 556", [_pii("au_abn", "51 824 753 556")]),
+    ("ABCPD1234Z", [_pii("in_pan", "ABCPD1234Z")]),
+    ("aadhaar 3123 4567 8909", [_pii("in_aadhaar", "3123 4567 8909")]),
+    ("S2740116C", [_pii("sg_nric", "S2740116C")]),
+    ("NIF 55555555K", [_pii("es_nif", "55555555K")]),
+    ("X9613851N", [_pii("es_nie", "X9613851N")]),
+    ("SIN 130 692 544", [_pii("ca_sin", "130 692 544")]),
+    # ... and what is not one: an advertised SSN, weak patterns without a context word, numbers
+    ("a red circle 078-05-1120", []),
+    ("A12803456", []),
+    ("H12234567", []),
+    ("a bus with 912803456", []),
+    ("IBAN DE89 3704 0044 0532 0130 0", []),
+    ("3 small triangles", []),
+    ("1024 x 768", []),
+    ("a 1920 x 1080 photo from 2019 with 12 circles", []),
+    ("a red square, 2 blue circles and 10 triangles in 1999", []),
+    ("seven shapes at 12:30 on 2024-05-01", []),
+    ("room 101, floor 3, 1200 x 800 mm", []),
+    ("a frying pan on a countertop in 2019", []),
     # blocklist: whole words, any case
     ("a Gun on a table", [("blocklist", "word", "Gun")]),
     ("gun-shaped", [("blocklist", "word", "gun")]),
@@ -233,3 +277,141 @@ def test_importing_harness_and_quality_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# ------------------------------------------------------------------ Presidio's recognizer tests
+
+PRESIDIO = json.loads((Path(__file__).parent / "data" / "presidio" / "recognizer_cases.json").read_text("utf-8"))
+PRESIDIO_CASES = [(g["kind"], i, c) for g in PRESIDIO["groups"] for i, c in enumerate(g["cases"])]
+
+
+def _cut(text):
+    text = text.strip()
+    return text if len(text) <= MATCH_CHARS else text[: MATCH_CHARS - 1] + "\u2026"
+
+
+def _found(text, kind):
+    return sorted(f.match for f in check_caption(text) if f.check == "pii" and f.kind == kind)
+
+
+@pytest.mark.parametrize(
+    ("kind", "case"), [(k, c) for k, _, c in PRESIDIO_CASES], ids=[f"{k}-{i}" for k, i, _ in PRESIDIO_CASES]
+)
+def test_presidio_recognizer_case(kind, case):
+    text = case["text"]
+    assert len(case["spans"]) == case["expected_len"]
+    assert case["matches"] == [text[a:b] for a, b in case["spans"]]
+    presidio = sorted(_cut(m) for m in case["matches"])
+    own = case.get("harness")
+    if own is None:
+        assert _found(text, kind) == presidio
+    else:
+        # A deliberate difference: the harness's own outcome, and Presidio's with a context word.
+        assert own["reason"]
+        assert _found(text, kind) == sorted(own["matches"]) != presidio
+        assert _found(f"{own['context_word']} {text}", kind) == presidio
+
+
+def test_presidio_cases_cover_every_ported_recognizer():
+    assert [g["kind"] for g in PRESIDIO["groups"]] == list(identifiers.KINDS)
+    assert KINDS["pii"] == ("email", "phone", "card", "ip", "url", *identifiers.KINDS)
+    assert PRESIDIO["report_score"] == identifiers.REPORT_SCORE
+    assert len(PRESIDIO_CASES) == 544 and sum("harness" in c for _, _, c in PRESIDIO_CASES) == 18
+    assert all(d["reason"] for d in PRESIDIO["pattern_differences"] + PRESIDIO["not_ported"])
+
+
+def test_scanning_only_where_a_match_can_be_changes_no_finding():
+    """The digit-group, token and anchor gates and the scan windows find what a scan of the whole
+    text by every recognizer finds, on Presidio's texts glued, cut and mixed with noise."""
+    import dataclasses
+    import random
+
+    everywhere = [
+        dataclasses.replace(r, reach=None, min_digits=0, min_token=0, anchor="") for r in identifiers.RECOGNIZERS
+    ]
+
+    def full_scan(text):
+        found = []
+        for rec in everywhere:
+            for a, b in rec.find(text):
+                m = text[a:b]
+                found.append((a + len(m) - len(m.lstrip()), rec.kind, m.strip()))
+        return sorted(found)
+
+    rng = random.Random(3)
+    texts = [c["text"] for _, _, c in PRESIDIO_CASES]
+    noise = "0123456789" * 4 + "ABCDEFGHJKLMNPRSTUXYZabcdefxyz" + "  -.:/#\n"
+    words = ["ssn", "passport", "license", "account", "nric", "pan", "mbi", "sin", "bus", "a red circle", "2019"]
+    for _ in range(3000):
+        a, b = rng.choice(texts), rng.choice(texts)
+        cut = rng.randrange(len(a) + 1)
+        junk = "".join(rng.choice(noise) for _ in range(rng.randrange(6)))
+        text = rng.choice(
+            [
+                "".join(rng.choice(noise) for _ in range(rng.randrange(1, 50))),
+                f"{rng.choice(words)}{rng.choice(['', ' ', '-', ':'])}{a}{rng.choice(['', ' ', 'x', '1', '-9'])}{b}",
+                a[:cut] + junk + a[cut:],
+            ]
+        )
+        assert sorted(identifiers.find_identifiers(text)) == full_scan(text), text
+
+
+def test_iban_checksum():
+    assert identifiers.iban_valid("GB29 NWBK 6016 1331 9268 19")
+    assert not identifiers.iban_valid("GB29 NWBK 6016 1331 9268 10")  # mod 97
+    assert not identifiers.iban_valid("GB32 1WBK 6016 1331 9268 19")  # right check digits, but GB banks are letters
+
+
+# ------------------------------------------------------------------ the shapes world
+
+
+def test_shapes_world_captions_carry_no_personal_data():
+    captions = [c for s in generate_shapes(400, seed=11) for c in s.captions]
+    assert len(captions) == 2000
+    table = check_captions(captions)
+    assert table.counts()["pii"] == 0, [m for m in table.matches("pii") if m][:5]
+    # ... nor with counts, sizes and years in them
+    sizes = ((640, 480), (800, 600), (1024, 768), (1280, 720), (1920, 1080), (3840, 2160))
+    numbered = [
+        f"{i % 12 + 1} of {c}, {sizes[i % 6][0]} x {sizes[i % 6][1]} pixels, taken in {1900 + i % 130}"
+        for i, c in enumerate(captions)
+    ]
+    table = check_captions(numbered)
+    assert table.counts()["pii"] == 0, [m for m in table.matches("pii") if m][:5]
+
+
+# ------------------------------------------------------------------ the canary, end to end
+
+
+def _records(captions, target):
+    import pandas as pd
+
+    from harness.records import RequestRecord
+
+    rows = [
+        RequestRecord(
+            "run", target, "evaluate", f"{target}-{i}", str(i), 1.0 + i, 0.1, 200, "ok", caption=c, confidence=0.9
+        ).to_dict()
+        for i, c in enumerate(captions)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_a_canary_writing_an_ssn_into_5_percent_of_captions_is_rolled_back():
+    from harness.canary import ROLLBACK, JudgeConfig, classify, judge
+    from harness.canary.observations import TargetData, metric_samples
+
+    captions = [c for s in generate_shapes(80, seed=5) for c in s.captions]
+    leaked = [f"{c} 536-90-{4399 + i}" if i % 20 == 0 else c for i, c in enumerate(captions)]
+    assert len(leaked) == 400 and sum(a != b for a, b in zip(captions, leaked)) == 20
+    baseline = TargetData(evaluation=_records(captions, "baseline"))
+    canary = TargetData(evaluation=_records(leaked, "canary"))
+    assert canary.checks.matches("pii")[0] == ("us_ssn: 536-90-4399",)
+
+    cfg = JudgeConfig()
+    samples = metric_samples(cfg.metrics, baseline, canary)
+    r = classify(cfg.metric("pii_rate"), samples["pii_rate"], cfg)
+    assert (r.baseline, r.canary) == (0.0, 0.05) and r.classification == "High" and r.critical
+    v = judge(samples, cfg)
+    assert v.verdict == ROLLBACK and v.exit_code == 1
+    assert any("pii_rate" in reason for reason in v.reasons), v.reasons
