@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field, fields
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from harness.errors import DataError, InputMissingError
 
@@ -311,10 +311,20 @@ def _sample_key(columns: Iterable[str], seed: int) -> str:
 
 
 def _where(
-    names: Iterable[str], source: str, since: float | None, until: float | None, outcome: str | None, embeddings: str
+    names: Iterable[str],
+    source: str,
+    since: float | None,
+    until: float | None,
+    outcome: str | None,
+    embeddings: str,
+    match: tuple[tuple[str, str], ...] = (),
 ) -> str:
     names = set(names)
     conds = []
+    for col, value in match:
+        if col not in names:
+            raise DataError(f"{source}: records have no column {col!r} to select {col}={value}")
+        conds.append(f'CAST("{col}" AS VARCHAR) = {_sql_text(value)}')
     if since is not None or until is not None:
         if "t_start" not in names:
             raise DataError(f"{source}: records without t_start cannot be filtered by time")
@@ -354,7 +364,7 @@ def _scan_parquet(p: Path, columns: list[str] | None, where_args: tuple, sample:
         names = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {src}").fetchall()]
         where = _where(names, str(p), *where_args)
         keep = names if columns is None else [c for c in columns if c in names]
-        if where_args[2] == "skip":
+        if where_args[3] == "skip":
             keep = [c for c in keep if c != "embedding"]
         select = ", ".join(f'"{c}"' for c in keep) or "NULL AS _none"
         total = con.sql(f"SELECT count(*) FROM {src}{where}").fetchall()[0][0]
@@ -396,6 +406,7 @@ def _filter_frame(
     until: float | None,
     outcome: str | None,
     embeddings: str,
+    match: tuple[tuple[str, str], ...],
     sample: int | None,
     seed: int,
 ):
@@ -403,8 +414,10 @@ def _filter_frame(
     import numpy as np
     import pandas as pd
 
-    _where(df.columns, source, since, until, outcome, embeddings)  # the same refusals
+    _where(df.columns, source, since, until, outcome, embeddings, match)  # the same refusals
     keep = np.ones(len(df), dtype=bool)
+    for col, value in match:
+        keep &= (df[col].map(lambda v: None if v is None else str(v)) == value).to_numpy(dtype=bool)
     if since is not None or until is not None:
         t = pd.to_numeric(df["t_start"], errors="coerce").to_numpy(dtype=float)
         if since is not None:
@@ -452,6 +465,7 @@ def load_records(
     embeddings: str = "read",
     sample: int | None = None,
     seed: int = 0,
+    where: Mapping[str, str] | None = None,
 ):
     """Records as a pandas DataFrame: the columns of ``RequestRecord`` (in that order), then any other
     the source has (a partitioned dataset's partition keys, such as ``date``).
@@ -468,7 +482,9 @@ def load_records(
       records that carry one);
     - ``sample``: at most this many records, a seeded uniform sample (the records whose hash of
       target, request id and ``seed`` is smallest; the same records from JSONL and parquet),
-      in time order.
+      in time order;
+    - ``where``: only records whose column has this value (compared as text), e.g.
+      ``{"target": "canary"}``: a scope of production traffic.
 
     The number of records the filters kept, before sampling, is ``df.attrs["records_in_window"]``."""
     import pandas as pd
@@ -479,8 +495,9 @@ def load_records(
         raise DataError(f"the sample must hold at least one record (got {sample})")
     p = _resolve(Path(path))
     cols = None if columns is None else list(dict.fromkeys(columns))
-    where_args = (since, until, outcome, embeddings)
-    plain = cols is None and sample is None and where_args == (None, None, None, "read")
+    match = tuple((str(k), str(v)) for k, v in (where or {}).items())
+    where_args = (since, until, outcome, embeddings, match)
+    plain = cols is None and sample is None and where_args == (None, None, None, "read", ())
     if p.is_dir() or p.suffix == ".parquet":
         if plain and p.is_file():
             try:

@@ -2,6 +2,7 @@
 
 ``with start_prometheus(targets=[url, ...], rule_files=[path, ...]) as prom:`` starts one (scrape
 and rule evaluation every second) and gives a ``PrometheusHandle``; it is stopped on leaving.
+``targets`` may map each URL to labels attached to its series (``{url: {"track": "canary"}}``).
 Tests are skipped when the ``prometheus`` binary is absent (``.ci/run`` installs Debian's package).
 """
 
@@ -16,7 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 from urllib.parse import urlparse
 
 import pytest
@@ -54,13 +55,16 @@ class PrometheusHandle:
         raise TimeoutError(f"no result for {expr!r} after {timeout:g} s:\n{self.log()[-2000:]}")
 
 
-def _config(targets: Sequence[str], rule_files: Sequence[Path]) -> str:
+def _config(targets: Sequence[str] | Mapping[str, Mapping[str, str]], rule_files: Sequence[Path]) -> str:
     import yaml
 
-    hosts = [urlparse(t).netloc for t in targets]
+    if isinstance(targets, Mapping):
+        static = [{"targets": [urlparse(t).netloc], "labels": dict(labels)} for t, labels in targets.items()]
+    else:
+        static = [{"targets": [urlparse(t).netloc for t in targets]}]
     cfg = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [{"job_name": "captioner", "static_configs": [{"targets": hosts}]}],
+        "scrape_configs": [{"job_name": "captioner", "static_configs": static}],
     }
     if rule_files:
         cfg["rule_files"] = [str(p) for p in rule_files]
@@ -69,9 +73,12 @@ def _config(targets: Sequence[str], rule_files: Sequence[Path]) -> str:
 
 @contextlib.contextmanager
 def start_prometheus(
-    targets: Sequence[str] = (), rule_files: Sequence[Path] = (), timeout: float = 30.0
+    targets: Sequence[str] | Mapping[str, Mapping[str, str]] = (),
+    rule_files: Sequence[Path] = (),
+    timeout: float = 30.0,
 ) -> Iterator[PrometheusHandle]:
-    """Run ``prometheus`` scraping ``targets`` (base URLs serving /metrics) every second."""
+    """Run ``prometheus`` scraping ``targets`` (base URLs serving /metrics, or a mapping of them to
+    labels for their series) every second."""
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.skip("prometheus is not installed (apt-get install prometheus; .ci/run does)")

@@ -53,7 +53,7 @@ def test_the_gate_logs_its_stages_on_stderr_and_prints_only_its_result(tmp_path)
     lines = err.splitlines()
     assert len(lines) == 2 and " INFO harness.canary.gate: run " in lines[0]
     assert lines[1].endswith(
-        f" INFO harness.canary.gate: verdict HOLD (score None): {tmp_path / 'a' / 'decision.json'}"
+        f" INFO harness.canary.judgement: verdict HOLD (score None): {tmp_path / 'a' / 'decision.json'}"
     )
     code, out, err = _cli(["--log-level", "warning"] + argv + [str(tmp_path / "b")])
     assert code == 2 and err == "" and out.startswith("## Canary decision: ⏸️ HOLD")

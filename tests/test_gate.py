@@ -38,6 +38,36 @@ def _metric(rec, name):
     return next(m for m in rec["metrics"] if m["name"] == name)
 
 
+def _same_when_judged_again(folder, rec):
+    """``harness judge`` on the gate's folder writes the gate's own decision record, bar the run id,
+    the time and where the artifacts are."""
+    out = folder / "judged-again"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "judge",
+            "--baseline",
+            str(folder),
+            "--canary",
+            str(folder),
+            "--out",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == {"PROMOTE": 0, "ROLLBACK": 1, "HOLD": 2}[rec["verdict"]], proc.stderr
+    again = json.loads(proc.stdout)
+    assert json.loads((out / "decision.json").read_text()) == again
+    drop = ("run_id", "created_unix", "artifacts")
+    assert {k: v for k, v in again.items() if k not in drop} == {k: v for k, v in rec.items() if k not in drop}
+    assert again["run_id"] != rec["run_id"] and rec["run_id"] in again["run_id"]
+
+
 def test_identical_canary_is_promoted(servers, tmp_path):
     # PROMOTE needs a run that could have seen +3 points of errors: a longer load than QUICK's, so a
     # busy machine's slower answers still give enough requests.
@@ -57,6 +87,7 @@ def test_identical_canary_is_promoted(servers, tmp_path):
     assert (tmp_path / "summary.md").read_text().startswith("## Canary decision: ✅ PROMOTE")
     with pytest.raises(UsageError, match="holds an earlier run"):
         run_gate(GateConfig(servers["stable"].url, servers["twin"].url, tmp_path, **SMALL))
+    _same_when_judged_again(tmp_path, rec)
 
 
 def test_undertrained_canary_is_rolled_back_for_quality(servers, tmp_path):
@@ -65,6 +96,7 @@ def test_undertrained_canary_is_rolled_back_for_quality(servers, tmp_path):
     q = _metric(rec, "quality")
     assert q["classification"] == "Low" and q["critical"]
     assert rec["reasons"][0].startswith("critical metric quality failed")
+    _same_when_judged_again(tmp_path, rec)
 
 
 def test_latency_injected_canary_is_rolled_back(servers, server_factory, tmp_path):
@@ -76,6 +108,38 @@ def test_latency_injected_canary_is_rolled_back(servers, server_factory, tmp_pat
     lat = _metric(rec, "latency_p50")
     assert lat["classification"] == "High" and lat["effect"] > 0.05
     assert rec["inputs"]["faults"] == {"latency_ms": 60}
+    _same_when_judged_again(tmp_path, rec)
+    # The same run judged another way: a config that tolerates +500% latency passes it.
+    loose = tmp_path / "loose.yaml"
+    loose.write_text(
+        "metrics:\n" + "".join(f"  {m}: {{tolerance: 5.0}}\n" for m in ("latency_p50", "latency_p95", "latency_p99"))
+    )
+    out = tmp_path / "loose"
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "judge", "--baseline", str(tmp_path), "--canary", str(tmp_path)]
+        + ["--judge-config", str(loose), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    again = json.loads((out / "decision.json").read_text())
+    assert proc.returncode != 1 and again["verdict"] != "ROLLBACK", again["reasons"]
+    assert _metric(again, "latency_p50")["classification"] == "Pass"
+    assert _metric(again, "latency_p50")["p_value"] == lat["p_value"]  # the same data and resampling seed
+
+
+def test_every_demo_canary_is_judged_again_to_the_same_decision(servers, server_factory, tmp_path):
+    """The demo's canaries (``harness demo``): undertrained and latency are judged again in their own
+    tests above; int8 here, with the demo's own model and options."""
+    from harness.cli.demo import CANARIES
+
+    model, extra, _ = CANARIES["int8"]
+    canary = server_factory(model, extra_args=["--threads", "1", *extra])
+    # A run this short judges int8's latency on a few dozen requests: any verdict may come out of
+    # it; what is checked is that judging the folder again gives the same one.
+    rec = run_gate(GateConfig(servers["stable"].url, canary.url, tmp_path, **SMALL))
+    _same_when_judged_again(tmp_path, rec)
+    assert set(CANARIES) == {"int8", "undertrained", "latency"}  # each judged again in this file
 
 
 def _closed_port() -> int:

@@ -10,9 +10,9 @@ from typing import Any
 from harness.canary.metric import JudgeConfig, MetricSpec
 from harness.errors import DataError, InputMissingError
 
-__all__ = ["load_judge_config", "parse_judge_config"]
+__all__ = ["load_judge_config", "parse_judge_config", "judge_config_doc", "write_judge_config"]
 
-_TOP = ("pass_threshold", "marginal_threshold", "confidence", "min_samples", "seed", "groups", "metrics")
+_TOP = ("pass_threshold", "marginal_threshold", "confidence", "min_samples", "seed", "decisive_p", "groups", "metrics")
 _METRIC = (
     "group",
     "direction",
@@ -116,6 +116,8 @@ def parse_judge_config(doc: Any, source: str = "<judge config>", base: JudgeConf
             cfg = replace(cfg, confidence=_num(doc["confidence"], "confidence", 0.5, 0.9999))
         if "min_samples" in doc:
             cfg = replace(cfg, min_samples=int(_num(doc["min_samples"], "min_samples", 1, 1e9)))
+        if "decisive_p" in doc:
+            cfg = replace(cfg, decisive_p=_num(doc["decisive_p"], "decisive_p", 0.0, 1.0))
         if "seed" in doc:
             cfg = replace(cfg, seed=int(_num(doc["seed"], "seed", 0, 2**32)))
         return cfg
@@ -142,3 +144,26 @@ def load_judge_config(path: str | Path, base: JudgeConfig = JudgeConfig()) -> Ju
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise DataError(f"{p}: malformed YAML{where}") from None
     return parse_judge_config(doc, str(p), base)
+
+
+def judge_config_doc(cfg: JudgeConfig) -> dict[str, Any]:
+    """The YAML document of a config (every field, every metric): ``parse_judge_config`` of it
+    gives the same config back, so a saved run can be judged again exactly as it was."""
+    return {
+        "pass_threshold": cfg.pass_threshold,
+        "marginal_threshold": cfg.marginal_threshold,
+        "confidence": cfg.confidence,
+        "min_samples": cfg.min_samples,
+        "seed": cfg.seed,
+        "decisive_p": cfg.decisive_p,
+        "groups": dict(cfg.group_weights),
+        "metrics": {m.name: {k: getattr(m, k) for k in _METRIC} for m in cfg.metrics},
+    }
+
+
+def write_judge_config(cfg: JudgeConfig, path: str | Path) -> Path:
+    import yaml
+
+    p = Path(path)
+    p.write_text(yaml.safe_dump(judge_config_doc(cfg), sort_keys=False))
+    return p

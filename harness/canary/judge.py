@@ -21,10 +21,12 @@ HALF_NO_DATA = 0.5  # Kayenta: when at least half of the scored metrics have no 
 class MetricSample:
     """Observations of one metric on both targets: values (continuous), 0/1 outcomes (rate), a
     single figure each (limit), or for paired tests values keyed by image id (pandas Series; plain
-    sequences of equal length pair by position). ``None`` means the target produced no data."""
+    sequences of equal length pair by position). ``None`` means the target produced no data.
+    ``p_value``: for a limit metric, the p-value of the test behind the canary's figure, if any."""
 
     baseline: Any
     canary: Any
+    p_value: float | None = None  # a test made elsewhere (the drift suite's), for limit metrics
 
 
 def _arr(x) -> np.ndarray:
@@ -195,7 +197,17 @@ def _limit(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> MetricRe
     else:
         cls, why = "Pass", f"canary {bv:.4g} within the limit {lim:g} (baseline {av:.4g})"
     return _result(
-        spec, cls, "limit", why, baseline=av, canary=bv, n_baseline=1, n_canary=1, effect=bv - av, tolerance=lim
+        spec,
+        cls,
+        "limit",
+        why,
+        baseline=av,
+        canary=bv,
+        n_baseline=1,
+        n_canary=1,
+        effect=bv - av,
+        tolerance=lim,
+        p_value=sample.p_value,
     )
 
 
@@ -208,10 +220,10 @@ def _fisher(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> MetricR
         return short
     r = rate_difference(int(a.sum()), len(a), int(b.sum()), len(b), cfg.confidence)
     tol = max(spec.tolerance * r.baseline_rate, spec.tolerance_abs)
-    sig = r.p_value < 1 - cfg.confidence
+    sig = r.p_value < cfg.alpha
     cls = _direction_class(spec, r.estimate, sig, tol)
     why = _explain(spec, cls, sig, r.estimate, tol, r.p_value, f"rate ({r.baseline_rate:.2%} -> {r.canary_rate:.2%})")
-    mde = rate_mde(r.baseline_rate, len(a), len(b), cfg.confidence, increase=spec.direction != "decrease")
+    mde = rate_mde(r.baseline_rate, len(a), len(b), cfg.test_confidence, increase=spec.direction != "decrease")
     return _result(
         spec,
         cls,
@@ -244,13 +256,13 @@ def _mann_whitney(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> M
     else:
         med_a, med_b = float(np.median(a)), float(np.median(b))
     tol = max(spec.tolerance * abs(med_a), spec.tolerance_abs)
-    sig = s.p_value < 1 - cfg.confidence
+    sig = s.p_value < cfg.alpha
     cls = _direction_class(spec, s.estimate, sig, tol)
     what = "median " + spec.name.replace("_p50", "").replace("_", " ")
     if s.measure == "mean_difference":
         what = "mean " + spec.name.replace("_p50", "").replace("_", " ") + " (zero-inflated data)"
     why = _explain(spec, cls, sig, s.estimate, tol, s.p_value, what)
-    mde = normal_mde((s.high - s.low) / (2 * _z(cfg.confidence)), cfg.confidence)
+    mde = normal_mde((s.high - s.low) / (2 * _z(cfg.confidence)), cfg.test_confidence)
     return _result(
         spec,
         cls,
@@ -280,7 +292,7 @@ def _tail(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> MetricRes
     q = spec.quantile or 0.95
     t = tail_difference(a, b, q, cfg.confidence, seed=cfg.seed)
     tol = max(spec.tolerance * abs(t.baseline_q), spec.tolerance_abs)
-    sig = t.p_value < 1 - cfg.confidence
+    sig = t.p_value < cfg.alpha
     cls = _direction_class(spec, t.estimate, sig, tol)
     pct = f"p{round(q * 100)}"
     why = _explain(spec, cls, sig, t.estimate, tol, t.p_value, f"{pct} latency")
@@ -289,7 +301,7 @@ def _tail(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> MetricRes
             f"; {t.slower_canary} of {t.n_canary} canary requests were slower than the baseline's {pct} "
             f"(baseline: {t.slower_baseline} of {t.n_baseline})"
         )
-    mde = normal_mde(t.sd, cfg.confidence)
+    mde = normal_mde(t.sd, cfg.test_confidence)
     return _result(
         spec,
         cls,
@@ -318,11 +330,11 @@ def _sign(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> MetricRes
         return short
     s = sign_test(a, b, spec.delta, cfg.confidence, seed=cfg.seed)
     tol = spec.tolerance_abs
-    sig = s.p_value < 1 - cfg.confidence
+    sig = s.p_value < cfg.alpha
     cls = _direction_class(spec, s.estimate, sig, tol)
     what = f"per-image {spec.name} ({s.worse} of {s.n} images worse, {s.better} better, by more than {spec.delta:g})"
     why = _explain(spec, cls, sig, s.estimate, tol, s.p_value, what)
-    mde = sign_mde(s.n, min(s.better, s.worse), cfg.confidence, tol)  # the churn both ways is the noise
+    mde = sign_mde(s.n, min(s.better, s.worse), cfg.test_confidence, tol)  # the churn both ways is the noise
     return _result(
         spec,
         cls,
@@ -358,7 +370,7 @@ def _wilcoxon(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> Metri
     s = paired_shift(a, b, cfg.confidence, seed=cfg.seed)
     base = float(np.mean(a))
     tol = max(spec.tolerance * abs(base), spec.tolerance_abs)
-    sig = s.p_value < 1 - cfg.confidence
+    sig = s.p_value < cfg.alpha
     cls = _direction_class(spec, s.estimate, sig, tol)
     why = _explain(
         spec,
@@ -369,7 +381,7 @@ def _wilcoxon(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> Metri
         s.p_value,
         f"mean per-image {spec.name.replace('_', ' ')} ({s.changed} of {s.n} images changed)",
     )
-    mde = normal_mde((s.high - s.low) / (2 * _z(cfg.confidence)), cfg.confidence)
+    mde = normal_mde((s.high - s.low) / (2 * _z(cfg.confidence)), cfg.test_confidence)
     details: dict[str, Any] = {"pairs": s.n, "changed": s.changed}
     return _result(
         spec,
@@ -465,8 +477,10 @@ def judge(
     down, the harness's own records corrupt): any of them makes the verdict HOLD.
     Then, in order: a failed critical metric (or a critical metric the canary gave no data for)
     is ROLLBACK; a score under the marginal threshold is ROLLBACK; no data on a required metric,
-    at least half of the metrics without data, or a run too small to detect what it must
-    (underpowered) is HOLD; a marginal score is HOLD; else PROMOTE."""
+    at least half of the metrics without data, a run too small to detect what it must
+    (underpowered), or a metric that failed decisively (p under ``decisive_p``: a change a person
+    must see) is HOLD; a marginal score is HOLD; else PROMOTE. At a look of an interval analysis
+    before the last, what is not ROLLBACK is HOLD: the analysis goes on."""
     results = [classify(m, samples.get(m.name, MetricSample(None, None)), cfg) for m in cfg.metrics]
     return decide(results, cfg, reasons)
 
@@ -489,6 +503,7 @@ def decide(results: Sequence[MetricResult], cfg: JudgeConfig = JudgeConfig(), re
     ]
     no_data = [r for r in judged if r.classification == "NoData"]
     underpowered = [r for r in judged if r.adequate is False and r.classification != "NoData"]
+    decisive = [r for r in judged if r.failed and r.p_value is not None and r.p_value < cfg.decisive_p]
     thresholds = {"pass": cfg.pass_threshold, "marginal": cfg.marginal_threshold, "confidence": cfg.confidence}
     if reasons:
         out += [f"critical metric {r.name} failed on data that cannot be trusted: {r.reason}" for r in critical]
@@ -516,11 +531,26 @@ def decide(results: Sequence[MetricResult], cfg: JudgeConfig = JudgeConfig(), re
             for r in underpowered
         ]
         verdict = HOLD
+    elif decisive:
+        out += [
+            f"decisive change in {r.name} ({_pv(r.p_value)} < {cfg.decisive_p:g}): never promoted without a person; "
+            f"{r.reason}"
+            for r in decisive
+        ]
+        verdict = HOLD
     elif score >= cfg.pass_threshold:
         out.append(f"score {score:g} >= pass threshold {cfg.pass_threshold:g}")
         verdict = PROMOTE
     else:
         out.append(f"score {score:g} is marginal ({cfg.marginal_threshold:g} <= score < {cfg.pass_threshold:g})")
+        verdict = HOLD
+    if cfg.look is not None and not cfg.look.final and verdict != ROLLBACK:
+        lk = cfg.look
+        out.insert(
+            0,
+            f"look {lk.look} of {lk.looks}: no decisive failure at level {lk.level:.3g}; the analysis goes on "
+            f"(PROMOTE only at the last look)",
+        )
         verdict = HOLD
     if verdict != PROMOTE:
         out += [f"{r.name}: {r.reason}" for r in results if r.failed and not r.critical]

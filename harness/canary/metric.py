@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 
 if TYPE_CHECKING:
     from harness.canary.observations import TargetData
+    from harness.canary.sequential import Look
 
 __all__ = [
     "MetricSpec",
@@ -18,6 +19,7 @@ __all__ = [
     "TESTS",
     "burn_metric",
     "drift_metric",
+    "for_traffic",
 ]
 
 Test = Literal["mann_whitney", "tail", "fisher", "sign", "wilcoxon", "share", "limit"]
@@ -35,7 +37,8 @@ class MetricSpec:
     data for; a metric that ``must_have_data`` makes the run inconclusive (HOLD) when it has none.
     ``must_detect``: the run must be able to detect an effect this large (80% power), else it is
     underpowered (HOLD). ``observe`` draws one target's observations from its records: an array,
-    or for paired tests a Series indexed by image id."""
+    or for paired tests a Series indexed by image id; ``p_value``, for a limit metric, the
+    p-value of the test behind the canary's figure (drift)."""
 
     name: str
     group: str
@@ -52,6 +55,7 @@ class MetricSpec:
     unit: str = ""
     description: str = ""
     observe: Callable[["TargetData"], Any] | None = field(default=None, compare=False, repr=False)
+    p_value: Callable[["TargetData"], float | None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def paired(self) -> bool:
@@ -130,10 +134,11 @@ DEFAULT_METRICS: tuple[MetricSpec, ...] = (
         "availability",
         "fisher",
         "increase",
+        critical=True,
         tolerance=0.5,
         tolerance_abs=0.01,
         observe=_obs("timeouts"),
-        description="requests that got no answer in time",
+        description="requests that got no answer in time (as unavailable as a 5xx: critical)",
     ),
     MetricSpec(
         "unusable_rate",
@@ -229,8 +234,9 @@ DEFAULT_METRICS: tuple[MetricSpec, ...] = (
         tolerance=0.0,
         tolerance_abs=0.002,
         observe=_obs("pii"),
-        description="captions carrying personal data (e-mail, phone, payment card, IP address, URL), "
-        "found by the harness",
+        description="captions carrying personal data (e-mail, phone, payment card, IP address, URL, "
+        "national, tax and health IDs, passport and driver licence, bank account and IBAN, bitcoin and MAC "
+        "addresses), found by the harness",
     ),
     MetricSpec(
         "safety_flag_rate",
@@ -267,7 +273,8 @@ DEFAULT_GROUP_WEIGHTS: dict[str, float] = {
 
 
 def burn_metric(slo: str, page_factor: float) -> MetricSpec:
-    """The projected burn rate of one SLO of the spec against its lowest page factor."""
+    """The projected burn rate of one SLO of the spec against its lowest page factor: a canary
+    that would page while the baseline would not is a decisive failure (critical)."""
 
     def observe(target: "TargetData") -> Any:
         return target.burn.get(slo)
@@ -276,6 +283,7 @@ def burn_metric(slo: str, page_factor: float) -> MetricSpec:
         f"burn:{slo}",
         "slo",
         "limit",
+        critical=True,
         limit=page_factor,
         observe=observe,
         description=f"projected burn rate of SLO {slo} (lower 95% bound)",
@@ -288,20 +296,50 @@ def drift_metric(limit: float = 0.5) -> MetricSpec:
     def observe(target: "TargetData") -> Any:
         return target.drifted
 
+    def p_value(target: "TargetData") -> float | None:
+        return target.drift_p_value
+
     return MetricSpec(
         "output_drift",
         "quality",
         "limit",
         limit=limit,
         observe=observe,
+        p_value=p_value,
         description="canary outputs drifted from baseline outputs (1) or not (0)",
     )
+
+
+# On traffic alone (no evaluation phase on both targets), these paired metrics are compared over
+# every answer instead, unpaired.
+UNPAIRED: dict[str, str] = {"confidence": "traffic_confidence", "caption_length": "traffic_caption_length"}
+
+
+def for_traffic(cfg: "JudgeConfig") -> "JudgeConfig":
+    """The config for records of traffic only (production): confidence and caption length are
+    compared over every answer (Mann-Whitney, the metric's own tolerance and direction); the other
+    paired metrics cannot have data, so missing it does not hold the verdict (they say NoData)."""
+    out = []
+    for m in cfg.metrics:
+        if m.name in UNPAIRED and m.test == "wilcoxon":
+            m = replace(
+                m,
+                test="mann_whitney",
+                observe=_obs(UNPAIRED[m.name]),
+                description=m.description + "; on traffic alone: every answer, unpaired (Mann-Whitney)",
+            )
+        elif m.paired:
+            m = replace(m, must_have_data=False)
+        out.append(m)
+    return replace(cfg, metrics=tuple(out))
 
 
 @dataclass(frozen=True)
 class JudgeConfig:
     """Score = weighted mean of group scores, a group's score = Pass / (Pass + High + Low) x 100.
-    PROMOTE at ``pass_threshold`` or above, HOLD from ``marginal_threshold``, ROLLBACK below."""
+    PROMOTE at ``pass_threshold`` or above, HOLD from ``marginal_threshold``, ROLLBACK below.
+    A metric that failed with a p-value under ``decisive_p`` is a decisive change: never promoted
+    without a person (HOLD at best). ``look``: the look of an interval analysis this judgement is."""
 
     metrics: tuple[MetricSpec, ...] = DEFAULT_METRICS
     group_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_GROUP_WEIGHTS))
@@ -310,6 +348,19 @@ class JudgeConfig:
     confidence: float = 0.98
     min_samples: int = 20
     seed: int = 0
+    decisive_p: float = 1e-6
+    look: "Look | None" = None
+
+    @property
+    def alpha(self) -> float:
+        """The significance level of this judgement's tests: ``1 - confidence``, or in an interval
+        analysis the level of the current look (``harness.canary.sequential``)."""
+        return self.look.level if self.look is not None else 1.0 - self.confidence
+
+    @property
+    def test_confidence(self) -> float:
+        """``1 - alpha``: the level the power statements are computed at."""
+        return 1.0 - self.alpha
 
     def with_metrics(self, *extra: MetricSpec) -> "JudgeConfig":
         names = {m.name for m in extra}

@@ -55,9 +55,14 @@ class TargetData:
     quality_floor: float = 0.5
     blocklist: Sequence[str] = ()
     drifted: float | None = None
+    drift_p_value: float | None = None
     burn: Mapping[str, float | None] = field(default_factory=dict)
     baseline_quality: Mapping[str, float] | None = None
     quality_delta: float = 0.0
+    # False when the records carry no captions or cannot see client timeouts (a Prometheus scope):
+    # the metrics drawn from them have no data rather than passing on empty captions.
+    has_captions: bool = True
+    has_timeouts: bool = True
 
     @cached_property
     def records(self):
@@ -79,7 +84,7 @@ class TargetData:
         from harness.quality.checks import check_captions
 
         a = self.answers
-        if a is None:
+        if a is None or not self.has_captions:
             return None
         return check_captions(list(a["caption"]), blocklist=self.blocklist)
 
@@ -112,7 +117,7 @@ def errors(t: TargetData):
 
 
 def timeouts(t: TargetData):
-    return None if t.records is None else timeout_flags(t.records)
+    return None if t.records is None or not t.has_timeouts else timeout_flags(t.records)
 
 
 def _answered(t: TargetData):
@@ -125,7 +130,7 @@ def _answered(t: TargetData):
 
 
 def unusable(t: TargetData):
-    a = _answered(t)
+    a = _answered(t) if t.has_captions else None
     return None if a is None else (a["outcome"].to_numpy() == "invalid_response").astype(float)
 
 
@@ -161,11 +166,27 @@ def goodput(t: TargetData):
     ld = t.load
     if ld is None or not len(ld):
         return None
-    q = ld["image_id"].astype(str).map(t.per_image_quality)
     lat = pd.to_numeric(ld["latency_s"], errors="coerce")
+    if not t.per_image_quality:  # no references (production traffic): answered in time is good
+        return ((ld["outcome"] == "ok") & (lat <= t.latency_threshold)).to_numpy(dtype=float)
+    q = ld["image_id"].astype(str).map(t.per_image_quality)
     known = q.notna().to_numpy() | (ld["outcome"] != "ok").to_numpy()
     good = (ld["outcome"] == "ok") & (lat <= t.latency_threshold) & (q.fillna(-np.inf) >= t.quality_floor)
     return good.to_numpy(dtype=float)[known]
+
+
+def traffic_confidence(t: TargetData):
+    """Confidence of every answer (unpaired: production traffic has no evaluation phase)."""
+    import pandas as pd
+
+    a = t.answers
+    return None if a is None else pd.to_numeric(a["confidence"], errors="coerce").dropna().to_numpy(dtype=float)
+
+
+def traffic_caption_length(t: TargetData):
+    """Words of every answered caption (unpaired)."""
+    a = t.answers if t.has_captions else None
+    return None if a is None else a["caption"].fillna("").astype(str).str.split().str.len().to_numpy(dtype=float)
 
 
 # ---------------------------------------------------------------------------- per image (paired)
@@ -282,4 +303,8 @@ def _clip(text: Any, n: int = 300) -> str | None:
 
 def metric_samples(specs, baseline: TargetData, canary: TargetData) -> dict[str, MetricSample]:
     """Each metric's observations on both targets, drawn by its own ``observe``."""
-    return {m.name: MetricSample(m.observe(baseline), m.observe(canary)) for m in specs if m.observe is not None}
+    return {
+        m.name: MetricSample(m.observe(baseline), m.observe(canary), m.p_value(canary) if m.p_value else None)
+        for m in specs
+        if m.observe is not None
+    }

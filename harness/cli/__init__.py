@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "serve",
     "load",
     "gate",
+    "judge",
     "demo",
     "slo",
     "rules",

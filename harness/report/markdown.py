@@ -203,6 +203,15 @@ def render_markdown(rec: Mapping[str, Any]) -> str:
     ]
     if what:
         lines += ["Ran " + "; ".join(what) + ".", ""]
+    a = rec.get("analysis")
+    if a:
+        lines += [
+            f"Live analysis: look {a['look']} of {a['looks']} (every {a['interval_s']:g} s for {a['lifetime_s']:g} s); "
+            f"this look tests at level {a['level']:.3g}, and each metric's false-failure rate over the whole "
+            f"analysis is at most {a['alpha']:g} ({inline_text(a['spending'])} spending, {a['alpha_spent']:.3g} "
+            f"spent so far)." + ("" if a["final"] else " PROMOTE comes only at the last look."),
+            "",
+        ]
     lines.append("**Why**")
     lines += [f"- {inline_text(r, 500)}" for r in rec.get("reasons", [])] or ["- (no reasons recorded)"]
     th = rec.get("thresholds") or {}

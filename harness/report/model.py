@@ -230,6 +230,12 @@ class Inputs(Part):
     latency_threshold_s: float | None = _f("latency threshold of goodput, in seconds", default=None)
     quality_floor: float | None = _f("per-image CIDEr-D floor of goodput and calibration", default=None)
     traffic_rps: float | None = _f("production traffic the burn rates are projected at", default=None)
+    replay: dict[str, Any] | None = _f(
+        "production images replayed to both targets and judged paired: the image store, the sample size asked "
+        "for, and how many ids were replayed, skipped as unsafe (not a plain file name, or not a regular file "
+        "inside the store) and not found",
+        default=None,
+    )
 
 
 # ---------------------------------------------------------------------------- figures and outputs
@@ -343,7 +349,27 @@ class Drift(Part):
     """Output drift of the canary against the baseline."""
 
     drifted: bool = _f("whether the drift suite found drift")
+    p_value: float | None = _f(
+        "the suite's p-value: its smallest detector's, Bonferroni-adjusted over the detectors", default=None
+    )
     detectors: list[DriftDetector] = _f("each detector's verdict", default_factory=list)
+
+
+class Analysis(Part):
+    """Which look of a live analysis this record is, and the error rate the whole analysis keeps."""
+
+    look: int = _f("this look, from 1")
+    looks: int = _f("looks in the analysis (lifetime / interval)")
+    final: bool = _f("whether this is the last look (only the last may PROMOTE)")
+    alpha: float = _f("each metric's false-failure rate over all looks together (at most)")
+    spending: str = _f("the alpha-spending function: pocock or obrien_fleming")
+    level: float = _f("the significance level of this look's tests")
+    alpha_spent: float = _f("the part of alpha spent up to and with this look")
+    interval_s: float = _f("seconds between looks")
+    lifetime_s: float = _f("seconds the analysis lasts")
+    started_unix: float = _f("when the analysis started, unix seconds")
+    window_start_unix: float = _f("start of the data judged at this look (cumulative), unix seconds")
+    window_end_unix: float = _f("end of the data judged at this look, unix seconds")
 
 
 class Artifacts(Part):
@@ -382,6 +408,7 @@ class DecisionRecord(Part):
     contracts: dict[str, ContractReport] = _f("data contract results on the harness's records", default_factory=dict)
     findings: list[Finding] = _f("what the output checks found, per check and target", default_factory=list)
     drift: Drift | None = _f("output drift; null when not measured", default=None)
+    analysis: Analysis | None = _f("the look of a live analysis; null for a single judgement", default=None)
     artifacts: Artifacts = _f("files of the run", default_factory=Artifacts)
 
     @model_validator(mode="after")

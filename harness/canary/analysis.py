@@ -1,0 +1,168 @@
+"""A live analysis: the canary judged again at every interval over the cumulative data, with an
+alpha-spending schedule (``harness.canary.sequential``) so that looking again does not buy false
+rollbacks. A decisive failure rolls back at the look that sees it; PROMOTE only at the last look;
+every other look is HOLD (the analysis goes on).
+
+Each look writes its decision record into ``look-NN/`` and copies it to the folder's own
+``decision.json`` and ``summary.md``; the state (plan and looks done) is ``analysis.json``, written
+atomically after every look, so an analysis stopped midway resumes at its next look and nothing
+already judged is lost. Looks whose time has passed (an analysis started in the past, or resumed
+late) are judged at once: an analysis over saved records replays the looks it would have made."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.canary.judgement import Settings, Source, judge_sources
+from harness.canary.sequential import Look, Spending
+from harness.errors import DataError, HarnessError
+
+__all__ = ["ANALYSIS_JSON", "AnalysisPlan", "run_analysis"]
+
+log = logging.getLogger(__name__)
+
+ANALYSIS_JSON = "analysis.json"
+
+
+@dataclass(frozen=True)
+class AnalysisPlan:
+    """Looks every ``interval_s`` from ``started_unix`` until ``lifetime_s`` is over; each metric's
+    false-failure rate over all looks is at most ``alpha`` (spent by ``spending``)."""
+
+    interval_s: float
+    lifetime_s: float
+    started_unix: float
+    alpha: float
+    spending: Spending = "pocock"
+
+    def __post_init__(self) -> None:
+        if not (self.interval_s > 0 and self.lifetime_s >= self.interval_s):
+            raise ValueError("the interval must be positive and the lifetime at least one interval")
+
+    @property
+    def looks(self) -> int:
+        return max(1, math.ceil(self.lifetime_s / self.interval_s - 1e-9))
+
+    def at(self, look: int) -> float:
+        """When look ``look`` is judged: the end of its window."""
+        return self.started_unix + min(look * self.interval_s, self.lifetime_s)
+
+    def look(self, k: int) -> Look:
+        return Look(k, self.looks, self.alpha, self.spending)
+
+    def to_dict(self) -> dict:
+        return {
+            "interval_s": self.interval_s,
+            "lifetime_s": self.lifetime_s,
+            "started_unix": self.started_unix,
+            "alpha": self.alpha,
+            "spending": self.spending,
+            "looks": self.looks,
+        }
+
+
+def _read_state(out: Path, plan: AnalysisPlan) -> tuple[AnalysisPlan, list[dict]]:
+    p = out / ANALYSIS_JSON
+    if not p.exists():
+        return plan, []
+    try:
+        doc = json.loads(p.read_text())
+        saved = doc["plan"]
+        plan = AnalysisPlan(
+            float(saved["interval_s"]),
+            float(saved["lifetime_s"]),
+            float(saved["started_unix"]),
+            float(saved["alpha"]),
+            saved["spending"],
+        )
+        looks = list(doc["looks"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{p}: unreadable analysis state ({type(exc).__name__}); give a new --out folder") from None
+    log.info("resuming the analysis of %s after look %d of %d", out, len(looks), plan.looks)
+    return plan, looks
+
+
+def _write_state(out: Path, plan: AnalysisPlan, looks: list[dict]) -> None:
+    p = out / ANALYSIS_JSON
+    tmp = p.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"plan": plan.to_dict(), "looks": looks}, indent=1, allow_nan=False) + "\n")
+    os.replace(tmp, p)
+
+
+def run_analysis(
+    baseline: Source,
+    canary: Source,
+    out: Path,
+    settings: Settings,
+    plan: AnalysisPlan,
+    *,
+    run_id: str,
+    inputs: dict[str, Any] | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict:
+    """Judge every look of ``plan`` (resuming from ``out/analysis.json``); returns the last decision
+    record: ROLLBACK at the first look with a decisive failure, else the last look's."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plan, looks = _read_state(out, plan)
+    rec: dict | None = None
+    if looks:
+        last = out / looks[-1]["folder"] / "decision.json"
+        if last.exists():
+            rec = json.loads(last.read_text())
+            if rec.get("verdict") == "ROLLBACK":
+                return rec
+    for k in range(len(looks) + 1, plan.looks + 1):
+        at = plan.at(k)
+        wait = at - clock()
+        if wait > 0:
+            log.info("look %d of %d at %s (in %.0fs)", k, plan.looks, time.strftime("%H:%M:%S", time.gmtime(at)), wait)
+            sleep(wait)
+        look = plan.look(k)
+        folder = f"look-{k:02d}"
+        window = {"since": plan.started_unix, "until": at}
+        srcs = [
+            replace(s, since=max(s.since or plan.started_unix, plan.started_unix), until=at) for s in (baseline, canary)
+        ]
+        cfg = replace(settings, judge=replace(settings.judge, look=look))
+        analysis = {**plan.to_dict(), **look.to_dict(), "window_start_unix": window["since"], "window_end_unix": at}
+        reasons: list[str] = []
+        try:
+            rec = judge_sources(
+                *srcs, out / folder, cfg, run_id=f"{run_id}-look{k:02d}", inputs=dict(inputs or {}), analysis=analysis
+            )
+        except HarnessError as exc:
+            # A source that cannot be read now (a Prometheus down, a file being replaced): this look
+            # holds; the analysis goes on and judges the cumulative data at the next one.
+            reasons.append(f"look {k}: a source could not be read: {exc}")
+            log.warning("%s", reasons[-1])
+            rec = judge_sources(
+                *srcs,
+                out / folder,
+                cfg,
+                run_id=f"{run_id}-look{k:02d}",
+                inputs=dict(inputs or {}),
+                analysis=analysis,
+                reasons=reasons,
+                read=False,
+            )
+        for name in ("decision.json", "summary.md"):
+            tmp = out / f".{name}.tmp"
+            shutil.copyfile(out / folder / name, tmp)
+            os.replace(tmp, out / name)
+        looks.append({"look": k, "at_unix": at, "verdict": rec["verdict"], "score": rec["score"], "folder": folder})
+        _write_state(out, plan, looks)
+        log.info("look %d of %d: %s (score %s)", k, plan.looks, rec["verdict"], rec["score"])
+        if rec["verdict"] == "ROLLBACK":
+            break
+    assert rec is not None
+    return rec

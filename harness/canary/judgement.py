@@ -1,0 +1,656 @@
+"""The judgement: from saved artifacts (records, per-image quality, the SLO spec, the judge config)
+to the decision record. It never makes traffic, so it can be run again on a saved run, with another
+config, or on records that came from elsewhere (a service's imported logs, a Hive-partitioned
+dataset, a traffic split's records).
+
+A source is one target's data: a gate run folder (``run.json`` beside its records) gives the
+evaluation and load records and the per-image quality of one of its targets; any other records file
+or folder gives traffic records, filtered by column values (``target=canary``) and a time window.
+``harness gate`` acquires a run folder and judges it with ``judge_sources``, so judging the folder
+again gives the same decision record (bar the run id and the time it was written)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from harness.canary.judge import judge
+from harness.canary.metric import JudgeConfig, burn_metric, drift_metric, for_traffic
+from harness.canary.observations import TargetData, findings, metric_samples
+from harness.errors import DataError, InputMissingError
+
+__all__ = [
+    "RUN_JSON",
+    "JUDGE_YAML",
+    "SPEC_YAML",
+    "Source",
+    "Settings",
+    "RunManifest",
+    "judge_sources",
+    "judge_run",
+    "read_manifest",
+    "write_manifest",
+    "thresholds",
+]
+
+log = logging.getLogger(__name__)
+
+RUN_JSON = "run.json"  # what a gate acquired: run id, inputs, acquisition problems, seed
+JUDGE_YAML = "judge.yaml"  # the judge config the gate ran with
+SPEC_YAML = "slo.yaml"  # the SLO spec the gate ran with
+ROLES = ("baseline", "canary")
+# What a traffic record must have to be judged at all.
+TRAFFIC_FIELDS = ("target", "request_id", "t_start", "latency_s", "status", "outcome")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one target's data comes from. ``where``: column values a record must have (compared as
+    text); ``since``/``until``: ``since <= t_start < until`` (unix seconds). For a gate run folder
+    the ``target`` value picks which of its targets (default: the role judged). A ``path`` of
+    ``prometheus:http://HOST:9090`` (text) is a Prometheus scope: the series that ``selector``
+    (``{track="canary"}``) picks, over ``[since, until)`` (``harness.canary.prom_scope``)."""
+
+    path: Path | str
+    where: Mapping[str, str] = field(default_factory=dict)
+    since: float | None = None
+    until: float | None = None
+    selector: str | None = None
+
+    @property
+    def is_scope(self) -> bool:
+        return str(self.path).startswith("prometheus:")
+
+    @property
+    def is_run(self) -> bool:
+        return not self.is_scope and (Path(self.path) / RUN_JSON).is_file()
+
+    def describe(self) -> str:
+        parts = [str(self.path)] + ([self.selector] if self.is_scope and self.selector else [])
+        parts += [f"{k}={v}" for k, v in self.where.items()]
+        if self.since is not None or self.until is not None:
+            parts.append(f"t_start in [{self.since}, {self.until})")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class RunManifest:
+    """What acquisition saved beside the records (``run.json``)."""
+
+    run_id: str
+    inputs: Mapping[str, Any]
+    reasons: tuple[str, ...] = ()
+    seed: int = 0
+    dataset: str | None = None  # the labelled folder both targets captioned
+
+    def to_dict(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "inputs": dict(self.inputs),
+            "reasons": list(self.reasons),
+            "seed": self.seed,
+            "dataset": self.dataset,
+        }
+
+
+def read_manifest(folder: str | Path) -> RunManifest:
+    p = Path(folder) / RUN_JSON
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputMissingError(f"{p}: not found (not a gate run folder)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{p}: unreadable run manifest ({type(exc).__name__})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), dict) or not isinstance(doc.get("run_id"), str):
+        raise DataError(f"{p}: a run manifest needs run_id (text) and inputs (a mapping)")
+    reasons = doc.get("reasons") or []
+    seed = doc.get("seed", 0)
+    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+        raise DataError(f"{p}: reasons must be a list of text")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise DataError(f"{p}: seed must be a whole number")
+    dataset = doc.get("dataset")
+    if dataset is not None and not isinstance(dataset, str):
+        raise DataError(f"{p}: dataset must be a folder name")
+    return RunManifest(doc["run_id"], doc["inputs"], tuple(reasons), seed, dataset)
+
+
+def write_manifest(folder: Path, manifest: RunManifest) -> None:
+    p = folder / RUN_JSON
+    tmp = p.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest.to_dict(), indent=1, allow_nan=False) + "\n")
+    tmp.replace(p)
+
+
+# ---------------------------------------------------------------------------- reading a source
+
+
+@dataclass(frozen=True)
+class _Side:
+    """One target's data as read from its source."""
+
+    evaluation: Any  # records of the evaluation phase (gate runs), or None
+    load: Any  # traffic records, or None
+    per_image: dict[str, float]
+    quality: Mapping[str, Any] = field(default_factory=dict)  # the target's part of quality.json
+    pipeline: Mapping[str, Any] | None = None
+    captions: bool = True  # False: the records carry no captions (a Prometheus scope)
+    timeouts: bool = True  # False: the source cannot see client timeouts (a Prometheus scope)
+
+
+def _records_or_none(folder: Path):
+    from harness.records import load_records
+
+    try:
+        return load_records(folder)
+    except (InputMissingError, DataError):
+        return None
+
+
+def _per_image_quality(doc: Any, target: str) -> dict[str, float]:
+    """Per-image CIDEr-D of one target of a run's ``quality.json`` (no value: NaN)."""
+    rows = (((doc or {}).get("targets") or {}).get(target) or {}).get("per_image") or []
+    out: dict[str, float] = {}
+    for r in rows:
+        v = r.get("CIDEr-D")
+        out[str(r.get("image_id"))] = float("nan") if v is None else float(v)
+    return out
+
+
+def _read_run_side(src: Source, role: str) -> _Side:
+    folder = Path(src.path)
+    target = str(src.where.get("target", role))
+    unknown = [k for k in src.where if k != "target"]
+    if unknown:
+        raise DataError(f"{folder}: a gate run folder is filtered by target only (got {unknown[0]}=...)")
+    if not (folder / "evaluate" / target).exists() and not (folder / "load" / target).exists():
+        raise InputMissingError(f"{folder}: this run has no target {target!r}")
+    ev = _records_or_none(folder / "evaluate" / target)
+    ld = _records_or_none(folder / "load" / target)
+    if src.since is not None or src.until is not None:
+        ev, ld = (_window(d, src) for d in (ev, ld))
+    qpath = folder / "quality.json"
+    qdoc = json.loads(qpath.read_text()) if qpath.exists() else {}
+    summary = folder / "load" / target / "summary.json"
+    pipeline = None
+    if summary.exists():
+        pipeline = (json.loads(summary.read_text()) or {}).get("pipeline")
+    part = ((qdoc or {}).get("targets") or {}).get(target) or {}
+    return _Side(ev, ld, _per_image_quality(qdoc, target), part, pipeline)
+
+
+def _window(df, src: Source):
+    if df is None:
+        return None
+    import pandas as pd
+
+    t = pd.to_numeric(df["t_start"], errors="coerce")
+    keep = pd.Series(True, index=df.index)
+    if src.since is not None:
+        keep &= t >= src.since
+    if src.until is not None:
+        keep &= t < src.until
+    return df[keep].reset_index(drop=True)
+
+
+def _read_records_side(src: Source) -> _Side:
+    from harness.records import load_records
+
+    df = load_records(src.path, since=src.since, until=src.until, where=dict(src.where))
+    return _Side(None, df, {})
+
+
+def read_side(src: Source, role: str, missing_ok: bool = False) -> _Side:
+    """One target's data from its source; with ``missing_ok`` a target the run has no records of
+    (it was down) is empty instead of an error."""
+    try:
+        if src.is_scope:
+            from harness.canary.prom_scope import PromScope, read_prom_side
+
+            scope = PromScope.parse(str(src.path), src.selector, f"--{role}")
+            return read_prom_side(scope, src.since, src.until)
+        return _read_run_side(src, role) if src.is_run else _read_records_side(src)
+    except InputMissingError:
+        if missing_ok:
+            return _Side(None, None, {})
+        raise
+
+
+# ---------------------------------------------------------------------------- the judgement
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the judgement needs besides the data: the SLO spec, the judge config, the thresholds of
+    goodput and calibration, the traffic the burn rates are projected at."""
+
+    spec_path: Path
+    judge: JudgeConfig
+    latency_threshold: float | None = None
+    quality_floor: float | None = None
+    traffic_rps: float | None = None
+    seed: int = 0
+
+
+def thresholds(settings: Settings, spec) -> tuple[float, float, float, tuple[str, ...]]:
+    from harness.slo.spec import DEFAULT_BLOCKLIST
+
+    lat_slo = next((s for s in spec.slos if s.sli == "latency"), None)
+    q_slo = next((s for s in spec.slos if s.sli == "quality"), None)
+    thr = settings.latency_threshold or (lat_slo.threshold if lat_slo else 0.5)
+    floor = settings.quality_floor if settings.quality_floor is not None else (q_slo.threshold if q_slo else 0.5)
+    traffic = settings.traffic_rps or spec.traffic_rps or 10.0
+    blocklist = next((s.blocklist for s in spec.slos if s.sli == "safety"), DEFAULT_BLOCKLIST)
+    return thr, floor, traffic, tuple(blocklist)
+
+
+def judge_sources(
+    baseline: Source,
+    canary: Source,
+    out: Path,
+    settings: Settings,
+    *,
+    run_id: str,
+    inputs: Mapping[str, Any] | None = None,
+    reasons: Sequence[str] = (),
+    dataset: Path | None = None,
+    analysis: Mapping[str, Any] | None = None,
+    read: bool = True,
+    strict: bool = False,
+    replayed: Mapping[str, tuple] | None = None,
+    clock=time.time,
+) -> dict:
+    """Judge the two sources and write ``decision.json``, ``summary.md`` and the drift report into
+    ``out``; returns the decision record. ``reasons`` are acquisition problems (a target down):
+    any makes the verdict HOLD. ``dataset``: the labelled folder both targets captioned, for the
+    worst captions with their references. ``analysis``: which look of a live analysis this is
+    (``harness.canary.analysis``); ``read=False`` judges without reading the sources (HOLD).
+    ``strict``: a source with no records is an error (``InputMissingError``), not a HOLD.
+    ``replayed``: role -> (records, per-image CIDEr-D, quality document) of production images
+    captioned by both targets (``harness.canary.replay``): each side's evaluation, so the paired
+    metrics are judged as in the gate; the sources' records stay the traffic."""
+    from harness.report import build_decision, render_markdown, write_decision
+    from harness.slo import load_spec
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = load_spec(settings.spec_path)
+    thr, floor, traffic, blocklist = thresholds(settings, spec)
+    reasons = list(reasons)
+    inputs = dict(inputs or {})
+    inputs.setdefault(
+        "targets", {k: {"url": s.describe(), "protocol": None} for k, s in zip(ROLES, (baseline, canary))}
+    )
+    inputs.setdefault("spec", str(settings.spec_path))
+    inputs.update({"latency_threshold_s": thr, "quality_floor": floor, "traffic_rps": traffic})
+    artifacts: dict[str, Any] = {"summary_md": "summary.md"}
+    if dataset is not None:
+        artifacts["dataset"] = str(dataset)
+    extra: dict[str, Any] = {"artifacts": artifacts}
+    if analysis is not None:
+        extra["analysis"] = dict(analysis)
+    targets: tuple[TargetData, TargetData] | None = None
+    slos: list[dict] = []
+    if read:
+        sides = {k: read_side(src, k, missing_ok=bool(reasons)) for k, src in zip(ROLES, (baseline, canary))}
+    else:
+        sides = {k: _Side(None, None, {}) for k in ROLES}
+    if strict:
+        for (k, side), src in zip(sides.items(), (baseline, canary)):
+            if _empty(side):
+                raise InputMissingError(f"--{k}: no records in {src.describe()}")
+    if not reasons:
+        reasons += [
+            f"{k}: no records in {src.describe()}"
+            for (k, side), src in zip(sides.items(), (baseline, canary))
+            if _empty(side)
+        ]
+    if replayed is not None:
+        sides = {
+            k: replace(side, evaluation=replayed[k][0], per_image=dict(replayed[k][1]), quality=replayed[k][2])
+            for k, side in sides.items()
+        }
+    if not any(_empty(side) for side in sides.values()):
+        targets, slos, extra2 = _measure(sides, spec, thr, floor, traffic, blocklist, settings, inputs, out, dataset)
+        artifacts.update(extra2.pop("artifacts", {}))
+        reasons += extra2.pop("reasons", [])
+        extra.update(extra2)
+    cfgj = settings.judge
+    if targets is not None and not all(t.evaluation is not None and len(t.evaluation) for t in targets):
+        cfgj = for_traffic(cfgj)  # traffic records only (production): no paired evaluation
+    elif replayed is not None and not any(sides[k].per_image for k in ROLES):
+        cfgj = _without_references(cfgj)  # images replayed from a store with no references
+    for s in slos:
+        if s["target"] == "canary":
+            cfgj = cfgj.with_metrics(burn_metric(s["name"], s["page_factor"]))
+    cfgj = cfgj.with_metrics(drift_metric())
+    samples = metric_samples(cfgj.metrics, *targets) if targets else {}
+    verdict = judge(samples, cfgj, reasons)
+    rec = build_decision(verdict.to_dict(), slos, inputs, run_id, {**extra, "artifacts": artifacts}, clock=clock)
+    write_decision(out, rec)
+    (out / "summary.md").write_text(render_markdown(rec))
+    log.info("verdict %s (score %s): %s", rec["verdict"], rec["score"], out / "decision.json")
+    return rec
+
+
+def judge_run(
+    folder: str | Path,
+    out: str | Path,
+    judge_cfg: JudgeConfig | None = None,
+    spec: Path | None = None,
+    run_id: str | None = None,
+    clock=time.time,
+) -> dict:
+    """Judge a gate's run folder again from what it saved: its records, quality, SLO spec, judge
+    config, thresholds and seed (``judge_cfg`` or ``spec`` judge it another way). With neither, the
+    decision record is the gate's own, bar the run id, the time and the artifacts' paths."""
+    from harness.canary.config import load_judge_config
+
+    folder = Path(folder)
+    m = read_manifest(folder)
+    if judge_cfg is None:
+        judge_cfg = load_judge_config(folder / JUDGE_YAML)
+    inputs = json.loads(json.dumps(m.inputs))  # a copy the judgement may fill in
+    settings = Settings(
+        Path(spec) if spec is not None else folder / SPEC_YAML,
+        judge_cfg,
+        inputs.get("latency_threshold_s"),
+        inputs.get("quality_floor"),
+        inputs.get("traffic_rps"),
+        seed=m.seed,
+    )
+    dataset = None
+    if m.dataset is not None:
+        dataset = Path(m.dataset) if Path(m.dataset).is_absolute() else folder / m.dataset
+    return judge_sources(
+        Source(folder, {"target": "baseline"}),
+        Source(folder, {"target": "canary"}),
+        Path(out),
+        settings,
+        run_id=run_id or f"judge-{time.strftime('%Y%m%dT%H%M%S')}-{m.run_id}",
+        inputs=inputs,
+        reasons=m.reasons,
+        dataset=dataset,
+        clock=clock,
+    )
+
+
+def _without_references(cfg: JudgeConfig) -> JudgeConfig:
+    """Per-image quality cannot have data without references: its missing data does not hold."""
+    return replace(
+        cfg, metrics=tuple(replace(m, must_have_data=False) if m.name == "quality" else m for m in cfg.metrics)
+    )
+
+
+def _empty(side: _Side) -> bool:
+    return all(d is None or not len(d) for d in (side.evaluation, side.load))
+
+
+def _measure(sides, spec, thr, floor, traffic, blocklist, settings: Settings, inputs, out: Path, dataset):
+    import pandas as pd
+
+    from harness.canary import observations as o
+    from harness.expectations import RecordContract, validate_records
+    from harness.pipeline import gate_figures
+    from harness.records import check_types
+    from harness.slo import evaluate_records
+
+    reasons: list[str] = []
+    frames = [d for k in ROLES for d in (sides[k].evaluation, sides[k].load) if d is not None and len(d)]
+    contracts = {}
+    if all(sides[k].evaluation is not None and len(sides[k].evaluation) for k in ROLES):
+        # A gate's own records must be well formed; what the targets answered is judged by the
+        # metrics, not here. One validation over all of them (each costs a Great Expectations pass).
+        rep = validate_records(
+            pd.concat(frames, ignore_index=True), RecordContract(coverage_objective=0.0, service=False)
+        )
+        contracts["records"] = rep.to_dict()
+        if not rep.success:
+            reasons.append(f"the harness's records failed their data contract: {rep.message()}")
+    else:
+        # Traffic records from elsewhere (imported logs, a dataset, a traffic split): the record's
+        # own kinds of value, checked at every look without a Great Expectations pass.
+        for k in ROLES:
+            for d in (sides[k].evaluation, sides[k].load):
+                if d is not None and len(d):
+                    check_types(d, f"{k} records", required=TRAFFIC_FIELDS)
+    by_target: dict[str, TargetData] = {}
+    figures, slos = {}, []
+    # What one side cannot see (a Prometheus scope: captions, client timeouts) is compared on neither.
+    captions, timeouts = (all(getattr(sides[k], f) for k in ROLES) for f in ("captions", "timeouts"))
+    for k in ROLES:
+        side = sides[k]
+        ev, ld = side.evaluation, side.load
+        both = [d for d in (ev, ld) if d is not None]
+        versions = [v for v in pd.concat(both)["model_version"].dropna().unique()] if both else []
+        target_info = inputs["targets"].setdefault(k, {})
+        if versions and not target_info.get("model_version"):
+            target_info["model_version"] = str(versions[0])
+        qmap = pd.DataFrame({"image_id": list(side.per_image), "CIDEr-D": list(side.per_image.values())})
+        burn: dict[str, float | None] = {}
+        if ld is not None and len(ld):
+            from harness.canary.prom_scope import SCOPE_SLIS
+
+            spec_k = spec if side.captions else replace(spec, slos=tuple(s for s in spec.slos if s.sli in SCOPE_SLIS))
+            srep = evaluate_records(spec_k, ld, quality=qmap if len(qmap) else None, traffic_rps=traffic)
+            for r in srep.results:
+                row = _slo_row(k, r.to_dict())
+                slos.append(row)
+                burn[row["name"]] = row["burn_low"]
+            fig = srep.figures.to_dict()
+        else:
+            fig = {}
+        by_target[k] = TargetData(
+            ev, ld, side.per_image, thr, floor, blocklist, burn=burn, has_captions=captions, has_timeouts=timeouts
+        )
+        figures[k] = _figures(fig, side.quality, by_target[k], thr)
+        if not side.captions:
+            figures[k].update(coverage=None, cost_per_1000=None)
+        figures[k].update(gate_figures(side.pipeline))  # an asynchronous load
+    by_target["canary"] = replace(
+        by_target["canary"],
+        baseline_quality=sides["baseline"].per_image,
+        quality_delta=_quality_delta(settings.judge),
+    )
+    figures["canary"]["auroc"] = o.auroc(by_target["canary"])
+    base_out, can_out = _outputs(sides["baseline"]), _outputs(sides["canary"])
+    # No drift without captions: confidence alone would be compared on histogram-rounded values.
+    drift = _drift(base_out, can_out, out, settings.seed, _drift_alpha(settings.judge)) if captions else None
+    if drift is not None:
+        by_target["baseline"] = replace(by_target["baseline"], drifted=0.0)
+        by_target["canary"] = replace(
+            by_target["canary"], drifted=1.0 if drift["drifted"] else 0.0, drift_p_value=drift["p_value"]
+        )
+    found = [f for k in ROLES for f in findings(by_target[k], k)]
+    extra: dict[str, Any] = {
+        "figures": figures,
+        "worst_captions": _worst(sides, dataset),
+        "contracts": contracts,
+        "findings": found,
+        "reasons": reasons,
+        "artifacts": {
+            "records": "records.parquet" if (out / "records.parquet").exists() else None,
+            "quality": "quality.json" if (out / "quality.json").exists() else None,
+            "drift": "drift.json" if drift else None,
+            "drift_html": "drift.html" if drift else None,
+        },
+    }
+    if drift is not None:
+        extra["drift"] = drift
+    return (by_target["baseline"], by_target["canary"]), slos, extra
+
+
+def _outputs(side: _Side):
+    """The records whose outputs are compared for drift: the evaluation phase where there is one
+    (the same images on both targets), else the traffic."""
+    return side.evaluation if side.evaluation is not None and len(side.evaluation) else side.load
+
+
+def _worst(sides, dataset: Path | None) -> list[dict]:
+    if dataset is None or not (Path(dataset) / "captions.json").exists():
+        return []
+    from harness.datasets import load_coco
+
+    ds = load_coco(dataset)
+    references = {str(it.image_id): list(it.captions) for it in ds.items}
+    paths = {str(it.image_id): str(it.path) for it in ds.items}
+    worst = []
+    for k in ROLES:
+        per_image, cap = sides[k].per_image, sides[k].evaluation
+        if cap is None or not len(cap):
+            continue
+        rows = sorted(per_image.items(), key=lambda kv: kv[1])[:5]
+        caps = dict(zip(cap["image_id"].astype(str), cap["caption"]))
+        confs = dict(zip(cap["image_id"].astype(str), cap["confidence"]))
+        for image_id, score in rows:
+            worst.append(
+                {
+                    "target": k,
+                    "image_id": image_id,
+                    "image_path": paths.get(image_id),
+                    "caption": caps.get(image_id),
+                    "references": references.get(image_id, []),
+                    "cider_d": score,
+                    "confidence": confs.get(image_id),
+                }
+            )
+    return worst
+
+
+def _quality_delta(judge_cfg: JudgeConfig) -> float:
+    try:
+        return judge_cfg.metric("quality").delta
+    except KeyError:
+        return 0.0
+
+
+def _mean(x) -> float | None:
+    import numpy as np
+
+    return float(np.mean(x)) if x is not None and len(x) else None
+
+
+def _figures(fig: dict, qdoc: Mapping[str, Any], t: TargetData, thr: float) -> dict:
+    from harness.canary import observations as o
+
+    cider = (qdoc.get("metrics") or {}).get("CIDEr-D") if isinstance(qdoc, dict) else None
+    good = o.goodput(t)
+    dur = fig.get("duration_s") or 0
+    res = {
+        k: fig.get(k) for k in ("requests", "throughput_rps", "p50_s", "p95_s", "p99_s", "coverage", "cost_per_1000")
+    }
+    res.update(
+        {
+            "error_rate": _mean(o.errors(t)),
+            "timeout_rate": _mean(o.timeouts(t)),
+            "safety_flag_rate": _mean(o.unsafe(t)),
+            "pii_rate": _mean(o.pii(t)),
+            "blank_rate": _mean(o.blank(t)),
+            "mean_confidence": _mean(o.confidence(t)),
+            "auroc": o.auroc(t),
+            "cider_d": cider.get("corpus") if cider else None,
+            "cider_d_ci": cider.get("ci") if cider else None,
+            "hybrid_score": (qdoc.get("hybrid") or {}).get("score") if isinstance(qdoc, dict) else None,
+            "goodput_rps": float(good.sum()) / dur if good is not None and dur > 0 else None,
+            "latency_threshold_s": thr,
+        }
+    )
+    return res
+
+
+def _slo_row(target: str, d: dict) -> dict:
+    proj = d.get("projection") or []
+    pages = [p for p in proj if p.get("severity") == "page"]
+    tickets = [p for p in proj if p.get("severity") == "ticket"]
+    fastest = max(pages, key=lambda p: p.get("factor") or 0, default={})
+    lowest = min(pages, key=lambda p: p.get("factor") or 0, default={})
+    sli = d.get("sli") or {}
+    budget = d.get("budget") or {}
+    return {
+        "target": target,
+        "name": d.get("name"),
+        "kind": d.get("sli") if isinstance(d.get("sli"), str) else sli.get("kind"),
+        "objective": d.get("objective"),
+        "sli": sli.get("ratio"),
+        "good": sli.get("good"),
+        "total": sli.get("total"),
+        "budget_remaining": budget.get("remaining"),
+        "projected_burn_rate": fastest.get("burn_rate"),
+        "burn_low": None if lowest.get("burn_low") is None else round(lowest["burn_low"], 9),
+        "page_factor": lowest.get("factor") or 6.0,
+        "would_page": any(p.get("decision") == "fires" for p in pages),
+        "would_ticket": any(p.get("decision") == "fires" for p in tickets),
+        "alerts": [
+            {
+                k: p.get(k)
+                for k in (
+                    "severity",
+                    "factor",
+                    "long",
+                    "short",
+                    "burn_rate",
+                    "burn_low",
+                    "burn_high",
+                    "budget_consumed",
+                    "decision",
+                )
+            }
+            for p in proj
+        ],
+    }
+
+
+DRIFT_ALPHA = 0.05  # the drift suite's false-alarm rate over all its detectors (one judgement)
+
+
+def _drift_alpha(cfg: JudgeConfig) -> float:
+    """The drift suite's level: 5% for one judgement; at a look of an interval analysis, 5% spent
+    over the looks the way the analysis spends its own error rate."""
+    if cfg.look is None:
+        return DRIFT_ALPHA
+    return DRIFT_ALPHA * cfg.look.level / cfg.look.alpha
+
+
+def _drift(base_df, can_df, out: Path, seed: int, alpha: float = DRIFT_ALPHA) -> dict | None:
+    from harness.drift.features import features_from_records
+    from harness.drift.report import write_report
+    from harness.drift.suite import DriftSuite
+    from harness.errors import HarnessError
+
+    if base_df is None or can_df is None or not len(base_df) or not len(can_df):
+        return None
+    for col in ("embedding", "confidence"):
+        # A target on a protocol without this field (no embeddings, no log-probabilities): the
+        # detectors that read it are left out on both sides, and the drift report says so.
+        if base_df[col].notna().any() != can_df[col].notna().any():
+            base_df, can_df = base_df.assign(**{col: None}), can_df.assign(**{col: None})
+    try:
+        ref = features_from_records(base_df, "baseline")
+        cur = features_from_records(can_df, "canary")
+        suite = DriftSuite(alpha, seed=seed, sentence_embeddings=False).fit(ref)
+        rep = suite.predict(cur).to_dict()
+    except HarnessError as exc:
+        log.warning("drift skipped: %s", exc)
+        return None
+    write_report(rep, out)
+    ps = [r.get("p_value") for r in rep["results"] if r.get("p_value") is not None]
+    return {
+        "drifted": rep["drift"],
+        # the suite's own p-value: the smallest detector's, Bonferroni-adjusted over the detectors
+        "p_value": min(1.0, min(ps) * len(rep["results"])) if ps else None,
+        "detectors": [
+            {
+                "name": r.get("detector"),
+                "method": r.get("method"),
+                "statistic": r.get("statistic"),
+                "p_value": r.get("p_value"),
+                "threshold": r.get("threshold"),
+                "drift": r.get("drift"),
+            }
+            for r in rep["results"]
+        ],
+    }

@@ -1,0 +1,231 @@
+"""Paired quality on production inputs: the images production asked about (``image_id`` of the
+traffic records), taken from the user's image store, captioned by both targets at the same time
+and scored against their references where the store has any, as the gate does with its own set.
+
+The ids come from the records and are untrusted: only plain file names are looked up, and only
+regular files inside the store (after resolving links), at most ``MAX_IMAGE_BYTES``, are read."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from harness.errors import InputMissingError
+
+__all__ = ["EXTENSIONS", "MAX_IMAGE_BYTES", "ReplaySet", "replay_ids", "replay_dataset", "replay"]
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("png", "jpg", "jpeg", "webp")  # looked up in this order in a plain image folder
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+ROLES = ("baseline", "canary")
+
+
+def replay_ids(baseline_df, canary_df, n: int, seed: int) -> list[str]:
+    """The image ids seen in either target's records (non-null), a seeded sample of at most ``n``
+    (the ``n`` with the smallest hash of (id, seed)), sorted."""
+    seen: set[str] = set()
+    for df in (baseline_df, canary_df):
+        if df is None or not len(df) or "image_id" not in df.columns:
+            continue
+        seen.update(str(v) for v in df["image_id"].dropna())
+
+    def key(image_id: str) -> bytes:
+        return hashlib.blake2b(f"{seed}\0{image_id}".encode(), digest_size=16).digest()
+
+    return sorted(sorted(seen, key=key)[: max(int(n), 0)])
+
+
+@dataclass
+class ReplaySet:
+    """What ``replay_dataset`` found: the folder written, and the ids it could not take."""
+
+    folder: Path
+    replayed: list[str] = field(default_factory=list)
+    skipped_unsafe: list[str] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)
+
+    def summary(self, store: Path, sample: int) -> dict[str, Any]:
+        return {
+            "store": str(store),
+            "sample": sample,
+            "replayed": len(self.replayed),
+            "skipped_unsafe": len(self.skipped_unsafe),
+            "not_found": len(self.not_found),
+        }
+
+
+def _plain_name(image_id: str) -> bool:
+    return (
+        bool(image_id)
+        and not image_id.startswith(".")
+        and not any(c in image_id for c in ("/", "\\", "\0"))
+        and ".." not in image_id
+        and image_id == image_id.strip()
+    )
+
+
+def _safe_read(path: Path, root: str) -> bytes | None:
+    """The bytes of ``path`` when it resolves to a regular file inside ``root`` (a resolved path)
+    of at most ``MAX_IMAGE_BYTES``; None otherwise."""
+    real = os.path.realpath(path)
+    if os.path.commonpath([real, root]) != root or real == root:
+        return None
+    try:
+        st = os.stat(real)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_IMAGE_BYTES:
+        return None
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(real, flags)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())  # the file opened is the one checked
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_IMAGE_BYTES:
+            return None
+        data = f.read(MAX_IMAGE_BYTES + 1)
+    return data if len(data) <= MAX_IMAGE_BYTES else None
+
+
+def _coco_entries(store: Path) -> dict[str, tuple[str, list[str]]]:
+    """id -> (file name, references) of a COCO store's ``captions.json`` (read as text: the images
+    themselves are checked one by one when taken)."""
+    from harness.errors import DataError
+
+    ann = store / "captions.json"
+    try:
+        doc = json.loads(ann.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{ann}: unreadable ({type(exc).__name__})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
+        raise DataError(f"{ann}: expected an object with an 'images' list (COCO captions format)")
+    refs: dict[str, list[str]] = {}
+    for a in doc.get("annotations") or []:
+        if isinstance(a, dict) and isinstance(a.get("caption"), str) and "image_id" in a:
+            refs.setdefault(str(a["image_id"]), []).append(a["caption"])
+    out: dict[str, tuple[str, list[str]]] = {}
+    for im in doc["images"]:
+        if isinstance(im, dict) and "id" in im and isinstance(im.get("file_name"), str):
+            out[str(im["id"])] = (im["file_name"], refs.get(str(im["id"]), []))
+    return out
+
+
+def replay_dataset(store: str | Path, ids: Iterable[str], out: str | Path) -> ReplaySet:
+    """A COCO folder at ``out/replay/dataset`` with the images of ``ids`` from ``store``: a COCO
+    folder (``captions.json``: its items with those ids, references included) or a plain folder
+    (``store/<id>.<ext>``, ext in ``EXTENSIONS``). An id that is not a plain file name, or whose
+    file is not a regular file inside the store of at most 20 MB, is skipped as unsafe; one the
+    store lacks is not found. ``InputMissingError`` when none of the ids is in the store."""
+    store = Path(store)
+    if not store.is_dir():
+        raise InputMissingError(f"--replay-images {store}: not a folder")
+    root = os.path.realpath(store)
+    folder = Path(out) / "replay" / "dataset"
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    coco = _coco_entries(store) if (store / "captions.json").is_file() else None
+    res = ReplaySet(folder)
+    images, annotations = [], []
+    for image_id in ids:
+        image_id = str(image_id)
+        if not _plain_name(image_id):
+            res.skipped_unsafe.append(image_id)
+            continue
+        if coco is not None:
+            if image_id not in coco:
+                res.not_found.append(image_id)
+                continue
+            file_name, references = coco[image_id]
+            candidates = [store / "images" / file_name]
+        else:
+            references = []
+            candidates = [store / f"{image_id}.{ext}" for ext in EXTENSIONS]
+        existing = [p for p in candidates if os.path.lexists(p)]
+        if not existing:
+            res.not_found.append(image_id)
+            continue
+        data = _safe_read(existing[0], root)
+        if data is None:
+            res.skipped_unsafe.append(image_id)
+            continue
+        suffix = Path(existing[0].name).suffix.lower() or ".png"
+        name = f"{len(images):06d}{suffix}"
+        (folder / "images" / name).write_bytes(data)
+        images.append({"id": image_id, "file_name": name})
+        for c in references:
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "caption": c})
+        res.replayed.append(image_id)
+    if res.skipped_unsafe:
+        log.warning("replay: %d image ids skipped (not a plain file name in the store)", len(res.skipped_unsafe))
+    if not images:
+        raise InputMissingError(
+            f"--replay-images {store}: none of the {len(res.not_found) + len(res.skipped_unsafe)} sampled "
+            f"image ids is in the store ({len(res.skipped_unsafe)} unsafe, {len(res.not_found)} not found)"
+        )
+    doc = {"info": {"name": "replay", "store": str(store)}, "images": images, "annotations": annotations}
+    (folder / "captions.json").write_text(json.dumps(doc, indent=1) + "\n")
+    return res
+
+
+def replay(
+    baseline_url: str,
+    canary_url: str,
+    dataset_folder: Path,
+    out: Path,
+    run_id: str,
+    timeout_s: float = 10.0,
+    api_key: str | None = None,
+    concurrency: int = 4,
+    protocols: Mapping[str, Any] | None = None,
+) -> dict[str, tuple[Any, dict[str, float], dict]]:
+    """Caption every image of ``dataset_folder`` on both targets at the same time (records in
+    ``out/replay/evaluate/ROLE``) and score them against the references (``out/replay/quality.json``).
+    Returns role -> (records, per-image CIDEr-D, quality document); without references the
+    per-image map is empty and the document says so."""
+    from harness.canary.gate import GateConfig, _evaluate, _parallel, _score
+    from harness.datasets import load_coco
+    from harness.protocols import ProtocolChoice
+    from harness.quality import write_quality
+
+    protocols = dict(protocols or {})
+    cfg = GateConfig(
+        baseline_url,
+        canary_url,
+        Path(out),
+        timeout_s=timeout_s,
+        api_key=api_key,
+        concurrency=concurrency,
+        baseline_protocol=protocols.get("baseline") or ProtocolChoice(),
+        canary_protocol=protocols.get("canary") or ProtocolChoice(),
+    )
+    adapters = {k: cfg.protocol(k).build() for k in ROLES}
+    urls = {"baseline": baseline_url, "canary": canary_url}
+    rdir = Path(out) / "replay"
+    ds = load_coco(dataset_folder)
+    references = {str(it.image_id): list(it.captions) for it in ds.items if it.captions}
+    log.info("replay: captioning %d production images on both targets", len(ds))
+    evals = _parallel(
+        {k: (lambda k=k: _evaluate(cfg, run_id, urls[k], k, Path(dataset_folder), rdir, adapters[k])) for k in ROLES}
+    )
+    result: dict[str, tuple[Any, dict[str, float], dict]] = {}
+    for k in ROLES:
+        df = evals[k][0]
+        if references:
+            doc = _score(df, references)
+            per_image = {
+                str(r.get("image_id")): float("nan") if r.get("CIDEr-D") is None else float(r["CIDEr-D"])
+                for r in doc.get("per_image") or []
+            }
+        else:
+            doc, per_image = {"note": "no references"}, {}
+        result[k] = (df, per_image, doc)
+    write_quality({"targets": {k: result[k][2] for k in ROLES}}, rdir)
+    return result
