@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
+from typing import Callable
 
 __all__ = ["BackgroundServer"]
 
@@ -46,6 +49,38 @@ class BackgroundServer:
         if not self._ready.wait(10):
             raise RuntimeError(f"{self.name} did not start")
         return self.url
+
+    def run_foreground(self, announce: Callable[[], None], exit_with_parent: bool = False) -> BaseException | None:
+        """Serve in this thread until SIGTERM or SIGINT (or, with ``exit_with_parent``, until the
+        process that started this one ends); ``announce()`` once listening. Returns None after a
+        clean stop, or the error that kept the server from listening."""
+
+        async def run() -> BaseException | None:
+            loop = asyncio.get_running_loop()
+            task = asyncio.create_task(self.serve())
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, task.cancel)
+            if exit_with_parent:
+                parent = os.getppid()
+
+                async def watch() -> None:
+                    while os.getppid() == parent:
+                        await asyncio.sleep(0.5)
+                    task.cancel()
+
+                asyncio.create_task(watch())
+            while not self._ready.is_set() and not task.done():
+                await asyncio.sleep(0.01)
+            if not self._ready.is_set():
+                return (task.exception() if not task.cancelled() else None) or RuntimeError("not listening")
+            announce()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            return None
+
+        return asyncio.run(run())
 
     def stop(self) -> None:
         if self._loop is not None and self._task is not None and not self._loop.is_closed():

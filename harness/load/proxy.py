@@ -39,10 +39,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import re
-import signal
 import socket
 import struct
 import threading
@@ -689,29 +687,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"harness.load.proxy: error: {exc}", flush=True)
         return 64
 
-    async def run() -> None:
-        loop = asyncio.get_running_loop()
-        task = asyncio.create_task(proxy.serve())
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
-        if args.exit_with_parent:
-            parent = os.getppid()
-
-            async def watch() -> None:
-                while os.getppid() == parent:
-                    await asyncio.sleep(0.5)
-                task.cancel()
-
-            asyncio.create_task(watch())
-        while not proxy._ready.is_set() and not task.done():
-            await asyncio.sleep(0.01)
-        print(json.dumps({"url": proxy.url}), flush=True)
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-
-    asyncio.run(run())
+    failed = proxy.run_foreground(lambda: print(json.dumps({"url": proxy.url}), flush=True), args.exit_with_parent)
+    if failed is not None:
+        print(f"harness.load.proxy: error: cannot listen on {args.host}:{args.port}: {failed}", flush=True)
+        return 64
     return 0
 
 
