@@ -250,3 +250,24 @@ def test_a_look_with_no_data_for_a_target_holds_and_the_analysis_goes_on(tmp_pat
     first = json.loads((out / "look-01" / "decision.json").read_text())
     assert first["verdict"] == "HOLD" and first["reasons"][-1].startswith("canary: no records in")
     assert json.loads((out / "look-02" / "decision.json").read_text())["analysis"]["look"] == 2
+
+
+def test_records_stamped_after_the_judges_clock_hold_the_look(tmp_path):
+    # the service's clock runs an hour ahead of the judge's: its records seem to come from the future
+    ahead = [
+        simulate_traffic(800, target=t, seed=s, t0=T0, duration_s=3600.0) for t, s in (("stable", 8), ("canary", 9))
+    ]
+    prod = _write(tmp_path / "production", *ahead)
+    settings = Settings(example_path("slo.yaml"), replace(JudgeConfig(), min_samples=5))
+    out = tmp_path / "analysis"
+    rec = run_analysis(
+        Source(prod, {"target": "stable"}),
+        Source(prod, {"target": "canary"}),
+        out,
+        settings,
+        AnalysisPlan(30.0, 60.0, T0, 0.02),
+        run_id="r",
+        clock=lambda: T0 + 61.0,
+    )
+    assert rec["verdict"] == "HOLD" and rec["analysis"]["final"]
+    assert any("after the judge's clock" in r and "the clocks disagree" in r for r in rec["reasons"]), rec["reasons"]

@@ -97,6 +97,26 @@ def _write_state(out: Path, plan: AnalysisPlan, looks: list[dict]) -> None:
     os.replace(tmp, p)
 
 
+def _clock_skew(sources, now: float, plan: AnalysisPlan) -> list[str]:
+    """Records stamped after the judge's own clock (by more than a tenth of an interval, at least
+    5 s) mean the two clocks disagree: the windows would judge the wrong requests, so the look holds."""
+    from harness.records import load_records
+
+    slack = max(5.0, 0.1 * plan.interval_s)
+    out = []
+    for role, src in zip(("baseline", "canary"), sources):
+        if src.is_scope or src.is_run:
+            continue
+        t = load_records(src.path, columns=["t_start"], where=dict(src.where), since=now + slack)
+        if len(t):
+            ahead = float(t["t_start"].max()) - now
+            out.append(
+                f"{role}: records stamped up to {ahead:.0f} s after the judge's clock ({src.describe()}): "
+                "the clocks disagree; judged again at the next look"
+            )
+    return out
+
+
 def run_analysis(
     baseline: Source,
     canary: Source,
@@ -137,8 +157,15 @@ def run_analysis(
         analysis = {**plan.to_dict(), **look.to_dict(), "window_start_unix": window["since"], "window_end_unix": at}
         reasons: list[str] = []
         try:
+            reasons += _clock_skew(srcs, clock(), plan)
             rec = judge_sources(
-                *srcs, out / folder, cfg, run_id=f"{run_id}-look{k:02d}", inputs=dict(inputs or {}), analysis=analysis
+                *srcs,
+                out / folder,
+                cfg,
+                run_id=f"{run_id}-look{k:02d}",
+                inputs=dict(inputs or {}),
+                analysis=analysis,
+                reasons=reasons,
             )
         except HarnessError as exc:
             # A source that cannot be read now (a Prometheus down, a file being replaced): this look
