@@ -31,6 +31,17 @@ def test_bad_options_fail_in_one_line(args, code, words):
     assert len([ln for ln in out.stderr.splitlines() if "error" in ln]) == 1
 
 
+@pytest.mark.parametrize("env", ["CAPTION_API_KEY", "CAPTION_ADMIN_TOKEN"])
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_secret_in_the_environment_is_refused_not_ignored(monkeypatch, env, value):
+    monkeypatch.setenv(env, value)
+    out = _serve("--port", "0")
+    assert out.returncode == 64, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        f"harness serve: error: {env} is set but empty: give it a value, or unset it to serve without one"
+    ]
+
+
 def test_missing_model_is_input_missing():
     pytest.importorskip("torch")
     out = _serve("--model", "/nowhere/absent.safetensors", "--port", "0")

@@ -170,6 +170,10 @@ def settings_from_args(args: argparse.Namespace):
         raise UsageError("--api-key must not be empty (leave it out to serve without a key)")
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535 (got {args.port})")
+    for option, env in (("api_key", "CAPTION_API_KEY"), ("admin_token", "CAPTION_ADMIN_TOKEN")):
+        if getattr(args, option) is None and env in os.environ and not os.environ[env].strip():
+            # An empty secret would turn the guard off without a word: refused, as the flag form is.
+            raise UsageError(f"{env} is set but empty: give it a value, or unset it to serve without one")
     api_key = args.api_key if args.api_key is not None else os.environ.get("CAPTION_API_KEY") or None
     admin_token = args.admin_token if args.admin_token is not None else os.environ.get("CAPTION_ADMIN_TOKEN") or None
     faults: dict = {}
