@@ -201,6 +201,18 @@ def test_admin_endpoints_need_the_token(reference_server):
     assert httpx.get(url, headers=auth).json()["active"] is False
 
 
+def test_deeply_nested_json_is_the_clients_error_on_every_json_route(reference_server):
+    """A body nested 100,000 deep is refused 400 on each route that reads JSON; it is never a
+    500 that a client could use to burn the service's availability SLO."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    auth = {"X-Admin-Token": reference_server.admin_token, "Content-Type": "application/json"}
+    for path in ("/admin/faults", "/v1/chat/completions", "/v2/models/tiny/infer"):
+        r = httpx.post(reference_server.url + path, content=deep, headers=auth, timeout=30)
+        assert r.status_code == 400, (path, r.status_code, r.text[:200])
+        assert "nested too deeply" in r.text
+    assert httpx.get(reference_server.url + "/healthz").status_code == 200
+
+
 def test_api_key_guards_v1_but_not_probes_and_faults_off_hides_admin(server_factory, png):
     srv = server_factory(extra_args=["--max-batch", "4"], env={"CAPTION_API_KEY": "k-123"})
     assert _caption(srv.url, png).status_code == 401

@@ -686,6 +686,8 @@ def _add_admin_routes(app: FastAPI, settings: ServerSettings, injector: FaultInj
                 data = json.loads(raw or b"{}")
             except (ValueError, UnicodeDecodeError):
                 raise ApiError(400, "invalid_json", "body is not JSON") from None
+            except RecursionError:  # a client's nesting is the client's error, not the server's
+                raise ApiError(400, "invalid_json", "body is nested too deeply") from None
             if not isinstance(data, dict):
                 raise ApiError(400, "invalid_faults", "body must be a JSON object of fault fields")
             try:

@@ -151,6 +151,8 @@ def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise ProtocolError(400, "invalid_json", "body is not JSON") from None
+        except RecursionError:  # a client's nesting is the client's error, not the server's
+            raise ProtocolError(400, "invalid_json", "body is nested too deeply") from None
 
     def model_or_404(name: str, shape_code: str = "model_not_found") -> None:
         if not path.knows(name):
@@ -298,6 +300,8 @@ def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
                 doc, binary = split_binary(raw, request.headers.get(HEADER_LENGTH))
             except (ValueError, UnicodeDecodeError) as exc:
                 raise ProtocolError(400, "invalid_request", f"malformed inference request: {exc}") from None
+            except RecursionError:
+                raise ProtocolError(400, "invalid_json", "body is nested too deeply") from None
             images, wanted, binary_out = _v2_inputs(doc, binary)
             results = await asyncio.gather(*(path.caption_image(request, im, t0) for im in images))
             values = {
