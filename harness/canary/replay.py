@@ -11,11 +11,11 @@ import hashlib
 import json
 import logging
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from harness.datasets.coco import MAX_IMAGE_BYTES, read_image_file
 from harness.errors import InputMissingError
 
 __all__ = ["EXTENSIONS", "MAX_IMAGE_BYTES", "ReplaySet", "replay_ids", "replay_dataset", "replay"]
@@ -23,7 +23,6 @@ __all__ = ["EXTENSIONS", "MAX_IMAGE_BYTES", "ReplaySet", "replay_ids", "replay_d
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("png", "jpg", "jpeg", "webp")  # looked up in this order in a plain image folder
-MAX_IMAGE_BYTES = 20 * 1024 * 1024
 ROLES = ("baseline", "canary")
 
 
@@ -71,31 +70,6 @@ def _plain_name(image_id: str) -> bool:
     )
 
 
-def _safe_read(path: Path, root: str) -> bytes | None:
-    """The bytes of ``path`` when it resolves to a regular file inside ``root`` (a resolved path)
-    of at most ``MAX_IMAGE_BYTES``; None otherwise."""
-    real = os.path.realpath(path)
-    if os.path.commonpath([real, root]) != root or real == root:
-        return None
-    try:
-        st = os.stat(real)
-    except OSError:
-        return None
-    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_IMAGE_BYTES:
-        return None
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        fd = os.open(real, flags)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())  # the file opened is the one checked
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_IMAGE_BYTES:
-            return None
-        data = f.read(MAX_IMAGE_BYTES + 1)
-    return data if len(data) <= MAX_IMAGE_BYTES else None
-
-
 def _coco_entries(store: Path) -> dict[str, tuple[str, list[str]]]:
     """id -> (file name, references) of a COCO store's ``captions.json`` (read as text: the images
     themselves are checked one by one when taken)."""
@@ -128,7 +102,6 @@ def replay_dataset(store: str | Path, ids: Iterable[str], out: str | Path) -> Re
     store = Path(store)
     if not store.is_dir():
         raise InputMissingError(f"--replay-images {store}: not a folder")
-    root = os.path.realpath(store)
     folder = Path(out) / "replay" / "dataset"
     (folder / "images").mkdir(parents=True, exist_ok=True)
     coco = _coco_entries(store) if (store / "captions.json").is_file() else None
@@ -152,7 +125,7 @@ def replay_dataset(store: str | Path, ids: Iterable[str], out: str | Path) -> Re
         if not existing:
             res.not_found.append(image_id)
             continue
-        data = _safe_read(existing[0], root)
+        data = read_image_file(existing[0], store)
         if data is None:
             res.skipped_unsafe.append(image_id)
             continue

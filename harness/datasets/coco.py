@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +12,61 @@ from typing import Iterable
 
 from harness.errors import DataError, InputMissingError
 
-__all__ = ["CocoItem", "CocoDataset", "load_coco", "write_coco", "ANNOTATIONS_NAME"]
+__all__ = [
+    "CocoItem",
+    "CocoDataset",
+    "load_coco",
+    "write_coco",
+    "ANNOTATIONS_NAME",
+    "MAX_IMAGE_BYTES",
+    "image_file_problem",
+    "read_image_file",
+]
 
 ANNOTATIONS_NAME = "captions.json"
+# A data set's image file larger than this is refused (the reference server takes 20 MB bodies).
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+
+
+def _inside(real: str, root: str) -> bool:
+    return real != root and os.path.commonpath([real, root]) == root
+
+
+def image_file_problem(path: Path, root: Path) -> str | None:
+    """Why ``path`` may not be read as an image of the data set rooted at ``root`` (None: it may).
+    A data set is input from elsewhere: its file names must stay inside its folder once links are
+    resolved, and name regular files of at most ``MAX_IMAGE_BYTES`` (no device, FIFO or folder)."""
+    real = os.path.realpath(path)
+    if not _inside(real, os.path.realpath(root)):
+        return "leaves the images folder"
+    try:
+        st = os.stat(real)
+    except OSError:
+        return "not found"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file"
+    if st.st_size > MAX_IMAGE_BYTES:
+        return f"is larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB"
+    return None
+
+
+def read_image_file(path: Path, root: Path) -> bytes | None:
+    """The bytes of an image file of the data set rooted at ``root``, or None when
+    ``image_file_problem`` refuses it; the file opened is checked again (no link is followed, a
+    FIFO does not block), so one swapped after the check is refused too."""
+    if image_file_problem(path, root) is not None:
+        return None
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(os.path.realpath(path), flags)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_IMAGE_BYTES:
+            return None
+        data = f.read(MAX_IMAGE_BYTES + 1)
+    return data if len(data) <= MAX_IMAGE_BYTES else None
 
 
 @dataclass(frozen=True)
@@ -67,9 +121,12 @@ def load_coco(annotations: str | Path, images_dir: str | Path | None = None) -> 
         if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
             raise DataError(f"{ann}: images[{k}] needs 'id' and a string 'file_name'")
         path = root / im["file_name"]
-        if not path.exists():
+        if not os.path.lexists(path):
             raise InputMissingError(f"{path}: image listed in {ann.name} not found")
-        items.append(CocoItem(im["id"], path, tuple(caps.get(im["id"], ()))))
+        problem = image_file_problem(path, root)
+        if problem is not None:
+            raise DataError(f"{ann}: images[{k}].file_name {im['file_name'][:120]!r} {problem}")
+        items.append(CocoItem(im["id"], Path(os.path.realpath(path)), tuple(caps.get(im["id"], ()))))
     if not items:
         raise DataError(f"{ann}: no images listed")
     return CocoDataset(tuple(items), ann.parent.name)
