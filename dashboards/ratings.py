@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.slo.kinds.correction import ACTIONS, FEEDBACK_COLUMNS
+from harness.text import csv_cell
 
 __all__ = [
     "RATINGS_NAME",
@@ -43,8 +44,9 @@ class RatingRow:
 
 
 def _line(values) -> bytes:
+    """One CSV row; text that a spreadsheet would run as a formula is neutralised (``csv_cell``)."""
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(values)
+    csv.writer(buf, lineterminator="\n").writerow([csv_cell(v) for v in values])
     return buf.getvalue().encode("utf-8")
 
 

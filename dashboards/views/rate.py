@@ -12,6 +12,7 @@ import streamlit as st
 
 from board import board, not_in_run, read_records
 from harness.report.markdown import code_span
+from harness.text import from_csv_cell
 from ratings import RATINGS_NAME, FeedbackRow, RatingRow, append_feedback, append_rating
 
 SAMPLE = 24
@@ -150,6 +151,7 @@ if not path.exists():
 else:
     try:
         ratings = pd.read_csv(path, dtype={"image_id": str, "rater": str})
+        ratings = ratings.apply(lambda col: col.map(from_csv_cell) if col.dtype == object else col)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         st.error(f"{path}: unreadable ({exc})")
     else:

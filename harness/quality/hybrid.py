@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Hashable, Literal, Mapping, Sequence
 
 from harness.errors import DataError, InputMissingError, UsageError
+from harness.text import from_csv_cell
 
 __all__ = ["HybridConfig", "Rating", "HybridScore", "load_ratings", "hybrid_score", "RATING_MIN", "RATING_MAX"]
 
@@ -77,7 +78,8 @@ class HybridScore:
 
 
 def load_ratings(path: str | Path) -> tuple[Rating, ...]:
-    """Read a CSV with columns ``image_id, rater, rating`` (ratings 1 to 5)."""
+    """Read a CSV with columns ``image_id, rater, rating`` (ratings 1 to 5); cells neutralised
+    against spreadsheet formulas (``harness.text.csv_cell``) are read back as they were."""
     path = Path(path)
     if not path.exists():
         raise InputMissingError(f"{path}: ratings file not found")
@@ -92,7 +94,7 @@ def load_ratings(path: str | Path) -> tuple[Rating, ...]:
             out = []
             for row in reader:
                 line = reader.line_num
-                image_id, rater, raw = (row.get(c) for c in ("image_id", "rater", "rating"))
+                image_id, rater, raw = (from_csv_cell(row.get(c)) for c in ("image_id", "rater", "rating"))
                 if not image_id or not image_id.strip():
                     raise DataError(f"{path}: line {line}: empty image_id")
                 try:

@@ -24,6 +24,7 @@ from pydantic import StringConstraints
 
 from harness.errors import DataError, InputMissingError
 from harness.slo.kinds import SLIKind
+from harness.text import from_csv_cell
 from harness.validation import Strict
 
 __all__ = ["ACTIONS", "FEEDBACK_COLUMNS", "FEEDBACK_NAMES", "FeedbackEntry", "read_feedback", "KIND"]
@@ -119,7 +120,7 @@ def read_feedback(path: str | Path) -> list[FeedbackEntry]:
                 raise DataError(f"{where}: more fields than the header has")
             if any(v is None for v in row.values()):
                 raise DataError(f"{where}: fewer fields than the header has")
-            out.append(_entry(row, where))
+            out.append(_entry({k: from_csv_cell(v) for k, v in row.items()}, where))
     except csv.Error as exc:
         raise DataError(f"{p}: line {reader.line_num}: {exc}") from None
     return out
