@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 from harness.canary.judge import judge
 from harness.canary.metric import JudgeConfig, burn_metric, drift_metric, for_traffic
 from harness.canary.observations import TargetData, findings, metric_samples
+from harness.canary.side import Side
 from harness.errors import DataError, InputMissingError
 
 __all__ = [
@@ -129,19 +130,6 @@ def write_manifest(folder: Path, manifest: RunManifest) -> None:
 # ---------------------------------------------------------------------------- reading a source
 
 
-@dataclass(frozen=True)
-class _Side:
-    """One target's data as read from its source."""
-
-    evaluation: Any  # records of the evaluation phase (gate runs), or None
-    load: Any  # traffic records, or None
-    per_image: dict[str, float]
-    quality: Mapping[str, Any] = field(default_factory=dict)  # the target's part of quality.json
-    pipeline: Mapping[str, Any] | None = None
-    captions: bool = True  # False: the records carry no captions (a Prometheus scope)
-    timeouts: bool = True  # False: the source cannot see client timeouts (a Prometheus scope)
-
-
 def _records_or_none(folder: Path):
     from harness.records import load_records
 
@@ -161,7 +149,7 @@ def _per_image_quality(doc: Any, target: str) -> dict[str, float]:
     return out
 
 
-def _read_run_side(src: Source, role: str) -> _Side:
+def _read_run_side(src: Source, role: str) -> Side:
     folder = Path(src.path)
     target = str(src.where.get("target", role))
     unknown = [k for k in src.where if k != "target"]
@@ -180,7 +168,7 @@ def _read_run_side(src: Source, role: str) -> _Side:
     if summary.exists():
         pipeline = (json.loads(summary.read_text()) or {}).get("pipeline")
     part = ((qdoc or {}).get("targets") or {}).get(target) or {}
-    return _Side(ev, ld, _per_image_quality(qdoc, target), part, pipeline)
+    return Side(ev, ld, _per_image_quality(qdoc, target), part, pipeline)
 
 
 def _window(df, src: Source):
@@ -197,14 +185,14 @@ def _window(df, src: Source):
     return df[keep].reset_index(drop=True)
 
 
-def _read_records_side(src: Source) -> _Side:
+def _read_records_side(src: Source) -> Side:
     from harness.records import load_records
 
     df = load_records(src.path, since=src.since, until=src.until, where=dict(src.where))
-    return _Side(None, df, {})
+    return Side(None, df, {})
 
 
-def read_side(src: Source, role: str, missing_ok: bool = False) -> _Side:
+def read_side(src: Source, role: str, missing_ok: bool = False) -> Side:
     """One target's data from its source; with ``missing_ok`` a target the run has no records of
     (it was down) is empty instead of an error."""
     try:
@@ -216,7 +204,7 @@ def read_side(src: Source, role: str, missing_ok: bool = False) -> _Side:
         return _read_run_side(src, role) if src.is_run else _read_records_side(src)
     except InputMissingError:
         if missing_ok:
-            return _Side(None, None, {})
+            return Side(None, None, {})
         raise
 
 
@@ -298,7 +286,7 @@ def judge_sources(
     if read:
         sides = {k: read_side(src, k, missing_ok=bool(reasons)) for k, src in zip(ROLES, (baseline, canary))}
     else:
-        sides = {k: _Side(None, None, {}) for k in ROLES}
+        sides = {k: Side(None, None, {}) for k in ROLES}
     if strict:
         for (k, side), src in zip(sides.items(), (baseline, canary)):
             if _empty(side):
@@ -309,6 +297,7 @@ def judge_sources(
             for (k, side), src in zip(sides.items(), (baseline, canary))
             if _empty(side)
         ]
+    reasons += _left_out_ahead(sides, (baseline, canary), clock())
     if replayed is not None:
         sides = {
             k: replace(side, evaluation=replayed[k][0], per_image=dict(replayed[k][1]), quality=replayed[k][2])
@@ -335,6 +324,27 @@ def judge_sources(
     (out / "summary.md").write_text(render_markdown(rec))
     log.info("verdict %s (score %s): %s", rec["verdict"], rec["score"], out / "decision.json")
     return rec
+
+
+def _left_out_ahead(sides: dict, sources, now: float) -> list[str]:
+    """Records from elsewhere answered more than ``CLOCK_SKEW_S`` after the judge's clock: their
+    clock disagrees with the judge's, so the windows would hold the wrong requests. They are left
+    out of each side (in place) and each side with some gives a reason (the verdict holds), as a
+    look of a live analysis holds (``harness.canary.analysis``)."""
+    from harness.records import ahead_note, ahead_of_clock, answer_times
+
+    out = []
+    for k, src in zip(ROLES, sources):
+        load = sides[k].load
+        if src.is_run or src.is_scope or load is None or not len(load):
+            continue  # a gate's own records, or records made from a Prometheus window
+        ahead = ahead_of_clock(load, now)
+        if ahead.any():
+            first = float(answer_times(load)[ahead].min())
+            note = ahead_note(int(ahead.sum()), len(load), first, now, whose="the judge's clock")
+            out.append(f"{k}: {note} in {src.describe()}: left out; the clocks disagree")
+            sides[k] = replace(sides[k], load=load[~ahead].reset_index(drop=True))
+    return out
 
 
 def judge_run(
@@ -386,7 +396,7 @@ def _without_references(cfg: JudgeConfig) -> JudgeConfig:
     )
 
 
-def _empty(side: _Side) -> bool:
+def _empty(side: Side) -> bool:
     return all(d is None or not len(d) for d in (side.evaluation, side.load))
 
 
@@ -484,7 +494,7 @@ def _measure(sides, spec, thr, floor, traffic, blocklist, settings: Settings, in
     return (by_target["baseline"], by_target["canary"]), slos, extra
 
 
-def _outputs(side: _Side):
+def _outputs(side: Side):
     """The records whose outputs are compared for drift: the evaluation phase where there is one
     (the same images on both targets), else the traffic."""
     return side.evaluation if side.evaluation is not None and len(side.evaluation) else side.load

@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from harness.canary.side import Side
 from harness.errors import DataError, ServiceUnavailableError, UsageError
 
 __all__ = ["PREFIX", "SCOPE_SLIS", "PromScope", "is_scope", "check_selector", "check_url", "read_prom_side"]
@@ -163,12 +164,10 @@ def _spread(values, n: int):
 
 def read_prom_side(scope: PromScope, since: float | None, until: float | None, source: Any = None):
     """One target's data from its Prometheus scope over ``[since, until)`` (``until`` default now):
-    a ``_Side`` whose load records are synthesized from the server's counters (see the module's
+    a ``Side`` whose load records are synthesized from the server's counters (see the module's
     docstring for what they can and cannot say). No series in the window: a side with no records
     (the judgement makes it a missing input or, at a look of an analysis, a HOLD). ``source``: a
     ``harness.slo.prometheus.PrometheusSource`` (default: one for ``scope.url``)."""
-    from harness.canary.judgement import _Side
-
     if since is None:
         raise UsageError("a Prometheus scope needs --since (and --until, default now) or --interval")
     until = time.time() if until is None else float(until)
@@ -182,13 +181,13 @@ def read_prom_side(scope: PromScope, since: float | None, until: float | None, s
         requests = _growth(source, REQUESTS, scope.selector, since, until, ("status", "model_version"))
         requests = {k: v for k, v in requests.items() if v > 0}
         if not requests:
-            return _Side(None, None, {}, captions=False, timeouts=False)
+            return Side(None, None, {}, captions=False, timeouts=False)
         duration = _growth(source, DURATION, scope.selector, since, until, ("le",))
         confidence = _growth(source, CONFIDENCE, scope.selector, since, until, ("le",))
     except ServiceUnavailableError as exc:
         why = str(exc).removesuffix("; start it, or use --records")
         raise ServiceUnavailableError(f"{why}: cannot read the series of {scope.selector}") from None
-    return _Side(None, _rows(scope, requests, duration, confidence, since, until), {}, captions=False, timeouts=False)
+    return Side(None, _rows(scope, requests, duration, confidence, since, until), {}, captions=False, timeouts=False)
 
 
 def _rows(scope: PromScope, requests: dict[tuple, int], duration, confidence, since: float, until: float):
