@@ -6,7 +6,7 @@ import io
 import warnings
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
     "ImageDecodeError",
@@ -53,12 +53,23 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
 
 
 def load_rgb(img: Image.Image) -> Image.Image:
-    """Decode an image from ``open_image`` (after any ``draft``) and return it in RGB."""
+    """Decode an image from ``open_image`` (after any ``draft``) and return it in RGB, the way it
+    is meant to be seen: turned as its EXIF orientation says (a phone photo taken upright is
+    stored sideways with orientation 6 or 8)."""
     try:
         img.load()
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise _undecodable(exc) from None
+    _apply_orientation(img)
     return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def _apply_orientation(img: Image.Image) -> None:
+    """Transpose ``img`` in place as its EXIF orientation says (no copy when there is none)."""
+    try:
+        ImageOps.exif_transpose(img, in_place=True)
+    except Exception:  # a malformed EXIF block: the pixels decoded, so the image stays as stored
+        pass
 
 
 def _undecodable(exc: BaseException) -> ImageDecodeError:

@@ -8,7 +8,6 @@ import inspect
 import itertools
 import json
 import re
-import sys
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -30,6 +29,7 @@ from reference_model.server.guards import BodyDeadline, BodyTimeout
 from reference_model.server.intake import ImageIntake, IntakeBusy
 from reference_model.server.jobs import JobPath, add_job_routes
 from reference_model.server.logs import RequestLog, log_exception
+from reference_model.server.logs import log as server_log
 from reference_model.server.metrics import ServerMetrics
 from reference_model.server.protocols import CaptionPath, add_protocol_routes
 from reference_model.server.safety import DEFAULT_BLOCKLIST, SafetyFilter, SafetyVerdict
@@ -215,7 +215,7 @@ def create_app(
             await batcher.run_direct([blank] * settings.max_batch)
             await batcher.run_direct([blank])
         except Exception as exc:  # stays unready: /readyz says so, the log says why
-            print(f"warm-up failed, the server stays unready: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            server_log.error(f"warm-up failed, the server stays unready: {type(exc).__name__}: {exc}")
             return
         if injector.spec.slow_start_s:
             injector.not_ready_until = clock() + injector.spec.slow_start_s
@@ -427,33 +427,85 @@ def create_app(
         image = await decode(data)
         return await caption_decoded(request, image, settings.request_timeout_s - (clock() - t0))
 
+    async def caption_images(
+        request: Request, datas: list[bytes], t0: float
+    ) -> list[tuple[Caption, SafetyVerdict, float]]:
+        """``caption_image`` for the images of one request, admitted as a whole or not at all:
+        more images than the queue ever holds is 413 ``too_many_images``, more than it has room
+        for now 429 ``queue_full``; either way nothing of the request is decoded further or
+        inferred. Decoding stops at the first image that fails."""
+        if len(datas) > settings.max_queue:
+            raise ApiError(
+                413,
+                "too_many_images",
+                f"{len(datas)} images in one request, more than the queue holds ({settings.max_queue}): "
+                f"send at most {settings.max_queue} per request",
+            )
+        if len(datas) > batcher.room():  # refused before any decoding; checked again when queued
+            raise queue_full()
+        images = await decode_all(datas)
+        return await caption_decoded_all(request, images, settings.request_timeout_s - (clock() - t0))
+
+    async def decode_all(datas: list[bytes]) -> list[Image.Image]:
+        """``decode`` each of ``datas``, as many at once as there are decoding threads (so one
+        request's images do not crowd each other out of the decoding bound); the first failure
+        cancels the rest."""
+        slots = asyncio.Semaphore(intake.threads)
+
+        async def one(data: bytes) -> Image.Image:
+            async with slots:
+                return await decode(data)
+
+        tasks = [asyncio.ensure_future(one(d)) for d in datas]
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    def queue_full() -> ApiError:
+        return ApiError(
+            429,
+            "queue_full",
+            f"queue full ({settings.max_queue} waiting)",
+            {"Retry-After": str(batcher.retry_after_s())},
+        )
+
     async def caption_decoded(
         request: Request | None, image: Image.Image, remaining: float
     ) -> tuple[Caption, SafetyVerdict, float]:
         """Faults, batch and safety check of a decoded image, within ``remaining`` seconds (the
         synchronous routes and the asynchronous job worker, which has no ``request``)."""
-        if settings.enable_faults:
-            fault = injector.draw_request()
-            if fault == "hang":
-                if request is None:  # a job: held until the server drains (or the job expires)
-                    await state.released.wait()
-                    raise ApiError(503, "draining", "server is draining", {"Retry-After": "1"})
-                how = await hold(request)
-                if how == "client_gone":
-                    raise ClientDisconnect()  # answered 499 by the route
+        return (await caption_decoded_all(request, [image], remaining))[0]
+
+    async def draw_fault(request: Request | None) -> None:
+        """The request faults: hang (held until the client goes or the server drains) or error."""
+        fault = injector.draw_request()
+        if fault == "hang":
+            if request is None:  # a job: held until the server drains (or the job expires)
+                await state.released.wait()
                 raise ApiError(503, "draining", "server is draining", {"Retry-After": "1"})
-            if fault == "error":
-                raise ApiError(500, "injected_fault", "injected error (fault injection)")
+            how = await hold(request)
+            if how == "client_gone":
+                raise ClientDisconnect()  # answered 499 by the route
+            raise ApiError(503, "draining", "server is draining", {"Retry-After": "1"})
+        if fault == "error":
+            raise ApiError(500, "injected_fault", "injected error (fault injection)")
+
+    async def caption_decoded_all(
+        request: Request | None, images: list[Image.Image], remaining: float
+    ) -> list[tuple[Caption, SafetyVerdict, float]]:
+        """``caption_decoded`` for several images, queued all together or not at all; if one
+        fails or the deadline passes, those still queued are dropped (never inferred)."""
+        if settings.enable_faults:
+            for _ in images:
+                await draw_fault(request)
         try:
-            future = batcher.submit(image)
-        except QueueFullError as exc:
-            raise ApiError(
-                429, "queue_full", f"queue full ({settings.max_queue} waiting)", {"Retry-After": str(exc.retry_after_s)}
-            ) from None
+            futures = batcher.submit_all(images)
+        except QueueFullError:
+            raise queue_full() from None
         try:
-            cap, batch_size = await asyncio.wait_for(future, max(remaining, 0.0))
-            if request is not None:
-                request.state.batch_size = batch_size
+            outs = await asyncio.wait_for(asyncio.gather(*futures), max(remaining, 0.0))
         except asyncio.TimeoutError:
             raise ApiError(
                 503,
@@ -465,14 +517,22 @@ def create_app(
             if state.draining:
                 raise ApiError(503, "draining", "server stopped before the caption was made") from None
             raise
-        word = injector.draw_unsafe(safety.blocklist) if settings.enable_faults else None
-        if word is not None:
-            verdict = SafetyVerdict(f"{cap.text} with {word}", False, ())
-        else:
-            verdict = safety.check(cap.text)
-        confidence = min(1.0, max(0.0, float(cap.confidence)))
-        metrics.observe_caption(confidence, verdict.reasons)
-        return cap, verdict, confidence
+        finally:
+            for future in futures:  # a cancelled item is skipped when its batch is taken
+                future.cancel()
+        if request is not None and outs:
+            request.state.batch_size = max(size for _, size in outs)
+        results = []
+        for cap, _ in outs:
+            word = injector.draw_unsafe(safety.blocklist) if settings.enable_faults else None
+            if word is not None:
+                verdict = SafetyVerdict(f"{cap.text} with {word}", False, ())
+            else:
+                verdict = safety.check(cap.text)
+            confidence = min(1.0, max(0.0, float(cap.confidence)))
+            metrics.observe_caption(confidence, verdict.reasons)
+            results.append((cap, verdict, confidence))
+        return results
 
     @app.post(
         "/v1/caption",
@@ -585,7 +645,10 @@ def create_app(
 
     _add_admin_routes(app, settings, injector)
     add_protocol_routes(
-        app, CaptionPath(captioner, settings, metrics, clock, admit, read_body, caption_image, new_request_id)
+        app,
+        CaptionPath(
+            captioner, settings, metrics, clock, admit, read_body, caption_image, caption_images, new_request_id
+        ),
     )
     jobs = add_job_routes(
         app,

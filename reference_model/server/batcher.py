@@ -101,15 +101,33 @@ class Batcher(Generic[In, Out]):
 
     def submit(self, value: In) -> asyncio.Future:
         """Queue ``value``; the future resolves to its output. Raises ``QueueFullError``."""
-        if len(self._queue) >= self.max_queue:
+        return self.submit_all([value])[0]
+
+    def room(self) -> int:
+        """Items the queue takes now."""
+        return self.max_queue - len(self._queue)
+
+    def submit_all(self, values: Sequence[In]) -> list[asyncio.Future]:
+        """Queue all of ``values`` or none of them: one future per value, in order. Raises
+        ``QueueFullError`` when the queue has no room for them all (then nothing is queued), and
+        ``ValueError`` for more values than the queue ever holds."""
+        if len(values) > self.max_queue:
+            raise ValueError(f"{len(values)} items, more than the queue holds ({self.max_queue})")
+        if len(self._queue) + len(values) > self.max_queue:
             raise QueueFullError(self.retry_after_s())
-        fut = asyncio.get_running_loop().create_future()
-        self._queue.append(_Item(value, fut, self.clock()))
-        self.on_depth(len(self._queue))
-        self._arrived.set()
-        if len(self._queue) >= self.max_batch:
-            self._full.set()
-        return fut
+        loop = asyncio.get_running_loop()
+        now = self.clock()
+        futures = []
+        for value in values:
+            fut = loop.create_future()
+            self._queue.append(_Item(value, fut, now))
+            futures.append(fut)
+        if futures:
+            self.on_depth(len(self._queue))
+            self._arrived.set()
+            if len(self._queue) >= self.max_batch:
+                self._full.set()
+        return futures
 
     def _take(self) -> list[_Item]:
         batch: list[_Item] = []

@@ -3,7 +3,11 @@
 - a header deadline: a request's headers must all arrive within ``header_timeout_s`` of its first
   byte (or of the connection, for its first request), else 408 and the connection is closed;
   uvicorn has keep-alive idling only, and no bound on a request that trickles in;
-- a bound on header bytes (431 past it);
+- a bound on a request's header bytes, 431 past it: the bytes up to the blank line that ends the
+  headers, however many reads they arrive in, and (httptools) the parsed request line and header
+  fields of every request, pipelined ones included;
+- uvicorn's own answer to a request its parser refuses (malformed request line or header) in the
+  server's JSON error shape: 400 ``invalid_http_request``;
 - a cap on open connections: one past the cap is answered 503 and closed at once;
 - a connection whose response went out before its body was read is closed, so trickling the
   rest of a body cannot hold it;
@@ -20,6 +24,10 @@ from typing import Any
 __all__ = ["guarded_protocol", "BodyDeadline", "BodyTimeout", "MAX_HEADER_BYTES"]
 
 MAX_HEADER_BYTES = 64 * 1024
+
+
+class _HeadersTooLarge(Exception):
+    """Raised in a parser callback to stop parsing a request whose headers pass the bound."""
 
 
 class BodyTimeout(Exception):
@@ -57,6 +65,9 @@ def guarded_protocol(header_timeout_s: float, max_connections: int, max_header_b
     large_answer = _canned(
         431, "Request Header Fields Too Large", "headers_too_large", f"request headers over {max_header_bytes} bytes"
     )
+    bad_request_answer = _canned(
+        400, "Bad Request", "invalid_http_request", "malformed HTTP request (request line or headers)"
+    )
     full_answer = _canned(
         503,
         "Service Unavailable",
@@ -67,7 +78,10 @@ def guarded_protocol(header_timeout_s: float, max_connections: int, max_header_b
 
     class GuardedProtocol(Base):  # type: ignore[misc, valid-type]
         _header_timer: asyncio.TimerHandle | None = None
-        _header_bytes = 0
+        _header_bytes = 0  # raw bytes of the headers of the request awaited
+        _header_tail = b""  # the last bytes of the previous read (the blank line may straddle reads)
+        _parsed_bytes = 0  # the parsed request line and fields of the message being parsed
+        _too_large = False
 
         def connection_made(self, transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -82,17 +96,57 @@ def guarded_protocol(header_timeout_s: float, max_connections: int, max_header_b
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
-            waiting = self.cycle is None or self.cycle.response_complete
+            cycle = self.cycle  # the last request whose headers were parsed
+            waiting = cycle is None or cycle.response_complete
             if waiting:
                 self._arm()
-                self._header_bytes += len(data)
+            if waiting or not cycle.more_body:  # what arrives now is a new request's headers
+                # Only the bytes up to the end of the headers count: a body may share the read.
+                end = (self._header_tail + data).find(b"\r\n\r\n")
+                self._header_bytes += len(data) if end < 0 else end + 4 - len(self._header_tail)
+                self._header_tail = data[-3:]
+                if self._header_bytes > max_header_bytes:
+                    if waiting:
+                        self._refuse(large_answer)
+                    else:  # pipelined behind a request in flight: read no more, close after it
+                        cycle.keep_alive = False
+                        self.flow.pause_reading()
+                    return
             super().data_received(data)
+            if self.cycle is not cycle:  # a new request's headers are in: count the next one's
+                self._header_bytes, self._header_tail = 0, b""
             if self.transport.is_closing():
                 self._disarm()
             elif self.cycle is not None and not self.cycle.response_complete:
                 self._disarm()  # the headers are in: the app has the request
-            elif self._header_bytes > max_header_bytes:
+
+        # httptools' callbacks, per message (never called on h11): a field past the bound stops the
+        # parser, which uvicorn answers through ``send_400_response``, answered 431 below.
+        def on_message_begin(self) -> None:
+            self._parsed_bytes = 0
+            super().on_message_begin()
+
+        def on_url(self, url: bytes) -> None:
+            self._count_parsed(len(url))
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._count_parsed(len(name) + len(value) + 4)
+            super().on_header(name, value)
+
+        def _count_parsed(self, n: int) -> None:
+            self._parsed_bytes += n
+            if self._parsed_bytes > max_header_bytes:
+                self._too_large = True
+                raise _HeadersTooLarge()
+
+        def send_400_response(self, msg: str) -> None:
+            """uvicorn's answer to what its parser refuses, in the JSON error shape (uvicorn logs
+            its own warning line, which the server's log formats as JSON)."""
+            if self._too_large:
                 self._refuse(large_answer)
+                return
+            self._refuse(bad_request_answer)
 
         def on_response_complete(self) -> None:
             unread = self.cycle is not None and self.cycle.more_body
@@ -102,7 +156,6 @@ def guarded_protocol(header_timeout_s: float, max_connections: int, max_header_b
 
         def _arm(self) -> None:
             if self._header_timer is None:
-                self._header_bytes = 0
                 self._header_timer = self.loop.call_later(header_timeout_s, self._header_timeout)
 
         def _disarm(self) -> None:

@@ -4,6 +4,7 @@ with draining on SIGTERM: unready at once, new captions refused, in-flight ones 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import sys
@@ -68,11 +69,11 @@ def run_server(
     from prometheus_client import CollectorRegistry, disable_created_metrics
 
     from reference_model.server.app import create_app
-    from reference_model.server.guards import guarded_protocol
+    from reference_model.server.guards import MAX_HEADER_BYTES, guarded_protocol
     from reference_model.server.intake import map_large_blocks
     from reference_model.server.logs import configure_logging
 
-    configure_logging(settings.log_level)
+    log = configure_logging(settings.log_level)
     map_large_blocks()
     disable_created_metrics()
     registry = CollectorRegistry()
@@ -103,23 +104,24 @@ def run_server(
 
     files = _allow_open_files(settings.max_connections + 64)
     if files < settings.max_connections + 64:
-        print(
-            f"warning: {files} open files allowed, fewer than --max-connections {settings.max_connections} needs",
-            file=sys.stderr,
-            flush=True,
-        )
+        log.warning(f"{files} open files allowed, fewer than --max-connections {settings.max_connections} needs")
     sock = bind_socket(settings.host, settings.port)
     port = sock.getsockname()[1]
     shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
     config = uvicorn.Config(
         app,
         http=guarded_protocol(settings.header_timeout_s, settings.max_connections),
-        log_level="debug" if settings.log_level == "debug" else "warning",
+        # uvicorn's own log (its warnings; DEBUG: all of it) goes through the server's JSON handler.
+        log_config=None,
+        log_level=settings.log_level if settings.log_level in ("debug", "error") else "warning",
         access_log=settings.access_log,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,  # the h11 parser's bound, where httptools is absent
         lifespan="on",
         timeout_graceful_shutdown=int(settings.request_timeout_s + 5),
         timeout_keep_alive=settings.keep_alive_s,  # type: ignore[arg-type]  # a float works
     )
+    if settings.access_log and settings.log_level != "debug":  # uvicorn's access lines are INFO
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     server = DrainingServer(config)
     print(
         f"serving {captioner.version} on {captioner.device} ({settings.threads} torch threads, "

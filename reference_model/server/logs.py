@@ -1,6 +1,9 @@
 """The server's log: one JSON line per request (``event: request``: request id, method, path,
 status, latency, batch size, model version) at INFO, and one JSON line with the traceback of
-every unexpected exception (``event: error``) at ERROR, on stderr. ``--log-level`` sets the level."""
+every unexpected exception (``event: error``) at ERROR, on stderr. ``--log-level`` sets the level.
+Every other line on that stream is JSON too: the server's own messages, uvicorn's (its warnings,
+e.g. about a malformed request; its access lines with ``--access-log``) and asyncio's are one
+line each, ``{"ts", "event": "log", "level", "logger", "message"}`` (and ``traceback``)."""
 
 from __future__ import annotations
 
@@ -11,28 +14,64 @@ import time
 import traceback
 from typing import Any
 
-__all__ = ["LOGGER_NAME", "LOG_LEVELS", "configure_logging", "log_exception", "RequestLog"]
+__all__ = [
+    "LOGGER_NAME",
+    "LOG_LEVELS",
+    "THIRD_PARTY_LOGGERS",
+    "JsonLines",
+    "configure_logging",
+    "log_exception",
+    "RequestLog",
+]
 
 LOGGER_NAME = "reference_model.server"
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
+# The loggers of the libraries running the server, sent through the same handler as JSON lines.
+THIRD_PARTY_LOGGERS: tuple[str, ...] = ("uvicorn", "asyncio")
 
 log = logging.getLogger(LOGGER_NAME)
 
 
+class JsonLines(logging.Formatter):
+    """A record whose message is already a JSON line (``extra={"json_line": True}``) as it is;
+    any other as one JSON line ``{"ts", "event": "log", "level", "logger", "message"}``, with
+    ``traceback`` when the record carries one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "json_line", False):
+            return record.getMessage()
+        fields: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "event": "log",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            fields["traceback"] = self.formatException(record.exc_info)
+        return _line(**fields)
+
+
 def configure_logging(level: str = "info", stream=None) -> logging.Logger:
-    """Send the server's log lines, bare, to ``stream`` (stderr) from ``level`` up."""
+    """Send the server's log lines to ``stream`` (stderr) from ``level`` up, and those of
+    ``THIRD_PARTY_LOGGERS`` (at the levels they are given) through the same JSON handler."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    for old in list(log.handlers):
-        log.removeHandler(old)
-    log.addHandler(handler)
+    handler.setFormatter(JsonLines())
+    handler.server_log = True  # type: ignore[attr-defined]
+    for logger in (log, *(logging.getLogger(name) for name in THIRD_PARTY_LOGGERS)):
+        for old in [h for h in logger.handlers if logger is log or getattr(h, "server_log", False)]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.propagate = False
     log.setLevel(level.upper())
-    log.propagate = False
     return log
 
 
 def _line(**fields: Any) -> str:
     return json.dumps(fields, separators=(",", ":"), default=str)
+
+
+_JSON_LINE = {"json_line": True}
 
 
 def log_exception(exc: BaseException, request_id: str | None, method: str, path: str) -> None:
@@ -48,7 +87,8 @@ def log_exception(exc: BaseException, request_id: str | None, method: str, path:
                 path=path,
                 error=f"{type(exc).__name__}: {exc}",
                 traceback=stack,
-            )
+            ),
+            extra=_JSON_LINE,
         )
 
 
@@ -101,5 +141,6 @@ class RequestLog:
                     latency_ms=round((time.perf_counter() - t0) * 1000.0, 3),
                     batch_size=state.get("batch_size"),
                     model_version=self.model_version,
-                )
+                ),
+                extra=_JSON_LINE,
             )

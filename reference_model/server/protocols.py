@@ -9,9 +9,11 @@ same admission, decoding, batching, safety filter and metrics as contract v1:
 - TorchServe: ``POST /predictions/{model}[/{version}]`` with the raw image, ``GET /ping``;
 - Hugging Face inference: ``POST /models/{model}`` with the raw image, ``[{"generated_text": ...}]``.
 
-A model is named by the captioner's name or version. Each protocol answers errors in its own
-shape. These routes follow their own specifications and stay out of the OpenAPI schema, which
-describes contract v1."""
+A model is named by the captioner's name or version; a version in the path (``/versions/{v}``,
+``/predictions/{model}/{v}``) must be the captioner's version, the one the metadata lists, else
+404. The images of one v2 request are admitted as a whole or not at all. Each protocol answers
+errors in its own shape. These routes follow their own specifications and stay out of the
+OpenAPI schema, which describes contract v1."""
 
 from __future__ import annotations
 
@@ -51,10 +53,15 @@ class CaptionPath:
     admit: Callable[[Request], None]
     read_body: Callable[[Request], Awaitable[bytes]]
     caption_image: Callable[[Request, bytes, float], Awaitable[Captioned]]
+    caption_images: Callable[[Request, list[bytes], float], Awaitable[list[Captioned]]]
     new_request_id: Callable[[], str]
 
     def knows(self, model: str) -> bool:
         return model in (self.captioner.name, self.captioner.version)
+
+    def has_version(self, version: str | None) -> bool:
+        """No version asked for, or the loaded model's (the one its metadata lists)."""
+        return version is None or version == self.captioner.version
 
 
 class ProtocolError(Exception):
@@ -154,9 +161,16 @@ def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
         except RecursionError:  # a client's nesting is the client's error, not the server's
             raise ProtocolError(400, "invalid_json", "body is nested too deeply") from None
 
-    def model_or_404(name: str, shape_code: str = "model_not_found") -> None:
+    def model_or_404(name: str, shape_code: str = "model_not_found", version: str | None = None) -> None:
         if not path.knows(name):
             raise ProtocolError(404, shape_code, f"model {name[:80]!r} is not served here (serving {cap_model.name!r})")
+        if not path.has_version(version):
+            raise ProtocolError(
+                404,
+                shape_code,
+                f"version {version[:80]!r} of model {name[:80]!r} is not served here "
+                f"(serving version {cap_model.version!r})",
+            )
 
     # ------------------------------------------------------------------ OpenAI-compatible
 
@@ -278,14 +292,16 @@ def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
         async def handler(rid: str, t0: float) -> Response:
             path.admit(request)
             name = request.path_params["name"]
-            model_or_404(name)
+            model_or_404(name, version=request.path_params.get("version"))
             return Response(json.dumps(metadata(name)), media_type=_JSON)
 
         return await serve(request, _plain_error, handler)
 
     @app.get("/v2/models/{name}/ready", include_in_schema=False)
+    @app.get("/v2/models/{name}/versions/{version}/ready", include_in_schema=False)
     async def v2_model_ready(request: Request) -> Response:
-        ok = path.knows(request.path_params["name"]) and _is_ready(app)
+        params = request.path_params
+        ok = path.knows(params["name"]) and path.has_version(params.get("version")) and _is_ready(app)
         return Response(json.dumps({"ready": ok}), status_code=200 if ok else 503, media_type=_JSON)
 
     @app.post("/v2/models/{name}/infer", include_in_schema=False)
@@ -294,7 +310,7 @@ def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
         async def handler(rid: str, t0: float) -> Response:
             path.admit(request)
             name = request.path_params["name"]
-            model_or_404(name)
+            model_or_404(name, version=request.path_params.get("version"))
             raw = await path.read_body(request)
             try:
                 doc, binary = split_binary(raw, request.headers.get(HEADER_LENGTH))
@@ -303,7 +319,7 @@ def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
             except RecursionError:
                 raise ProtocolError(400, "invalid_json", "body is nested too deeply") from None
             images, wanted, binary_out = _v2_inputs(doc, binary)
-            results = await asyncio.gather(*(path.caption_image(request, im, t0) for im in images))
+            results = await path.caption_images(request, images, t0)
             values = {
                 "caption": [v.text.encode("utf-8") for _, v, _ in results],
                 "confidence": [c for _, _, c in results],
@@ -354,7 +370,7 @@ def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
     async def torchserve_predict(request: Request) -> Response:
         async def handler(rid: str, t0: float) -> Response:
             path.admit(request)
-            model_or_404(request.path_params["model"], "ModelNotFoundException")
+            model_or_404(request.path_params["model"], "ModelNotFoundException", request.path_params.get("version"))
             _, verdict, confidence = await path.caption_image(request, await _raw_image(request), t0)
             body = {"caption": verdict.text, "confidence": confidence}
             return Response(json.dumps(body), media_type=_JSON, headers={"X-Request-Id": rid})
