@@ -4,9 +4,11 @@ messages), made safe to show on one line: in a terminal, a log line or a report.
 from __future__ import annotations
 
 import re
+import reprlib
+from itertools import islice
 from typing import Any
 
-__all__ = ["one_line", "csv_cell", "from_csv_cell"]
+__all__ = ["one_line", "short_repr", "csv_cell", "from_csv_cell"]
 
 _SPACE = re.compile(r"\s+")
 # C0 and C1 controls (terminal escapes among them), and the bidirectional overrides that make text
@@ -20,6 +22,53 @@ def one_line(value: Any, limit: int = 300) -> str:
     s = str(value)[: limit * 4 + 64]
     s = _CONTROL.sub("", _SPACE.sub(" ", s)).strip()
     return s if len(s) <= limit else s[: limit - 1].rstrip() + "…"
+
+
+class _ShortRepr(reprlib.Repr):
+    """``reprlib``'s bounded repr: six items of a collection, three levels, ``limit`` characters
+    of a string or number; an integer too long to print is described instead."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.maxlevel = 3
+        self.maxdict = self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = self.maxdeque = 6
+        self.maxarray = 6
+        self.maxstring = self.maxother = self.maxlong = limit
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 4 * self.maxlong:  # repr() would be long, or refused past 4300 digits
+            return f"<an integer of about {int(x.bit_length() * 0.30103) + 1} digits>"
+        return super().repr_int(x, level)
+
+
+def _small(value: Any, limit: int) -> bool:
+    """Whether ``repr(value)`` is cheap: a few short scalars at most a few levels deep."""
+    todo, budget = [(value, 0)], 32
+    while todo:
+        v, depth = todo.pop()
+        budget -= 1
+        if budget < 0 or depth > 3:
+            return False
+        if isinstance(v, str):
+            if len(v) > 4 * limit:
+                return False
+        elif isinstance(v, int):
+            if v.bit_length() > 4 * limit:
+                return False
+        elif isinstance(v, (list, tuple)):
+            todo.extend((x, depth + 1) for x in islice(v, budget + 1))
+        elif isinstance(v, dict):
+            todo.extend((x, depth + 1) for kv in islice(v.items(), budget + 1) for x in kv)
+        elif not (v is None or isinstance(v, (float, bool))):
+            return False
+    return True
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` for an error message, clipped to ``limit`` characters with an ellipsis; a
+    large value (a long list, a deep mapping, a huge integer) is never rendered whole first."""
+    s = repr(value) if _small(value, limit) else _ShortRepr(limit).repr(value)
+    return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
 # A cell that starts with one of these is a formula in a spreadsheet (OWASP's CSV injection list).

@@ -11,6 +11,8 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from harness.text import short_repr
+
 __all__ = ["STRICT", "Strict", "join_path", "error_message", "first_error"]
 
 # Unknown fields refused, no silent coercion ("0.9" is not a number), NaN and infinities refused.
@@ -46,30 +48,34 @@ def error_message(err: Any) -> str:
     if kind == "extra_forbidden":
         return "unknown field"
     if kind == "finite_number":
-        return f"must be a finite number (got {value!r})"
+        return f"must be a finite number (got {short_repr(value)})"
     if kind in ("float_type", "float_parsing", "int_type", "int_parsing", "int_from_float"):
-        return f"must be a number (got {value!r})"
+        return f"must be a number (got {short_repr(value)})"
     if kind in ("bool_type", "bool_parsing"):
-        return f"must be true or false (got {value!r})"
+        return f"must be true or false (got {short_repr(value)})"
     if kind in ("string_type", "string_too_short"):
-        return "must be a non-empty string" if kind == "string_too_short" else f"must be a string (got {value!r})"
+        return (
+            "must be a non-empty string"
+            if kind == "string_too_short"
+            else f"must be a string (got {short_repr(value)})"
+        )
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return f"must be a mapping (got {type(value).__name__})"
     if kind in ("list_type", "tuple_type"):
         return f"must be a list (got {type(value).__name__})"
     if kind == "string_pattern_mismatch":
-        return f"must match {ctx.get('pattern')} (got {value!r})"
+        return f"must match {ctx.get('pattern')} (got {short_repr(value)})"
     if kind == "too_short":
         return "must be a non-empty list"
     if kind == "too_long":
         return f"must have at most {ctx.get('max_length')} items"
     if kind == "literal_error":
-        return f"must be one of {_expected(str(ctx.get('expected', '')))} (got {value!r})"
+        return f"must be one of {_expected(str(ctx.get('expected', '')))} (got {short_repr(value)})"
     if kind in ("value_error", "assertion_error") and "error" in ctx:
         return str(ctx["error"])
     for bound, word in (("gt", "above"), ("ge", "at least"), ("lt", "below"), ("le", "at most")):
         if kind == f"{'greater' if bound[0] == 'g' else 'less'}_than{'_equal' if bound[1] == 'e' else ''}":
-            return f"must be {word} {ctx.get(bound)} (got {value!r})"
+            return f"must be {word} {ctx.get(bound)} (got {short_repr(value)})"
     return str(err.get("msg", kind))
 
 

@@ -76,7 +76,7 @@ def test_files(tmp_path):
         load_judge_config(tmp_path / "none.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("groups: [1,\n")
-    with pytest.raises(DataError, match="bad.yaml: malformed YAML"):
+    with pytest.raises(DataError, match="bad.yaml: not valid YAML at line 2"):
         load_judge_config(bad)
     latin = tmp_path / "latin.yaml"
     latin.write_bytes("pass_threshold: 90 # caf\xe9\n".encode("latin-1"))

@@ -9,6 +9,7 @@ from typing import Any
 
 from harness.canary.metric import JudgeConfig, MetricSpec
 from harness.errors import DataError, InputMissingError
+from harness.text import short_repr
 
 __all__ = ["load_judge_config", "parse_judge_config", "judge_config_doc", "write_judge_config"]
 
@@ -30,17 +31,17 @@ _DIRECTIONS = ("increase", "decrease", "either")
 
 def _num(v: Any, path: str, low: float | None = None, high: float | None = None) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise DataError(f"{path}: must be a number (got {v!r})")
+        raise DataError(f"{path}: must be a number (got {short_repr(v)})")
     if v != v or v in (float("inf"), float("-inf")):
-        raise DataError(f"{path}: must be a finite number (got {v!r})")
+        raise DataError(f"{path}: must be a finite number (got {short_repr(v)})")
     if (low is not None and v < low) or (high is not None and v > high):
-        raise DataError(f"{path}: must be between {low:g} and {high:g} (got {v!r})")
+        raise DataError(f"{path}: must be between {low:g} and {high:g} (got {short_repr(v)})")
     return float(v)
 
 
 def _bool(v: Any, path: str) -> bool:
     if not isinstance(v, bool):
-        raise DataError(f"{path}: must be true or false (got {v!r})")
+        raise DataError(f"{path}: must be true or false (got {short_repr(v)})")
     return v
 
 
@@ -53,12 +54,12 @@ def _metric(spec: MetricSpec, doc: Any, path: str, groups: set[str]) -> MetricSp
         if k not in _METRIC:
             raise DataError(f"{p}: unknown field (known: {', '.join(_METRIC)})")
         if k == "group":
-            if v not in groups:
-                raise DataError(f"{p}: unknown group {v!r} (groups: {', '.join(sorted(groups))})")
+            if not isinstance(v, str) or v not in groups:
+                raise DataError(f"{p}: unknown group {short_repr(v)} (groups: {', '.join(sorted(groups))})")
             changes[k] = v
         elif k == "direction":
             if v not in _DIRECTIONS:
-                raise DataError(f"{p}: must be one of {', '.join(_DIRECTIONS)} (got {v!r})")
+                raise DataError(f"{p}: must be one of {', '.join(_DIRECTIONS)} (got {short_repr(v)})")
             changes[k] = v
         elif k in ("critical", "must_have_data"):
             changes[k] = _bool(v, p)
@@ -68,7 +69,7 @@ def _metric(spec: MetricSpec, doc: Any, path: str, groups: set[str]) -> MetricSp
             changes[k] = None if v is None else _num(v, p, 0.0, 1e12)
         else:
             if not isinstance(v, str):
-                raise DataError(f"{p}: must be text (got {v!r})")
+                raise DataError(f"{p}: must be text (got {short_repr(v)})")
             changes[k] = v
     return replace(spec, **changes)
 
@@ -126,7 +127,7 @@ def parse_judge_config(doc: Any, source: str = "<judge config>", base: JudgeConf
 
 
 def load_judge_config(path: str | Path, base: JudgeConfig = JudgeConfig()) -> JudgeConfig:
-    import yaml
+    from harness.safe_yaml import load_yaml
 
     p = Path(path)
     if not p.exists():
@@ -137,13 +138,7 @@ def load_judge_config(path: str | Path, base: JudgeConfig = JudgeConfig()) -> Ju
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise DataError(f"{p}: the judge config is not UTF-8 text") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise DataError(f"{p}: malformed YAML{where}") from None
-    return parse_judge_config(doc, str(p), base)
+    return parse_judge_config(load_yaml(text, str(p)), str(p), base)
 
 
 def judge_config_doc(cfg: JudgeConfig) -> dict[str, Any]:

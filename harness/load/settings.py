@@ -101,7 +101,14 @@ def new_run_id(scenario: str) -> str:
 
 
 def parse_duration(text: str) -> float:
-    """``90``, ``90s``, ``2m``, ``1h30m`` as seconds; ``ValueError`` when it is none of these."""
+    """``90``, ``90s``, ``2m``, ``1h30m`` as seconds, at most ten years (the bound every duration
+    of the harness has, ``harness.slo.duration.MAX_DURATION_S``); ``ValueError`` otherwise."""
+    from harness.slo.duration import check_duration
+
+    return check_duration(_seconds(text), text)
+
+
+def _seconds(text: str) -> float:
     s = str(text).strip().lower()
     if not s:
         raise ValueError("empty duration")
@@ -125,9 +132,7 @@ def parse_duration(text: str) -> float:
             raise ValueError(f"bad duration {text!r} (use e.g. 90s, 2m, 1h30m)")
     if num:
         raise ValueError(f"bad duration {text!r}: a number without a unit at the end")
-    if not math.isfinite(total):
-        raise ValueError(f"bad duration {text!r}: not a finite number of seconds")
-    return total
+    return total  # past ten years (infinite among them) is refused by parse_duration
 
 
 @dataclass(frozen=True)

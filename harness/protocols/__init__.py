@@ -71,16 +71,15 @@ def read_adapter_file(path: str | Path) -> dict[str, Any]:
     if not p.exists():
         raise InputMissingError(f"{p}: adapter file not found")
     text = p.read_text(encoding="utf-8", errors="replace")
-    yaml_file = p.suffix in (".yaml", ".yml")
-    try:
-        if yaml_file:
-            import yaml
+    if p.suffix in (".yaml", ".yml"):
+        from harness.safe_yaml import load_yaml
 
-            doc = yaml.safe_load(text)
-        else:
+        doc = load_yaml(text, str(p))
+    else:
+        try:
             doc = json.loads(text)
-    except Exception as exc:  # yaml and json raise different types for the same problem
-        raise DataError(f"{p}: not valid {'YAML' if yaml_file else 'JSON'} ({str(exc).splitlines()[0]})") from None
+        except Exception as exc:  # a ValueError, or a RecursionError for JSON nested too deeply
+            raise DataError(f"{p}: not valid JSON ({str(exc).splitlines()[0]})") from None
     if not isinstance(doc, dict):
         raise DataError(f"{p}: an adapter file must hold a mapping (protocol: NAME, or caption: JSON path)")
     return doc

@@ -150,12 +150,12 @@ def shipped_tables() -> dict[float, WindowTable]:
     """The windows files that ship with the harness, by period in seconds."""
     from importlib import resources
 
-    import yaml
+    from harness.safe_yaml import load_yaml
 
     out: dict[float, WindowTable] = {}
     for entry in sorted(resources.files("harness.slo").joinpath("windows").iterdir(), key=lambda e: e.name):
         if entry.name.endswith((".yaml", ".yml")):
-            table = parse_alert_windows(yaml.safe_load(entry.read_text(encoding="utf-8")), entry.name)
+            table = parse_alert_windows(load_yaml(entry.read_text(encoding="utf-8"), entry.name), entry.name)
             if table.period_s in out:
                 raise ValueError(f"{entry.name}: a second windows file for {format_duration(table.period_s)}")
             out[table.period_s] = table

@@ -6,27 +6,45 @@ import math
 import re
 from typing import Any
 
-__all__ = ["parse_duration", "format_duration", "prometheus_duration"]
+from harness.text import short_repr
+
+__all__ = ["MAX_DURATION_S", "parse_duration", "check_duration", "format_duration", "prometheus_duration"]
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 _DURATION_RE = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+# The longest duration the harness takes anywhere (a period, a window, a run, an interval): an
+# alert over a longer window could never fire, and a longer run never ends.
+MAX_DURATION_S = 10 * 365 * 86400
+_MAX_DIGITS = len(str(int(MAX_DURATION_S * 1000)))  # a number with more digits is too long in any unit
+
+
+def check_duration(seconds: float, value: Any) -> float:
+    """``seconds`` (the duration ``value`` gave) when it is at most ten years, else ``ValueError``."""
+    if not seconds <= MAX_DURATION_S:
+        raise ValueError(f"must be at most 10 years (got {short_repr(value)})")
+    return seconds
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds in a Prometheus-style duration (``5m``, ``1h30m``, ``30d``) or a number of seconds."""
+    """Seconds in a Prometheus-style duration (``5m``, ``1h30m``, ``30d``) or a number of seconds,
+    positive and at most ten years (``MAX_DURATION_S``)."""
     if isinstance(value, bool):
         raise ValueError("must be a duration such as 5m, 1h or 30d")
     if isinstance(value, (int, float)):
         if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"must be a positive duration (got {value!r})")
-        return float(value)
-    text = str(value).strip()
+            raise ValueError(f"must be a positive duration (got {short_repr(value)})")
+        return float(check_duration(value, value))
+    text = value.strip() if isinstance(value, str) else ""
     if not text or _DURATION_RE.sub("", text) != "":
-        raise ValueError(f"must be a duration such as 5m, 1h or 30d (got {value!r})")
-    seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION_RE.findall(text))
+        raise ValueError(f"must be a duration such as 5m, 1h or 30d (got {short_repr(value)})")
+    parts = _DURATION_RE.findall(text)
+    if any(len(n.lstrip("0")) > _MAX_DIGITS for n, _ in parts):
+        seconds = math.inf
+    else:
+        seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     if seconds <= 0:
-        raise ValueError(f"must be a positive duration (got {value!r})")
-    return float(seconds)
+        raise ValueError(f"must be a positive duration (got {short_repr(value)})")
+    return check_duration(float(seconds), value)
 
 
 def format_duration(seconds: float) -> str:

@@ -32,7 +32,7 @@ from typing import Annotated, Any, Literal, Mapping
 from pydantic import Field, StringConstraints, ValidationError
 
 from harness.slo.alert_windows import SEVERITIES, AlertWindow, windows_for_period
-from harness.slo.duration import format_duration
+from harness.slo.duration import format_duration, parse_duration
 from harness.slo.spec import (
     _LABEL_RE,
     _WINDOW_MARKS,
@@ -45,6 +45,7 @@ from harness.slo.spec import (
     SpecError,
     check_windows,
 )
+from harness.text import short_repr
 from harness.validation import Strict, first_error
 
 __all__ = ["API_VERSION", "KIND_ANNOTATION", "read_openslo", "is_openslo"]
@@ -254,24 +255,25 @@ def is_openslo(doc: Any) -> bool:
 # ---- durations, numbers, labels --------------------------------------------------------------
 
 _SHORTHAND = re.compile(r"^(\d+)([mhdwMQY])$")
-_UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def _shorthand(value: Any, path: str, allow_zero: bool = False) -> float:
-    """OpenSLO's duration shorthand (``5m``, ``1h``, ``28d``, ``4w``) in seconds."""
+    """OpenSLO's duration shorthand (``5m``, ``1h``, ``28d``, ``4w``) in seconds, at most ten years."""
     m = _SHORTHAND.match(value) if isinstance(value, str) else None
     if m is None:
-        raise _fail(path, f"must be a duration such as 5m, 1h, 28d or 4w (got {value!r})")
-    n, unit = int(m.group(1)), m.group(2)
-    if unit in "MQY":
+        raise _fail(path, f"must be a duration such as 5m, 1h, 28d or 4w (got {short_repr(value)})")
+    if m.group(2) in "MQY":
         raise _fail(
             path,
-            f"{value!r} not supported: months, quarters and years have no fixed length; "
+            f"{short_repr(value)} not supported: months, quarters and years have no fixed length; "
             "give days or weeks (e.g. 30d, 4w)",
         )
-    if n == 0 and not allow_zero:
-        raise _fail(path, f"must be a positive duration (got {value!r})")
-    return float(n * _UNIT_S[unit])
+    if not m.group(1).strip("0") and allow_zero:
+        return 0.0
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise _fail(path, str(exc)) from None
 
 
 def _decimal_text(x: float) -> str:
@@ -288,7 +290,7 @@ def _labels(meta: Metadata, path: str) -> dict[str, str]:
             raise _fail(p, "is set by the generated rules; choose another label name")
         values = value if isinstance(value, list) else [value]
         if not values or any(isinstance(v, bool) or not isinstance(v, (str, int)) for v in values):
-            raise _fail(p, f"must be a string or a list of strings (got {value!r})")
+            raise _fail(p, f"must be a string or a list of strings (got {short_repr(value)})")
         # A Prometheus label has one value: several are written as one, comma-separated.
         out[key] = ",".join(str(v) for v in values)
     return out

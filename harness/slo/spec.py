@@ -517,15 +517,9 @@ def _unique(slos: tuple[SLO, ...], where) -> None:
 
 def parse_spec(text: str, source: str = "<spec>") -> SLOSpec:
     """Parse a native spec or a stream of OpenSLO v1 documents; raise ``SpecError`` with a path."""
-    import yaml
+    from harness.safe_yaml import load_yaml_all
 
-    try:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's when PyYAML has it: the same documents
-        docs = [d for d in yaml.load_all(text, Loader=loader) if d is not None]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SpecError(f"{source}: not valid YAML{where}") from None
+    docs = [d for d in load_yaml_all(text, source, SpecError) if d is not None]
     if not docs:
         raise SpecError(f"{source}: the spec is empty")
     try:
