@@ -1,5 +1,10 @@
 """What every dashboard page shares: the report root and run chosen in the sidebar, cached
-readers of a run's files, and the formatting of figures. Pages only render what runs wrote."""
+readers of a run's files, and the formatting of figures. Pages only render what runs wrote.
+
+The report root (``$HARNESS_REPORTS``, which ``harness dashboard --reports`` sets, else
+``reports/``) is a boundary: the folder box, every file a page opens and every image shown must
+lie inside it once links are resolved (``harness.report.run.inside_root``); a path that leaves it is
+refused with a plain message and never opened."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import streamlit as st
 
 from harness.errors import HarnessError
 from harness.report.markdown import inline_text
-from harness.report.run import RunFolder, list_runs
+from harness.report.run import OutsideRoot, RunFolder, inside_root, list_runs
 
 __all__ = [
     "ROOT_ENV",
@@ -28,6 +33,9 @@ __all__ = [
     "read_json",
     "read_text",
     "read_records",
+    "artifact",
+    "show_image",
+    "IMAGE_UNREADABLE",
     "data_url",
     "history",
     "TARGETS",
@@ -42,11 +50,13 @@ _ICON = {"PROMOTE": ":material/check_circle:", "HOLD": ":material/pause_circle:"
 
 @dataclass(frozen=True)
 class Board:
-    """The report root, its runs (newest first) and the run being shown."""
+    """The report folder shown, its runs (newest first) and the run being shown; ``refused``: why
+    the folder box was refused (then nothing was read)."""
 
     root: Path
     runs: tuple[RunFolder, ...]
     run: RunFolder | None
+    refused: str | None = None
 
     @property
     def decision(self) -> dict[str, Any]:
@@ -57,16 +67,32 @@ def _label(run: RunFolder) -> str:
     return f"{run.name} · {run.verdict or 'unreadable'}"
 
 
+def report_root() -> Path:
+    """The report root: ``$HARNESS_REPORTS``, else ``reports/`` (a real path, links resolved)."""
+    return Path(os.path.realpath(Path(os.environ.get(ROOT_ENV) or "reports").expanduser()))
+
+
 def sidebar() -> Board:
-    """Draw the report root input, the run selector and the run's verdict; remember the choice."""
-    default = os.environ.get(ROOT_ENV) or "reports"
+    """Draw the report folder input, the run selector and the run's verdict; remember the choice."""
+    boundary = report_root()
     text = st.sidebar.text_input(
         "Report folder",
-        value=default,
+        value=str(boundary),
         key="report_root",
-        help=f"A folder of run folders; defaults to ${ROOT_ENV} or reports/",
+        help=f"A folder of run folders inside the report root {boundary} (${ROOT_ENV}, else reports/); "
+        "a relative name is read against the root. Nothing outside the root is read.",
     )
-    root = Path(text.strip() or default).expanduser()
+    try:
+        root = inside_root(boundary, Path(text.strip()).expanduser() if text.strip() else boundary)
+    except OutsideRoot:
+        refused = (
+            f"Report folder {inline_text(text.strip(), 200)} is outside the report root "
+            f"{inline_text(boundary, 200)}: not read."
+        )
+        st.sidebar.error(refused)
+        state = Board(boundary, (), None, refused)
+        st.session_state[_STATE] = state
+        return state
     try:
         runs = list_runs(root)
     except HarnessError as exc:
@@ -94,6 +120,9 @@ def sidebar() -> Board:
 def board(need_decision: bool = True) -> Board:
     """The sidebar's choice for a page; stops the page with a note when there is nothing to show."""
     state: Board | None = st.session_state.get(_STATE)
+    if state is not None and state.refused:
+        st.info("No run to show: the report folder chosen in the sidebar is outside the report root.")
+        st.stop()
     if state is None or state.run is None:
         root = state.root if state else os.environ.get(ROOT_ENV, "reports")
         st.info(
@@ -187,10 +216,70 @@ def _read_records(path: str, _mtime: int, _size: int) -> pd.DataFrame:
     return load_records(path, embeddings="skip", sample=RECORDS_SHOWN)
 
 
+def _refusal(what: str, exc: OutsideRoot) -> str:
+    """A refused path as plain text for ``st.warning`` / ``st.error`` (the path came from a record)."""
+    return f"{what}: {inline_text(exc, 400)} (not opened)"
+
+
+def artifact(run: RunFolder, key: str) -> Path | None:
+    """The run's file of kind ``key`` (``RunFolder.artifact``), or None; one that lies outside the
+    report root is not opened: a warning says so and the page goes on without it."""
+    try:
+        return run.artifact(key)
+    except OutsideRoot as exc:
+        st.warning(_refusal(key, exc))
+        return None
+
+
+IMAGE_UNREADABLE = "image could not be read"
+
+
+def show_image(where: Any, run: RunFolder, name: Any, width: int) -> bool:
+    """Show in ``where`` (a column, a form, ``st``) the image a record names; or say plainly why not:
+    not in this run, outside the report root (never opened), or not a whole image (a truncated or
+    damaged file, or one too large to decode). True when it was shown."""
+    from harness.datasets.coco import read_image_file
+
+    try:
+        path = run.resolve(name)
+    except OutsideRoot as exc:
+        where.warning(_refusal("image", exc))
+        return False
+    if path is None:
+        where.info("image: not in this run")
+        return False
+    data = read_image_file(path, run.boundary)  # a regular file of at most 20 MB, opened without a link
+    if data is None or not _whole_image(data):
+        where.warning(IMAGE_UNREADABLE)
+        return False
+    where.image(data, width=width)
+    return True
+
+
+def _whole_image(data: bytes) -> bool:
+    """Whether ``data`` decodes to a whole image of a size PIL will decode without a bomb warning."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            if Image.MAX_IMAGE_PIXELS and w * h > Image.MAX_IMAGE_PIXELS:
+                return False
+            im.load()
+    except Exception:  # PIL raises many kinds (OSError, SyntaxError, ValueError...) for a damaged file
+        return False
+    return True
+
+
 def read_records(run: RunFolder) -> tuple[pd.DataFrame | None, str | None]:
     """The run's request records (parquet, JSONL or a partitioned dataset; at most ``RECORDS_SHOWN``
     of them), or (None, why not)."""
-    path = run.artifact("records")
+    try:
+        path = run.artifact("records")
+    except OutsideRoot as exc:
+        return None, _refusal("records", exc)
     if path is None:
         return None, None
     try:

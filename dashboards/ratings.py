@@ -56,7 +56,8 @@ def _stamp(clock: Callable[[], float]) -> str:
 
 def _append(path: Path, header: tuple[str, ...], values) -> Path:
     """Append one CSV row to ``path`` (made with ``header`` when new). Each row is one ``write`` to a
-    file opened for appending, so people saving at once never interleave."""
+    file opened for appending, so people saving at once never interleave; a link at ``path`` is
+    never written through (``OSError``)."""
     if not path.exists():  # the header appears with the file, atomically (a hard link never replaces)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(_line(header))
@@ -66,7 +67,7 @@ def _append(path: Path, header: tuple[str, ...], values) -> Path:
             pass
         finally:
             tmp.unlink()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
     try:
         os.write(fd, _line(values))
     finally:

@@ -22,6 +22,7 @@ from harness.protocols.base import Adapter, HttpRequest, InvalidResponse, Parsed
 from harness.protocols.template import TemplateAdapter, json_path
 from harness.protocols.v1 import ContractV1Adapter
 from harness.records import RequestRecord
+from harness.redaction import credential_values
 
 __all__ = [
     "HttpRequest",
@@ -261,6 +262,12 @@ class _Client:
         self.adapter = adapter or ContractV1Adapter()
         self._own = http is None
         self._clock, self._perf = clock, perf
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The credential values this client sends (its ``api_key``, its adapter's credentials):
+        what a ``RecordWriter`` of its records redacts (``RecordWriter(out, secrets=client.secrets)``)."""
+        return credential_values(self.adapter, self.api_key)
 
     def _prepare(
         self, image: bytes, content_type: str, request_id: str | None, return_embedding: bool

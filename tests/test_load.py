@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -17,7 +18,7 @@ from harness.datasets import generate_shapes, write_coco
 from harness.image import ImageDecodeError, ImageTooLargeError, decode_image
 from harness.load.arrivals import ArrivalClock, gamma_gaps
 from harness.load.calibration import FixedResponseServer
-from harness.load.launch import LoadRun, available_scenarios, locust_argv, resolve_scenario
+from harness.load.launch import LoadRun, available_scenarios, locust_argv, resolve_scenario, secret_env
 from harness.load.payload import coco_pool, malformed_payloads, pool_from_dataset, shapes_pool
 from harness.load.proxy import FaultProxy, ProxyFaults
 from harness.load.settings import parse_duration
@@ -225,13 +226,15 @@ def test_every_scenario_is_listed_and_resolvable() -> None:
     }
     assert expected <= set(names) and all(names[n] for n in expected)
     path = resolve_scenario("steady")
-    argv = locust_argv(
-        LoadRun("steady", Path("/tmp/x"), "http://h:1", 5.0, 3, None, 2, options={"seed": 4, "api_key": None}),
-        path,
-        "master",
-        5599,
-    )
+    run = LoadRun("steady", Path("/tmp/x"), "http://h:1", 5.0, 3, None, 2, options={"seed": 4, "api_key": None})
+    argv = locust_argv(run, path, "master", 5599)
     assert argv[:2] == ["-f", str(path)] and "--seed=4" in argv and not any("api-key" in a for a in argv)
+    # credentials go in the processes' environment, never on a command line `ps` shows
+    run = replace(run, options={"seed": 4, "api_key": "k-123", "admin_token": "t-456"})
+    for role in ("master", "worker", "local"):
+        each = locust_argv(run, path, role, 5599)
+        assert not any("k-123" in a or "t-456" in a for a in each), each
+    assert secret_env(run) == {"HARNESS_API_KEY": "k-123", "HARNESS_ADMIN_TOKEN": "t-456"}
     assert argv[argv.index("--expect-workers") + 1] == "2" and argv[argv.index("--duration") + 1] == "5"
 
 

@@ -5,7 +5,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from board import board, fmt, not_in_run, read_json, read_records
+from board import artifact, board, fmt, not_in_run, read_json, read_records, show_image
 from charts import TARGET_COLOURS, histogram
 from harness.report.markdown import code_span, inline_text
 
@@ -44,7 +44,7 @@ else:
     )
 
 st.subheader("Per-image quality")
-qpath = b.run.artifact("quality")
+qpath = artifact(b.run, "quality")
 if qpath is None:
     not_in_run("quality.json")
 else:
@@ -74,12 +74,8 @@ worst = rec.get("worst_captions") or []
 if not worst:
     not_in_run("worst captions")
 for w in worst:
-    image = b.run.resolve(w.get("image_path"))
     left, right = st.columns([1, 3])
-    if image is not None:
-        left.image(str(image), width=160)
-    else:
-        left.info("image: not in this run")
+    show_image(left, b.run, w.get("image_path"), 160)
     refs = w.get("references") or []
     right.markdown(
         f"**{inline_text(w.get('target'))}** · image {code_span(w.get('image_id'))} · "

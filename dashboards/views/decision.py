@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from board import board, fmt, not_in_run, read_text, verdict_banner
+from board import artifact, board, fmt, not_in_run, read_text, verdict_banner
 from charts import bars
 from harness.report.markdown import code_span, inline_text
 
@@ -144,7 +144,7 @@ with st.expander("What ran"):
     st.json(rec.get("inputs") or {})
 
 st.subheader("summary.md")
-summary = b.run.artifact("summary_md")
+summary = artifact(b.run, "summary_md")
 if summary is None:
     not_in_run("summary.md")
 else:

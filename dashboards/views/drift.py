@@ -4,7 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from board import board, data_url, not_in_run, read_json
+from board import artifact, board, data_url, not_in_run, read_json
 from harness.report.markdown import code_span
 
 # Chromium refuses URLs over 2 MiB; base64 makes a page 4/3 as long.
@@ -16,7 +16,7 @@ st.title("Drift")
 st.caption(f"Run `{b.run.name}`: canary outputs against baseline outputs")
 
 summary = rec.get("drift") or {}
-path = b.run.artifact("drift")
+path = artifact(b.run, "drift")
 doc, err = read_json(path) if path is not None else (None, None)
 if err:
     st.error(err)
@@ -85,7 +85,7 @@ else:
     not_in_run("drift verdicts")
 
 st.subheader("Drift report")
-html = b.run.artifact("drift_html")
+html = artifact(b.run, "drift_html")
 if html is None:
     not_in_run("drift.html")
 else:

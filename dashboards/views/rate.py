@@ -3,17 +3,17 @@
 appended to ``<run>/feedback.csv`` (read by the correction-rate SLI)."""
 
 import zlib
-from pathlib import Path
 
 import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from board import board, not_in_run, read_records
-from harness.report.markdown import code_span
+from board import artifact, board, not_in_run, read_records, show_image
+from harness.report.markdown import code_span, inline_text
+from harness.report.run import OutsideRoot
 from harness.text import from_csv_cell
-from ratings import RATINGS_NAME, FeedbackRow, RatingRow, append_feedback, append_rating
+from ratings import FEEDBACK_NAME, RATINGS_NAME, FeedbackRow, RatingRow, append_feedback, append_rating
 
 SAMPLE = 24
 
@@ -38,7 +38,7 @@ def candidates() -> list[dict]:
     the run's dataset folder), then the worst captions of the decision record."""
     out, seen = [], set()
     records, _ = read_records(run)
-    dataset = run.artifact("dataset")
+    dataset = artifact(run, "dataset")
     if records is not None and len(records) and dataset is not None and dataset.is_dir():
         try:
             images = _dataset_images(str(dataset))
@@ -63,7 +63,10 @@ def candidates() -> list[dict]:
                 )
                 seen.add((str(r.image_id), str(r.target)))
     for w in b.decision.get("worst_captions") or []:
-        img = run.resolve(w.get("image_path"))
+        try:
+            img = run.resolve(w.get("image_path"))
+        except OutsideRoot:  # never opened, so never offered for rating
+            continue
         key = (str(w.get("image_id")), str(w.get("target")))
         if img is not None and w.get("caption") and key not in seen:
             out.append(
@@ -99,7 +102,7 @@ if nav[1].button("Next ▶", key="rate_next"):
 nav[2].markdown(f"Caption **{pos + 1}** of {len(items)} · image {code_span(item['image_id'])}")
 
 with st.form("rate_form", clear_on_submit=True):
-    st.image(item["image"], width=256)
+    show_image(st, run, item["image"], 256)
     st.text(item["caption"])
     stars = st.feedback("stars", key="rate_stars")
     saved = st.form_submit_button("Save rating")
@@ -111,10 +114,14 @@ if saved:
         st.error("Pick 1 to 5 stars before saving.")
     else:
         row = RatingRow(item["image_id"], rater.strip(), int(stars) + 1, item["target"], item["caption"])
-        append_rating(run.path, row)
-        st.session_state["rate_note"] = f"Saved {row.rating}/5 for image {row.image_id}."
-        st.session_state[pos_key] = (pos + 1) % len(items)
-        st.rerun()
+        try:
+            append_rating(run.path, row)
+        except OSError as exc:  # e.g. ratings.csv is a link: never written through
+            st.error(f"{RATINGS_NAME}: not saved ({inline_text(exc.strerror or exc)})")
+        else:
+            st.session_state["rate_note"] = f"Saved {row.rating}/5 for image {row.image_id}."
+            st.session_state[pos_key] = (pos + 1) % len(items)
+            st.rerun()
 st.caption(
     "Would you publish this caption? Accept it, write a better one, or reject it "
     "(the correction-rate SLI counts these)."
@@ -134,19 +141,24 @@ if action is not None:
     elif action == "corrected" and not fixed.strip():
         st.error("Write your caption before saving a correction.")
     else:
-        append_feedback(
-            run.path, FeedbackRow(item["image_id"], item["request_id"], action, fixed, rater.strip(), item["target"])
-        )
-        st.session_state["rate_note"] = f"Saved: {action} the caption of image {item['image_id']}."
-        st.session_state[pos_key] = (pos + 1) % len(items)
-        st.rerun()
+        try:
+            append_feedback(
+                run.path,
+                FeedbackRow(item["image_id"], item["request_id"], action, fixed, rater.strip(), item["target"]),
+            )
+        except OSError as exc:  # e.g. feedback.csv is a link: never written through
+            st.error(f"{FEEDBACK_NAME}: not saved ({inline_text(exc.strerror or exc)})")
+        else:
+            st.session_state["rate_note"] = f"Saved: {action} the caption of image {item['image_id']}."
+            st.session_state[pos_key] = (pos + 1) % len(items)
+            st.rerun()
 note = st.session_state.pop("rate_note", None)
 if note:
     st.success(note)
 
 st.subheader("Ratings of this run")
-path = Path(run.path) / RATINGS_NAME
-if not path.exists():
+path = artifact(run, "ratings")
+if path is None:
     not_in_run(RATINGS_NAME)
 else:
     try:

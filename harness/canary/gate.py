@@ -135,10 +135,11 @@ def _evaluate(cfg: GateConfig, run_id: str, url: str, name: str, folder: Path, o
     from harness.client import AsyncCaptionClient
     from harness.quality.evaluation import parse_dataset, run_evaluation
     from harness.records import RecordWriter, compact, load_records
+    from harness.redaction import credential_values
 
     ds = parse_dataset(f"coco:{folder}")
     tdir = out / "evaluate" / name
-    with RecordWriter(tdir) as w:
+    with RecordWriter(tdir, secrets=credential_values(adapter, cfg.api_key)) as w:
         summary = run_evaluation(
             lambda: AsyncCaptionClient(
                 url, cfg.timeout_s, api_key=cfg.api_key, adapter=adapter, max_connections=cfg.concurrency
@@ -214,6 +215,7 @@ def run_gate(cfg: GateConfig) -> dict:
         thresholds,
         write_manifest,
     )
+    from harness.redaction import Redactor, credential_values
     from harness.resources import example_path
     from harness.slo import load_spec
 
@@ -250,13 +252,17 @@ def run_gate(cfg: GateConfig) -> dict:
     probes = _parallel(
         {k: (lambda k=k, u=u: _probe(u, cfg.timeout_s, cfg.api_key, adapters[k])) for k, u in urls.items()}
     )
+    # What a target says outside its records (its model info, an error) is stored too: redacted alike.
+    redact = Redactor(s for a in adapters.values() for s in credential_values(a, cfg.api_key))
     for k, (info, why) in probes.items():
         if info is None:
-            reasons.append(f"{k} target {urls[k]} is unavailable: {why}")
+            reasons.append(redact.text(f"{k} target {urls[k]} is unavailable: {why}"))
         else:
-            inputs["targets"][k].update({f: info.get(f) for f in ("model_version", "model", "device", "batching")})
+            inputs["targets"][k].update(
+                {f: redact.value(info.get(f)) for f in ("model_version", "model", "device", "batching")}
+            )
     if not reasons:
-        reasons += _acquire(cfg, run_id, urls, folder, out, thr, adapters)
+        reasons += [redact.text(r) for r in _acquire(cfg, run_id, urls, folder, out, thr, adapters)]
     # The run folder now holds everything the judgement reads: records, quality, the spec, the
     # judge config and this manifest. ``harness judge`` on it gives the same decision.
     shutil.copyfile(spec_path, out / SPEC_YAML)

@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.quality import score_captions, write_quality
     from harness.quality.evaluation import RetryPolicy, captions_from_records, parse_dataset, run_evaluation
     from harness.records import RECORDS_JSONL, RecordWriter, compact, load_records
+    from harness.redaction import credential_values
     from harness.text import one_line
 
     settings = quality_settings(args)
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     run_id = args.run_id or f"eval-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
     bar = Progress(dataset.size, "images")
-    with RecordWriter(args.out) as writer:
+    with RecordWriter(args.out, secrets=credential_values(adapter)) as writer:
         summary = run_evaluation(
             lambda: AsyncCaptionClient(args.target, args.timeout, adapter=adapter, max_connections=args.concurrency),
             dataset,

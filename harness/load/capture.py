@@ -32,6 +32,7 @@ from harness.load.payload import PayloadPool, malformed_payloads, pool_from_data
 from harness.load.settings import LoadSettings, add_arguments, settings_from_options
 from harness.load.summary import summarize, write_summary
 from harness.records import RECORDS_JSONL, RecordWriter, compact, load_records, record_line
+from harness.redaction import Redactor, credential_values
 
 __all__ = ["LoadRecorder", "install", "WORKER_REPORT_INTERVAL_S", "FLUSH_INTERVAL_S"]
 
@@ -69,6 +70,7 @@ class LoadRecorder:
         self._buffer: list[str] = []
         self._pools: dict[tuple, PayloadPool] = {}
         self.adapter: Adapter = ContractV1Adapter()
+        self.redact = Redactor((self.settings.api_key,))  # with the adapter's credentials once it is built
         self.arrivals: ArrivalClock | None = None
         self.rng = random.Random(self.settings.seed)
         self._prefix = secrets.token_hex(3)
@@ -124,6 +126,7 @@ class LoadRecorder:
             self.settings = settings_from_options(self.environment.parsed_options, _scenario_name(self.environment))
         s = self.settings
         self.adapter = protocol_choice(s).build()
+        self.redact = Redactor(credential_values(self.adapter, s.api_key))
         self.rng = random.Random(f"{s.seed}:{self.worker_index}")
         for cls in self.environment.user_classes:
             for name in getattr(cls, "pools", ("main",)):
@@ -178,11 +181,15 @@ class LoadRecorder:
         width: int | None,
         height: int | None,
     ) -> None:
-        """Keep one request's record: the hot path is a list append; a greenlet writes the batch (a
-        single process) or the stats report carries it to the master (a worker)."""
+        """Keep one request's record, the run's credentials redacted from it: the hot path is a list
+        append; a greenlet writes the batch (a single process) or the stats report carries it to the
+        master (a worker)."""
         s = self.settings
         self._buffer.append(
-            record_line(record_row(result, s.run_id, s.target_name, s.scenario, image_id, image_bytes, width, height))
+            record_line(
+                record_row(result, s.run_id, s.target_name, s.scenario, image_id, image_bytes, width, height),
+                self.redact,
+            )
         )
         self.sent += 1
 
@@ -279,6 +286,8 @@ class LoadRecorder:
             workers=self.settings.workers,
         ).to_dict()
         summary["settings"] = _public_settings(self.settings, self)
+        if self.error is not None:  # the run was stopped before its users started: why, in one line
+            summary["error"] = " ".join(self.error.split())[:500]
         if asynchronous:
             from harness.pipeline import pipeline_figures
 

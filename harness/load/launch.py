@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from harness import resources
-from harness.errors import UsageError, require_extra
+from harness.errors import DataError, InputMissingError, UsageError, require_extra
 from harness.load.summary import SUMMARY_JSON
 from harness.records import RECORDS_JSONL
 
@@ -28,6 +28,7 @@ __all__ = [
     "run_load",
     "locust_argv",
     "resolve_scenario",
+    "check_scenario_file",
     "available_scenarios",
     "MANAGED_SCENARIOS",
 ]
@@ -92,14 +93,32 @@ def available_scenarios(folder: Path | None = None) -> dict[str, str]:
 
 
 def resolve_scenario(name: str, folder: Path | None = None) -> Path:
-    """A scenario by name (a shipped one, or ``NAME.py`` in ``folder``) or by the path of a Locust file."""
+    """A scenario by name (a shipped one, or ``NAME.py`` in ``folder``) or by the path of a Locust
+    file; a file that is not Python is refused here (``check_scenario_file``), before Locust starts."""
     if folder is None or Path(name).suffix == ".py":
-        return resources.scenario_path(name)
-    candidate = folder / f"{name}.py"
-    if not candidate.is_file():
-        known = ", ".join(available_scenarios(folder)) or "(none found)"
-        raise UsageError(f"unknown scenario {name!r}; available: {known}")
-    return candidate
+        path = resources.scenario_path(name)
+    else:
+        path = folder / f"{name}.py"
+        if not path.is_file():
+            known = ", ".join(available_scenarios(folder)) or "(none found)"
+            raise UsageError(f"unknown scenario {name!r}; available: {known}")
+    check_scenario_file(path)
+    return path
+
+
+def check_scenario_file(path: Path) -> None:
+    """Refuse (65, one line naming the file and the line) a scenario file Python cannot compile: a
+    text file, a binary, Python with a syntax error. Compiled, not run: what it does when imported
+    is Locust's to find out, in the run's own process."""
+    try:
+        compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        where = f" at line {exc.lineno}" if exc.lineno else ""
+        raise DataError(f"{path}: not a Python scenario file: {exc.msg}{where}") from None
+    except ValueError as exc:  # NUL bytes, on Pythons that do not call them a syntax error
+        raise DataError(f"{path}: not a Python scenario file: {exc}") from None
+    except OSError as exc:
+        raise InputMissingError(f"{path}: scenario file not readable ({exc.strerror or type(exc).__name__})") from None
 
 
 def _free_port(host: str) -> int:
@@ -112,11 +131,22 @@ def _opt(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+# Options that hold a credential reach the Locust processes in their environment (the settings'
+# HARNESS_* variables), never on a command line that `ps` shows to every user of the machine.
+SECRET_OPTIONS = ("api_key", "admin_token")
+
+
+def secret_env(run: LoadRun) -> dict[str, str]:
+    """The environment variables that carry ``run``'s credentials to its Locust processes."""
+    return {"HARNESS_" + k.upper(): str(run.options[k]) for k in SECRET_OPTIONS if run.options.get(k)}
+
+
 def locust_argv(run: LoadRun, scenario_path: Path, role: str = "local", master_port: int | None = None) -> list[str]:
-    """The command-line arguments of ``python -m harness.load.run`` for one process of ``run``."""
+    """The command-line arguments of ``python -m harness.load.run`` for one process of ``run``
+    (credentials travel in ``secret_env``)."""
     argv = ["-f", str(scenario_path), "--loglevel", run.loglevel]
     for k, v in run.options.items():
-        if v is None or v is False:
+        if v is None or v is False or k in SECRET_OPTIONS:
             continue
         argv.append(_opt(k) if v is True else f"{_opt(k)}={v}")  # "=": a value may start with "-"
     if role == "worker":
@@ -168,8 +198,8 @@ class _RecordCounter:
         return self.count
 
 
-def _spawn(argv: list[str], log_path: Path, python: str) -> subprocess.Popen:
-    env = {**os.environ, "HARNESS_WATCH_PARENT": "1", "PYTHONUNBUFFERED": "1"}
+def _spawn(argv: list[str], log_path: Path, python: str, secrets: Mapping[str, str]) -> subprocess.Popen:
+    env = {**os.environ, **secrets, "HARNESS_WATCH_PARENT": "1", "PYTHONUNBUFFERED": "1"}
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             [python, "-m", "harness.load.run", *argv],
@@ -201,12 +231,19 @@ def run_load(run: LoadRun, progress=None, python: str = sys.executable, timeout_
     procs: list[subprocess.Popen] = []
     if run.workers > 0 or (run.expect_workers or 0) > 0:
         port = run.master_port or _free_port("127.0.0.1" if run.master_bind in ("*", "0.0.0.0") else run.master_bind)
-        main = _spawn(locust_argv(run, scenario_path, "master", port), log_path, python)
+        main = _spawn(locust_argv(run, scenario_path, "master", port), log_path, python, secret_env(run))
         procs.append(main)
         for i in range(run.workers):
-            procs.append(_spawn(locust_argv(run, scenario_path, "worker", port), out / f"worker-{i + 1}.log", python))
+            procs.append(
+                _spawn(
+                    locust_argv(run, scenario_path, "worker", port),
+                    out / f"worker-{i + 1}.log",
+                    python,
+                    secret_env(run),
+                )
+            )
     else:
-        main = _spawn(locust_argv(run, scenario_path, "local"), log_path, python)
+        main = _spawn(locust_argv(run, scenario_path, "local"), log_path, python, secret_env(run))
         procs.append(main)
     limit = timeout_s or ((run.duration_s or 3600.0) + _STARTUP_ALLOWANCE_S)
     deadline = time.monotonic() + limit
