@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import DataError
-from harness.records import COLUMNS, OUTCOMES
+from harness.records import BOUNDS, COLUMNS, OUTCOMES
 
 __all__ = [
     "KNOWN_STATUS_CODES",
@@ -204,8 +204,12 @@ def _record_rules(gxe, Column, contract: RecordContract, present: list[str]) -> 
                 gxe.ExpectColumnValuesToMatchRegex(column="caption", regex=r"\S", row_condition=ok),
             )
         )
-    if "latency_s" in present:
-        rules.append(("latency not negative", gxe.ExpectColumnValuesToBeBetween(column="latency_s", min_value=0.0)))
+    for c, (low, high, _broken, rule) in BOUNDS.items():  # the bounds check_types holds records to
+        if c in present:
+            between = gxe.ExpectColumnValuesToBeBetween(
+                column=c, min_value=low, max_value=high, strict_max=high is not None
+            )
+            rules.append((rule, between))
     if "status" in present and contract.service:
         codes = sorted(set(contract.status_codes))
         rules.append(("status code known", gxe.ExpectColumnValuesToBeInSet(column="status", value_set=codes)))

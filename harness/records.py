@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from harness.errors import DataError, InputMissingError
+from harness.redaction import Redactor
 
 __all__ = [
     "OUTCOMES",
@@ -38,6 +39,15 @@ __all__ = [
     "read_jsonl",
     "record_line",
     "compact",
+    "EARLIEST_TIME",
+    "LATEST_TIME",
+    "is_time",
+    "format_time",
+    "BOUNDS",
+    "CLOCK_SKEW_S",
+    "answer_times",
+    "ahead_of_clock",
+    "ahead_note",
 ]
 
 OUTCOMES = ("ok", "http_error", "timeout", "connection_error", "invalid_response")
@@ -116,10 +126,14 @@ def _value(v: Any) -> str:
         return _ENCODER.encode(_finite(v))
 
 
-def record_line(row: dict[str, Any]) -> str:
-    """One record as a JSON line (non-finite numbers as null), as ``RecordWriter`` stores it.
-    Load runs write thousands a second: ``orjson`` encodes when it is installed (the ``load``
-    extra), and a row with exactly the record's columns takes a fast path otherwise."""
+def record_line(row: dict[str, Any], redact: Redactor | None = None) -> str:
+    """One record as a JSON line (non-finite numbers as null), as ``RecordWriter`` stores it; with
+    ``redact``, every secret value it holds is replaced by ``[REDACTED]`` in each text field first
+    (``harness.redaction``). Load runs write thousands a second: ``orjson`` encodes when it is
+    installed (the ``load`` extra), and a row with exactly the record's columns takes a fast path
+    otherwise."""
+    if redact:
+        row = redact.row(row)
     if _orjson is not None:
         try:
             return _orjson.dumps(row, default=str, option=_ORJSON_OPTS).decode("utf-8")
@@ -141,7 +155,11 @@ class RecordWriter:
     nothing it wrote. With ``flush_interval_s`` records are gathered in memory and written at
     most that long after they arrive (the caller also calls ``flush`` on a timer when records
     stop coming), so a SIGKILL loses at most that window. ``fsync=True`` also survives a machine
-    crash, at a cost per write."""
+    crash, at a cost per write.
+
+    ``secrets``: the credential values of the run (``harness.redaction.credential_values``); each
+    one is replaced by ``[REDACTED]`` in every text field of every record stored, whichever method
+    wrote it (lines already encoded are decoded and encoded again where a secret is in them)."""
 
     def __init__(
         self,
@@ -149,6 +167,7 @@ class RecordWriter:
         fsync: bool = False,
         flush_interval_s: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        secrets: Iterable[str | None] = (),
     ):
         path = Path(path)
         if path.suffix != ".jsonl":
@@ -163,6 +182,24 @@ class RecordWriter:
         self._pending: list[str] = []
         self._oldest = 0.0
         self.count = 0
+        self._redact = Redactor(secrets)
+
+    def _redacted(self, lines: list[str]) -> list[str]:
+        """Lines already encoded (each ending in a newline); one that holds a secret is decoded,
+        redacted and encoded again."""
+        if not self._redact:
+            return lines
+        out = []
+        for ln in lines:
+            if self._redact.in_json(ln):
+                try:
+                    row = json.loads(ln)
+                except ValueError:  # not a record: the secret's JSON spellings are replaced as text
+                    ln = self._redact.json_text(ln)
+                else:
+                    ln = record_line(self._redact.row(row)) if isinstance(row, dict) else self._redact.json_text(ln)
+            out.append(ln)
+        return out
 
     def _write_bytes(self, data: bytes) -> None:
         if self._fd < 0:
@@ -198,16 +235,18 @@ class RecordWriter:
 
     def write(self, record: RequestRecord | dict) -> None:
         row = record.to_dict() if isinstance(record, RequestRecord) else record
-        self._add([record_line(row)])
+        self._add([record_line(row, self._redact)])
 
     def write_many(self, records: Iterable[RequestRecord | dict]) -> None:
         """Write several records with one system call (still whole lines, in order)."""
-        lines = [record_line(r.to_dict() if isinstance(r, RequestRecord) else r) for r in records]
+        lines = [record_line(r.to_dict() if isinstance(r, RequestRecord) else r, self._redact) for r in records]
         if lines:
             self._add(lines)
 
     def write_line(self, line: str) -> None:
         """Append one line that is already a JSON record ending in a newline (the hot path)."""
+        if self._redact:
+            (line,) = self._redacted([line])
         with self._lock:
             self.count += 1
             if not self.flush_interval_s:
@@ -221,6 +260,10 @@ class RecordWriter:
 
     def write_text(self, text: str) -> None:
         """Append whole records already joined into one text (each line ending in a newline)."""
+        if text and self._redact and self._redact.in_json(text):
+            lines = text.split("\n")  # not splitlines: a JSON line may hold U+2028 and the like
+            tail = lines.pop()
+            text = "".join(self._redacted([ln + "\n" for ln in lines] + ([tail] if tail else [])))
         if text:
             with self._lock:
                 self.count += text.count("\n")
@@ -229,7 +272,7 @@ class RecordWriter:
 
     def write_lines(self, lines: Iterable[str]) -> None:
         """Append lines that are already JSON records (as another process serialised them)."""
-        chunk = [ln if ln.endswith("\n") else ln + "\n" for ln in lines]
+        chunk = self._redacted([ln if ln.endswith("\n") else ln + "\n" for ln in lines])
         if chunk:
             self._add(chunk)
 
@@ -326,6 +369,9 @@ def _where(
             raise DataError(f"{source}: records have no column {col!r} to select {col}={value}")
         conds.append(f'CAST("{col}" AS VARCHAR) = {_sql_text(value)}')
     if since is not None or until is not None:
+        for bound in (since, until):
+            if bound is not None and not math.isfinite(float(bound)):  # a caller's bug: options are checked
+                raise ValueError(f"since and until must be finite unix seconds (got {bound!r})")
         if "t_start" not in names:
             raise DataError(f"{source}: records without t_start cannot be filtered by time")
         if since is not None:
@@ -638,6 +684,78 @@ _COUNTS = {
 }
 
 
+# Times are unix seconds from 1970 up to the end of year 9999 (ISO 8601's four-digit years): a time
+# before or after is a damaged value, never a date anyone means.
+EARLIEST_TIME = 0.0  # 1970-01-01T00:00:00Z
+LATEST_TIME = 253_402_300_800.0  # 10000-01-01T00:00:00Z, itself excluded
+
+
+def is_time(t: Any) -> bool:
+    """Whether ``t`` is a time the harness takes: a finite number of unix seconds from 1970 to 9999."""
+    return _real(t) and EARLIEST_TIME <= t < LATEST_TIME
+
+
+def format_time(t: float) -> str:
+    """A time as ISO 8601 in UTC to the second (``2026-12-07T03:47:24Z``), for messages."""
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+    except (OverflowError, ValueError, OSError):  # far outside the years a calendar shows
+        return f"unix {t:.6g}"
+
+
+# The values a field may hold beyond its kind: field -> (lowest, highest (excluded) or None, what a
+# value outside is, the data contract's name for the rule). ``check_types`` refuses records that
+# break one, and the data contract (``harness.expectations``) checks the same bounds.
+BOUNDS: dict[str, tuple[float, float | None, str, str]] = {
+    "t_start": (EARLIEST_TIME, LATEST_TIME, "not a time from 1970 to 9999", "t_start a time from 1970 to 9999"),
+    "latency_s": (0.0, None, "negative", "latency not negative"),
+}
+
+# How far after the reader's clock a record may have been answered: the clocks of a service and of
+# whoever reads its records may disagree by this much. A record later than that comes from a clock
+# that is wrong (or a damaged t_start or latency_s); it never anchors a window: ``harness slo`` leaves
+# it out and says so, ``harness judge`` leaves it out and holds. Five minutes: the usual tolerance of
+# clock skew (Kerberos' default), and the shortest alert window (the page's 5m), so a record it lets
+# through moves a window by at most that window's length.
+CLOCK_SKEW_S = 300.0
+
+
+def answer_times(df):
+    """When each record's answer came: ``t_start + latency_s`` (a missing latency counts as 0)."""
+    import pandas as pd
+
+    t = pd.to_numeric(df["t_start"], errors="coerce")
+    lat = pd.to_numeric(df["latency_s"], errors="coerce").fillna(0.0)
+    return t + lat
+
+
+def ahead_of_clock(df, clock: float, tolerance_s: float = CLOCK_SKEW_S):
+    """A boolean array: the records answered more than ``tolerance_s`` after ``clock`` (unix s)."""
+    import numpy as np
+
+    if not len(df):
+        return np.zeros(0, dtype=bool)
+    return (answer_times(df) > clock + tolerance_s).to_numpy(dtype=bool, na_value=False)
+
+
+def ahead_note(
+    count: int,
+    total: int,
+    first: float,
+    clock: float,
+    whose: str = "this machine's clock",
+    noun: str = "records",
+    verb: str = "answered",
+) -> str:
+    """The line that says ``count`` of ``total`` records were answered too far after ``clock`` (by
+    more than ``CLOCK_SKEW_S``), the earliest of them at ``first``."""
+    many = f"{count} of {total} {noun} are" if count != 1 else f"1 of {total} {noun} is"
+    return (
+        f"{many} more than {CLOCK_SKEW_S / 60:g}m ahead of {whose} ({format_time(clock)}; "
+        f"the first {verb} at {format_time(first)})"
+    )
+
+
 def _real(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -662,8 +780,9 @@ def _kinds() -> list[tuple[str, str, Callable[[Any], bool]]]:
 
 def check_types(df, source: str, required: Iterable[str] = ()) -> None:
     """Refuse records whose fields do not hold the record's kinds of value (finite numbers, whole
-    counts in range, text, true or false) or lack a ``required`` field: one ``DataError`` line naming
-    the field, so that a hand-made or damaged file never reaches the arithmetic."""
+    counts in range, text, true or false), break a field's ``BOUNDS`` (a negative latency, a
+    t_start before 1970) or lack a ``required`` field: one ``DataError`` line naming the field, so
+    that a hand-made or damaged file never reaches the arithmetic."""
     import numpy as np
 
     n = len(df)
@@ -684,6 +803,23 @@ def check_types(df, source: str, required: Iterable[str] = ()) -> None:
         if len(bad):
             first = bad[0].item() if isinstance(bad[0], np.generic) else bad[0]
             raise DataError(f"{source}: records whose {name} is not {kind}, e.g. {first!r:.60}")
+    _check_bounds(df, source)
+
+
+def _check_bounds(df, source: str) -> None:
+    """Refuse records whose field (of the right kind) lies outside its ``BOUNDS``."""
+    import numpy as np
+    import pandas as pd
+
+    for name, (low, high, broken, _rule) in BOUNDS.items():
+        if name not in df.columns or not len(df):
+            continue
+        values = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        out = values < low
+        if high is not None:
+            out |= values >= high
+        if out.any():
+            raise DataError(f"{source}: records whose {name} is {broken}, e.g. {float(values[out][0])!r:.60}")
 
 
 def _typed_failures(name: str, col):

@@ -156,11 +156,11 @@ def run(args: argparse.Namespace) -> int:
     from harness.canary import JudgeConfig
     from harness.canary.config import load_judge_config
     from harness.canary.judgement import JUDGE_YAML, RUN_JSON, Settings, Source, judge_run, judge_sources, read_manifest
-    from harness.cli.checks import at_least, not_negative, out_folder, positive
+    from harness.cli.checks import at_least, not_negative, out_folder, positive, time_option
     from harness.errors import InputMissingError
     from harness.resources import example_path
-    from harness.slo import parse_time
 
+    since, until = time_option(args, "since"), time_option(args, "until")
     for name in ("latency_threshold", "traffic_rps"):
         positive(name, getattr(args, name))
     not_negative("quality_floor", args.quality_floor)
@@ -186,8 +186,6 @@ def run(args: argparse.Namespace) -> int:
     elif args.baseline_url or args.canary_url:
         raise UsageError("--baseline-url and --canary-url go with --replay-images")
     where = {r: _where(getattr(args, f"{r}_where"), f"--{r}-where") for r in ("baseline", "canary")}
-    since = None if args.since is None else parse_time(args.since)
-    until = None if args.until is None else parse_time(args.until)
     scope = {r: isinstance(getattr(args, r), str) for r in ("baseline", "canary")}
     for r in ("baseline", "canary"):
         selector = getattr(args, f"{r}_selector")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from pathlib import Path
 
+from harness.cli.checks import TimeFlag
 from harness.errors import DataError, UsageError
 
 
@@ -22,12 +25,14 @@ def register(sub) -> None:
         "--start",
         "--since",
         dest="start",
+        action=TimeFlag,
         help="range start: unix s, ISO 8601 (UTC), now-15m; with --records, only records with t_start at or after it",
     )
     p.add_argument(
         "--end",
         "--until",
         dest="end",
+        action=TimeFlag,
         help="range end (default: now with --prometheus, the last record "
         "with --records, which keeps records with t_start before it)",
     )
@@ -67,26 +72,30 @@ def _checked(chunks, source: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.cli.checks import out_folder, positive
+    from harness.cli.checks import out_folder, positive, time_option
     from harness.slo import evaluate_records, load_spec, render_markdown
 
+    clock = time.time()  # the reader's clock: records answered well after it are left out
+    since, until = time_option(args, "start"), time_option(args, "end")
+    if since is not None and until is not None and since >= until:
+        raise UsageError(f"--start must come before --end (got {args.start} and {args.end})")
     if args.traffic_rps is not None and args.traffic_rps <= 0:
         raise UsageError(f"--traffic-rps must be above 0 (got {args.traffic_rps:g})")
     if args.price_per_hour is not None and args.price_per_hour < 0:
         raise UsageError(f"--price-per-hour must not be negative (got {args.price_per_hour:g})")
     positive("timeout", args.timeout)
     out_folder(args.out)
+    if args.prometheus is not None:
+        if since is None:
+            raise UsageError("--prometheus needs --start (and --end, default now)")
+        if args.quality:
+            raise UsageError("--quality goes with --records")
     spec = load_spec(args.spec)
     if args.records is not None:
         from harness.records import iter_records
         from harness.slo import load_quality
-        from harness.slo.prometheus import parse_time
         from harness.slo.report import record_columns
 
-        since = parse_time(args.start) if args.start else None
-        until = parse_time(args.end) if args.end else None
-        if since is not None and until is not None and since >= until:
-            raise UsageError(f"--start must come before --end (got {args.start} and {args.end})")
         columns, optional = record_columns(spec)
         chunks = iter_records(args.records, columns, optional=optional, since=since, until=until)
         records = _checked(chunks, str(args.records))
@@ -100,18 +109,16 @@ def run(args: argparse.Namespace) -> int:
             args.price_per_hour,
             source={"kind": "records", "path": str(args.records)},
             folder=folder,
+            clock=clock,
         )
     else:
-        from harness.slo.prometheus import PrometheusSource, parse_time
+        from harness.slo.prometheus import PrometheusSource
 
-        if not args.start:
-            raise UsageError("--prometheus needs --start (and --end, default now)")
-        if args.quality:
-            raise UsageError("--quality goes with --records")
-        start = parse_time(args.start)
-        end = parse_time(args.end or "now")
+        end = clock if until is None else until
         source = PrometheusSource(args.prometheus, timeout_s=args.timeout)
-        report = source.evaluate(spec, start, end, args.traffic_rps, args.price_per_hour)
+        report = source.evaluate(spec, since, end, args.traffic_rps, args.price_per_hour)
+    for warning in report.warnings:
+        print(f"harness slo: warning: {warning}", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     data = report.to_dict()
     (args.out / "slo.json").write_text(report.to_json(), encoding="utf-8")

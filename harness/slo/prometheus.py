@@ -27,26 +27,36 @@ __all__ = ["PrometheusSource", "parse_time"]
 _RELATIVE = re.compile(r"^now(?:\s*-\s*(.+))?$")
 
 
-def parse_time(text: str, now: Callable[[], float] = time.time) -> float:
-    """Unix seconds from ``1718000000``, ISO 8601 (``2024-06-10T08:00:00Z``; no zone = UTC), ``now`` or ``now-15m``."""
+def parse_time(text: str, now: Callable[[], float] = time.time, option: str | None = None) -> float:
+    """Unix seconds from ``1718000000``, ISO 8601 (``2024-06-10T08:00:00Z``; no zone = UTC), ``now`` or
+    ``now-15m``: a finite time from 1970 to 9999 (``harness.records.is_time``), else a one-line
+    ``UsageError`` that names ``option``, the command-line flag the text came from."""
+    from harness.records import is_time
+
+    forms = "unix seconds, ISO 8601, now or now-15m"
+    said = f"{option}: " if option else ""
     s = str(text).strip()
+    shown = repr(str(text) if len(str(text)) <= 60 else str(text)[:60] + "...")
     m = _RELATIVE.match(s)
     if m:
         try:
-            return now() - (parse_duration(m.group(1)) if m.group(1) else 0.0)
+            t = now() - (parse_duration(m.group(1)) if m.group(1) else 0.0)
+        except (ValueError, OverflowError):
+            raise UsageError(f"{said}bad time {shown}: after now- comes a duration such as 15m") from None
+    else:
+        try:
+            t = float(s)
         except ValueError:
-            raise UsageError(f"bad time {text!r}: after now- comes a duration such as 15m") from None
-    try:
-        return float(s)
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"bad time {text!r}: give unix seconds, ISO 8601, now or now-15m") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
+            try:
+                dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+            except ValueError:
+                raise UsageError(f"{said}bad time {shown}: give {forms}") from None
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=timezone.utc)
+            t = dt.timestamp()
+    if not is_time(t):
+        raise UsageError(f"{option or 'a time'} must be a finite time from 1970 to 9999 ({forms}; got {shown})")
+    return t
 
 
 def _range(seconds: float) -> str:

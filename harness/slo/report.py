@@ -7,6 +7,7 @@ Prometheus. It serializes to ``slo.json``; ``render_markdown`` is a rendering of
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -59,6 +60,8 @@ class SLOReport:
     results: tuple[SLOResult, ...]
     figures: Figures
     spec: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    """What the reader should know about the data: records left out (answered too far after the clock)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +73,7 @@ class SLOReport:
             "slos": [r.to_dict() for r in self.results],
             "figures": self.figures.to_dict(),
             "spec": dict(self.spec),
+            "warnings": list(self.warnings),
         }
 
     def to_json(self) -> str:
@@ -91,6 +95,7 @@ def evaluate_records(
     at: float | None = None,
     source: Mapping[str, Any] | None = None,
     folder=None,
+    clock: float | None = None,
 ) -> SLOReport:
     """Evaluate every SLO of ``spec`` over the records: a DataFrame from ``load_records``, or chunks
     of one window (an iterable of DataFrames, as ``harness.records.iter_records`` yields them), taken
@@ -100,16 +105,39 @@ def evaluate_records(
     Window burn rates end at ``at`` (default: the last answer); the projection uses
     ``traffic_rps`` (default: the spec's), cost ``price_per_hour`` (default: the spec's).
     ``folder``: the run's folder, where a kind's own input (the feedback log) is looked for.
+
+    ``clock``: the reader's time (unix s, default now). A record answered more than
+    ``harness.records.CLOCK_SKEW_S`` after it comes from a clock that disagrees: it is left out of
+    the SLIs, the windows and the figures (so it cannot move the windows' end), and the report's
+    ``warnings`` say how many were; so are events of a kind's own input (feedback) stamped as late.
     """
+    import time
+
     import numpy as np
     import pandas as pd
 
+    from harness.records import CLOCK_SKEW_S, ahead_note, ahead_of_clock, answer_times
     from harness.slo.figures import figure_part, figures_from_parts
     from harness.slo.kinds import RecordsKind, SLIInputs
 
     traffic = traffic_rps if traffic_rps is not None else spec.traffic_rps
     price = price_per_hour if price_per_hour is not None else spec.price_per_hour
-    chunks = [records] if isinstance(records, pd.DataFrame) else records
+    clock = time.time() if clock is None else float(clock)
+    late = {"n": 0, "read": 0, "first": math.inf}
+
+    def _on_time(chunk):
+        """The chunk without the records answered too far after the clock (counted in ``late``)."""
+        late["read"] += len(chunk)
+        if not len(chunk):
+            return chunk
+        ahead = ahead_of_clock(chunk, clock)
+        if not ahead.any():
+            return chunk
+        late["n"] += int(ahead.sum())
+        late["first"] = min(late["first"], float(answer_times(chunk)[ahead].min()))
+        return chunk[~ahead]
+
+    chunks = (_on_time(c) for c in ([records] if isinstance(records, pd.DataFrame) else records))
     by_records = [s for s in spec.slos if isinstance(get_kind(s.sli), RecordsKind)]
     times: dict[str, list] = {s.name: [] for s in by_records}
     goods: dict[str, list] = {s.name: [] for s in by_records}
@@ -132,6 +160,12 @@ def evaluate_records(
     ends = [p["end"] for p in fig_parts if p["n"]]
     start, end = (min(starts), max(ends)) if starts else (None, None)
     when = at if at is not None else end
+    warnings: list[str] = []
+    if late["n"]:
+        warnings.append(
+            ahead_note(late["n"], late["read"], late["first"], clock)
+            + ": left out of the SLIs, burn windows and figures"
+        )
     results = []
     for slo in spec.slos:
         kind = get_kind(slo.sli)
@@ -148,6 +182,12 @@ def evaluate_records(
             figures = kind.merge_figures(parts[slo.name], slo)
         else:  # a kind with an input of its own (the feedback log) or none from the records
             events, note = sli_events(None, slo, quality, folder)
+            ahead = (events["t"] > clock + CLOCK_SKEW_S).to_numpy(dtype=bool)
+            if ahead.any():
+                first = float(events["t"][ahead].min())
+                late_events = ahead_note(int(ahead.sum()), len(events), first, clock, noun="events", verb="stamped")
+                warnings.append(f"{slo.name}: {late_events}: left out of its SLI and burn windows")
+                events = events[~ahead].reset_index(drop=True)
             figures = sli_figures(None, slo, events, quality, folder)
         sli = sli_from_events(events, slo, note, figures)
         own = kind.own_clock and at is None and len(events)
@@ -162,6 +202,7 @@ def evaluate_records(
         results=tuple(results),
         figures=fig,
         spec=spec.to_dict(),
+        warnings=tuple(warnings),
     )
 
 
@@ -229,6 +270,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     src = report["source"]
     where = src.get("path") or src.get("url") or src.get("kind")
     lines = [f"# SLOs of {report['service']}", "", f"Source: {src.get('kind')} `{where}`", ""]
+    lines += [f"**Warning:** {w}" for w in report.get("warnings") or ()]
+    lines += [""] if report.get("warnings") else []
     lines += [
         "| SLO | SLI | objective | SLI value | good / total | budget remaining | met |",
         "| --- | --- | --- | --- | --- | --- | --- |",

@@ -80,12 +80,10 @@ def outcomes(df):
 
 
 def event_time(df):
-    """When each answer came: ``t_start + latency_s``."""
-    import pandas as pd
+    """When each answer came: ``t_start + latency_s`` (``harness.records.answer_times``)."""
+    from harness.records import answer_times
 
-    t = pd.to_numeric(df["t_start"], errors="coerce")
-    lat = pd.to_numeric(df["latency_s"], errors="coerce").fillna(0.0)
-    return t + lat
+    return answer_times(df)
 
 
 def captioned(df):
