@@ -40,10 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-import yaml
-
 from harness.errors import DataError, InputMissingError, UsageError
-from harness.records import COLUMNS, OUTCOMES, RecordWriter, record_line, write_dataset
+from harness.records import COLUMNS, OUTCOMES, PARTITIONS, RecordWriter, record_line, write_dataset
+from harness.safe_yaml import load_yaml
 
 __all__ = [
     "CHUNK_ROWS",
@@ -73,6 +72,8 @@ _RAW_LIMIT = 2000
 CHUNK_ROWS = 100_000  # source rows read, converted and checked at a time
 _KEPT_REJECTIONS = 1000  # rejections an ImportResult holds; rejected.jsonl has all of them
 _UNIQUE_RULE = "request_id unique per target"  # harness.expectations' name for the repeat rule
+_NO_PARTITION = "__HIVE_DEFAULT_PARTITION__"  # a partition folder's value where there is none (Hive's, pyarrow's)
+_NAME_MAX = 255  # bytes in a file or folder name (ext4, XFS, APFS, NTFS)
 
 
 @dataclass(frozen=True)
@@ -124,9 +125,10 @@ def load_mapping(path: str | Path) -> ColumnMapping:
     if not path.is_file():
         raise InputMissingError(f"{path}: mapping file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not a YAML file ({type(exc).__name__})") from None
+    data = load_yaml(text, str(path))
     if not isinstance(data, dict):
         raise DataError(f"{path}: a mapping file is a YAML mapping with a 'columns' section")
     unknown = [k for k in data if k not in _KEYS]
@@ -420,6 +422,34 @@ def to_records(
     return out, bad
 
 
+def _target_folder_problem(target: str) -> str | None:
+    """Why ``target`` cannot name its folder in a partitioned dataset (``target=VALUE``, the value
+    percent-encoded as pyarrow writes it), or None: a NUL ends a path at the OS, so the records would
+    land in another target's folder; a name longer than a folder name may be is refused by the OS."""
+    from urllib.parse import quote
+
+    if "\0" in target:
+        return "holds a NUL character, which no folder name can"
+    size = len(f"target={quote(target, safe='')}".encode())
+    if size > _NAME_MAX:
+        return f"is too long to name a dataset folder (target=... takes {size} bytes, at most {_NAME_MAX})"
+    return None
+
+
+def _partitionable(
+    records: list[tuple[int, dict]], where: str, raw: dict[int, Any]
+) -> tuple[list[tuple[int, dict]], list[Rejection]]:
+    """The records whose target can name a folder of a partitioned dataset, and the rejections of the rest."""
+    keep, bad = [], []
+    for number, rec in records:
+        problem = _target_folder_problem(rec["target"])
+        if problem is None:
+            keep.append((number, rec))
+        else:
+            bad.append(Rejection(where, number, f"target: {rec['target'][:60]!r} {problem}", _raw(raw[number])))
+    return keep, bad
+
+
 def _contract(
     records: list[tuple[int, dict]],
     where: str,
@@ -496,12 +526,24 @@ class _Staging:
         self._writer: Any = None
         self._schema: Any = None
 
+    def _staged_path(self) -> Path:
+        """The hidden file (or, for a dataset, folder) beside the output that stages its records: its
+        name holds at most 50 characters of the output's and a digest of the source's name, so it
+        stays within the length of a name whatever theirs."""
+        import hashlib
+
+        base = self.out.resolve() if self.kind == "dataset" else self.out
+        name = base.stem[:50] if self.kind != "dataset" else base.name[:50]
+        source = hashlib.sha1(self.stem.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        ending = {".jsonl": "importing.jsonl", ".parquet": "importing.parquet.tmp"}.get(self.kind, "import")
+        return base.parent / f".{name}.{source}.{os.getpid()}.{ending}"
+
     def write(self, records: list[dict]) -> None:
         if not records:
             return
         if self.kind == ".jsonl":
             if self._writer is None:
-                self.tmp = self.out.with_name(f".{self.out.stem}.{os.getpid()}.importing.jsonl")
+                self.tmp = self._staged_path()
                 self._writer = RecordWriter(self.tmp)
             self._writer.write_lines([record_line(r) for r in records])
             self.chunks += 1
@@ -519,13 +561,12 @@ class _Staging:
 
             if self._writer is None:
                 self.out.parent.mkdir(parents=True, exist_ok=True)
-                self.tmp = self.out.with_suffix(".parquet.tmp")
+                self.tmp = self._staged_path()
                 self._writer = pq.ParquetWriter(self.tmp, self._schema)
             self._writer.write_table(table)
         else:
             if self.tmp is None:
-                base = self.out.resolve()
-                self.tmp = base.parent / f".{base.name}.import-{self.stem}.{os.getpid()}"
+                self.tmp = self._staged_path()
                 shutil.rmtree(self.tmp, ignore_errors=True)
             write_dataset(table, self.tmp, part=f"c{self.chunks:05d}")
         self.chunks += 1
@@ -536,10 +577,12 @@ class _Staging:
             self._writer = None
 
     def commit(self) -> tuple[Path, ...]:
-        """Move the staged records into place: the files that now hold them."""
+        """Move the staged records into place: the files that now hold them. An import of no records
+        stages an empty output all the same (``_stage_none``), so that it, too, leaves what it says it
+        imported into and replaces what an earlier import of the source left there."""
         self._close()
         if self.tmp is None:
-            return ()
+            self._stage_none()
         tmp, self.tmp = self.tmp, None
         if self.kind == ".jsonl":
             if self.out.exists():
@@ -554,6 +597,28 @@ class _Staging:
             return self._move_into_dataset(tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _stage_none(self) -> None:
+        """Stage an output of no records: an empty ``.jsonl``, a ``.parquet`` of no rows, or for a
+        dataset one file of no rows in the partition of no date and no target (Hive's
+        ``__HIVE_DEFAULT_PARTITION__``, the name readers take for a missing value), so that the
+        dataset is one its readers open and find empty."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        empty = pa.Table.from_pylist([], schema=_schema())
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self._staged_path()
+        if self.kind == ".jsonl":
+            self.tmp.write_bytes(b"")
+        elif self.kind == ".parquet":
+            pq.write_table(empty, self.tmp)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            none = "/".join(f"{name}={_NO_PARTITION}" for name in PARTITIONS)
+            (self.tmp / none).mkdir(parents=True)
+            pq.write_table(empty, self.tmp / none / "c00000-0.parquet")
+            self.chunks = 1
 
     def _move_into_dataset(self, staged: Path) -> tuple[Path, ...]:
         earlier = re.compile(rf"import-{re.escape(self.stem)}-(?:c\d+-)?\d+\.parquet")
@@ -654,19 +719,29 @@ def import_log(
     where = _where(kind)
     folder = out.parent if out.suffix in (".jsonl", ".parquet") else out
     staging = _Staging(out, source.stem)
+    longest = f"import-{source.stem}-c00000-0.parquet"  # the name of a file of the source in a dataset
+    if staging.kind == "dataset" and len(longest.encode("utf-8", "surrogatepass")) > _NAME_MAX:
+        raise UsageError(
+            f"{source}: the log's name is too long to name its files in a dataset ({longest[:40]}... is over "
+            f"{_NAME_MAX} bytes); rename it, or import into a .parquet or .jsonl file"
+        )
     rejections = _Rejections(folder, source)
     seen: dict[str, set[str]] = {}
     rows = imported = 0
     try:
         for chunk, unreadable in _chunks(source, kind, int(chunk_rows)):
             rows += len(chunk) + len(unreadable)
+            raw = dict(chunk)
             converted, unfit = to_records(chunk, mapping, where)
-            kept, broken = _contract(converted, where, dict(chunk), seen)
+            if staging.kind == "dataset":  # the target names a folder of the dataset
+                converted, unnamed = _partitionable(converted, where, raw)
+                unfit += unnamed
+            kept, broken = _contract(converted, where, raw, seen)
             rejections.add(sorted(unreadable + unfit + broken, key=lambda r: r.number))
             imported += len(kept)
             if fixed is None or rejections.count <= fixed:
                 staging.write([r for _, r in kept])
-            del chunk, converted, kept
+            del chunk, raw, converted, kept
         refused = rejections.count > _limit(max_rejected, rows)
         rejected_path = rejections.finish()
         written = () if refused else staging.commit()

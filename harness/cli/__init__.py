@@ -79,6 +79,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
     def _get_values(self, action, arg_strings):
+        # A NUL ends a path at the OS (the file written would be another) and no value means one:
+        # refused here, for every option and argument (a command's own are checked by its parser).
+        if action.nargs not in (argparse.PARSER, argparse.REMAINDER) and any("\0" in s for s in arg_strings):
+            name = "/".join(action.option_strings) or action.metavar or action.dest
+            self.error(f"argument {name}: contains a NUL character")
         # argparse drops a lone "--" given as an option's value (``--batch=--``) and hands the
         # option an empty list; an option of one value must get one.
         values = super()._get_values(action, arg_strings)

@@ -5,11 +5,22 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import tempfile
 from pathlib import Path
 
 from harness.errors import UsageError
 
-__all__ = ["finite_numbers", "at_least", "positive", "not_negative", "out_folder", "out_file"]
+__all__ = [
+    "finite_numbers",
+    "at_least",
+    "positive",
+    "not_negative",
+    "out_folder",
+    "out_file",
+    "TimeFlag",
+    "time_option",
+]
 
 
 def _flag(name: str) -> str:
@@ -41,26 +52,80 @@ def not_negative(name: str, value: float | None) -> None:
         raise UsageError(f"{_flag(name)} must not be negative (got {value:g})")
 
 
+class TimeFlag(argparse.Action):
+    """A time option (``--since``, ``--until``): stores the text as given and remembers which of the
+    option's flags was typed, so that ``time_option`` names that one."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        typed = dict(getattr(namespace, "typed_flags", None) or {})
+        typed[self.dest] = option_string
+        namespace.typed_flags = typed
+
+
+def time_option(args: argparse.Namespace, name: str) -> float | None:
+    """The time an option gives (unix seconds, ISO 8601, ``now``, ``now-15m``), when given: a finite
+    time from 1970 to 9999, else a one-line ``UsageError`` naming the flag typed. Every command that
+    takes --since or --until reads them here, before any work starts."""
+    from harness.slo.prometheus import parse_time
+
+    text = getattr(args, name)
+    if text is None:
+        return None
+    flag = (getattr(args, "typed_flags", None) or {}).get(name) or _flag(name)
+    return parse_time(text, option=flag)
+
+
 def _file_above(path: Path) -> Path | None:
     for parent in path.absolute().parents:
-        if parent.exists():
-            return None if parent.is_dir() else parent
+        if os.path.exists(parent):
+            return None if os.path.isdir(parent) else parent
     return None
 
 
+def _writable(folder: Path, option: str, shown: Path) -> None:
+    """Refuse ``shown`` (the value of ``option``) unless ``folder`` takes new files: where it exists,
+    a temporary file is made in it and removed; where it is still to be made, a temporary folder in
+    the nearest folder above it that exists. So a read-only file system, a folder without write
+    permission (root's too, where the kernel refuses it) or one that cannot hold a new entry are
+    refused before any work starts, with the OS's reason."""
+    folder = folder.absolute()
+    existing = next((p for p in (folder, *folder.parents) if os.path.exists(p)), Path(folder.anchor))
+    try:
+        if existing == folder:
+            fd, name = tempfile.mkstemp(prefix=".harness-check-", dir=folder)
+            os.close(fd)
+            os.unlink(name)
+        else:
+            os.rmdir(tempfile.mkdtemp(prefix=".harness-check-", dir=existing))
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        if existing == folder:
+            raise UsageError(f"{option} {shown}: not writable ({reason})") from None
+        raise UsageError(f"{option} {shown}: cannot be made in {existing} ({reason})") from None
+
+
 def out_folder(path: Path | None, option: str = "--out") -> None:
-    """``path`` (when given) must be a folder or a path where one can be made."""
+    """``path`` (when given) must be a folder that takes new files, or a path where one can be made."""
     if path is None:
         return
-    if path.exists() and not path.is_dir():
+    if os.path.exists(path) and not os.path.isdir(path):
         raise UsageError(f"{option} {path} is a file; give a folder")
     if (blocker := _file_above(path)) is not None:
         raise UsageError(f"{option} {path}: {blocker} is a file, not a folder")
+    _writable(path, option, path)
 
 
 def out_file(path: Path, option: str = "--out") -> None:
-    """``path`` must be a file to write, not a folder, in a folder that exists or can be made."""
-    if path.is_dir():
+    """``path`` must be a file to write, not a folder, in a folder that takes new files or can be
+    made; a file already there must open for writing (it is not changed here)."""
+    if os.path.isdir(path):
         raise UsageError(f"{option} {path} is a folder; give a file name")
     if (blocker := _file_above(path)) is not None:
         raise UsageError(f"{option} {path}: {blocker} is a file, not a folder")
+    _writable(path.absolute().parent, option, path)
+    if os.path.lexists(path):
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK))
+        except OSError as exc:
+            raise UsageError(f"{option} {path}: not writable ({exc.strerror or type(exc).__name__})") from None

@@ -98,17 +98,52 @@ def _quality_model(path: Path | None):
         data = json.loads(path.read_text())
         data = data.get("quality_model", data)
         fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return QualityModel(**fields)
+        model = QualityModel(**fields)
     except (ValueError, TypeError, AttributeError):
         raise DataError(f"{path}: not a quality model (JSON with the fields of QualityModel)") from None
+    problem = _model_problem(model)
+    if problem is not None:
+        raise DataError(f"{path}: not a usable quality model: {problem}")
+    return model
 
 
-def _time_range(since: str | None, until: str | None, since_flag: str, until_flag: str) -> dict[str, float | None]:
-    from harness.slo.prometheus import parse_time
+def _model_problem(model) -> str | None:
+    """Why a quality model read from a file cannot map confidences (None: it can): its knots are what
+    ``QualityModel.predict`` interpolates, in order, and its ranges and errors are numbers."""
+    import math
 
-    out = {"since": parse_time(since) if since else None, "until": parse_time(until) if until else None}
+    def real(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    xs, ys = model.knots_x, model.knots_y
+    if model.method not in ("isotonic", "binned"):
+        return f"method must be isotonic or binned (got {str(model.method)[:40]!r})"
+    if not isinstance(xs, tuple) or not isinstance(ys, tuple) or not xs or len(xs) != len(ys):
+        return "knots_x and knots_y must be lists of numbers of the same, non-zero length"
+    if not all(real(v) for v in xs + ys) or not all(math.isfinite(v) for v in ys):
+        return "the knots must be numbers (knots_y finite)"
+    inner = xs[:-1] if model.method == "binned" else xs  # a binned model's last edge is +inf
+    if not all(math.isfinite(v) for v in inner) or any(b < a for a, b in zip(xs, xs[1:])):
+        return "knots_x must be finite numbers in increasing order"
+    rng = model.confidence_range
+    if not (isinstance(rng, tuple) and len(rng) == 2 and all(real(v) and math.isfinite(v) for v in rng)):
+        return "confidence_range must be two finite numbers"
+    err = model.held_out_corpus_error
+    if not (real(err) and math.isfinite(err) and err >= 0):
+        return "held_out_corpus_error must be a finite number of 0 or more"
+    return None
+
+
+def _time_range(args: argparse.Namespace, since: str, until: str) -> dict[str, float | None]:
+    """The window of ``--since``/``--until`` (or the reference's): each a finite time, in order."""
+    from harness.cli.checks import time_option
+
+    out = {"since": time_option(args, since), "until": time_option(args, until)}
     if out["since"] is not None and out["until"] is not None and out["since"] >= out["until"]:
-        raise UsageError(f"{since_flag} must come before {until_flag} (got {since} and {until})")
+        flags = [f"--{n.replace('_', '-')}" for n in (since, until)]
+        raise UsageError(
+            f"{flags[0]} must come before {flags[1]} (got {getattr(args, since)} and {getattr(args, until)})"
+        )
     return out
 
 
@@ -128,9 +163,9 @@ def run(args: argparse.Namespace) -> int:
     out_folder(args.save_reference, "--save-reference")
     for name in ("sample", "embedding_sample"):
         at_least(name, getattr(args, name), 0)
+    cur_range = _time_range(args, "since", "until")
+    ref_range = _time_range(args, "reference_since", "reference_until")
     quality = _quality_model(args.quality_model)
-    cur_range = _time_range(args.since, args.until, "--since", "--until")
-    ref_range = _time_range(args.reference_since, args.reference_until, "--reference-since", "--reference-until")
     scan = {"sample": args.sample or None, "embedding_sample": args.embedding_sample or None}
     want_sentences = False if args.no_sentence_embeddings else None
     if DriftSuite.is_saved(args.reference):

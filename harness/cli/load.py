@@ -90,6 +90,7 @@ def register(sub) -> None:
 def _check(args: argparse.Namespace) -> None:
     from harness.cli.checks import out_folder
     from harness.load.launch import MANAGED_SCENARIOS, resolve_scenario
+    from harness.load.payload import check_dataset
 
     if args.scenario is None:
         raise UsageError("--scenario is required (see harness load --list)")
@@ -119,14 +120,7 @@ def _check(args: argparse.Namespace) -> None:
     out_folder(args.out)
     if (args.out / "records.jsonl").exists():
         raise UsageError(f"{args.out} already holds records.jsonl; choose a new --out")
-    if args.dataset != "shapes" and not args.dataset.startswith("shapes:"):
-        from harness.datasets import load_coco
-
-        load_coco(args.dataset)  # a missing or malformed folder is reported here, in one line
-    elif args.dataset.startswith("shapes:"):
-        from harness.datasets import parse_shift
-
-        parse_shift(args.dataset.split(":", 1)[1])
+    check_dataset(args.dataset, args.pool_size)  # a data set the run could not send is refused here, in one line
     protocol_choice(args).build()  # a bad protocol, adapter file or unset --auth-env is reported here
 
 
@@ -198,10 +192,16 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     s = outcome.summary
+    kind = {64: UsageError, 65: DataError, 66: InputMissingError}.get(outcome.returncode)
+    if s is not None and (s.get("error") or kind is not None):
+        # stopped before its users started (a data set or adapter a run's process could not use):
+        # the summary says why; the records and the log stay where they are
+        why = s.get("error") or f"exit {outcome.returncode}"
+        stopped = ServiceUnavailableError if outcome.returncode == 69 else kind or DataError
+        raise stopped(f"load run stopped: {why}; see {outcome.log_path}")
     if s is None:
         tail = outcome.log_tail(5)
         last = tail.splitlines()[-1] if tail else "no output"
-        kind = {64: UsageError, 65: DataError, 66: InputMissingError}.get(outcome.returncode)
         if kind is not None:
             raise kind(f"load run failed: {last}")
         raise ServiceUnavailableError(

@@ -43,10 +43,12 @@ def register(sub) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from harness.cli.checks import out_folder
+    from harness.cli.checks import out_file, out_folder
     from harness.log_import import import_log, load_mapping
 
-    if args.out.suffix not in (".parquet", ".jsonl"):
+    if args.out.suffix in (".parquet", ".jsonl"):
+        out_file(args.out)
+    else:
         out_folder(args.out)
     mapping = load_mapping(args.mapping)
     result = import_log(args.source, mapping, args.out, fmt=args.format, max_rejected=args.max_rejected)
@@ -62,6 +64,7 @@ def run_import(args: argparse.Namespace) -> int:
     where = str(args.out) if len(result.written) <= 1 else f"{args.out} ({len(result.written)} files)"
     print(
         f"imported {result.imported} of {result.rows} rows into {where}"
+        + (" (the log holds no rows, so the output holds no records)" if not result.rows else "")
         + (f"; {result.rejected_count} rejected, listed in {result.rejected_path}" if result.rejected_count else "")
     )
     return EXIT_OK

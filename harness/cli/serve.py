@@ -223,7 +223,11 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.cli.checks import out_file
+
     settings = settings_from_args(args)
+    if args.port_file is not None:
+        out_file(args.port_file, "--port-file")
     require_extra("torch", "the reference server")
     require_extra("fastapi", "the reference server")
     import torch

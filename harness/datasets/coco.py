@@ -21,6 +21,7 @@ __all__ = [
     "MAX_IMAGE_BYTES",
     "image_file_problem",
     "read_image_file",
+    "is_image_id",
 ]
 
 ANNOTATIONS_NAME = "captions.json"
@@ -36,8 +37,10 @@ def image_file_problem(path: Path, root: Path) -> str | None:
     """Why ``path`` may not be read as an image of the data set rooted at ``root`` (None: it may).
     A data set is input from elsewhere: its file names must stay inside its folder once links are
     resolved, and name regular files of at most ``MAX_IMAGE_BYTES`` (no device, FIFO or folder)."""
-    real = os.path.realpath(path)
-    if not _inside(real, os.path.realpath(root)):
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    if real == top:
+        return "names the images folder itself, not a file in it"
+    if not _inside(real, top):
         return "leaves the images folder"
     try:
         st = os.stat(real)
@@ -69,6 +72,21 @@ def read_image_file(path: Path, root: Path) -> bytes | None:
     return data if len(data) <= MAX_IMAGE_BYTES else None
 
 
+def is_image_id(value: object) -> bool:
+    """Whether ``value`` may be an image id of a data set: a whole number or a string (a JSON object,
+    list, decimal number, true/false or null is none; ids are keys, compared and written as they are)."""
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+_JSON_KINDS = {dict: "a JSON object", list: "a JSON list", bool: "true or false", float: "a decimal number"}
+
+
+def _kind(value: object) -> str:
+    """What is wrong with an image id that ``is_image_id`` refuses, for an error line."""
+    what = "null" if value is None else _JSON_KINDS.get(type(value), type(value).__name__)
+    return f"must be a whole number or a string, not {what}" + (f" ({value!r})" if isinstance(value, float) else "")
+
+
 @dataclass(frozen=True)
 class CocoItem:
     image_id: int
@@ -82,6 +100,7 @@ class CocoDataset:
 
     items: tuple[CocoItem, ...]
     name: str
+    images_dir: Path | None = None  # the folder every item's file lies in (resolved)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -115,11 +134,17 @@ def load_coco(annotations: str | Path, images_dir: str | Path | None = None) -> 
     for k, a in enumerate(doc["annotations"]):
         if not isinstance(a, dict) or "image_id" not in a or not isinstance(a.get("caption"), str):
             raise DataError(f"{ann}: annotations[{k}] needs 'image_id' and a string 'caption'")
+        if not is_image_id(a["image_id"]):
+            raise DataError(f"{ann}: annotations[{k}].image_id {_kind(a['image_id'])}")
         caps[a["image_id"]].append(a["caption"])
     items = []
     for k, im in enumerate(doc["images"]):
         if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
             raise DataError(f"{ann}: images[{k}] needs 'id' and a string 'file_name'")
+        if not is_image_id(im["id"]):
+            raise DataError(f"{ann}: images[{k}].id {_kind(im['id'])}")
+        if "\0" in im["file_name"]:
+            raise DataError(f"{ann}: images[{k}].file_name {im['file_name'][:120]!r} holds a NUL character")
         path = root / im["file_name"]
         if not os.path.lexists(path):
             raise InputMissingError(f"{path}: image listed in {ann.name} not found")
@@ -129,7 +154,7 @@ def load_coco(annotations: str | Path, images_dir: str | Path | None = None) -> 
         items.append(CocoItem(im["id"], Path(os.path.realpath(path)), tuple(caps.get(im["id"], ()))))
     if not items:
         raise DataError(f"{ann}: no images listed")
-    return CocoDataset(tuple(items), ann.parent.name)
+    return CocoDataset(tuple(items), ann.parent.name, Path(os.path.realpath(root)))
 
 
 def write_coco(samples: Iterable, out: str | Path, info: dict | None = None, progress=None) -> Path:

@@ -336,22 +336,38 @@ class DriftSuite:
                 arrays = {k: npz[k] for k in npz.files}
         except (ValueError, OSError) as exc:
             raise DataError(f"{path}: unreadable saved drift reference ({type(exc).__name__})") from None
-        if meta.get("kind") != "drift_reference":
+        if not isinstance(meta, dict) or meta.get("kind") != "drift_reference":
             raise DataError(f"{path}: not a saved drift reference")
-        suite = cls(
-            meta["alpha"], seed=meta["seed"], max_n=meta["max_n"], time_budget_s=meta["time_budget_s"], encoder=encoder
-        )
-        suite.skipped = list(meta["skipped"])
-        suite.reference_info = meta["reference"]
-        suite.image_stat_names = tuple(meta["image_stat_names"])
-        suite.plots = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("plot/")}
-        for name, dmeta in meta["detectors"].items():
-            prefix = f"{name}/"
-            det = Detector.from_state(dmeta, {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
-            if isinstance(det, SentenceEmbeddingDrift):
-                det._encoder = encoder
-            suite.detectors[name] = det
-            suite.inputs[name] = dmeta["input"]
+        for key, values in arrays.items():
+            # what the detectors and figures compute on: a value that is not there, or not a finite
+            # number, would reach the arithmetic (numpy's warnings, then a crash) instead of this line
+            if values.dtype.kind in "biuf" and (values.size == 0 or not np.isfinite(values).all()):
+                raise DataError(
+                    f"{path.with_suffix('.npz')}: {key} is empty or holds values that are not finite numbers; "
+                    "save the reference again"
+                )
+        try:
+            suite = cls(
+                meta["alpha"],
+                seed=meta["seed"],
+                max_n=meta["max_n"],
+                time_budget_s=meta["time_budget_s"],
+                encoder=encoder,
+            )
+            suite.skipped = list(meta["skipped"])
+            suite.reference_info = meta["reference"]
+            suite.image_stat_names = tuple(meta["image_stat_names"])
+            suite.plots = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("plot/")}
+            for name, dmeta in meta["detectors"].items():
+                prefix = f"{name}/"
+                state = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+                det = Detector.from_state(dmeta, state)
+                if isinstance(det, SentenceEmbeddingDrift):
+                    det._encoder = encoder
+                suite.detectors[name] = det
+                suite.inputs[name] = dmeta["input"]
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise DataError(f"{path}: damaged saved drift reference ({type(exc).__name__}: {exc})") from None
         return suite
 
     @staticmethod

@@ -20,6 +20,7 @@ __all__ = [
     "shapes_pool",
     "coco_pool",
     "pool_from_dataset",
+    "check_dataset",
     "malformed_payloads",
     "MALFORMED_PREFIX",
 ]
@@ -85,10 +86,9 @@ def shapes_pool(n: int, seed: int = 0, size: int = 128, shift: str | None = None
     return PayloadPool(tuple(items), f"shapes:{seed}" + (f":{shift}" if shift else ""))
 
 
-def coco_pool(folder: str | Path, limit: int | None = None) -> PayloadPool:
-    """The images of a COCO-format folder (the first ``limit``), sent as their files' bytes."""
-    from PIL import Image
-
+def _coco_items(folder: str | Path, limit: int | None):
+    """The data set of a COCO-format folder and the first ``limit`` of its images with the content
+    type each is sent as; an image of a type the pool does not send is refused (one line)."""
     from harness.datasets import load_coco
 
     ds = load_coco(folder)
@@ -97,7 +97,39 @@ def coco_pool(folder: str | Path, limit: int | None = None) -> PayloadPool:
         ctype = _TYPES.get(it.path.suffix.lower())
         if ctype is None:
             raise DataError(f"{it.path}: unsupported image type {it.path.suffix!r} (png, jpeg or webp)")
-        data = it.path.read_bytes()
+        items.append((it, ctype))
+    return ds, items
+
+
+def check_dataset(dataset: str, n: int) -> None:
+    """Refuse (one line) a ``--dataset`` the payload pool of ``n`` images could not be built from,
+    without building it: a shift that is not known, or a COCO-format folder that is missing,
+    malformed, or whose first ``n`` images include one of a type the pool does not send. The run's
+    processes build the pool; this lets ``harness load`` refuse before Locust starts."""
+    from harness.datasets import parse_shift
+
+    if n < 1:
+        raise UsageError(f"the payload pool needs at least 1 image (got {n})")
+    if dataset == "shapes":
+        return
+    if dataset.startswith("shapes:"):
+        parse_shift(dataset.split(":", 1)[1])
+        return
+    _coco_items(dataset, n)
+
+
+def coco_pool(folder: str | Path, limit: int | None = None) -> PayloadPool:
+    """The images of a COCO-format folder (the first ``limit``), sent as their files' bytes."""
+    from PIL import Image
+
+    from harness.datasets.coco import read_image_file
+
+    ds, chosen = _coco_items(folder, limit)
+    items = []
+    for it, ctype in chosen:
+        data = read_image_file(it.path, ds.images_dir)
+        if data is None:  # changed since the data set was checked
+            raise DataError(f"{it.path}: no longer a regular file of the data set's images folder")
         try:
             with Image.open(io.BytesIO(data)) as im:
                 w, h = im.size

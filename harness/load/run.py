@@ -34,7 +34,7 @@ __all__ = ["main"]
 
 log = logging.getLogger("harness.load")
 
-_EXIT_USAGE, _EXIT_UNAVAILABLE = 64, 69
+_EXIT_USAGE, _EXIT_DATA, _EXIT_UNAVAILABLE = 64, 65, 69
 
 
 def _watch_parent(pid: int, runner) -> None:
@@ -66,7 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     if not path or not os.path.isfile(path):
         print(f"harness.load.run: error: scenario file not found: {path or '(give -f FILE)'}", file=sys.stderr)
         return _EXIT_USAGE
-    user_classes, shape_classes = load_locustfile(path)
+    try:
+        user_classes, shape_classes = load_locustfile(path)
+    except Exception as exc:  # the scenario's own code failed on import: one line, not a traceback
+        why = " ".join(str(exc).split())[:300]
+        print(
+            f"harness.load.run: error: {path}: the scenario failed to load: {type(exc).__name__}: {why}",
+            file=sys.stderr,
+        )
+        return _EXIT_DATA
     parser = get_parser(default_config_files=[])
     options = parser.parse_args(argv)
     options.headless = True

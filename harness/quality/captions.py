@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,8 @@ def load_references(path: str | Path) -> dict[Any, list[str]]:
     for k, a in enumerate(doc["annotations"]):
         if not isinstance(a, dict) or not _image_id(a.get("image_id")) or not isinstance(a.get("caption"), str):
             raise DataError(f"{path}: annotations[{k}] needs an 'image_id' and a string 'caption'")
+        if not re.search(r"\w", a["caption"]):  # nothing a tokenizer keeps: no reference to score against
+            raise DataError(f"{path}: annotations[{k}].caption holds no word")
         out.setdefault(a["image_id"], []).append(a["caption"])
     if not out:
         raise DataError(f"{path}: no reference captions")
