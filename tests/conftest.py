@@ -1,4 +1,20 @@
 # ---------------------------------------------------------------------------------------------
+# Hypothesis profiles. `ci` (loaded here): seeded (derandomized), no example database, no
+# deadline; `--hypothesis-profile=long` runs twenty times as many examples of the fuzz suite
+# (tests/test_fuzz.py scales each family with max_examples), at random: add --hypothesis-seed=N
+# to repeat a sequence.
+# ---------------------------------------------------------------------------------------------
+import contextlib as _contextlib
+
+import pytest as _pytest
+from hypothesis import settings as _hypothesis_settings
+
+_hypothesis_settings.register_profile("ci", max_examples=100, derandomize=True, database=None, deadline=None)
+_hypothesis_settings.register_profile("long", max_examples=2000, database=None, deadline=None)
+_hypothesis_settings.load_profile("ci")
+
+
+# ---------------------------------------------------------------------------------------------
 # Reference captioning server fixtures.
 # `reference_server`: one server (tiny model) for the whole session, started with fault injection
 # enabled and the admin token REFERENCE_ADMIN_TOKEN (also on the handle: `.admin_token`). A test
@@ -6,10 +22,6 @@
 # `server_factory(model="tiny", extra_args=[...], env=..., **kw)`: starts servers of its own,
 # stopped when the test ends. Both give a `ServerHandle` (.url, .port, .pid, .process).
 # ---------------------------------------------------------------------------------------------
-import contextlib as _contextlib
-
-import pytest as _pytest
-
 REFERENCE_ADMIN_TOKEN = "test-admin-token"
 REFERENCE_SERVER_MODEL = "tiny"
 
