@@ -4,29 +4,17 @@ statement of what the run could have detected."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from harness.canary.metric import JudgeConfig, MetricSpec
+from harness.canary.sample import MetricSample
 from harness.canary.verdict import HOLD, PROMOTE, ROLLBACK, SHARE_OF_IMAGES, GroupResult, MetricResult, Verdict
 
 __all__ = ["MetricSample", "judge", "decide", "classify", "score_groups", "TEST_FUNCTIONS"]
 
 HALF_NO_DATA = 0.5  # Kayenta: when at least half of the scored metrics have no data, no verdict
-
-
-@dataclass(frozen=True)
-class MetricSample:
-    """Observations of one metric on both targets: values (continuous), 0/1 outcomes (rate), a
-    single figure each (limit), or for paired tests values keyed by image id (pandas Series; plain
-    sequences of equal length pair by position). ``None`` means the target produced no data.
-    ``p_value``: for a limit metric, the p-value of the test behind the canary's figure, if any."""
-
-    baseline: Any
-    canary: Any
-    p_value: float | None = None  # a test made elsewhere (the drift suite's), for limit metrics
 
 
 def _arr(x) -> np.ndarray:

@@ -71,7 +71,7 @@ def _obs(name: str) -> Callable[["TargetData"], Any]:
     so declaring metrics imports neither pandas nor numpy)."""
 
     def observe(target: "TargetData") -> Any:
-        from harness.canary import observations
+        import harness.canary.observations as observations
 
         return getattr(observations, name)(target)
 

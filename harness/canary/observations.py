@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from harness.canary.judge import MetricSample
+from harness.canary.sample import MetricSample
 
 __all__ = ["TargetData", "metric_samples", "error_flags", "timeout_flags", "FINDING_EXAMPLES"]
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from harness.quality import pii as _identifiers
+import harness.quality.pii as _identifiers
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

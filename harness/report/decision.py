@@ -188,7 +188,7 @@ def _first_error(exc: ValidationError, prefix: str = "") -> str:
 def _path(loc: tuple, prefix: str = "") -> str:
     """``('metrics', 3, 'classification')`` as ``metrics[3].classification``; the names pydantic
     gives union members (a model's or a type's name) are left out."""
-    from harness.report import model
+    import harness.report.model as model
 
     out = prefix
     for part in loc:

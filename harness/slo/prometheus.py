@@ -13,8 +13,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+import harness.slo.promql as promql
 from harness.errors import DataError, MissingExtraError, ServiceUnavailableError, UsageError
-from harness.slo import promql
 from harness.slo.budget import exact
 from harness.slo.burn_rate import WindowBurn
 from harness.slo.figures import Figures, cost_per_1000

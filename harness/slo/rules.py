@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from harness.slo import promql
+import harness.slo.promql as promql
 from harness.slo.duration import prometheus_duration
 from harness.slo.spec import SLO, SLOSpec
 

@@ -1,0 +1,22 @@
+"""What a metric's observation gives the judge: the samples of both targets. The observations
+(``harness.canary.observations``) make them and the judge (``harness.canary.judge``) tests them;
+neither imports the other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["MetricSample"]
+
+
+@dataclass(frozen=True)
+class MetricSample:
+    """Observations of one metric on both targets: values (continuous), 0/1 outcomes (rate), a
+    single figure each (limit), or for paired tests values keyed by image id (pandas Series; plain
+    sequences of equal length pair by position). ``None`` means the target produced no data.
+    ``p_value``: for a limit metric, the p-value of the test behind the canary's figure, if any."""
+
+    baseline: Any
+    canary: Any
+    p_value: float | None = None  # a test made elsewhere (the drift suite's), for limit metrics
