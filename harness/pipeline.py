@@ -36,7 +36,7 @@ FAILED_PREFIX = "job failed"
 def job_events(df):
     """The records that are jobs offered: every record but a client error at submission (a 4xx
     other than 429)."""
-    from harness.slo.sli import statuses
+    from harness.slo.columns import statuses
 
     status = statuses(df)
     return ~((status >= 400) & (status < 500) & (status != 429))
@@ -58,7 +58,7 @@ def pipeline_part(df) -> dict[str, Any]:
     done jobs' lags, the first arrival and the last caption; ``pipeline_from_parts`` adds them up."""
     import pandas as pd
 
-    from harness.slo.sli import captioned
+    from harness.slo.columns import captioned
 
     jobs = df[job_events(df)] if len(df) else df
     n = int(len(jobs))

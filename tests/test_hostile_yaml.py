@@ -21,7 +21,8 @@ from harness.load.settings import parse_duration as parse_run_duration
 from harness.log_import import load_mapping
 from harness.safe_yaml import MAX_ALIAS_CHARS, MAX_ALIAS_NODES, MAX_DEPTH, MAX_INT_DIGITS, load_yaml, load_yaml_all
 from harness.slo.duration import MAX_DURATION_S, parse_duration
-from harness.slo.spec import SpecError, parse_spec
+from harness.slo.errors import SpecError
+from harness.slo.specfile import parse_spec
 from harness.text import short_repr
 
 ROOT = Path(__file__).resolve().parents[1]

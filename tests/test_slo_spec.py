@@ -17,10 +17,9 @@ from harness.slo.spec import (
     AlertWindow,
     SpecError,
     format_duration,
-    load_spec,
     parse_duration,
-    parse_spec,
 )
+from harness.slo.specfile import load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 

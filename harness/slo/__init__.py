@@ -17,9 +17,8 @@ from harness.slo.spec import (
     AlertWindow,
     SLOSpec,
     SpecError,
-    load_spec,
-    parse_spec,
 )
+from harness.slo.specfile import load_spec, parse_spec
 
 __all__ = [
     "SLI_KINDS",

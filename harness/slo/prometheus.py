@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 import harness.slo.promql as promql
+import harness.slo.queries as queries
 from harness.errors import DataError, MissingExtraError, ServiceUnavailableError, UsageError
 from harness.slo.budget import exact
 from harness.slo.burn_rate import WindowBurn
@@ -125,7 +126,7 @@ class PrometheusSource:
     # ---- SLIs ---------------------------------------------------------------------------
 
     def _counts(self, slo: SLO, spec: SLOSpec, at: float, seconds: float) -> tuple[float, float] | None:
-        rates = promql.sli_rates(slo, spec.selector, _range(seconds))
+        rates = queries.sli_rates(slo, spec.selector, _range(seconds))
         if rates is None:
             return None
         errors, total = (self.scalar(q, at) for q in rates)
@@ -140,7 +141,7 @@ class PrometheusSource:
         return (self.scalar(expr, end) or 0.0) > 0
 
     def _exact_counts(self, slo: SLO, spec: SLOSpec, start: float, end: float) -> tuple[float, float] | None:
-        counters = promql.sli_counters(slo, spec.selector)
+        counters = queries.sli_counters(slo, spec.selector)
         if counters is None or self._resets(spec, start, end):
             return None
         e1, t1 = (self.scalar(q, end) or 0.0 for q in counters)
@@ -155,7 +156,7 @@ class PrometheusSource:
         (exact), else ``increase`` over the range (extrapolated to its edges).
         """
         counts = self._exact_counts(slo, spec, start, end) or self._counts(slo, spec, end, end - start)
-        if counts is None and promql.raw_error_ratio(slo, "5m") is not None:
+        if counts is None and queries.raw_error_ratio(slo, "5m") is not None:
             return SLIValue(slo.name, slo.sli, 0, 0, "no data: a raw error_ratio query gives a ratio, not event counts")
         if counts is None:
             return SLIValue(slo.name, slo.sli, 0, 0, f"no data: Prometheus has no metric for a {slo.sli} SLI")
@@ -169,7 +170,7 @@ class PrometheusSource:
         for w in slo.windows:
             burns, events = [], []
             for seconds in (w.long_s, w.short_s):
-                raw = promql.raw_error_ratio(slo, _range(seconds))
+                raw = queries.raw_error_ratio(slo, _range(seconds))
                 if raw is not None:
                     ratio = self.scalar(raw, at)
                     events.append(0)

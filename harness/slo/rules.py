@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import harness.slo.promql as promql
+import harness.slo.queries as queries
 from harness.slo.duration import prometheus_duration
 from harness.slo.spec import SLO, SLOSpec
 
@@ -103,7 +103,7 @@ def _recordings(spec: SLOSpec, slo: SLO) -> list[dict[str, Any]]:
         rules.append(
             {
                 "record": f"slo:sli_error:ratio_rate{window}",
-                "expr": promql.error_ratio(slo, spec.selector, window),
+                "expr": queries.error_ratio(slo, spec.selector, window),
                 "labels": {**labels, "sloth_window": window},
             }
         )
@@ -215,7 +215,7 @@ def generate_rules(spec: SLOSpec) -> RuleSet:
     groups: list[dict[str, Any]] = []
     skipped: list[tuple[str, str]] = []
     for slo in spec.slos:
-        if promql.error_ratio(slo, spec.selector, "5m") is None:
+        if queries.error_ratio(slo, spec.selector, "5m") is None:
             skipped.append((slo.name, f"no metric shows a {slo.sli} SLI; give the SLO promql: {{errors, total}}"))
             continue
         sid = f"{spec.service}-{slo.name}"

@@ -23,10 +23,6 @@ __all__ = [
     "sli_from_events",
     "records_sli",
     "load_quality",
-    "statuses",
-    "outcomes",
-    "event_time",
-    "captioned",
 ]
 
 
@@ -66,31 +62,6 @@ class SLIValue:
             "note": self.note,
             **({"figures": dict(self.figures)} if self.figures else {}),
         }
-
-
-def statuses(df):
-    """The records' HTTP statuses as integers (0: no response)."""
-    import pandas as pd
-
-    return pd.to_numeric(df["status"], errors="coerce").fillna(0).astype(int)
-
-
-def outcomes(df):
-    return df["outcome"].astype("string").fillna("")
-
-
-def event_time(df):
-    """When each answer came: ``t_start + latency_s`` (``harness.records.answer_times``)."""
-    from harness.records import answer_times
-
-    return answer_times(df)
-
-
-def captioned(df):
-    """Requests answered ``ok`` with a non-empty caption."""
-    caption = df["caption"]
-    has_caption = caption.notna() & (caption.astype("string").str.len().fillna(0) > 0)
-    return (df["outcome"] == "ok") & has_caption
 
 
 def sli_events(records, slo: SLO, quality=None, folder: str | Path | None = None):

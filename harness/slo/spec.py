@@ -11,14 +11,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import AfterValidator, Field, StringConstraints, ValidationError
 
-from harness.errors import DataError, InputMissingError
 from harness.slo.alert_windows import SEVERITIES, AlertWindow, table_for_period, windows_for_period
 from harness.slo.duration import format_duration, parse_duration
+from harness.slo.errors import SpecError
 from harness.slo.kinds import get as get_kind
 from harness.slo.kinds import kind_names
 from harness.slo.kinds.quality import DEFAULT_QUALITY_METRIC
@@ -42,8 +41,7 @@ __all__ = [
     "parse_duration",
     "format_duration",
     "check_windows",
-    "load_spec",
-    "parse_spec",
+    "native_spec",
 ]
 
 # Every SLI kind, one module each in ``harness.slo.kinds``. ``promql``: an SLI that only the SLO's
@@ -57,10 +55,6 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _LABEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ALERT_NAME_RE = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:]*$")
 _WINDOW_MARKS = ("{{window}}", "{{.window}}")
-
-
-class SpecError(DataError):
-    """An invalid SLO spec; the message starts with the path of the bad field."""
 
 
 # The workbook's alerts for the default 30-day period: 14.4x (1h, 5m) and 6x (6h, 30m) page,
@@ -515,35 +509,9 @@ def _unique(slos: tuple[SLO, ...], where) -> None:
         seen.add(s.name)
 
 
-def parse_spec(text: str, source: str = "<spec>") -> SLOSpec:
-    """Parse a native spec or a stream of OpenSLO v1 documents; raise ``SpecError`` with a path."""
-    from harness.safe_yaml import load_yaml_all
-
-    docs = [d for d in load_yaml_all(text, source, SpecError) if d is not None]
-    if not docs:
-        raise SpecError(f"{source}: the spec is empty")
-    try:
-        from harness.slo.openslo import is_openslo, read_openslo
-
-        if any(is_openslo(d) for d in docs):
-            return read_openslo(docs, source)
-        if len(docs) != 1:
-            raise _fail("", "a native spec is one YAML document")
-        return _native(_mapping(docs[0], ""), source)
-    except SpecError as exc:
-        raise SpecError(f"{source}: {exc}") from None
-
-
-def load_spec(path: str | Path) -> SLOSpec:
-    """Read and validate the spec at ``path``."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputMissingError(f"{p}: SLO spec not found")
-    data = p.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SpecError(
-            f"{p}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save the spec as UTF-8"
-        ) from None
-    return parse_spec(text, str(p))
+def native_spec(docs: list[Any], source: str) -> SLOSpec:
+    """The spec of the YAML documents of a native spec (one document); ``SpecError`` with the
+    path of the bad field (``harness.slo.specfile`` reads the file and adds its name)."""
+    if len(docs) != 1:
+        raise _fail("", "a native spec is one YAML document")
+    return _native(_mapping(docs[0], ""), source)

@@ -119,7 +119,7 @@ class RecordsKind(SLIKind):
     def events(self, inputs: SLIInputs, slo: SLO) -> tuple[Any, str]:
         import pandas as pd
 
-        from harness.slo.sli import event_time
+        from harness.slo.columns import event_time
 
         df = inputs.records
         mask, good, note = self.select(df, slo, inputs)

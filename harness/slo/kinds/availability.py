@@ -17,7 +17,7 @@ class Availability(RecordsKind):
     def select(self, df, slo, inputs):
         import pandas as pd
 
-        from harness.slo.sli import outcomes, statuses
+        from harness.slo.columns import outcomes, statuses
 
         status, outcome = statuses(df), outcomes(df)
         bad = (status >= 500) | (status == 429) | (status == 0) | (outcome == "invalid_response")

@@ -20,7 +20,7 @@ class Coverage(RecordsKind):
     def select(self, df, slo, inputs):
         import pandas as pd
 
-        from harness.slo.sli import captioned
+        from harness.slo.columns import captioned
 
         return pd.Series(True, index=df.index), captioned(df), ""
 

@@ -32,7 +32,7 @@ class Lag(RecordsKind):
         import pandas as pd
 
         from harness.pipeline import job_events
-        from harness.slo.sli import captioned
+        from harness.slo.columns import captioned
 
         lag = pd.to_numeric(df["latency_s"], errors="coerce")
         return job_events(df), captioned(df) & (lag <= float(slo.threshold)), ""

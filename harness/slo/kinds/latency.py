@@ -34,7 +34,7 @@ class Latency(RecordsKind):
     def select(self, df, slo, inputs):
         import pandas as pd
 
-        from harness.slo.sli import outcomes, statuses
+        from harness.slo.columns import outcomes, statuses
 
         status = statuses(df)
         responded = status != 0

@@ -69,7 +69,7 @@ class Quality(RecordsKind):
     def select(self, df, slo, inputs):
         import pandas as pd
 
-        from harness.slo.sli import captioned
+        from harness.slo.columns import captioned
 
         scores = quality_scores(df, inputs.quality, slo)
         if scores is None:

@@ -3,6 +3,7 @@ total}`` or ``{error_ratio}``), such as an OpenSLO SLI: the records give no data
 
 from __future__ import annotations
 
+from harness.slo.errors import SpecError
 from harness.slo.kinds import SLIKind
 
 
@@ -11,8 +12,6 @@ class Query(SLIKind):
     summary = "what the SLO's own Prometheus queries count"
 
     def check(self, slo, path):
-        from harness.slo.spec import SpecError
-
         if not slo.promql:
             raise SpecError(f"{path}.promql: is required for a promql SLO ({{errors, total}} or {{error_ratio}})")
 

@@ -49,7 +49,7 @@ class Safety(RecordsKind):
         return super().columns(slo)[0] + ("caption", "safety_flagged"), ()
 
     def select(self, df, slo, inputs):
-        from harness.slo.sli import captioned
+        from harness.slo.columns import captioned
 
         try:
             flagged = df["safety_flagged"].astype("boolean").fillna(False).astype(bool)

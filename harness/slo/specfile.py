@@ -1,0 +1,43 @@
+"""Reading an SLO spec: a native spec (``harness.slo.spec``) or a stream of OpenSLO v1 documents
+(``harness.slo.openslo``), told apart by their documents, through the one YAML loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.errors import InputMissingError
+from harness.slo.errors import SpecError
+from harness.slo.openslo import is_openslo, read_openslo
+from harness.slo.spec import SLOSpec, native_spec
+
+__all__ = ["parse_spec", "load_spec"]
+
+
+def parse_spec(text: str, source: str = "<spec>") -> SLOSpec:
+    """Parse a native spec or a stream of OpenSLO v1 documents; raise ``SpecError`` with a path."""
+    from harness.safe_yaml import load_yaml_all
+
+    docs = [d for d in load_yaml_all(text, source, SpecError) if d is not None]
+    if not docs:
+        raise SpecError(f"{source}: the spec is empty")
+    try:
+        if any(is_openslo(d) for d in docs):
+            return read_openslo(docs, source)
+        return native_spec(docs, source)
+    except SpecError as exc:
+        raise SpecError(f"{source}: {exc}") from None
+
+
+def load_spec(path: str | Path) -> SLOSpec:
+    """Read and validate the spec at ``path``."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputMissingError(f"{p}: SLO spec not found")
+    data = p.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            f"{p}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save the spec as UTF-8"
+        ) from None
+    return parse_spec(text, str(p))
