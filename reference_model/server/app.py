@@ -24,6 +24,7 @@ from starlette.requests import ClientDisconnect
 from harness.image import ImageDecodeError, ImageTooLargeError
 from reference_model.caption import Caption, Captioner
 from reference_model.server.batcher import Batcher, QueueFullError
+from reference_model.server.errors import ApiError
 from reference_model.server.faults import FaultInjector
 from reference_model.server.guards import BodyDeadline, BodyTimeout
 from reference_model.server.intake import ImageIntake, IntakeBusy
@@ -49,21 +50,6 @@ __all__ = ["create_app", "ApiError", "ServerState"]
 _MAX_REQUEST_ID = 128
 _REQUEST_ID = re.compile(rf"[!-~]{{1,{_MAX_REQUEST_ID}}}")  # the schema's pattern and length
 _JSON = "application/json"
-
-
-class ApiError(Exception):
-    """An answer other than 200, in the contract's error shape."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
-
-    def response(self, request_id: str | None = None) -> Response:
-        headers = dict(self.headers)
-        if request_id:
-            headers["X-Request-Id"] = request_id
-        body = json.dumps({"error": {"code": self.code, "message": self.message}})
-        return Response(body, status_code=self.status, media_type=_JSON, headers=headers)
 
 
 @dataclass

@@ -32,6 +32,7 @@ from starlette.requests import ClientDisconnect
 
 from harness.protocols.kserve_v2 import HEADER_LENGTH, pack_bytes, split_binary, unpack_bytes
 from reference_model.caption import Caption, Captioner
+from reference_model.server.errors import ApiError
 from reference_model.server.safety import SafetyVerdict
 from reference_model.server.settings import ServerSettings
 
@@ -104,8 +105,6 @@ def completion_tokens(cap: Caption, text: str, max_tokens: int | None) -> tuple[
 
 def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
     """Add the OpenAI-compatible, v2 inference, TorchServe and HF inference routes to ``app``."""
-    from reference_model.server.app import ApiError
-
     cap_model = path.captioner
 
     async def serve(
