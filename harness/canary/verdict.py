@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+
+from harness.verdicts import HOLD, PROMOTE, ROLLBACK, VERDICT_EXIT, Classification, VerdictName
 
 __all__ = ["MetricResult", "GroupResult", "Verdict", "PROMOTE", "HOLD", "ROLLBACK"]
 
-PROMOTE, HOLD, ROLLBACK = "PROMOTE", "HOLD", "ROLLBACK"
 SHARE_OF_IMAGES = "share of images"  # the effect unit of a paired sign test
-Classification = Literal["Pass", "High", "Low", "NoData", "Info"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ class GroupResult:
 
 @dataclass(frozen=True)
 class Verdict:
-    verdict: Literal["PROMOTE", "HOLD", "ROLLBACK"]
+    verdict: VerdictName
     score: float | None
     reasons: tuple[str, ...]
     metrics: tuple[MetricResult, ...]
@@ -83,4 +82,4 @@ class Verdict:
 
     @property
     def exit_code(self) -> int:
-        return {PROMOTE: 0, ROLLBACK: 1, HOLD: 2}[self.verdict]
+        return VERDICT_EXIT[self.verdict]

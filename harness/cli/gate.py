@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.cli.checks import at_least, not_negative, out_folder, positive
     from harness.load.settings import parse_duration
     from harness.resources import scenario_path
+    from harness.verdicts import VERDICT_EXIT
 
     for name in ("baseline", "canary"):
         if not getattr(args, name).startswith(("http://", "https://")):
@@ -113,4 +114,4 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rec, indent=1))
     else:
         print((args.out / "summary.md").read_text())
-    return {"PROMOTE": 0, "ROLLBACK": 1, "HOLD": 2}[rec["verdict"]]
+    return VERDICT_EXIT[rec["verdict"]]

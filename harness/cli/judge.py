@@ -159,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.cli.checks import at_least, not_negative, out_folder, positive, time_option
     from harness.errors import InputMissingError
     from harness.resources import example_path
+    from harness.verdicts import VERDICT_EXIT
 
     since, until = time_option(args, "since"), time_option(args, "until")
     for name in ("latency_threshold", "traffic_rps"):
@@ -294,4 +295,4 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rec, indent=1))
     else:
         print((args.out / "summary.md").read_text())
-    return {"PROMOTE": 0, "ROLLBACK": 1, "HOLD": 2}[rec["verdict"]]
+    return VERDICT_EXIT[rec["verdict"]]

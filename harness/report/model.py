@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
+from harness.verdicts import Classification, VerdictName
+
 __all__ = [
     "SCHEMA_VERSION",
     "READABLE_VERSIONS",
@@ -46,8 +48,6 @@ SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 
 Target = Literal["baseline", "canary"]
-Classification = Literal["Pass", "High", "Low", "NoData", "Info"]
-VerdictName = Literal["PROMOTE", "HOLD", "ROLLBACK"]
 LENIENT = "lenient"  # validation context key: read a schema 1 record
 
 
