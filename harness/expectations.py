@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import DataError
-from harness.records import BOUNDS, COLUMNS, OUTCOMES
+from harness.records import BOUNDS, COLUMNS, FIELD_KINDS, OUTCOMES, REQUIRED
 
 __all__ = [
     "KNOWN_STATUS_CODES",
@@ -29,30 +29,12 @@ __all__ = [
 # Contract v1 answers, and 0 for no response.
 KNOWN_STATUS_CODES: tuple[int, ...] = (0, 200, 400, 413, 415, 429, 500, 503)
 
-_REQUIRED = ("run_id", "target", "request_id", "t_start", "latency_s", "status", "outcome")
 _STR, _NUM, _BOOL = ["str"], ["int", "float", "int64", "float64", "int32", "float32"], ["bool", "boolean"]
 _KIND = {id(_STR): "text", id(_NUM): "a number", id(_BOOL): "a boolean"}
-_TYPES: dict[str, list[str]] = {
-    "run_id": _STR,
-    "target": _STR,
-    "scenario": _STR,
-    "request_id": _STR,
-    "image_id": _STR + ["int", "int64"],
-    "t_start": _NUM,
-    "latency_s": _NUM,
-    "status": _NUM,
-    "outcome": _STR,
-    "error": _STR,
-    "caption": _STR,
-    "confidence": _NUM,
-    "model_version": _STR,
-    "image_bytes": _NUM,
-    "image_w": _NUM,
-    "image_h": _NUM,
-    "safety_flagged": _BOOL,
-    "prompt_tokens": _NUM,
-    "completion_tokens": _NUM,
-}
+# The type names each record field's values may have (``harness.records.FIELD_KINDS``); the
+# embedding, a list, is checked by ``harness.records.check_types`` only.
+_TYPE_NAMES = {"text": _STR, "id": _STR + ["int", "int64"], "real": _NUM, "count": _NUM, "flag": _BOOL}
+_TYPES: dict[str, list[str]] = {name: _TYPE_NAMES[k] for name, k in FIELD_KINDS.items() if k in _TYPE_NAMES}
 
 
 @dataclass(frozen=True)
@@ -179,7 +161,7 @@ def _record_rules(gxe, Column, contract: RecordContract, present: list[str]) -> 
     rules: list[tuple[str, Any]] = [
         ("record columns present", gxe.ExpectTableColumnsToMatchSet(column_set=list(COLUMNS), exact_match=False)),
     ]
-    for c in _REQUIRED:
+    for c in REQUIRED:
         if c in present:
             rules.append((f"{c} not null", gxe.ExpectColumnValuesToNotBeNull(column=c)))
     for c, types in _TYPES.items():

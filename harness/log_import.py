@@ -41,7 +41,17 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from harness.errors import DataError, InputMissingError, UsageError
-from harness.records import COLUMNS, OUTCOMES, PARTITIONS, RecordWriter, record_line, write_dataset
+from harness.records import (
+    COLUMNS,
+    OUTCOMES,
+    PARTITIONS,
+    REQUIRED,
+    RecordWriter,
+    arrow_schema,
+    fields_of,
+    record_line,
+    write_dataset,
+)
 from harness.safe_yaml import load_yaml
 
 __all__ = [
@@ -63,10 +73,9 @@ REJECTED_JSONL = "rejected.jsonl"
 FORMATS = ("jsonl", "csv", "parquet")
 TIME_FORMATS = ("unix", "unix_ms", "unix_us", "iso8601")
 _UNIT_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
-_TEXT = ("run_id", "target", "scenario", "request_id", "image_id", "outcome", "error", "caption", "model_version")
-_REAL = ("t_start", "latency_s", "confidence")
-_WHOLE = ("status", "image_bytes", "image_w", "image_h", "prompt_tokens", "completion_tokens")
-_REQUIRED = ("run_id", "target", "request_id", "t_start", "latency_s", "status", "outcome")
+_TEXT = fields_of("text") + fields_of("id")  # an imported id is kept as text
+_REAL = fields_of("real")
+_WHOLE = fields_of("count")
 _KEYS = ("columns", "time_format", "units", "constants", "values", "format")
 _RAW_LIMIT = 2000
 CHUNK_ROWS = 100_000  # source rows read, converted and checked at a time
@@ -112,7 +121,7 @@ class ColumnMapping:
         if self.format is not None and self.format not in FORMATS:
             raise DataError(f"{where}: format must be one of {', '.join(FORMATS)} (got {self.format!r})")
         have = set(fields) | set(self.constants)
-        missing = [c for c in _REQUIRED if c not in have and c != "outcome"]
+        missing = [c for c in REQUIRED if c not in have and c != "outcome"]
         if "outcome" not in have and "status" not in have:
             missing.append("outcome")
         if missing:
@@ -403,7 +412,7 @@ def _record(row: Mapping[str, Any], mapping: ColumnMapping) -> dict[str, Any]:
         rec["outcome"] = "ok" if 200 <= s < 300 else "connection_error" if s == 0 else "http_error"
     if rec["outcome"] is not None and rec["outcome"] not in OUTCOMES:
         raise ValueError(f"outcome: {rec['outcome'][:60]!r} is not one of {', '.join(OUTCOMES)}")
-    absent = [c for c in _REQUIRED if rec[c] is None]
+    absent = [c for c in REQUIRED if rec[c] is None]
     if absent:
         raise ValueError(f"no {', '.join(absent)}")
     return rec
@@ -502,17 +511,6 @@ def _limit(max_rejected: str | float | int, rows: int) -> int:
         ) from None
 
 
-def _schema():
-    """The arrow schema of imported records: every chunk of a source is written with the same one."""
-    import pyarrow as pa
-
-    kinds = {name: pa.string() for name in _TEXT}
-    kinds.update({name: pa.float64() for name in _REAL})
-    kinds.update({name: pa.int64() for name in _WHOLE})
-    kinds.update(safety_flagged=pa.bool_(), embedding=pa.list_(pa.float64()))
-    return pa.schema([(name, kinds[name]) for name in COLUMNS])
-
-
 class _Staging:
     """Where an import's records go until the import is accepted: a temporary file beside a
     ``.jsonl`` or ``.parquet`` output, or a hidden folder beside a dataset, whose files move into
@@ -551,7 +549,7 @@ class _Staging:
         import pyarrow as pa
 
         if self._schema is None:
-            self._schema = _schema()
+            self._schema = arrow_schema()
         try:
             table = pa.Table.from_pylist(records, schema=self._schema)
         except (pa.ArrowInvalid, OverflowError) as exc:
@@ -606,7 +604,7 @@ class _Staging:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        empty = pa.Table.from_pylist([], schema=_schema())
+        empty = pa.Table.from_pylist([], schema=arrow_schema())
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self._staged_path()
         if self.kind == ".jsonl":

@@ -30,6 +30,10 @@ __all__ = [
     "RECORDS_JSONL",
     "RECORDS_PARQUET",
     "COLUMNS",
+    "FIELD_KINDS",
+    "REQUIRED",
+    "fields_of",
+    "arrow_schema",
     "load_records",
     "iter_records",
     "write_dataset",
@@ -55,36 +59,64 @@ RECORDS_JSONL = "records.jsonl"
 RECORDS_PARQUET = "records.parquet"
 
 
+def _field(kind: str, required: bool = False, largest: int | None = None, **kw: Any) -> Any:
+    """A record field of ``kind``: ``text``, ``id`` (text or a whole number), ``real`` (a finite
+    number), ``count`` (a whole number from 0 to ``largest``), ``flag`` (true or false) or
+    ``vector`` (a list of numbers); ``required``: never null in a trustworthy record."""
+    return field(metadata={"kind": kind, "required": required, "largest": largest}, **kw)
+
+
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
-    """What was sent and what came back. ``status`` is the HTTP code, 0 when no response came."""
+    """What was sent and what came back. ``status`` is the HTTP code, 0 when no response came.
 
-    run_id: str
-    target: str
-    scenario: str
-    request_id: str
-    image_id: str | None
-    t_start: float
-    latency_s: float
-    status: int
-    outcome: str
-    error: str | None = None
-    caption: str | None = None
-    confidence: float | None = None
-    model_version: str | None = None
-    image_bytes: int | None = None
-    image_w: int | None = None
-    image_h: int | None = None
-    safety_flagged: bool | None = None
-    embedding: list[float] | None = field(default=None, repr=False)
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
+    The one declaration of a record's fields: their kinds, which are required and the largest
+    counts are the fields' metadata, from which the type checks (``check_types``), the arrow
+    schema of imported records (``arrow_schema``) and the data contract (``harness.expectations``)
+    are derived."""
+
+    run_id: str = _field("text", required=True)
+    target: str = _field("text", required=True)
+    scenario: str = _field("text")
+    request_id: str = _field("text", required=True)
+    image_id: str | None = _field("id")
+    t_start: float = _field("real", required=True)
+    latency_s: float = _field("real", required=True)
+    status: int = _field("count", required=True, largest=999)
+    outcome: str = _field("text", required=True)
+    error: str | None = _field("text", default=None)
+    caption: str | None = _field("text", default=None)
+    confidence: float | None = _field("real", default=None)
+    model_version: str | None = _field("text", default=None)
+    image_bytes: int | None = _field("count", largest=2**53, default=None)
+    image_w: int | None = _field("count", largest=2**31, default=None)
+    image_h: int | None = _field("count", largest=2**31, default=None)
+    safety_flagged: bool | None = _field("flag", default=None)
+    embedding: list[float] | None = _field("vector", default=None, repr=False)
+    prompt_tokens: int | None = _field("count", largest=2**31, default=None)
+    completion_tokens: int | None = _field("count", largest=2**31, default=None)
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in COLUMNS}
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRecord))
+FIELD_KINDS: dict[str, str] = {f.name: f.metadata["kind"] for f in fields(RequestRecord)}
+REQUIRED: tuple[str, ...] = tuple(f.name for f in fields(RequestRecord) if f.metadata["required"])
+
+
+def fields_of(kind: str) -> tuple[str, ...]:
+    """The record's fields of ``kind`` (``text``, ``id``, ``real``, ``count``, ``flag``, ``vector``)."""
+    return tuple(name for name, k in FIELD_KINDS.items() if k == kind)
+
+
+def arrow_schema():
+    """The arrow schema of a record: text and ids as strings, reals as float64, counts as int64."""
+    import pyarrow as pa
+
+    types = {"text": pa.string(), "id": pa.string(), "real": pa.float64(), "count": pa.int64()}
+    types.update(flag=pa.bool_(), vector=pa.list_(pa.float64()))
+    return pa.schema([(name, types[kind]) for name, kind in FIELD_KINDS.items()])
 
 
 def _finite(value: Any) -> Any:
@@ -671,17 +703,10 @@ def write_dataset(records, folder: str | Path, part: str = "part-0") -> list[Pat
     return written
 
 
-# The kind of value each field holds (``None`` is allowed in every field but ``required`` ones).
-_TEXT = ("run_id", "target", "scenario", "request_id", "outcome", "error", "caption", "model_version")
-_REALS = ("t_start", "latency_s", "confidence")
-_COUNTS = {
-    "status": 999,
-    "image_bytes": 2**53,
-    "image_w": 2**31,
-    "image_h": 2**31,  # field -> largest value
-    "prompt_tokens": 2**31,
-    "completion_tokens": 2**31,
-}
+# The kind of value each field holds (``None`` is allowed in every field but ``REQUIRED`` ones).
+_TEXT = fields_of("text")
+_REALS = fields_of("real")
+_COUNTS = {f.name: f.metadata["largest"] for f in fields(RequestRecord) if f.metadata["kind"] == "count"}
 
 
 # Times are unix seconds from 1970 up to the end of year 9999 (ISO 8601's four-digit years): a time
