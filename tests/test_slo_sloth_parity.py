@@ -3,7 +3,7 @@
 tests/data/sloth/ holds, per case, the native spec (``<case>.spec.yaml``) and what Sloth generates for
 its own input (``<case>.sloth.yml``, Sloth's golden file). Every rule is compared: group names and
 order, record and alert names, expressions, labels, and each alert condition's windows and factor.
-Only the differences listed in the README ("Where the rules differ from Sloth's") are let through,
+Only the differences listed in docs/reference/slo.md ("Where the rules differ from Sloth's") are let through,
 and each is checked to be exactly that difference.
 """
 
@@ -25,7 +25,7 @@ CASES = ("base", "base-28d", "custom-windows-7d", "extra-labels", "no-alerts")
 CONDITION = re.compile(
     r"max\((slo:sli_error:ratio_rate\w+\{[^}]*\}) (>=|>) ([^()\s]+|\([^()]*\))\) without \(sloth_window\)"
 )
-# Labels the harness adds to an alert (README: severity for routing, sli, and the series' ids).
+# Labels the harness adds to an alert (docs/reference/slo.md: severity for routing, sli, and the series' ids).
 ALERT_EXTRA_LABELS = {"severity", "sli", "sloth_id", "sloth_service", "sloth_slo"}
 
 

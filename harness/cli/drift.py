@@ -15,7 +15,7 @@ from harness.errors import EXIT_DRIFT, EXIT_OK, DataError, InputMissingError, Us
 # Records per window that the scan reads (a seeded sample beyond it): at 20,000 a side the KS test at
 # the report's level (alpha 0.05 over 8 detectors) still flags a shift of 0.017 in CDF distance, a
 # change far below what a person acts on, and the permutation tests, linear in the sample, keep a
-# week of 10M records within the scale benchmark's goal (README, "Records at scale").
+# week of 10M records within the scale benchmark's goal (docs/reference/records.md).
 DEFAULT_SAMPLE = 20_000
 DEFAULT_EMBEDDING_SAMPLE = 5_000
 

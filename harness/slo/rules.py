@@ -6,7 +6,7 @@ Prometheus prints durations: ``4w`` for 28 days), ``slo:objective:ratio``, ``slo
 ``slo:period_error_budget_remaining:ratio`` and ``sloth_slo_info``, all labelled ``sloth_id``,
 ``sloth_service``, ``sloth_slo`` and the spec's and SLO's own labels; then one page and one ticket
 alert, each the OR of its multiwindow conditions (both windows at or above ``factor x error budget``),
-with the ``alerting`` block's name, labels and annotations. The README lists where the output
+with the ``alerting`` block's name, labels and annotations. docs/reference/slo.md lists where the output
 differs from Sloth's on purpose.
 """
 
