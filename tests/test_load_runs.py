@@ -96,7 +96,7 @@ def test_harness_load_with_two_workers(tmp_path: Path, capsys) -> None:
                 "--scenario",
                 "steady",
                 "--duration",
-                "2s",
+                "4s",  # a loaded machine may take a second or two to start the workers' users
                 "--users",
                 "4",
                 "--workers",
