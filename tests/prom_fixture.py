@@ -2,8 +2,10 @@
 
 ``with start_prometheus(targets=[url, ...], rule_files=[path, ...]) as prom:`` starts one (scrape
 and rule evaluation every second) and gives a ``PrometheusHandle``; it is stopped on leaving.
-``targets`` may map each URL to labels attached to its series (``{url: {"track": "canary"}}``).
-Tests are skipped when the ``prometheus`` binary is absent (``.ci/run`` installs Debian's package).
+``targets`` may map each URL to labels attached to its series (``{url: {"track": "canary"}}``);
+``honor_labels=True`` keeps the job and instance labels a scraped target gives (a Pushgateway's).
+``with start_pushgateway() as url:`` runs a Prometheus Pushgateway the same way.
+Tests are skipped when the binary is absent (``.ci/run`` installs Debian's packages).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-__all__ = ["PrometheusHandle", "start_prometheus", "free_port"]
+__all__ = ["PrometheusHandle", "start_prometheus", "start_pushgateway", "free_port"]
 
 
 def free_port() -> int:
@@ -55,16 +57,19 @@ class PrometheusHandle:
         raise TimeoutError(f"no result for {expr!r} after {timeout:g} s:\n{self.log()[-2000:]}")
 
 
-def _config(targets: Sequence[str] | Mapping[str, Mapping[str, str]], rule_files: Sequence[Path]) -> str:
+def _config(
+    targets: Sequence[str] | Mapping[str, Mapping[str, str]], rule_files: Sequence[Path], honor_labels: bool = False
+) -> str:
     import yaml
 
     if isinstance(targets, Mapping):
         static = [{"targets": [urlparse(t).netloc], "labels": dict(labels)} for t, labels in targets.items()]
     else:
         static = [{"targets": [urlparse(t).netloc for t in targets]}]
+    job = {"job_name": "captioner", "static_configs": static} | ({"honor_labels": True} if honor_labels else {})
     cfg = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [{"job_name": "captioner", "static_configs": static}],
+        "scrape_configs": [job],
     }
     if rule_files:
         cfg["rule_files"] = [str(p) for p in rule_files]
@@ -76,6 +81,7 @@ def start_prometheus(
     targets: Sequence[str] | Mapping[str, Mapping[str, str]] = (),
     rule_files: Sequence[Path] = (),
     timeout: float = 30.0,
+    honor_labels: bool = False,
 ) -> Iterator[PrometheusHandle]:
     """Run ``prometheus`` scraping ``targets`` (base URLs serving /metrics, or a mapping of them to
     labels for their series) every second."""
@@ -84,7 +90,7 @@ def start_prometheus(
         pytest.skip("prometheus is not installed (apt-get install prometheus; .ci/run does)")
     workdir = Path(tempfile.mkdtemp(prefix="prometheus-test-"))
     config = workdir / "prometheus.yml"
-    config.write_text(_config(targets, rule_files))
+    config.write_text(_config(targets, rule_files, honor_labels))
     port = free_port()
     argv = [
         binary,
@@ -93,25 +99,50 @@ def start_prometheus(
         f"--web.listen-address=127.0.0.1:{port}",
         "--log.level=warn",
     ]
-    with open(workdir / "prometheus.log", "wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir)
-    handle = PrometheusHandle(f"http://127.0.0.1:{port}", process, workdir)
-    try:
-        import httpx
+    with _serve(argv, workdir, "prometheus", port, timeout) as process:
+        yield PrometheusHandle(f"http://127.0.0.1:{port}", process, workdir)
 
+
+@contextlib.contextmanager
+def start_pushgateway(timeout: float = 30.0) -> Iterator[str]:
+    """Run Debian's ``prometheus-pushgateway``, keeping what is pushed in memory only; its base URL."""
+    binary = shutil.which("prometheus-pushgateway")
+    if binary is None:
+        pytest.skip("prometheus-pushgateway is not installed (apt-get install prometheus-pushgateway; .ci/run does)")
+    workdir = Path(tempfile.mkdtemp(prefix="pushgateway-test-"))
+    port = free_port()
+    # Debian's build persists to /var/lib/prometheus by default: in memory only here.
+    argv = [binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file=", "--log.level=warn"]
+    with _serve(argv, workdir, "pushgateway", port, timeout):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def _serve(argv: list[str], workdir: Path, name: str, port: int, timeout: float) -> Iterator[subprocess.Popen]:
+    """Start ``argv`` in ``workdir`` (its output in ``NAME.log`` there), wait until it answers
+    ``/-/ready`` on ``port``, and stop it and remove ``workdir`` on leaving."""
+    import httpx
+
+    log_path = workdir / f"{name}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir)
+    try:
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {process.returncode}:\n{handle.log()[-2000:]}")
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail}")
             try:
-                if httpx.get(f"{handle.url}/-/ready", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/-/ready", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"prometheus not ready after {timeout:g} s:\n{handle.log()[-2000:]}")
+                raise RuntimeError(
+                    f"{name} not ready after {timeout:g} s:\n{log_path.read_text(errors='replace')[-2000:]}"
+                )
             time.sleep(0.1)
-        yield handle
+        yield process
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)

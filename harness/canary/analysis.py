@@ -19,11 +19,14 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from harness.canary.judgement import Settings, Source, judge_sources
 from harness.canary.sequential import Look, Spending
 from harness.errors import DataError, HarnessError
+
+if TYPE_CHECKING:
+    from harness.report.notify import Notify
 
 __all__ = ["ANALYSIS_JSON", "AnalysisPlan", "run_analysis"]
 
@@ -126,12 +129,16 @@ def run_analysis(
     *,
     run_id: str,
     inputs: dict[str, Any] | None = None,
+    notify: Notify | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict:
     """Judge every look of ``plan`` (resuming from ``out/analysis.json``); returns the last decision
-    record: ROLLBACK at the first look with a decisive failure, else the last look's."""
+    record: ROLLBACK at the first look with a decisive failure, else the last look's. ``notify``:
+    where each look's verdict is told (``harness.report.notify``), every look pushed under one
+    group (the one given, else ``run_id``), so the latest look replaces the one before."""
     out = Path(out)
+    notify = notify.grouped(run_id) if notify else None
     out.mkdir(parents=True, exist_ok=True)
     plan, looks = _read_state(out, plan)
     rec: dict | None = None
@@ -166,6 +173,7 @@ def run_analysis(
                 inputs=dict(inputs or {}),
                 analysis=analysis,
                 reasons=reasons,
+                notify=notify,
             )
         except HarnessError as exc:
             # A source that cannot be read now (a Prometheus down, a file being replaced): this look
@@ -181,6 +189,7 @@ def run_analysis(
                 analysis=analysis,
                 reasons=reasons,
                 read=False,
+                notify=notify,
             )
         for name in ("decision.json", "summary.md"):
             tmp = out / f".{name}.tmp"

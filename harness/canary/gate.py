@@ -11,11 +11,14 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from harness.canary.metric import JudgeConfig
 from harness.errors import UsageError
 from harness.protocols import Adapter, ProtocolChoice
+
+if TYPE_CHECKING:
+    from harness.report.notify import Notify
 
 __all__ = ["GateConfig", "run_gate", "TARGETS"]
 
@@ -27,7 +30,7 @@ log = logging.getLogger(__name__)
 class GateConfig:
     """What the gate runs. ``dataset``: ``shapes:N[:shift]`` or ``coco:DIR``; ``spec``: an SLO spec
     (the built-in example when None); load: ``scenario`` for ``duration_s`` with ``users`` or an
-    open-loop ``rate`` per target."""
+    open-loop ``rate`` per target; ``notify``: where to tell the verdict (``harness.report.notify``)."""
 
     baseline: str
     canary: str
@@ -51,6 +54,7 @@ class GateConfig:
     run_id: str | None = None
     baseline_protocol: ProtocolChoice = field(default_factory=ProtocolChoice)
     canary_protocol: ProtocolChoice = field(default_factory=ProtocolChoice)
+    notify: Notify | None = None
 
     def protocol(self, target: str) -> ProtocolChoice:
         """How the gate speaks to ``target`` (baseline or canary)."""
@@ -278,6 +282,7 @@ def run_gate(cfg: GateConfig) -> dict:
         inputs=inputs,
         reasons=reasons,
         dataset=folder,
+        notify=cfg.notify,
     )
 
 

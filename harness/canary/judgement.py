@@ -16,13 +16,16 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from harness.canary.judge import judge
 from harness.canary.metric import JudgeConfig, burn_metric, drift_metric, for_traffic
 from harness.canary.observations import TargetData, findings, metric_samples
 from harness.canary.side import Side
 from harness.errors import DataError, InputMissingError
+
+if TYPE_CHECKING:
+    from harness.report.notify import Notify
 
 __all__ = [
     "RUN_JSON",
@@ -250,6 +253,7 @@ def judge_sources(
     read: bool = True,
     strict: bool = False,
     replayed: Mapping[str, tuple] | None = None,
+    notify: Notify | None = None,
     clock=time.time,
 ) -> dict:
     """Judge the two sources and write ``decision.json``, ``summary.md`` and the drift report into
@@ -260,7 +264,9 @@ def judge_sources(
     ``strict``: a source with no records is an error (``InputMissingError``), not a HOLD.
     ``replayed``: role -> (records, per-image CIDEr-D, quality document) of production images
     captioned by both targets (``harness.canary.replay``): each side's evaluation, so the paired
-    metrics are judged as in the gate; the sources' records stay the traffic."""
+    metrics are judged as in the gate; the sources' records stay the traffic. ``notify``: where to
+    tell the verdict once the record is written (``harness.report.notify``: a Pushgateway, a
+    webhook; a failure there is one warning line and changes nothing)."""
     from harness.report import build_decision, render_markdown, write_decision
     from harness.slo import load_spec
 
@@ -320,9 +326,13 @@ def judge_sources(
     samples = metric_samples(cfgj.metrics, *targets) if targets else {}
     verdict = judge(samples, cfgj, reasons)
     rec = build_decision(verdict.to_dict(), slos, inputs, run_id, {**extra, "artifacts": artifacts}, clock=clock)
-    write_decision(out, rec)
+    path = write_decision(out, rec)
     (out / "summary.md").write_text(render_markdown(rec))
-    log.info("verdict %s (score %s): %s", rec["verdict"], rec["score"], out / "decision.json")
+    log.info("verdict %s (score %s): %s", rec["verdict"], rec["score"], path)
+    if notify:
+        from harness.report.notify import tell
+
+        tell(rec, path, notify.grouped(run_id))
     return rec
 
 
@@ -353,11 +363,13 @@ def judge_run(
     judge_cfg: JudgeConfig | None = None,
     spec: Path | None = None,
     run_id: str | None = None,
+    notify: Notify | None = None,
     clock=time.time,
 ) -> dict:
     """Judge a gate's run folder again from what it saved: its records, quality, SLO spec, judge
     config, thresholds and seed (``judge_cfg`` or ``spec`` judge it another way). With neither, the
-    decision record is the gate's own, bar the run id, the time and the artifacts' paths."""
+    decision record is the gate's own, bar the run id, the time and the artifacts' paths.
+    ``notify``: as for ``judge_sources``."""
     from harness.canary.config import load_judge_config
 
     folder = Path(folder)
@@ -385,6 +397,7 @@ def judge_run(
         inputs=inputs,
         reasons=m.reasons,
         dataset=dataset,
+        notify=notify,
         clock=clock,
     )
 

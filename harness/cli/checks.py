@@ -8,14 +8,17 @@ import math
 import os
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from harness.errors import UsageError
+from harness.text import short_repr
 
 __all__ = [
     "finite_numbers",
     "at_least",
     "positive",
     "not_negative",
+    "http_url",
     "out_folder",
     "out_file",
     "TimeFlag",
@@ -50,6 +53,22 @@ def not_negative(name: str, value: float | None) -> None:
     """``value`` (when given) must be a finite number of 0 or more."""
     if value is not None and not (math.isfinite(value) and value >= 0):
         raise UsageError(f"{_flag(name)} must not be negative (got {value:g})")
+
+
+def http_url(name: str, value: str | None, secret: bool = False) -> None:
+    """``value`` (when given) must be an http(s) URL naming a host (and, if it has one, a port from 1
+    to 65535). ``secret``: the URL holds a credential (a webhook's token), so the refusal does not
+    quote it."""
+    if value is None:
+        return
+    parts = urlsplit(value)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # not a number, or out of range
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        shown = "" if secret else f" (got {short_repr(value)})"
+        raise UsageError(f"{_flag(name)} must be an http(s) URL{shown}")
 
 
 class TimeFlag(argparse.Action):

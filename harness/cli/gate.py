@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from harness.cli.notify import add_notify_options, notify_options
 from harness.cli.targets import add_protocol_options, protocol_choice
 from harness.errors import UsageError
 
@@ -44,6 +45,7 @@ def register(sub) -> None:
     add_protocol_options(p)
     for target in ("baseline", "canary"):
         add_protocol_options(p, target)
+    add_notify_options(p)
     p.add_argument("--out", type=Path, required=True, help="report folder (decision.json, summary.md, ...)")
     p.add_argument("--json", action="store_true", help="print the decision record instead of the summary")
     p.set_defaults(func=run)
@@ -55,14 +57,14 @@ def run(args: argparse.Namespace) -> int:
     from harness.canary import JudgeConfig
     from harness.canary.config import load_judge_config
     from harness.canary.gate import GateConfig, run_gate
-    from harness.cli.checks import at_least, not_negative, out_folder, positive
+    from harness.cli.checks import at_least, http_url, not_negative, out_folder, positive
     from harness.load.settings import parse_duration
     from harness.resources import scenario_path
     from harness.verdicts import VERDICT_EXIT
 
     for name in ("baseline", "canary"):
-        if not getattr(args, name).startswith(("http://", "https://")):
-            raise UsageError(f"--{name} must be an http(s) URL (got {getattr(args, name)!r})")
+        http_url(name, getattr(args, name))
+    notify = notify_options(args)
     try:
         duration = parse_duration(args.duration)
     except ValueError as exc:
@@ -108,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         judge=judge_cfg,
         baseline_protocol=protocol_choice(args, "baseline"),
         canary_protocol=protocol_choice(args, "canary"),
+        notify=notify,
     )
     rec = run_gate(cfg)
     if args.json:

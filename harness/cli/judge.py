@@ -9,6 +9,7 @@ import json
 import time
 from pathlib import Path
 
+from harness.cli.notify import add_notify_options, notify_options
 from harness.errors import UsageError
 
 
@@ -86,6 +87,7 @@ def register(sub) -> None:
     p.add_argument("--canary-url", default=None, metavar="URL", help="the canary service, for --replay-images")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per replayed request (default: 10)")
     p.add_argument("--concurrency", type=int, default=4, help="replayed requests in flight per target (default: 4)")
+    add_notify_options(p)
     p.add_argument("--out", type=Path, required=True, help="report folder (decision.json, summary.md, looks)")
     p.add_argument("--json", action="store_true", help="print the decision record instead of the summary")
     p.set_defaults(func=run)
@@ -166,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
         positive(name, getattr(args, name))
     not_negative("quality_floor", args.quality_floor)
     at_least("seed", args.seed, 0)
+    notify = notify_options(args)
     out_folder(args.out)
     interval, lifetime = _duration("--interval", args.interval), _duration("--lifetime", args.lifetime)
     if (interval is None) != (lifetime is None):
@@ -247,7 +250,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if same_run:
         asked = (args.judge_config, args.seed, args.pass_threshold, args.marginal_threshold)
-        rec = judge_run(run_folder, args.out, judge_cfg if any(v is not None for v in asked) else None, args.spec)
+        rec = judge_run(
+            run_folder, args.out, judge_cfg if any(v is not None for v in asked) else None, args.spec, notify=notify
+        )
     else:
         manifest = read_manifest(run_folder) if run_folder is not None else None
         inputs = dict(manifest.inputs) if manifest is not None else {}
@@ -273,7 +278,9 @@ def run(args: argparse.Namespace) -> int:
                 interval, lifetime, since if since is not None else time.time(), judge_cfg.alpha, args.spending
             )
             live = {r: replace(s, since=None, until=None) for r, s in sources.items()}
-            rec = run_analysis(live["baseline"], live["canary"], args.out, settings, plan, run_id=run_id, inputs=inputs)
+            rec = run_analysis(
+                live["baseline"], live["canary"], args.out, settings, plan, run_id=run_id, inputs=inputs, notify=notify
+            )
         elif args.replay_images is not None:
             replayed, dataset = _replay(args, sources, run_id, judge_cfg.seed, inputs)
             rec = judge_sources(
@@ -286,10 +293,18 @@ def run(args: argparse.Namespace) -> int:
                 strict=True,
                 dataset=dataset,
                 replayed=replayed,
+                notify=notify,
             )
         else:
             rec = judge_sources(
-                sources["baseline"], sources["canary"], args.out, settings, run_id=run_id, inputs=inputs, strict=True
+                sources["baseline"],
+                sources["canary"],
+                args.out,
+                settings,
+                run_id=run_id,
+                inputs=inputs,
+                strict=True,
+                notify=notify,
             )
     if args.json:
         print(json.dumps(rec, indent=1))

@@ -1,0 +1,53 @@
+"""The options that tell people a verdict, shared by ``gate`` and ``judge``: a Prometheus
+Pushgateway to push the decision's gauges to and a Slack-compatible incoming webhook to post it to,
+after every judgement (each look of an interval analysis too). What is sent:
+``harness.report.notify``."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.errors import UsageError
+
+__all__ = ["add_notify_options", "notify_options"]
+
+
+def add_notify_options(p: argparse.ArgumentParser) -> None:
+    """``--pushgateway``, ``--push-group`` and ``--notify``."""
+    p.add_argument(
+        "--pushgateway",
+        default=None,
+        metavar="URL",
+        help="after every judgement, push the verdict, score and each metric's classification as gauges to this "
+        "Prometheus Pushgateway (job caption_harness); a failure is a warning",
+    )
+    p.add_argument(
+        "--push-group",
+        default=None,
+        metavar="NAME",
+        help="the pushes' grouping key instance (default: the run id): one name per canary makes each push "
+        "replace the last",
+    )
+    p.add_argument(
+        "--notify",
+        default=None,
+        metavar="URL",
+        help="after every judgement, post the verdict to this Slack-compatible incoming webhook; a failure is a "
+        "warning",
+    )
+
+
+def notify_options(args: argparse.Namespace):
+    """The ``Notify`` the options ask for, or None; a bad value is a ``UsageError`` (exit 64)."""
+    from harness.cli.checks import http_url
+    from harness.report.notify import Notify
+
+    http_url("pushgateway", args.pushgateway)
+    http_url("notify", args.notify, secret=True)  # a webhook's URL holds its token
+    if args.push_group is not None:
+        if args.pushgateway is None:
+            raise UsageError("--push-group goes with --pushgateway")
+        if not args.push_group.strip():
+            raise UsageError("--push-group must not be blank")
+    how = Notify(args.pushgateway, args.notify, args.push_group)
+    return how if how else None
