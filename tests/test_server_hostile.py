@@ -340,3 +340,20 @@ def test_the_server_captions_a_photo_as_its_exif_orientation_shows_it(reference_
     upright = embedding(_png(shown), "image/png")
     assert not np.allclose(sideways, upright, atol=1e-3)  # the model sees the difference
     assert np.allclose(embedding(_jpeg(img, 6), "image/jpeg"), upright, atol=1e-5)
+
+
+# ---------------------------------------------------------- an answer before the body was read
+
+
+def test_an_answer_sent_before_the_body_was_read_says_the_connection_closes(reference_server):
+    """The server closes a connection whose request body it did not read; the answer says so
+    (``Connection: close``), so a client never sends its next request on it."""
+    head = "POST /v1/caption HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", reference_server.port), timeout=10) as s:
+        s.sendall(head.encode())  # the body never comes
+        answer = b""
+        while b"\r\n\r\n" not in answer and (data := s.recv(4096)):
+            answer += data
+    status, *fields = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    assert status.startswith("HTTP/1.1 415")
+    assert "connection: close" in [f.lower() for f in fields], fields

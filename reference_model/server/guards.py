@@ -76,6 +76,21 @@ def guarded_protocol(header_timeout_s: float, max_connections: int, max_header_b
         retry_after=1,
     )
 
+    def _say_close_when_body_unread(cycle) -> None:
+        """A response that starts before its request's body was all read closes the connection
+        (``on_response_complete``): it says so (``Connection: close``), so a client does not send
+        its next request on a connection about to close."""
+        send = cycle.send
+
+        async def send_saying_close(message) -> None:
+            if message["type"] == "http.response.start" and cycle.more_body:
+                headers = list(message.get("headers", ()))
+                if not any(k.lower() == b"connection" for k, _ in headers):
+                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        cycle.send = send_saying_close
+
     class GuardedProtocol(Base):  # type: ignore[misc, valid-type]
         _header_timer: asyncio.TimerHandle | None = None
         _header_bytes = 0  # raw bytes of the headers of the request awaited
@@ -115,6 +130,8 @@ def guarded_protocol(header_timeout_s: float, max_connections: int, max_header_b
             super().data_received(data)
             if self.cycle is not cycle:  # a new request's headers are in: count the next one's
                 self._header_bytes, self._header_tail = 0, b""
+                if self.cycle is not None:
+                    _say_close_when_body_unread(self.cycle)
             if self.transport.is_closing():
                 self._disarm()
             elif self.cycle is not None and not self.cycle.response_complete:
