@@ -1,5 +1,5 @@
-"""The modules of `harness` and of `reference_model` import each other without cycles, lazy imports inside functions
-counted (imports only a type checker runs are not), so each can be read, tested and moved on its
+"""The modules of `harness` and of `reference_model` import each other without cycles, lazy imports inside functions and
+imports only a type checker runs counted, so each can be read, tested and moved on its
 own: a package's `__init__` re-exports its submodules and no submodule imports its package."""
 
 import ast
@@ -17,11 +17,8 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-def _runtime_imports(tree: ast.AST):
-    """Import nodes, leaving out those under ``if TYPE_CHECKING:`` (never run)."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", "")) == "TYPE_CHECKING":
-            node.body = []
+def _imports(tree: ast.AST):
+    """Every import node, those inside functions and under ``if TYPE_CHECKING:`` included."""
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
@@ -31,7 +28,7 @@ def import_graph() -> dict[str, set[str]]:
     mods = _modules()
     graph: dict[str, set[str]] = {m: set() for m in mods}
     for m, path in mods.items():
-        for node in _runtime_imports(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in _imports(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom):
                 if node.level or not node.module:
                     continue

@@ -13,14 +13,25 @@ import pkgutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Protocol
 
 from harness.validation import Strict
 
-if TYPE_CHECKING:
-    from harness.slo.spec import SLO
+__all__ = ["SLOView", "SLIKind", "RecordsKind", "SLIInputs", "NoFields", "registry", "get", "kind_names"]
 
-__all__ = ["SLIKind", "RecordsKind", "SLIInputs", "NoFields", "registry", "get", "kind_names"]
+
+class SLOView(Protocol):
+    """What a kind reads of an SLO (``harness.slo.spec.SLO``, which asks the kinds about its own
+    fields: a kind sees it through this interface and never imports the spec)."""
+
+    name: str
+    sli: str
+    objective: float
+    threshold: float | None
+    blocklist: tuple[str, ...]
+    metric: str | None
+    promql: Mapping[str, str] | None
+    options: Mapping[str, Any]
 
 
 class NoFields(Strict):
@@ -57,14 +68,14 @@ class SLIKind:
         """The ``SLO`` attributes from the validated fields: ``threshold``, ``blocklist``, ``metric`` or ``options``."""
         return {}
 
-    def check(self, slo: SLO, path: str) -> None:
+    def check(self, slo: SLOView, path: str) -> None:
         """Raise ``SpecError`` (message after ``path``) when the SLO as a whole cannot be of this kind."""
 
-    def describe(self, slo: SLO) -> dict[str, Any]:
+    def describe(self, slo: SLOView) -> dict[str, Any]:
         """This kind's fields of ``slo`` as the report and ``SLO.to_dict`` show them."""
         return {}
 
-    def events(self, inputs: SLIInputs, slo: SLO) -> tuple[Any, str]:
+    def events(self, inputs: SLIInputs, slo: SLOView) -> tuple[Any, str]:
         """The SLI's events as a DataFrame with columns ``t`` (seconds) and ``good`` (bool), and a note
         that says why there is no data (empty when there is)."""
         import pandas as pd
@@ -73,20 +84,20 @@ class SLIKind:
             {"t": pd.Series(dtype=float), "good": pd.Series(dtype=bool)}
         ), "no data: the records do not show this SLI"
 
-    def figures(self, inputs: SLIInputs, slo: SLO, events: Any) -> dict[str, Any]:
+    def figures(self, inputs: SLIInputs, slo: SLOView, events: Any) -> dict[str, Any]:
         """Figures this kind adds beside its SLI (counts by class, percentiles ...)."""
         return {}
 
-    def columns(self, slo: SLO) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def columns(self, slo: SLOView) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """``(columns, optional)``: the record columns this kind reads, and those it reads only
         where the records have them (a score column); a reader loads no others."""
         return (), ()
 
-    def rates(self, slo: SLO, base: Mapping[str, str], window: str) -> tuple[str, str] | None:
+    def rates(self, slo: SLOView, base: Mapping[str, str], window: str) -> tuple[str, str] | None:
         """``(errors, total)`` per-second PromQL rates over ``window``; None when no metric shows the SLI."""
         return None
 
-    def counters(self, slo: SLO, base: Mapping[str, str]) -> tuple[str, str] | None:
+    def counters(self, slo: SLOView, base: Mapping[str, str]) -> tuple[str, str] | None:
         """``(errors, total)`` as instant sums of counters, for exact counts between two instants."""
         return None
 
@@ -96,27 +107,27 @@ class RecordsKind(SLIKind):
     are good. Its events and figures can be taken chunk by chunk of a window (``figure_part`` of each
     chunk, ``merge_figures`` of the parts), so a window of millions of records is never whole in memory."""
 
-    def columns(self, slo: SLO) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def columns(self, slo: SLOView) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return ("t_start", "latency_s", "status", "outcome"), ()
 
-    def figure_part(self, records: Any, slo: SLO) -> Any:
+    def figure_part(self, records: Any, slo: SLOView) -> Any:
         """What ``figures`` needs of some of the records (None: this kind adds no figures)."""
         return None
 
-    def merge_figures(self, parts: list[Any], slo: SLO) -> dict[str, Any]:
+    def merge_figures(self, parts: list[Any], slo: SLOView) -> dict[str, Any]:
         """The figures of the records whose ``figure_part`` each part is."""
         return {}
 
-    def figures(self, inputs: SLIInputs, slo: SLO, events: Any) -> dict[str, Any]:
+    def figures(self, inputs: SLIInputs, slo: SLOView, events: Any) -> dict[str, Any]:
         if inputs.records is None or not len(inputs.records):
             return {}
         return self.merge_figures([self.figure_part(inputs.records, slo)], slo)
 
-    def select(self, df: Any, slo: SLO, inputs: SLIInputs) -> tuple[Any, Any, str]:
+    def select(self, df: Any, slo: SLOView, inputs: SLIInputs) -> tuple[Any, Any, str]:
         """``(events mask, good mask, note)`` over the records' index."""
         raise NotImplementedError
 
-    def events(self, inputs: SLIInputs, slo: SLO) -> tuple[Any, str]:
+    def events(self, inputs: SLIInputs, slo: SLOView) -> tuple[Any, str]:
         import pandas as pd
 
         from harness.slo.columns import event_time
