@@ -8,7 +8,7 @@ import reprlib
 from itertools import islice
 from typing import Any
 
-__all__ = ["one_line", "short_repr", "csv_cell", "from_csv_cell"]
+__all__ = ["one_line", "short_repr", "csv_cell", "from_csv_cell", "utf8_text"]
 
 _SPACE = re.compile(r"\s+")
 # C0 and C1 controls (terminal escapes among them), and the bidirectional overrides that make text
@@ -89,3 +89,13 @@ def from_csv_cell(value: object) -> object:
     if isinstance(value, str) and value.startswith("'"):
         return value[1:]
     return value
+
+
+def utf8_text(data: bytes, source: str, error: type[Exception], hint: str = "") -> str:
+    """A file's bytes as UTF-8 text (a byte-order mark dropped); else ``error`` naming ``source``
+    and the first byte that is not UTF-8, then ``hint``."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        where = f"byte 0x{data[exc.start]:02x} at offset {exc.start}"
+        raise error(f"{source}: not UTF-8 text ({where}){'; ' + hint if hint else ''}") from None

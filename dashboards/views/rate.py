@@ -107,6 +107,20 @@ with st.form("rate_form", clear_on_submit=True):
     stars = st.feedback("stars", key="rate_stars")
     saved = st.form_submit_button("Save rating")
 
+
+def _save(write, name: str, note: str) -> None:
+    """Write a rating or a feedback row, then show ``note`` and move to the next caption; a file
+    that cannot be written (e.g. a link: never written through) is an error on the page."""
+    try:
+        write()
+    except OSError as exc:
+        st.error(f"{name}: not saved ({inline_text(exc.strerror or exc)})")
+    else:
+        st.session_state["rate_note"] = note
+        st.session_state[pos_key] = (pos + 1) % len(items)
+        st.rerun()
+
+
 if saved:
     if not rater.strip():
         st.error("Enter your name before saving a rating.")
@@ -114,14 +128,7 @@ if saved:
         st.error("Pick 1 to 5 stars before saving.")
     else:
         row = RatingRow(item["image_id"], rater.strip(), int(stars) + 1, item["target"], item["caption"])
-        try:
-            append_rating(run.path, row)
-        except OSError as exc:  # e.g. ratings.csv is a link: never written through
-            st.error(f"{RATINGS_NAME}: not saved ({inline_text(exc.strerror or exc)})")
-        else:
-            st.session_state["rate_note"] = f"Saved {row.rating}/5 for image {row.image_id}."
-            st.session_state[pos_key] = (pos + 1) % len(items)
-            st.rerun()
+        _save(lambda: append_rating(run.path, row), RATINGS_NAME, f"Saved {row.rating}/5 for image {row.image_id}.")
 st.caption(
     "Would you publish this caption? Accept it, write a better one, or reject it "
     "(the correction-rate SLI counts these)."
@@ -141,17 +148,12 @@ if action is not None:
     elif action == "corrected" and not fixed.strip():
         st.error("Write your caption before saving a correction.")
     else:
-        try:
-            append_feedback(
-                run.path,
-                FeedbackRow(item["image_id"], item["request_id"], action, fixed, rater.strip(), item["target"]),
-            )
-        except OSError as exc:  # e.g. feedback.csv is a link: never written through
-            st.error(f"{FEEDBACK_NAME}: not saved ({inline_text(exc.strerror or exc)})")
-        else:
-            st.session_state["rate_note"] = f"Saved: {action} the caption of image {item['image_id']}."
-            st.session_state[pos_key] = (pos + 1) % len(items)
-            st.rerun()
+        feedback = FeedbackRow(item["image_id"], item["request_id"], action, fixed, rater.strip(), item["target"])
+        _save(
+            lambda: append_feedback(run.path, feedback),
+            FEEDBACK_NAME,
+            f"Saved: {action} the caption of image {item['image_id']}.",
+        )
 note = st.session_state.pop("rate_note", None)
 if note:
     st.success(note)

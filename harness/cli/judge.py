@@ -281,21 +281,11 @@ def run(args: argparse.Namespace) -> int:
             rec = run_analysis(
                 live["baseline"], live["canary"], args.out, settings, plan, run_id=run_id, inputs=inputs, notify=notify
             )
-        elif args.replay_images is not None:
-            replayed, dataset = _replay(args, sources, run_id, judge_cfg.seed, inputs)
-            rec = judge_sources(
-                sources["baseline"],
-                sources["canary"],
-                args.out,
-                settings,
-                run_id=run_id,
-                inputs=inputs,
-                strict=True,
-                dataset=dataset,
-                replayed=replayed,
-                notify=notify,
-            )
         else:
+            replay: dict = {}
+            if args.replay_images is not None:
+                replayed, dataset = _replay(args, sources, run_id, judge_cfg.seed, inputs)
+                replay = {"dataset": dataset, "replayed": replayed}
             rec = judge_sources(
                 sources["baseline"],
                 sources["canary"],
@@ -305,6 +295,7 @@ def run(args: argparse.Namespace) -> int:
                 inputs=inputs,
                 strict=True,
                 notify=notify,
+                **replay,
             )
     if args.json:
         print(json.dumps(rec, indent=1))

@@ -9,6 +9,7 @@ from harness.errors import InputMissingError
 from harness.slo.errors import SpecError
 from harness.slo.openslo import is_openslo, read_openslo
 from harness.slo.spec import SLOSpec, native_spec
+from harness.text import utf8_text
 
 __all__ = ["parse_spec", "load_spec"]
 
@@ -33,11 +34,4 @@ def load_spec(path: str | Path) -> SLOSpec:
     p = Path(path)
     if not p.is_file():
         raise InputMissingError(f"{p}: SLO spec not found")
-    data = p.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SpecError(
-            f"{p}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save the spec as UTF-8"
-        ) from None
-    return parse_spec(text, str(p))
+    return parse_spec(utf8_text(p.read_bytes(), str(p), SpecError, "save the spec as UTF-8"), str(p))

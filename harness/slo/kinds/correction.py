@@ -24,7 +24,7 @@ from pydantic import StringConstraints
 
 from harness.errors import DataError, InputMissingError
 from harness.slo.kinds import SLIKind
-from harness.text import from_csv_cell
+from harness.text import from_csv_cell, utf8_text
 from harness.validation import Strict
 
 __all__ = ["ACTIONS", "FEEDBACK_COLUMNS", "FEEDBACK_NAMES", "FeedbackEntry", "read_feedback", "KIND"]
@@ -89,11 +89,7 @@ def read_feedback(path: str | Path) -> list[FeedbackEntry]:
     p = Path(path)
     if not p.is_file():
         raise InputMissingError(f"{p}: feedback log not found")
-    data = p.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{p}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+    text = utf8_text(p.read_bytes(), str(p), DataError)
     out: list[FeedbackEntry] = []
     if p.suffix == ".jsonl":
         for n, line in enumerate(text.splitlines(), 1):
