@@ -65,3 +65,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if any(_starts_a_server(f) for f in getattr(item, "fixturenames", ())):
             item.add_marker(_pytest.mark.slow)
+
+
+# A command's crash files (``harness-crash-*.txt``, written to the temp folder on exit 70) go to a
+# folder of the test's own, so a test can assert that none was written.
+@_pytest.fixture
+def crash_dir(tmp_path, monkeypatch):
+    import tempfile
+
+    folder = tmp_path / "crashes"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder

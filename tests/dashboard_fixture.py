@@ -375,3 +375,20 @@ def build_reports(root: Path) -> Reports:
     (root / "scratch").mkdir()
     (root / "scratch" / "notes.txt").write_text("not a run\n")
     return Reports(root, old, new, json.loads((old / "decision.json").read_text()), new_rec)
+
+
+APP = Path(__file__).resolve().parents[1] / "dashboards" / "app.py"
+
+
+def open_app(root: Path, monkeypatch, page: str | None = None):
+    """The dashboard over the report root ``root`` in Streamlit's AppTest, run once and switched to
+    ``page`` (``views/<page>.py``) when given; it must have raised nothing."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("HARNESS_REPORTS", str(root))
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    if page:
+        at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

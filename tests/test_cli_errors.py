@@ -2,19 +2,16 @@
 stderr; a bug exits 70 with its traceback in a file; bad numbers, an --out that is a file and a
 missing optional extra are refused before any work. Hypothesis fuzzes the commands that fail fast."""
 
-import contextlib
-import io
 import json
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.cli import main
+from cli_run import run_cli
 from harness.drift.features import DRIFT_COLUMNS
 from harness.errors import EXIT_CODES, EXIT_SOFTWARE, EXIT_UNAVAILABLE, EXIT_USAGE
 
@@ -23,29 +20,10 @@ SPEC = ROOT / "examples" / "slo.yaml"
 CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens there
 
 
-def run_cli(argv: list[str]) -> tuple[int, str]:
-    """Exit code and stderr of ``harness ARGV`` run in this process (the parser's exits included)."""
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            code = main(argv)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, err.getvalue()
-
-
 def one_line(err: str) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
-
-
-@pytest.fixture
-def crash_dir(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "crashes"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
 
 
 def test_a_bug_exits_70_with_one_line_naming_the_traceback_file(crash_dir, monkeypatch, tmp_path) -> None:
@@ -53,7 +31,7 @@ def test_a_bug_exits_70_with_one_line_naming_the_traceback_file(crash_dir, monke
         return {}["no such key"]
 
     monkeypatch.setattr("harness.cli.rules.run", broken)
-    code, err = run_cli(["rules", "--spec", str(SPEC), "--out", str(tmp_path / "r.yml")])
+    code, _, err = run_cli(["rules", "--spec", str(SPEC), "--out", str(tmp_path / "r.yml")])
     line = one_line(err)
     assert code == EXIT_SOFTWARE == 70
     assert line.startswith("harness rules: internal error") and "KeyError: 'no such key'" in line
@@ -68,7 +46,7 @@ def test_a_missing_module_that_is_no_extra_is_a_bug_too(crash_dir, monkeypatch, 
         import harness_no_such_module  # noqa: F401
 
     monkeypatch.setattr("harness.cli.rules.run", broken)
-    code, err = run_cli(["rules", "--spec", str(SPEC), "--out", str(tmp_path / "r.yml")])
+    code, _, err = run_cli(["rules", "--spec", str(SPEC), "--out", str(tmp_path / "r.yml")])
     assert code == 70 and "ModuleNotFoundError" in one_line(err)
 
 
@@ -139,7 +117,7 @@ def test_bad_values_are_refused_in_one_line_before_any_work(tmp_path, argv, mess
         argv[1:1] = ["--baseline", CLOSED, "--canary", CLOSED]
     if "--out" not in argv and argv[0] in ("gate", "load", "slo", "drift", "evaluate", "demo"):
         argv += ["--out", str(tmp_path / "out")]
-    code, err = run_cli(argv)
+    code, _, err = run_cli(argv)
     assert code == EXIT_USAGE, err
     assert message in one_line(err)
     assert not (tmp_path / "out").exists()  # refused before anything was written
@@ -193,7 +171,7 @@ def test_a_missing_extra_is_one_line_naming_it_and_exit_69(tmp_path, monkeypatch
         monkeypatch.setattr("harness.cli.rules.run", needs_it)
         argv = ["rules", "--spec", str(SPEC), "--out", str(tmp_path / "r.yml")]
     argv = [str(tmp_path / "out") if a == "OUT" else str(tmp_path / "img.png") if a == "IMAGE" else a for a in argv]
-    code, err = run_cli(argv)
+    code, _, err = run_cli(argv)
     line = one_line(err)
     assert code == EXIT_UNAVAILABLE == 69, line
     assert f"needs the '{extra}' extra" in line and line.endswith(f": pip install 'caption-slo-harness[{extra}]'")
@@ -237,13 +215,15 @@ def test_records_of_the_wrong_kind_are_bad_data(tmp_path, change, message) -> No
     from harness.slo.report import record_columns
 
     path = _records(tmp_path, **change)
-    code, err = run_cli(["slo", "--spec", str(SPEC), "--records", str(path), "--out", str(tmp_path / "o")])
+    code, _, err = run_cli(["slo", "--spec", str(SPEC), "--records", str(path), "--out", str(tmp_path / "o")])
     if set(change) & set(record_columns(load_spec(SPEC))[0]):  # an SLO evaluation reads (and checks) only its fields
         assert code == 65 and message in one_line(err)
     else:
         assert code == 0, err
     if set(change) <= set(DRIFT_COLUMNS) and "lack" not in message:  # drift reads (and checks) only its fields
-        code, err = run_cli(["drift", "--reference", str(path), "--current", str(path), "--out", str(tmp_path / "d")])
+        code, _, err = run_cli(
+            ["drift", "--reference", str(path), "--current", str(path), "--out", str(tmp_path / "d")]
+        )
         assert code == 65 and message in one_line(err)
 
 
@@ -385,7 +365,7 @@ def test_fuzzed_command_lines_end_with_a_documented_code_and_no_traceback(tmp_pa
     afile = tmp_path / "a-file"
     afile.write_text("not a folder")
     names = {"FILE": str(afile), "MISSING": str(tmp_path / "missing"), "OUT": str(tmp_path / "out")}
-    code, err = run_cli([names.get(a, a) for a in argv])
+    code, _, err = run_cli([names.get(a, a) for a in argv])
     assert code in EXIT_CODES and code not in (1, EXIT_SOFTWARE), (argv, code, err)
     assert "Traceback" not in err and len(err.strip().splitlines()) <= 1, (argv, err)
     assert not list(crash_dir.iterdir())

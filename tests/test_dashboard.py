@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from dashboard_fixture import HOSTILE_CAPTION, N_IMAGES, build_reports  # noqa: E402
+from dashboard_fixture import HOSTILE_CAPTION, N_IMAGES, build_reports, open_app  # noqa: E402
 from harness.errors import InputMissingError  # noqa: E402
 from harness.quality.hybrid import Rating, load_ratings  # noqa: E402
 from harness.records import load_records  # noqa: E402
@@ -24,7 +24,6 @@ from harness.report.markdown import code_span  # noqa: E402
 from harness.report.run import list_runs, load_run  # noqa: E402
 
 DASH = Path(__file__).resolve().parents[1] / "dashboards"
-APP = DASH / "app.py"
 sys.path.insert(0, str(DASH))
 from ratings import RATING_COLUMNS, RatingRow, append_rating  # noqa: E402
 
@@ -32,16 +31,6 @@ from ratings import RATING_COLUMNS, RatingRow, append_rating  # noqa: E402
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
     return build_reports(tmp_path_factory.mktemp("reports"))
-
-
-def _app(root: Path, monkeypatch, page: str | None = None) -> AppTest:
-    monkeypatch.setenv("HARNESS_REPORTS", str(root))
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.run()
-    if page:
-        at.switch_page(f"views/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def _go(at: AppTest, page: str) -> AppTest:
@@ -86,7 +75,7 @@ def test_runs_newest_first_with_artifacts(reports):
 
 # -- pages -------------------------------------------------------------------------------------
 def test_decision_page_renders_the_record(reports, monkeypatch):
-    at = _app(reports.root, monkeypatch)
+    at = open_app(reports.root, monkeypatch)
     rec = reports.new_decision
     assert at.selectbox(key="run").value == "run-b"  # the newest run by default
     assert _texts(at.sidebar.markdown) == [f"**Verdict: ROLLBACK** (score {rec['score']:g})"]
@@ -118,7 +107,7 @@ def test_decision_page_renders_the_record(reports, monkeypatch):
 
 
 def test_executive_page(reports, monkeypatch):
-    at = _app(reports.root, monkeypatch, "executive")
+    at = open_app(reports.root, monkeypatch, "executive")
     figs = reports.new_decision["figures"]
     tiles = _metrics(at)
     assert tiles[:4] == [
@@ -139,7 +128,7 @@ def test_executive_page(reports, monkeypatch):
 
 
 def test_oncall_page(reports, monkeypatch):
-    at = _app(reports.root, monkeypatch, "oncall")
+    at = open_app(reports.root, monkeypatch, "oncall")
     figs = reports.new_decision["figures"]
     tiles = _metrics(at)
     assert tiles[:2] == [
@@ -161,7 +150,7 @@ def test_oncall_page(reports, monkeypatch):
 
 
 def test_debug_page(reports, monkeypatch):
-    at = _app(reports.root, monkeypatch, "debug")
+    at = open_app(reports.root, monkeypatch, "debug")
     records = load_records(reports.new)
     ok = records[records["outcome"] == "ok"]
     latency, confidence, outcomes, cider = _charts(at)
@@ -182,7 +171,7 @@ def test_debug_page(reports, monkeypatch):
 
 
 def test_drift_page(reports, monkeypatch):
-    at = _app(reports.root, monkeypatch, "drift")
+    at = open_app(reports.root, monkeypatch, "drift")
     assert _texts(at.error) == ["Drift found by 1 of 2 detectors: confidence_ks"]
     table = at.dataframe[0].value
     assert list(table["detector"]) == ["confidence_ks", "caption_length_psi"]
@@ -196,7 +185,7 @@ def test_drift_page(reports, monkeypatch):
 
 
 def test_older_run_shows_what_it_lacks(reports, monkeypatch):
-    at = _app(reports.root, monkeypatch)
+    at = open_app(reports.root, monkeypatch)
     at.selectbox(key="run").select("run-a").run()
     assert _texts(at.success) == ["Verdict: **PROMOTE** (score 100)"]
     assert "## Canary decision: ✅ PROMOTE (score 100)" in "\n".join(_texts(at.markdown))
@@ -221,15 +210,15 @@ def test_older_run_shows_what_it_lacks(reports, monkeypatch):
 
 
 def test_empty_missing_and_broken_report_folders(tmp_path, monkeypatch):
-    at = _app(tmp_path, monkeypatch)
+    at = open_app(tmp_path, monkeypatch)
     assert _texts(at.sidebar.info) == [f"No runs in {tmp_path} yet: a run folder holds a decision.json."]
     assert _texts(at.info)[0].startswith(f"No run to show: {tmp_path} holds no run folder")
-    at = _app(tmp_path / "absent", monkeypatch, "executive")
+    at = open_app(tmp_path / "absent", monkeypatch, "executive")
     assert _texts(at.sidebar.error) == [f"{tmp_path / 'absent'}: report folder not found"]
     bad = tmp_path / "bad-run"
     bad.mkdir()
     (bad / "decision.json").write_text("{")
-    at = _app(tmp_path, monkeypatch)
+    at = open_app(tmp_path, monkeypatch)
     assert _texts(at.sidebar.error) == ["Decision record unreadable"]
     assert _texts(at.main.error) == [
         f"bad-run: {bad / 'decision.json'}: malformed JSON at line 1: Expecting property name enclosed in double quotes"
@@ -314,7 +303,7 @@ def test_schema_1_run_shows_on_every_page(tmp_path, monkeypatch):
     folder = tmp_path / "run-old"
     folder.mkdir()
     (folder / "decision.json").write_text(json.dumps(V1_RECORD))
-    at = _app(tmp_path, monkeypatch)
+    at = open_app(tmp_path, monkeypatch)
     assert _texts(at.warning) == ["Verdict: **HOLD** (score 80)"]
     assert list(at.dataframe[0].value["name"]) == ["latency"]
     assert "power figures: not in this run" in _texts(at.info)
@@ -336,7 +325,7 @@ def _shown_item(at: AppTest) -> tuple[str, str]:
 
 def test_rating_lands_in_ratings_csv(tmp_path, monkeypatch):
     reports = build_reports(tmp_path / "reports")
-    at = _app(reports.root, monkeypatch, "rate")
+    at = open_app(reports.root, monkeypatch, "rate")
     path = reports.new / "ratings.csv"
     assert "ratings.csv: not in this run" in _texts(at.info)
     first = _shown_item(at)
@@ -398,7 +387,7 @@ def test_oncall_page_shows_pipeline_lag_of_an_asynchronous_run(reports, tmp_path
         {"lag_p50_s": 0.25, "lag_p95_s": 1.5, "lag_p99_s": 2.0, "drain_s": 12.5, "missing_captions": 3}
     )
     path.write_text(json.dumps(rec))
-    tiles = _metrics(_app(root, monkeypatch, "oncall"))
+    tiles = _metrics(open_app(root, monkeypatch, "oncall"))
     assert [t for t in tiles if "lag" in t[0] or t[0] in ("Drain time", "Missing captions")] == [
         ("P50 pipeline lag", "250.0 ms"),
         ("P95 pipeline lag", "1500.0 ms"),

@@ -19,11 +19,10 @@ import zlib
 from pathlib import Path
 
 import httpx
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.cli import main
+from cli_run import run_cli
 from harness.datasets import generate_shapes, write_coco
 from harness.errors import EXIT_CODES, EXIT_SOFTWARE
 
@@ -46,16 +45,6 @@ def fuzz(share: int):
         database=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
     )
-
-
-def run_cli(argv: list[str]) -> tuple[int, str]:
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            code = main(argv)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, err.getvalue()
 
 
 def _tree(folder: Path) -> set[str]:
@@ -84,16 +73,6 @@ def check_ending(argv: list[str], code: int, err: str, out: Path, allowed=frozen
             assert not p.name.endswith((".tmp", ".part", ".partial")), p
             if p.suffix == ".json":
                 json.loads(p.read_text(encoding="utf-8"))
-
-
-@pytest.fixture
-def crash_dir(tmp_path, monkeypatch) -> Path:
-    import tempfile
-
-    folder = tmp_path / "crashes"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
 
 
 def _fresh(tmp_path: Path, name: str) -> Path:
@@ -151,7 +130,7 @@ def test_fuzzed_data_set_paths_are_refused_before_anything_is_read_or_sent(tmp_p
     out = work / "out"
     argv = ["evaluate", "--target", CLOSED, "--dataset", f"coco:{coco}", "--out", str(out)]
     with contained(work, out, crash_dir):
-        code, err = run_cli(argv)
+        code, _, err = run_cli(argv)
     check_ending(argv, code, err, out, allowed={65, 66})
     assert "captions.json" in err, err
 
@@ -213,7 +192,7 @@ def test_fuzzed_specs_end_with_a_documented_code_in_one_line(tmp_path, crash_dir
     if command == "rules":
         argv = ["rules", "--spec", str(spec), "--out", str(out / "rules.yml")]
     with contained(work, out, crash_dir):
-        code, err = run_cli(argv)
+        code, _, err = run_cli(argv)
     check_ending(argv, code, err, out)
 
 
@@ -244,7 +223,7 @@ def test_fuzzed_import_mappings_end_with_a_documented_code_in_one_line(tmp_path,
     out = work / "out"
     argv = ["records", "import", str(log), "--mapping", str(mapping), "--out", str(out)]
     with contained(work, out, crash_dir):
-        code, err = run_cli(argv)
+        code, _, err = run_cli(argv)
     check_ending(argv, code, err, out)
 
 
@@ -300,7 +279,7 @@ def test_fuzzed_times_in_records_and_options_end_with_a_documented_code(tmp_path
     argv += ["--start", since] if since is not None else []
     argv += ["--end", until] if until is not None else []
     with contained(work, out, crash_dir):
-        code, err = run_cli(argv)
+        code, _, err = run_cli(argv)
     check_ending(argv, code, err, out)
     bad = any(not (0 <= t < 253_402_300_800) or not (latency >= 0) for t, latency, _ in rows)
     if code == 0 and since is None and until is None:  # (records outside a range given are not read)

@@ -6,14 +6,11 @@ table and exactly one line on stderr, never 70 (a bug), and loses nothing alread
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import json
 import os
 import subprocess
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness.cli import main
+from cli_run import run_cli as _run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "examples" / "slo.yaml"
@@ -31,18 +28,9 @@ MAPPING = "columns: {ts: t_start, ms: latency_s, code: status, id: request_id, t
 MAPPING += "units: {latency_s: ms}\nconstants: {run_id: r1}\n"
 
 
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    """Exit code, stdout and stderr of ``harness ARGV`` run in this process (the parser's exits
-    included); every warning is recorded and shown on stderr, as it would be outside pytest."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out), warnings.catch_warnings(record=True) as seen:
-        warnings.simplefilter("always")
-        try:
-            code = main(argv)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    shown = "".join(f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}\n" for w in seen)
-    return code, out.getvalue(), shown + err.getvalue()
+def run_cli(argv: list) -> tuple[int, str, str]:
+    """``harness ARGV`` with every warning shown on stderr, as it would be outside pytest."""
+    return _run_cli(argv, show_warnings=True)
 
 
 def _needs_locust() -> None:
@@ -380,6 +368,14 @@ def test_a_coco_entry_of_the_wrong_kind_is_bad_data_naming_file_entry_and_field(
     assert not out.exists() or not any(out.iterdir())
 
 
+def _drift(reference, current, out, *more) -> list[str]:
+    """``harness drift`` of ``current`` against ``reference`` without sentence embeddings."""
+    return ["drift", "--reference", str(reference), "--current", str(current), "--out", str(out)] + [
+        "--no-sentence-embeddings",
+        *map(str, more),
+    ]
+
+
 # -- numpy's warnings never reach stderr ahead of the error line ---------------------------------------
 
 
@@ -387,18 +383,7 @@ def test_a_coco_entry_of_the_wrong_kind_is_bad_data_naming_file_entry_and_field(
 def saved_reference(tmp_path, files) -> Path:
     saved = tmp_path / "saved"
     code, _, err = run_cli(
-        [
-            "drift",
-            "--reference",
-            str(files["REC"]),
-            "--current",
-            str(files["REC"]),
-            "--out",
-            str(tmp_path / "d0"),
-            "--no-sentence-embeddings",
-            "--save-reference",
-            str(saved),
-        ]
+        _drift(str(files["REC"]), str(files["REC"]), str(tmp_path / "d0"), "--save-reference", str(saved))
     )
     assert code == 0, err
     return saved
@@ -428,18 +413,7 @@ def test_a_saved_reference_with_empty_or_non_finite_arrays_is_one_line(
 ) -> None:
     npz = _tamper(saved_reference, key, how)
     out = tmp_path / "d1"
-    code, _, err = run_cli(
-        [
-            "drift",
-            "--reference",
-            str(saved_reference),
-            "--current",
-            str(files["REC"]),
-            "--out",
-            str(out),
-            "--no-sentence-embeddings",
-        ]
-    )
+    code, _, err = run_cli(_drift(str(saved_reference), str(files["REC"]), str(out)))
     assert code == 65
     assert one_line(err) == (
         f"harness drift: error: {npz}: {key} is empty or holds values that are not finite numbers; save the reference again"
@@ -513,18 +487,7 @@ def test_a_quality_model_that_cannot_map_confidences_is_bad_data(tmp_path, files
     path = tmp_path / "model.json"
     path.write_text(json.dumps({**model, **change}))
     code, _, err = run_cli(
-        [
-            "drift",
-            "--reference",
-            str(files["REC"]),
-            "--current",
-            str(files["REC"]),
-            "--out",
-            str(tmp_path / "d"),
-            "--no-sentence-embeddings",
-            "--quality-model",
-            str(path),
-        ]
+        _drift(str(files["REC"]), str(files["REC"]), str(tmp_path / "d"), "--quality-model", str(path))
     )
     assert code == 65
     assert one_line(err) == f"harness drift: error: {path}: not a usable quality model: {problem}"

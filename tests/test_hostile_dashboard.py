@@ -17,15 +17,13 @@ import pytest
 
 pytest.importorskip("streamlit")
 from PIL import Image  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import harness.report.run as run_module  # noqa: E402
-from dashboard_fixture import T0, build_reports  # noqa: E402
+from dashboard_fixture import T0, build_reports, open_app  # noqa: E402
 from harness.report.markdown import inline_text  # noqa: E402
 from harness.report.run import OutsideRoot, inside_root, list_runs  # noqa: E402
 
 DASH = Path(__file__).resolve().parents[1] / "dashboards"
-APP = DASH / "app.py"
 sys.path.insert(0, str(DASH))
 from board import IMAGE_UNREADABLE  # noqa: E402
 
@@ -109,16 +107,6 @@ def reads(monkeypatch) -> list[Path]:
     return seen
 
 
-def _app(root: Path, monkeypatch, page: str | None = None) -> AppTest:
-    monkeypatch.setenv("HARNESS_REPORTS", str(root))
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.run()
-    if page:
-        at.switch_page(f"views/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def _texts(elements) -> list[str]:
     return [e.value for e in elements]
 
@@ -145,7 +133,7 @@ def test_inside_root_follows_links_and_refuses_what_leaves(site: Site) -> None:
 # -- the folder box --------------------------------------------------------------------------------
 @pytest.mark.parametrize("typed", ["/etc", "../..", "{outer}", "run-b/../../.."])
 def test_folder_box_outside_the_root_is_refused_and_nothing_is_read(site, monkeypatch, reads, typed) -> None:
-    at = _app(site.root, monkeypatch)
+    at = open_app(site.root, monkeypatch)
     assert at.text_input(key="report_root").value == str(site.root)
     assert at.selectbox(key="run").value == "run-c" and set(reads) == {
         site.root / r / "decision.json" for r in ("run-a", "run-b", "run-c")
@@ -164,7 +152,7 @@ def test_folder_box_outside_the_root_is_refused_and_nothing_is_read(site, monkey
 
 def test_folder_box_reads_a_folder_inside_the_root_relative_to_it(site, monkeypatch, reads) -> None:
     shutil.copytree(site.root / "run-a", site.root / "team" / "run-t")
-    at = _app(site.root, monkeypatch)
+    at = open_app(site.root, monkeypatch)
     reads.clear()
     at.text_input(key="report_root").input("team").run()
     assert not at.exception and not at.sidebar.error
@@ -184,7 +172,7 @@ def test_a_run_folder_or_record_linked_out_of_the_root_is_listed_unread(site, mo
         f"{site.root / 'run-d' / 'decision.json'}: outside the report root {site.root} (not read)"
     )
     reads.clear()
-    at = _app(site.root, monkeypatch)
+    at = open_app(site.root, monkeypatch)
     at.selectbox(key="run").select("zz-link").run()
     assert not at.exception
     assert _texts(at.sidebar.error) == ["Decision record unreadable"]
@@ -205,7 +193,7 @@ def test_files_a_record_names_outside_the_root_are_not_opened(site, monkeypatch)
     rec = json.loads((run_b / "decision.json").read_text())
     rec["artifacts"]["records"] = str(outside)
     (run_b / "decision.json").write_text(json.dumps(rec))
-    at = _app(site.root, monkeypatch)
+    at = open_app(site.root, monkeypatch)
     at.selectbox(key="run").select("run-b").run()
     at.switch_page("views/debug.py").run()
     assert not at.exception
@@ -219,7 +207,7 @@ def test_files_a_record_names_outside_the_root_are_not_opened(site, monkeypatch)
 
 # -- images --------------------------------------------------------------------------------------
 def test_debug_page_shows_only_whole_images_inside_the_root(site, monkeypatch) -> None:
-    at = _app(site.root, monkeypatch, "debug")  # run-c, the newest
+    at = open_app(site.root, monkeypatch, "debug")  # run-c, the newest
     assert len(at.image) == 1  # good.png only
     assert _texts(at.warning) == [
         _outside("image", "/etc/passwd", site.root),
@@ -233,7 +221,7 @@ def test_debug_page_shows_only_whole_images_inside_the_root(site, monkeypatch) -
 
 
 def test_rate_page_offers_no_image_outside_the_root_and_survives_a_truncated_one(site, monkeypatch) -> None:
-    at = _app(site.root, monkeypatch, "rate")
+    at = open_app(site.root, monkeypatch, "rate")
     head = [t for t in _texts(at.markdown) if t.startswith("Caption **")]
     assert head == ["Caption **1** of 2 · image `cut`"]  # passwd, the link and the .. path are not offered
     assert _texts(at.warning) == [IMAGE_UNREADABLE] and len(at.image) == 0
@@ -247,7 +235,7 @@ def test_a_ratings_file_linked_out_of_the_root_is_neither_read_nor_written(site,
     target = site.outer / "elsewhere.csv"
     target.write_text("image_id,rater,rating,target,caption,time\n")
     (site.root / "run-c" / "ratings.csv").symlink_to(target)
-    at = _app(site.root, monkeypatch, "rate")
+    at = open_app(site.root, monkeypatch, "rate")
     assert _texts(at.warning) == [IMAGE_UNREADABLE, _outside("ratings", "ratings.csv", site.root)]
     at.text_input(key="rater").input("ana").run()
     at.feedback(key="rate_stars").set_value(2)
@@ -271,7 +259,7 @@ def test_a_truncated_png_or_jpeg_is_a_message_and_the_page_goes_on(site, monkeyp
         _worst("good", "img/good.png"),
     ]
     (run_c / "decision.json").write_text(json.dumps(rec))
-    at = _app(site.root, monkeypatch, "debug")
+    at = open_app(site.root, monkeypatch, "debug")
     assert _texts(at.warning) == [IMAGE_UNREADABLE, IMAGE_UNREADABLE] and len(at.image) == 1
     assert [t for t in _texts(at.text) if t.startswith("caption of")] == [
         "caption of cut",

@@ -7,15 +7,13 @@ the loader: huge integers and scalars their tag cannot hold, nesting past 100 le
 expand past their bounds (billion laughs), keys given twice, and durations past ten years.
 """
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import pytest
 
+from cli_run import run_cli
 from harness.canary.config import load_judge_config
-from harness.cli import main
 from harness.errors import EXIT_DATA, EXIT_USAGE, DataError
 from harness.load.settings import parse_duration as parse_run_duration
 from harness.log_import import load_mapping
@@ -45,20 +43,9 @@ def nested(depth: int) -> str:
 # ---- the commands -------------------------------------------------------------------------------
 
 
-def run_cli(argv: list[str]) -> tuple[int, str]:
-    """Exit code and stderr of ``harness ARGV`` run in this process."""
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, err.getvalue()
-
-
 def refused(argv: list, code: int = EXIT_DATA) -> str:
     """The one stderr line of ``harness ARGV``, which must end with ``code`` and no traceback."""
-    got, err = run_cli(argv)
+    got, _, err = run_cli(argv)
     lines = err.strip().splitlines()
     assert got == code and len(lines) == 1 and "Traceback" not in err, (got, err[:2000])
     return lines[0]

@@ -16,6 +16,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from raw_socket import read_all
+
 pytest.importorskip("torch")
 
 from harness.datasets import shapes_sample  # noqa: E402
@@ -174,19 +176,6 @@ def _trickle(sock: socket.socket, data: bytes, every_s: float, stop: threading.E
             return
 
 
-def _read_all(sock: socket.socket, timeout: float) -> bytes:
-    sock.settimeout(timeout)
-    data = b""
-    try:
-        while True:
-            chunk = sock.recv(4096)
-            if not chunk:
-                return data
-            data += chunk
-    except (socket.timeout, ConnectionResetError):
-        return data
-
-
 def test_slow_senders_are_cut_and_connections_capped(server_factory, png):
     srv = server_factory(extra_args=["--header-timeout-s", "1", "--body-timeout-s", "2", "--max-connections", "6"])
     head = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\n\r\n".encode()  # 40 s at 1 byte/s
@@ -197,7 +186,7 @@ def test_slow_senders_are_cut_and_connections_capped(server_factory, png):
         threading.Thread(target=_trickle, args=(slow, head, 1.0, stop), daemon=True).start()
         assert _post(srv.url, png).status_code == 200  # others are served meanwhile
         t0 = time.monotonic()
-        got = _read_all(slow, 15)
+        got = read_all(slow, 15)
         cut_after = time.monotonic() - t0
         assert got.startswith(b"HTTP/1.1 408 ") and b'"header_timeout"' in got
         assert cut_after < 10  # long before the 40 s the whole header would take
@@ -210,14 +199,14 @@ def test_slow_senders_are_cut_and_connections_capped(server_factory, png):
             f"Content-Length: {len(png)}\r\n\r\n".encode()
         )
         threading.Thread(target=_trickle, args=(slow_body, png, 1.0, stop), daemon=True).start()
-        got = _read_all(slow_body, 15)
+        got = read_all(slow_body, 15)
         assert got.startswith(b"HTTP/1.1 408 ") and b'"body_timeout"' in got
         slow_body.close()
 
         # Headers over 64 KiB: 431 and closed.
         greedy = socket.create_connection(("127.0.0.1", srv.port))
         greedy.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 70_000 + b"\r\n")
-        got = _read_all(greedy, 15)
+        got = read_all(greedy, 15)
         assert got.startswith(b"HTTP/1.1 431 ") and b'"headers_too_large"' in got
         greedy.close()
 
@@ -225,12 +214,12 @@ def test_slow_senders_are_cut_and_connections_capped(server_factory, png):
         idle = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(6)]
         time.sleep(0.2)
         extra = socket.create_connection(("127.0.0.1", srv.port))
-        got = _read_all(extra, 5)
+        got = read_all(extra, 5)
         assert got.startswith(b"HTTP/1.1 503 ") and b'"too_many_connections"' in got
         extra.close()
         # The idle ones go after the header timeout, and the server serves again.
         for sock in idle:
-            assert _read_all(sock, 10).startswith(b"HTTP/1.1 408 ")
+            assert read_all(sock, 10).startswith(b"HTTP/1.1 408 ")
             sock.close()
         assert httpx.get(srv.url + "/healthz").status_code == 200
         assert _post(srv.url, png).status_code == 200

@@ -18,6 +18,7 @@ from PIL import Image
 from harness.datasets import shapes_sample
 from harness.image import decode_image
 from metrics_text import sample_value, scrape
+from raw_socket import read_all
 
 pytest.importorskip("torch")
 
@@ -45,24 +46,11 @@ def _batched(url: str) -> tuple[float, float]:
     return sample_value(samples, "caption_batch_size_sum"), sample_value(samples, "caption_batch_size_count")
 
 
-def _read_all(sock: socket.socket, timeout: float) -> bytes:
-    sock.settimeout(timeout)
-    data = b""
-    try:
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return data
-            data += chunk
-    except (socket.timeout, ConnectionResetError):
-        return data
-
-
 def _raw(port: int, data: bytes, timeout: float = 15) -> bytes:
     """Send ``data`` in one write and read until the server closes (or ``timeout``)."""
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(data)
-        return _read_all(sock, timeout)
+        return read_all(sock, timeout)
 
 
 def _split(answer: bytes) -> tuple[str, dict[str, str], bytes]:
@@ -228,7 +216,7 @@ def test_headers_pipelined_behind_a_request_in_flight_stop_the_reading(reference
                 time.sleep(0.05)
             except OSError:  # closed by the server
                 break
-        got = _read_all(sock, 10)
+        got = read_all(sock, 10)
         sock.close()
     finally:
         httpx.delete(reference_server.url + "/admin/faults", headers=admin)
