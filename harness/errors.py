@@ -22,6 +22,7 @@ __all__ = [
     "EXIT_UNAVAILABLE",
     "EXIT_SOFTWARE",
     "EXIT_CODES",
+    "EXIT_MEANINGS",
 ]
 
 EXIT_OK = 0
@@ -33,23 +34,23 @@ EXIT_DATA = 65
 EXIT_MISSING = 66
 EXIT_UNAVAILABLE = 69
 EXIT_SOFTWARE = 70
-# Every code a command may end with (README, "Exit codes"); 130 and 141 are the shell's own for
-# an interrupt and a closed pipe.
-EXIT_CODES = frozenset(
-    {
-        EXIT_OK,
-        EXIT_ROLLBACK,
-        EXIT_HOLD,
-        EXIT_DRIFT,
-        EXIT_USAGE,
-        EXIT_DATA,
-        EXIT_MISSING,
-        EXIT_UNAVAILABLE,
-        EXIT_SOFTWARE,
-        130,
-        141,
-    }
-)
+# What each code means (the README's table is generated from this one, ``harness.refdocs``).
+EXIT_MEANINGS: dict[int, str] = {
+    EXIT_OK: "success; gate PROMOTE; drift: none found",
+    EXIT_ROLLBACK: "gate ROLLBACK (and nothing else)",
+    EXIT_HOLD: "gate HOLD (marginal or inconclusive)",
+    EXIT_DRIFT: "drift found",
+    EXIT_USAGE: "usage error (also the parser's own errors)",
+    EXIT_DATA: "bad input data (failed data contract, malformed file, undecodable image)",
+    EXIT_MISSING: "input missing",
+    EXIT_UNAVAILABLE: "a service needed is unavailable (target, Prometheus), or an optional extra is not installed",
+    EXIT_SOFTWARE: "an unexpected error inside the harness (a bug): one line on stderr names the file in the "
+    "temp folder (`harness-crash-*.txt`) that holds the traceback; never 1",
+    130: "interrupted (Ctrl-C), as the shell gives it",
+    141: "the reader of the output went away (a closed pipe), as the shell gives it",
+}
+# Every code a command may end with.
+EXIT_CODES = frozenset(EXIT_MEANINGS)
 
 # The optional extras of the package, by the top-level modules that need them.
 EXTRAS: dict[str, str] = {

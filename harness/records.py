@@ -59,11 +59,12 @@ RECORDS_JSONL = "records.jsonl"
 RECORDS_PARQUET = "records.parquet"
 
 
-def _field(kind: str, required: bool = False, largest: int | None = None, **kw: Any) -> Any:
+def _field(kind: str, what: str, required: bool = False, largest: int | None = None, **kw: Any) -> Any:
     """A record field of ``kind``: ``text``, ``id`` (text or a whole number), ``real`` (a finite
     number), ``count`` (a whole number from 0 to ``largest``), ``flag`` (true or false) or
-    ``vector`` (a list of numbers); ``required``: never null in a trustworthy record."""
-    return field(metadata={"kind": kind, "required": required, "largest": largest}, **kw)
+    ``vector`` (a list of numbers); ``required``: never null in a trustworthy record; ``what`` it
+    holds, as the records reference (``harness.refdocs``) says."""
+    return field(metadata={"kind": kind, "what": what, "required": required, "largest": largest}, **kw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,26 +76,36 @@ class RequestRecord:
     schema of imported records (``arrow_schema``) and the data contract (``harness.expectations``)
     are derived."""
 
-    run_id: str = _field("text", required=True)
-    target: str = _field("text", required=True)
-    scenario: str = _field("text")
-    request_id: str = _field("text", required=True)
-    image_id: str | None = _field("id")
-    t_start: float = _field("real", required=True)
-    latency_s: float = _field("real", required=True)
-    status: int = _field("count", required=True, largest=999)
-    outcome: str = _field("text", required=True)
-    error: str | None = _field("text", default=None)
-    caption: str | None = _field("text", default=None)
-    confidence: float | None = _field("real", default=None)
-    model_version: str | None = _field("text", default=None)
-    image_bytes: int | None = _field("count", largest=2**53, default=None)
-    image_w: int | None = _field("count", largest=2**31, default=None)
-    image_h: int | None = _field("count", largest=2**31, default=None)
-    safety_flagged: bool | None = _field("flag", default=None)
-    embedding: list[float] | None = _field("vector", default=None, repr=False)
-    prompt_tokens: int | None = _field("count", largest=2**31, default=None)
-    completion_tokens: int | None = _field("count", largest=2**31, default=None)
+    run_id: str = _field("text", "the run (or import) that wrote the record", required=True)
+    target: str = _field(
+        "text", "which service answered: baseline, canary, or a name of the traffic split", required=True
+    )
+    scenario: str = _field("text", "the load scenario or the stage that sent the request")
+    request_id: str = _field("text", "the request's id (X-Request-Id), unique within its run", required=True)
+    image_id: str | None = _field("id", "the image's id in its data set (a COCO id or a file stem)")
+    t_start: float = _field("real", "when the request was sent, unix seconds", required=True)
+    latency_s: float = _field("real", "seconds from sending to the whole answer (or the timeout)", required=True)
+    status: int = _field("count", "the HTTP status; 0 when no response came", required=True, largest=999)
+    outcome: str = _field(
+        "text",
+        "what the answer was worth: ok, http_error, timeout, connection_error or invalid_response",
+        required=True,
+    )
+    error: str | None = _field("text", "the error the service or the client gave (target text)", default=None)
+    caption: str | None = _field("text", "the caption returned (target text)", default=None)
+    confidence: float | None = _field("real", "the confidence the service gave its caption", default=None)
+    model_version: str | None = _field("text", "the model version the service reported (target text)", default=None)
+    image_bytes: int | None = _field("count", "the size of the image sent, bytes", largest=2**53, default=None)
+    image_w: int | None = _field("count", "the image's width, pixels", largest=2**31, default=None)
+    image_h: int | None = _field("count", "the image's height, pixels", largest=2**31, default=None)
+    safety_flagged: bool | None = _field("flag", "the service flagged its own caption as unsafe", default=None)
+    embedding: list[float] | None = _field(
+        "vector", "the caption's embedding, when the service returns one (drift)", default=None, repr=False
+    )
+    prompt_tokens: int | None = _field("count", "tokens of the prompt (chat protocols)", largest=2**31, default=None)
+    completion_tokens: int | None = _field(
+        "count", "tokens of the caption (chat protocols)", largest=2**31, default=None
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in COLUMNS}

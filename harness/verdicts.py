@@ -9,10 +9,11 @@ from typing import Literal
 
 from harness.errors import EXIT_HOLD, EXIT_OK, EXIT_ROLLBACK
 
-__all__ = ["PROMOTE", "HOLD", "ROLLBACK", "VerdictName", "VERDICT_EXIT", "Classification"]
+__all__ = ["PROMOTE", "HOLD", "ROLLBACK", "VerdictName", "VERDICT_EXIT", "Classification", "SHARE_OF_IMAGES"]
 
 PROMOTE, HOLD, ROLLBACK = "PROMOTE", "HOLD", "ROLLBACK"
 VerdictName = Literal["PROMOTE", "HOLD", "ROLLBACK"]
 VERDICT_EXIT = {PROMOTE: EXIT_OK, ROLLBACK: EXIT_ROLLBACK, HOLD: EXIT_HOLD}
 # Pass, High or Low (failed in that direction), NoData, or Info (reported, not scored).
 Classification = Literal["Pass", "High", "Low", "NoData", "Info"]
+SHARE_OF_IMAGES = "share of images"  # the effect unit of a paired sign test

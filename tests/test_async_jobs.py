@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from harness.datasets import shapes_sample
-from harness.pipeline import MISSING_EXPIRED, MISSING_PENDING, gate_figures, pipeline_figures
 from harness.records import COLUMNS, load_records
 from harness.slo import evaluate_records, generate_rules, parse_spec, render_markdown
+from harness.slo.job_figures import MISSING_EXPIRED, MISSING_PENDING, gate_figures, pipeline_figures
 from metrics_text import sample_value, scrape
 from reference_model.server.jobs import callback_allowed
 from reference_model.server.metrics import LAG_BUCKETS

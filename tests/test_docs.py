@@ -37,3 +37,20 @@ def test_every_relative_link_reaches_a_file_and_heading(page: Path) -> None:
 
 def test_the_readme_stays_short() -> None:
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 200
+
+
+def test_the_generated_reference_equals_the_code() -> None:
+    """The command line, exit codes, record fields, judge metrics and SLI kinds in the docs are
+    generated from the code (``python -m harness.refdocs`` rewrites them)."""
+    from harness.refdocs import render
+
+    stale = [str(p.relative_to(ROOT)) for p, text in render(ROOT).items() if p.read_text(encoding="utf-8") != text]
+    assert not stale, f"out of date (run python -m harness.refdocs): {stale}"
+
+
+def test_every_command_is_in_the_cli_reference() -> None:
+    from harness.cli import COMMANDS
+
+    page = (ROOT / "docs" / "reference" / "cli.md").read_text(encoding="utf-8")
+    for name in COMMANDS:
+        assert f"## `harness {name}`" in page, name

@@ -57,3 +57,46 @@ def test_the_check_finds_a_cycle() -> None:
     except CycleError:
         return
     raise AssertionError("a cycle went unnoticed")
+
+
+def _layers() -> dict[str, int]:
+    """The layer table of docs/architecture.md: module prefix -> layer."""
+    import re
+
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    table = text.split("<!-- layers: read by tests/test_layers.py -->", 1)[1].split("\n\n", 1)[0]
+    out = {}
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        for name in re.findall(r"`([\w.]+)`", cells[1]):
+            out[name] = int(cells[0])
+    return out
+
+
+def _layer(module: str, layers: dict[str, int]) -> int | None:
+    best = max((p for p in layers if module == p or module.startswith(p + ".")), key=len, default=None)
+    return None if best is None else layers[best]
+
+
+def _upward(graph: dict[str, set[str]], layers: dict[str, int]) -> list[str]:
+    return [
+        f"{m} (layer {_layer(m, layers)}) imports {d} (layer {_layer(d, layers)})"
+        for m, deps in sorted(graph.items())
+        for d in sorted(deps)
+        if _layer(d, layers) > _layer(m, layers)
+    ]
+
+
+def test_no_module_imports_from_a_layer_above_its_own() -> None:
+    layers = _layers()
+    graph = import_graph()
+    unplaced = sorted(m for m in graph if _layer(m, layers) is None)
+    assert not unplaced, f"modules in no layer of docs/architecture.md: {unplaced}"
+    upward = _upward(graph, layers)
+    assert not upward, "\n".join(upward)
+
+
+def test_the_layer_check_finds_an_upward_import() -> None:
+    graph = import_graph()
+    graph["harness.records"].add("harness.canary.judge")  # data importing the judge
+    assert _upward(graph, _layers()) == ["harness.records (layer 1) imports harness.canary.judge (layer 3)"]

@@ -15,13 +15,13 @@ import pytest
 from harness.cli import main as cli_main
 from harness.client import CaptionClient
 from harness.datasets import generate_shapes, write_coco
+from harness.duration import parse_duration
 from harness.image import ImageDecodeError, ImageTooLargeError, decode_image
 from harness.load.arrivals import ArrivalClock, gamma_gaps
 from harness.load.calibration import FixedResponseServer
 from harness.load.launch import LoadRun, available_scenarios, locust_argv, resolve_scenario, secret_env
 from harness.load.payload import coco_pool, malformed_payloads, pool_from_dataset, shapes_pool
 from harness.load.proxy import FaultProxy, ProxyFaults
-from harness.load.settings import parse_duration
 from harness.load.summary import ABORTED_ERROR, saturation_point, summarize, sweep_curve
 from harness.records import COLUMNS
 

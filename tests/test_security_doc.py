@@ -6,9 +6,9 @@ import pytest
 
 from harness import safe_yaml
 from harness.datasets.coco import MAX_IMAGE_BYTES
+from harness.duration import MAX_DURATION_S
 from harness.records import CLOCK_SKEW_S, EARLIEST_TIME, LATEST_TIME
 from harness.redaction import MIN_SECRET_CHARS, REDACTED
-from harness.slo.duration import MAX_DURATION_S
 from harness.text import short_repr
 
 PAGE = (Path(__file__).resolve().parents[1] / "docs" / "reference" / "security.md").read_text(encoding="utf-8")

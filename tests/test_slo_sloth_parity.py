@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.duration import parse_duration
 from harness.slo import generate_rules, load_spec
 from harness.slo.alert_windows import parse_alert_windows, shipped_tables
-from harness.slo.duration import parse_duration
 
 DATA = Path(__file__).resolve().parent / "data" / "sloth"
 CASES = ("base", "base-28d", "custom-windows-7d", "extra-labels", "no-alerts")

@@ -10,7 +10,8 @@ import numpy as np
 
 from harness.canary.metric import JudgeConfig, MetricSpec
 from harness.canary.sample import MetricSample
-from harness.canary.verdict import HOLD, PROMOTE, ROLLBACK, SHARE_OF_IMAGES, GroupResult, MetricResult, Verdict
+from harness.canary.verdict import HOLD, PROMOTE, ROLLBACK, GroupResult, MetricResult, Verdict
+from harness.verdicts import SHARE_OF_IMAGES
 
 __all__ = ["MetricSample", "judge", "decide", "classify", "score_groups", "TEST_FUNCTIONS"]
 

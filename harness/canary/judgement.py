@@ -418,9 +418,9 @@ def _measure(sides, spec, thr, floor, traffic, blocklist, settings: Settings, in
 
     from harness.canary import observations as o
     from harness.expectations import RecordContract, validate_records
-    from harness.pipeline import gate_figures
     from harness.records import check_types
     from harness.slo import evaluate_records
+    from harness.slo.job_figures import gate_figures
 
     reasons: list[str] = []
     frames = [d for k in ROLES for d in (sides[k].evaluation, sides[k].load) if d is not None and len(d)]

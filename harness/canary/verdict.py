@@ -8,8 +8,6 @@ from harness.verdicts import HOLD, PROMOTE, ROLLBACK, VERDICT_EXIT, Classificati
 
 __all__ = ["MetricResult", "GroupResult", "Verdict", "PROMOTE", "HOLD", "ROLLBACK"]
 
-SHARE_OF_IMAGES = "share of images"  # the effect unit of a paired sign test
-
 
 @dataclass(frozen=True)
 class MetricResult:

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.canary.config import load_judge_config
     from harness.canary.gate import GateConfig, run_gate
     from harness.cli.checks import at_least, http_url, not_negative, out_folder, positive
-    from harness.load.settings import parse_duration
+    from harness.duration import parse_duration
     from harness.resources import scenario_path
     from harness.verdicts import VERDICT_EXIT
 

@@ -109,7 +109,7 @@ def _where(items: list[str], option: str) -> dict[str, str]:
 
 
 def _duration(option: str, text: str | None) -> float | None:
-    from harness.load.settings import parse_duration
+    from harness.duration import parse_duration
 
     if text is None:
         return None

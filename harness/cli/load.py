@@ -15,7 +15,7 @@ __all__ = ["register", "run"]
 
 
 def _duration(text: str) -> float:
-    from harness.load.settings import parse_duration
+    from harness.duration import parse_duration
 
     try:
         value = parse_duration(text)

@@ -289,7 +289,7 @@ class LoadRecorder:
         if self.error is not None:  # the run was stopped before its users started: why, in one line
             summary["error"] = " ".join(self.error.split())[:500]
         if asynchronous:
-            from harness.pipeline import pipeline_figures
+            from harness.slo.job_figures import pipeline_figures
 
             summary["pipeline"] = pipeline_figures(df)  # asynchronous jobs: lag, missing, drain
         write_summary(summary, out)

@@ -1,7 +1,7 @@
 """The asynchronous recording user: submits images to ``POST /v1/caption:async`` and polls each
 job's ``Location`` with back-off until it is done, failed or expired, or until the run's request
 timeout has passed since the submission (then it is still pending, and missing). One record per
-image offered (``harness.pipeline`` reads them): a done job's record starts at its submission and
+image offered (``harness.slo.job_figures`` reads them): a done job's record starts at its submission and
 its ``latency_s`` is the pipeline lag the server's job document gives (arrival to caption
 available), with the caption document parsed as the synchronous route's; a refused submission
 keeps its answer (429, 5xx ...); a failed, expired or never finished job has no caption.
@@ -27,8 +27,8 @@ from harness.client import CaptionResult, result_from_exception, result_from_res
 from harness.load.payload import Payload
 from harness.load.shapes import HarnessShape
 from harness.load.user import CaptionUser
-from harness.pipeline import FAILED_PREFIX, MISSING_EXPIRED, MISSING_PENDING
 from harness.protocols.v1 import ContractV1Adapter
+from harness.slo.job_figures import FAILED_PREFIX, MISSING_EXPIRED, MISSING_PENDING
 
 __all__ = ["AsyncCaptionUser", "BackfillShape", "POLL_FIRST_S", "POLL_MAX_S"]
 

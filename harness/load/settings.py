@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import secrets
 import time
@@ -11,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LoadSettings", "add_arguments", "settings_from_options", "new_run_id", "parse_duration"]
+from harness.duration import parse_duration
+
+__all__ = ["LoadSettings", "add_arguments", "settings_from_options", "new_run_id"]
 
 # Options Locust itself owns that the harness reads: num_users, spawn_rate, run_time, host,
 # stop_timeout, expect_workers. Everything below is the harness's own.
@@ -80,12 +81,9 @@ def _duration_arg(text: str) -> float:
     import argparse
 
     try:
-        value = parse_duration(text)
+        return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"duration must be positive (got {text!r})")
-    return value
 
 
 def add_arguments(parser: Any) -> None:
@@ -98,41 +96,6 @@ def add_arguments(parser: Any) -> None:
 
 def new_run_id(scenario: str) -> str:
     return f"{scenario}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(2)}"
-
-
-def parse_duration(text: str) -> float:
-    """``90``, ``90s``, ``2m``, ``1h30m`` as seconds, at most ten years (the bound every duration
-    of the harness has, ``harness.slo.duration.MAX_DURATION_S``); ``ValueError`` otherwise."""
-    from harness.slo.duration import check_duration
-
-    return check_duration(_seconds(text), text)
-
-
-def _seconds(text: str) -> float:
-    s = str(text).strip().lower()
-    if not s:
-        raise ValueError("empty duration")
-    try:
-        value = float(s)
-    except ValueError:
-        pass
-    else:
-        if not math.isfinite(value):
-            raise ValueError(f"bad duration {text!r}: not a finite number of seconds")
-        return value
-    total, num = 0.0, ""
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0}
-    for ch in s:
-        if ch.isdigit() or ch == ".":
-            num += ch
-        elif ch in units and num:
-            total += float(num) * units[ch]
-            num = ""
-        else:
-            raise ValueError(f"bad duration {text!r} (use e.g. 90s, 2m, 1h30m)")
-    if num:
-        raise ValueError(f"bad duration {text!r}: a number without a unit at the end")
-    return total  # past ten years (infinite among them) is refused by parse_duration
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from harness.canary.verdict import SHARE_OF_IMAGES
 from harness.text import one_line
+from harness.verdicts import SHARE_OF_IMAGES
 
 __all__ = ["render_markdown", "inline_text", "code_span"]
 

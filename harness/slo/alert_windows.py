@@ -15,7 +15,7 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any, Mapping
 
-from harness.slo.duration import format_duration, parse_duration
+from harness.duration import format_duration, parse_duration
 
 __all__ = [
     "SEVERITIES",

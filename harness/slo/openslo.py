@@ -31,8 +31,8 @@ from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import Field, StringConstraints, ValidationError
 
+from harness.duration import format_duration, parse_duration
 from harness.slo.alert_windows import SEVERITIES, AlertWindow, windows_for_period
-from harness.slo.duration import format_duration, parse_duration
 from harness.slo.spec import (
     _LABEL_RE,
     _WINDOW_MARKS,

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import harness.slo.queries as queries
-from harness.slo.duration import prometheus_duration
+from harness.duration import prometheus_duration
 from harness.slo.spec import SLO, SLOSpec
 
 __all__ = ["RuleSet", "generate_rules", "STANDARD_WINDOWS_S", "rule_labels", "alert_name"]

@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import AfterValidator, Field, StringConstraints, ValidationError
 
+from harness.duration import format_duration, parse_duration
 from harness.slo.alert_windows import SEVERITIES, AlertWindow, table_for_period, windows_for_period
-from harness.slo.duration import format_duration, parse_duration
 from harness.slo.errors import SpecError
 from harness.slo.kinds import get as get_kind
 from harness.slo.kinds import kind_names

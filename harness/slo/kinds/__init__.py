@@ -52,7 +52,9 @@ class SLIKind:
     """One SLI kind. Subclasses set ``name`` and ``fields`` and override what their kind can give."""
 
     name: ClassVar[str]
-    summary: ClassVar[str] = ""
+    # What the SLO reference says of the kind (``harness.refdocs``): which events it counts, which are good.
+    events_doc: ClassVar[str] = ""
+    good_doc: ClassVar[str] = ""
     # The SLO fields of this kind (``threshold``, ``blocklist`` ...): a pydantic model, extra fields refused.
     fields: ClassVar[type[Strict]] = NoFields
     # Events timed by an input of their own (the feedback log), not by the requests: their alert

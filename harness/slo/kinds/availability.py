@@ -12,7 +12,11 @@ from harness.slo.promql import AVAILABILITY_BAD_STATUS, REQUESTS, rate, total
 
 class Availability(RecordsKind):
     name = "availability"
-    summary = "not 5xx, not 429, not 0 (no response), not an unusable 200 body"
+    events_doc = "every request sent"
+    good_doc = (
+        "not 5xx, not 429 (work turned away), not 0 (no response: timeout, refused), not an unusable 200 "
+        "body; other 4xx are the client's and count as good"
+    )
 
     def select(self, df, slo, inputs):
         import pandas as pd

@@ -124,7 +124,15 @@ def read_feedback(path: str | Path) -> list[FeedbackEntry]:
 
 class Correction(SLIKind):
     name = "correction"
-    summary = "a person accepted the caption (the log of the rating page); corrected or rejected is bad"
+    events_doc = (
+        "every row of the feedback log (`feedback.csv` or `.jsonl` in the run folder, or the SLO's `feedback` "
+        "path relative to it; written by the dashboard's rating page): `image_id` and/or `request_id`, `time` "
+        "(ISO 8601 or unix seconds), `action`, `corrected_caption`"
+    )
+    good_doc = (
+        "`accepted` (corrected and rejected are bad); the report adds the counts per action; a malformed row "
+        "is one line naming its line, exit 65"
+    )
     fields = CorrectionFields
     own_clock = True
 

@@ -12,7 +12,8 @@ _UNANSWERED = 'status!~"2.."'
 
 class Coverage(RecordsKind):
     name = "coverage"
-    summary = "answered ok with a non-empty caption"
+    events_doc = "every request sent"
+    good_doc = "answered `ok` with a non-empty caption"
 
     def columns(self, slo):
         return super().columns(slo)[0] + ("caption",), ()

@@ -25,7 +25,8 @@ class LatencyFields(Strict):
 
 class Latency(RecordsKind):
     name = "latency"
-    summary = "a response within the threshold (seconds)"
+    events_doc = "every request that got a response or timed out"
+    good_doc = "a response within the threshold (seconds)"
     fields = LatencyFields
 
     def options(self, fields, path):

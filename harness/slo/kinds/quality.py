@@ -53,7 +53,11 @@ def quality_scores(df, quality, slo):
 
 class Quality(RecordsKind):
     name = "quality"
-    summary = "a per-image score at or above the floor"
+    events_doc = (
+        "every caption whose image has a per-image score of `metric` (CIDEr-D by default) from `--quality "
+        "FILE`: the quality stage's `quality.json`, or a table of `image_id` and the metric"
+    )
+    good_doc = 'score at or above the floor (`threshold`); without scores: "no data"'
     fields = QualityFields
 
     def options(self, fields, path):

@@ -9,7 +9,8 @@ from harness.slo.kinds import SLIKind
 
 class Query(SLIKind):
     name = "promql"
-    summary = "what the SLO's own Prometheus queries count"
+    events_doc = "what the SLO's own Prometheus queries count (an OpenSLO SLI without `harness/sli`)"
+    good_doc = "what they count; `--records` gives no data"
 
     def check(self, slo, path):
         if not slo.promql:

@@ -35,7 +35,8 @@ def blocklisted(captions, words: tuple[str, ...]):
 
 class Safety(RecordsKind):
     name = "safety"
-    summary = "neither flagged by the service nor carrying a word of the blocklist"
+    events_doc = "every caption returned"
+    good_doc = "neither flagged by the service nor carrying a word of the SLO's `blocklist`"
     fields = SafetyFields
 
     def options(self, fields, path):

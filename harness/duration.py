@@ -1,4 +1,7 @@
-"""Durations as SLO specs and Prometheus write them: ``5m``, ``1h30m``, ``30d``, ``4w``."""
+"""The one duration grammar of the harness: SLO periods and windows, ``--duration``, ``--interval``,
+``--lifetime``, an analysis' interval in the judge API. ``5m``, ``1h30m``, ``30d``, ``4w`` as
+Prometheus writes them, decimals too (``2.5s``), or a plain number of seconds (``90``, ``1e3``);
+positive and at most ten years."""
 
 from __future__ import annotations
 
@@ -11,11 +14,10 @@ from harness.text import short_repr
 __all__ = ["MAX_DURATION_S", "parse_duration", "check_duration", "format_duration", "prometheus_duration"]
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
-_DURATION_RE = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
 # The longest duration the harness takes anywhere (a period, a window, a run, an interval): an
 # alert over a longer window could never fire, and a longer run never ends.
 MAX_DURATION_S = 10 * 365 * 86400
-_MAX_DIGITS = len(str(int(MAX_DURATION_S * 1000)))  # a number with more digits is too long in any unit
 
 
 def check_duration(seconds: float, value: Any) -> float:
@@ -26,25 +28,28 @@ def check_duration(seconds: float, value: Any) -> float:
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds in a Prometheus-style duration (``5m``, ``1h30m``, ``30d``) or a number of seconds,
-    positive and at most ten years (``MAX_DURATION_S``)."""
+    """Seconds in a duration (``5m``, ``1h30m``, ``2.5s``, ``30d``) or a number of seconds (given
+    as a number or as text), positive and at most ten years (``MAX_DURATION_S``); ``ValueError``
+    with a message that quotes the value otherwise."""
     if isinstance(value, bool):
         raise ValueError("must be a duration such as 5m, 1h or 30d")
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value) or value <= 0:
+    number = value if isinstance(value, (int, float)) else None
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            pass
+    if number is not None:
+        if not math.isfinite(number) or number <= 0:
             raise ValueError(f"must be a positive duration (got {short_repr(value)})")
-        return float(check_duration(value, value))
+        return float(check_duration(number, value))
     text = value.strip() if isinstance(value, str) else ""
     if not text or _DURATION_RE.sub("", text) != "":
         raise ValueError(f"must be a duration such as 5m, 1h or 30d (got {short_repr(value)})")
-    parts = _DURATION_RE.findall(text)
-    if any(len(n.lstrip("0")) > _MAX_DIGITS for n, _ in parts):
-        seconds = math.inf
-    else:
-        seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION_RE.findall(text))
     if seconds <= 0:
         raise ValueError(f"must be a positive duration (got {short_repr(value)})")
-    return check_duration(float(seconds), value)
+    return check_duration(seconds, value)
 
 
 def format_duration(seconds: float) -> str:
