@@ -69,7 +69,10 @@ def test_a_missing_module_that_is_no_extra_is_a_bug_too(crash_dir, monkeypatch, 
         (["gate", "--scenario", "nope"], "unknown scenario 'nope'"),
         (["gate", "--out", "FILE"], "is a file; give a folder"),
         (["gate", "--out", "FILE/run"], "is a file, not a folder"),
-        (["load", "--scenario", "steady", "--target", CLOSED, "--duration", "nan"], "must be a positive duration (got 'nan')"),
+        (
+            ["load", "--scenario", "steady", "--target", CLOSED, "--duration", "nan"],
+            "must be a positive duration (got 'nan')",
+        ),
         (["load", "--scenario", "steady", "--target", CLOSED, "--rate", "inf"], "--rate must be a finite number"),
         (
             ["load", "--scenario", "steady", "--target", CLOSED, "--timeout", "-1"],

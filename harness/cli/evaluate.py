@@ -8,8 +8,8 @@ import uuid
 from pathlib import Path
 
 from harness.cli.score import add_quality_options, quality_settings
-from harness.cli.targets import add_protocol_options, protocol_choice
 from harness.errors import DataError, ServiceUnavailableError, UsageError
+from harness.protocols.options import add_protocol_options, protocol_choice
 
 
 def register(sub) -> None:

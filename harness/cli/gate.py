@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from harness.cli.notify import add_notify_options, notify_options
-from harness.cli.targets import add_protocol_options, protocol_choice
 from harness.errors import UsageError
+from harness.protocols.options import add_protocol_options, protocol_choice
 
 
 def register(sub) -> None:

@@ -8,22 +8,10 @@ import math
 import sys
 from pathlib import Path
 
-from harness.cli.targets import add_protocol_options, protocol_choice
 from harness.errors import DataError, InputMissingError, ServiceUnavailableError, UsageError
+from harness.protocols.options import protocol_choice
 
 __all__ = ["register", "run"]
-
-
-def _duration(text: str) -> float:
-    from harness.duration import parse_duration
-
-    try:
-        value = parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive (got {text!r})")
-    return value
 
 
 def register(sub) -> None:
@@ -33,19 +21,15 @@ def register(sub) -> None:
         description="Run a shipped scenario (see --list) or a Locust file through Locust; write "
         "records.jsonl/.parquet, Locust's CSVs and summary.json to --out.",
     )
+    from harness.load.settings import add_run_options
+
     p.add_argument("--target", default=None, help="base URL of the service (restart and cold_start start their own)")
     p.add_argument(
         "--scenario", default=None, help="a shipped scenario's name (see --list) or the path of a Locust file"
     )
     p.add_argument("--list", action="store_true", help="list the shipped scenarios and where their files are, and exit")
-    p.add_argument("--duration", type=_duration, default=None, help="e.g. 90s, 2m (default: the scenario's)")
-    load = p.add_mutually_exclusive_group()
-    load.add_argument("--users", type=int, default=None, help="concurrent users (closed loop)")
-    load.add_argument(
-        "--rate",
-        type=float,
-        default=None,
-        help="open-loop arrivals per second (users then cap concurrency at 2x the rate, at least 16)",
+    p.add_argument(
+        "--users", type=int, default=None, help="concurrent users (closed loop; with --rate: 2x the rate, at least 16)"
     )
     p.add_argument("--workers", type=int, default=0, help="Locust worker processes on this machine (master/worker)")
     p.add_argument(
@@ -59,31 +43,8 @@ def register(sub) -> None:
         default="127.0.0.1",
         help="address the master listens on for workers, HOST[:PORT] (0.0.0.0 for other machines)",
     )
-    p.add_argument("--out", type=Path, default=None, help="output folder (must not hold records already)")
-    p.add_argument("--latency-threshold", type=float, default=0.5, help="goodput threshold in seconds (default 0.5)")
-    p.add_argument("--timeout", type=float, default=None, help="client timeout per request in seconds")
-    p.add_argument("--dataset", default="shapes", help="shapes, shapes:SHIFT[:SEVERITY] or a COCO-format folder")
-    p.add_argument("--pool-size", type=int, default=32, help="images in the payload pool (default 32)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--burstiness", type=float, default=1.0, help="gamma shape of open-loop gaps (1: Poisson)")
-    p.add_argument("--target-name", default="target", help="label on the records: baseline, canary ...")
-    p.add_argument("--run-id", default=None)
-    p.add_argument("--api-key", default=None, help="API key for the target")
-    add_protocol_options(p)
-    p.add_argument("--admin-token", default=None, help="token of the target's /admin/faults (chaos scenarios)")
-    p.add_argument(
-        "--fault-via",
-        choices=["auto", "target", "proxy"],
-        default="auto",
-        help="inject chaos faults at the target's endpoint or through the harness proxy",
-    )
-    p.add_argument("--embedding-sample", type=float, default=0.0, help="fraction of requests asking for embeddings")
-    p.add_argument(
-        "--server-args",
-        default="",
-        help='options for the server restart/cold_start start, e.g. --server-args="--max-batch 8"',
-    )
     p.add_argument("--loglevel", default="WARNING", help="Locust's log level (log in OUT/locust.log)")
+    add_run_options(p)  # the options the Locust processes take too, declared once (harness.load.settings)
     p.set_defaults(func=run)
 
 
@@ -92,6 +53,8 @@ def _check(args: argparse.Namespace) -> None:
     from harness.load.launch import MANAGED_SCENARIOS, resolve_scenario
     from harness.load.payload import check_dataset
 
+    if args.users is not None and args.rate is not None:
+        raise UsageError("--users and --rate go one at a time: --rate sets the users itself")
     if args.scenario is None:
         raise UsageError("--scenario is required (see harness load --list)")
     if args.out is None:
@@ -102,14 +65,22 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--target URL is required for scenario {path.stem!r}")
     if args.target is not None and not args.target.startswith(("http://", "https://")):
         raise UsageError(f"--target must be an http:// or https:// URL (got {args.target!r})")
-    for name, low in (("users", 1), ("workers", 0), ("expect_workers", 1), ("pool_size", 1), ("seed", 0)):
+    for name, low in (
+        ("users", 1),
+        ("workers", 0),
+        ("expect_workers", 1),
+        ("pool_size", 1),
+        ("image_size", 16),
+        ("seed", 0),
+    ):
         v = getattr(args, name)
         if v is not None and v < low:
             raise UsageError(f"--{name.replace('_', '-')} must be at least {low} (got {v})")
-    for name in ("rate", "timeout", "latency_threshold", "burstiness"):
+    for name in ("rate", "request_timeout", "latency_threshold", "burstiness"):
         v = getattr(args, name)
         if v is not None and not (v > 0 and math.isfinite(v)):
-            raise UsageError(f"--{name.replace('_', '-')} must be a positive number (got {v})")
+            flag = "timeout" if name == "request_timeout" else name.replace("_", "-")
+            raise UsageError(f"--{flag} must be a positive number (got {v})")
     if not 0 <= args.embedding_sample <= 1:
         raise UsageError(f"--embedding-sample is a fraction in [0, 1] (got {args.embedding_sample})")
     if args.loglevel.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -139,6 +110,7 @@ def _fmt_ms(x) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from harness.load.launch import LoadRun, available_scenarios, run_load
+    from harness.load.settings import run_options
     from harness.progress import Progress
 
     if args.list:
@@ -157,18 +129,8 @@ def run(args: argparse.Namespace) -> int:
         users = max(16, min(1000, math.ceil(2 * args.rate)))
     host, _, port = args.master_bind.partition(":")
     options = {
-        "target_name": args.target_name,
-        "run_id": args.run_id,
-        "dataset": args.dataset,
-        "pool_size": args.pool_size,
-        "seed": args.seed,
-        "burstiness": args.burstiness,
-        "request_timeout": args.timeout,
-        "latency_threshold": args.latency_threshold,
-        "api_key": args.api_key,
+        **run_options(args),
         **_protocol_options(args),
-        "admin_token": args.admin_token,
-        "fault_via": args.fault_via,
         "embedding_sample": args.embedding_sample or None,
         "server_args": args.server_args or None,
     }

@@ -26,11 +26,12 @@ import locust.runners as locust_runners
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from harness.client import Adapter, CaptionResult, ContractV1Adapter, ProtocolChoice, record_row
+from harness.client import Adapter, CaptionResult, ContractV1Adapter, record_row
 from harness.load.arrivals import ArrivalClock
 from harness.load.payload import PayloadPool, malformed_payloads, pool_from_dataset, shapes_pool
 from harness.load.settings import LoadSettings, add_arguments, settings_from_options
 from harness.load.summary import summarize, write_summary
+from harness.protocols.options import protocol_choice
 from harness.records import RECORDS_JSONL, RecordWriter, compact, load_records, record_line
 from harness.redaction import Redactor, credential_values
 
@@ -295,11 +296,6 @@ class LoadRecorder:
         write_summary(summary, out)
         self.summary = summary
         return summary
-
-
-def protocol_choice(s: LoadSettings) -> ProtocolChoice:
-    """How the run's users speak to the target (credentials are read from the environment)."""
-    return ProtocolChoice(s.protocol, s.adapter, s.model, s.auth_env, s.auth_header)
 
 
 def _protocol_shown(s: LoadSettings) -> dict[str, Any]:

@@ -15,66 +15,82 @@ from harness.duration import parse_duration
 __all__ = ["LoadSettings", "add_arguments", "settings_from_options", "new_run_id"]
 
 # Options Locust itself owns that the harness reads: num_users, spawn_rate, run_time, host,
-# stop_timeout, expect_workers. Everything below is the harness's own.
-_ARGS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("--out", dict(default=None, help="folder for records.jsonl/.parquet and summary.json (default: reports/RUN_ID)")),
+# stop_timeout, expect_workers. Everything below is the harness's own, declared once: Locust's
+# parser (``add_arguments``, each also read from HARNESS_<NAME>) and ``harness load``
+# (``add_run_options``) both take them from this table, with the protocol options of
+# ``harness.protocols.options``.
+RUN_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (
-        "--duration",
+        ("--out",),
+        dict(type=Path, default=None, help="folder for records.jsonl/.parquet, Locust's CSVs and summary.json"),
+    ),
+    (
+        ("--duration",),
         dict(
-            default=None,
             type=lambda v: _duration_arg(v),
+            default=None,
             help="length of the run: 90s, 2m, 1h30m (default: the scenario's)",
         ),
     ),
-    ("--run-id", dict(default=None, help="run id written on every record (default: SCENARIO-TIME-HEX)")),
-    ("--target-name", dict(default="target", help="target label on the records, e.g. baseline or canary")),
-    ("--dataset", dict(default="shapes", help="'shapes' (the built-in world) or a COCO-format folder")),
-    ("--pool-size", dict(type=int, default=32, help="images in the payload pool")),
-    ("--image-size", dict(type=int, default=128, help="side in pixels of shapes-world images")),
-    ("--seed", dict(type=int, default=0, help="seed of the payload pool, arrivals and choices")),
-    ("--rate", dict(type=float, default=None, help="open-loop arrivals per second (users cap concurrency)")),
+    (("--run-id",), dict(default=None, help="run id written on every record (default: SCENARIO-TIME-HEX)")),
+    (("--target-name",), dict(default="target", help="target label on the records, e.g. baseline or canary")),
+    (("--dataset",), dict(default="shapes", help="shapes, shapes:SHIFT[:SEVERITY] or a COCO-format folder")),
+    (("--pool-size",), dict(type=int, default=32, help="images in the payload pool (default: 32)")),
+    (("--image-size",), dict(type=int, default=128, help="side in pixels of shapes-world images (default: 128)")),
+    (("--seed",), dict(type=int, default=0, help="seed of the payload pool, arrivals and choices (default: 0)")),
+    (("--rate",), dict(type=float, default=None, help="open-loop arrivals per second (users then cap concurrency)")),
     (
-        "--burstiness",
+        ("--burstiness",),
         dict(
             type=float,
             default=1.0,
             help="gamma shape of inter-arrival times: 1 is Poisson, <1 burstier, >1 more regular",
         ),
     ),
-    ("--request-timeout", dict(type=float, default=None, help="client timeout per request in seconds")),
     (
-        "--latency-threshold",
-        dict(type=float, default=0.5, help="goodput counts ok requests at or under this latency (seconds)"),
-    ),
-    ("--api-key", dict(default=None, help="API key for the target (sent as a bearer token)")),
-    ("--adapter", dict(default=None, help="adapter file (JSON/YAML) for a non-contract-v1 target")),
-    (
-        "--protocol",
+        ("--timeout", "--request-timeout"),
         dict(
+            dest="request_timeout",
+            metavar="SECONDS",
+            type=float,
             default=None,
-            help="protocol the target speaks: v1 (default), openai-chat, kserve-v2, torchserve, hf-inference",
+            help="client timeout per request in seconds",
         ),
     ),
-    ("--model", dict(default=None, help="model name the protocol asks for")),
-    ("--auth-env", dict(default=None, help="environment variable holding the target's token (bearer)")),
-    ("--auth-header", dict(default=None, help="send the --auth-env token in this header instead")),
-    ("--admin-token", dict(default=None, help="admin token of the target's /admin/faults (chaos scenarios)")),
     (
-        "--fault-via",
+        ("--latency-threshold",),
+        dict(
+            type=float, default=0.5, help="goodput counts ok requests at or under this latency, seconds (default: 0.5)"
+        ),
+    ),
+    (("--api-key",), dict(default=None, help="API key for the target (sent as a bearer token)")),
+    (("--admin-token",), dict(default=None, help="admin token of the target's /admin/faults (chaos scenarios)")),
+    (
+        ("--fault-via",),
         dict(
             default="auto",
             choices=["auto", "target", "proxy"],
-            help="chaos faults through the target's fault endpoint or the harness proxy",
+            help="chaos faults through the target's fault endpoint or the harness proxy (default: auto)",
         ),
     ),
-    ("--embedding-sample", dict(type=float, default=0.0, help="fraction of requests that ask for the embedding")),
     (
-        "--server-args",
+        ("--embedding-sample",),
+        dict(type=float, default=0.0, help="fraction of requests that ask for the embedding (default: 0)"),
+    ),
+    (
+        ("--server-args",),
         dict(
-            default="", help="extra arguments for the reference server that the restart and cold_start scenarios start"
+            default="",
+            help='options for the server the restart and cold_start scenarios start, e.g. --server-args="--max-batch 8"',
         ),
     ),
 )
+# What a load run (``harness.load.launch.LoadRun``) passes by itself, not among its options.
+_RUN_OWN = ("out", "duration", "rate")
+
+
+def _dest(flags: tuple[str, ...], kw: dict[str, Any]) -> str:
+    return kw.get("dest") or flags[0].lstrip("-").replace("-", "_")
 
 
 def _duration_arg(text: str) -> float:
@@ -88,10 +104,28 @@ def _duration_arg(text: str) -> float:
 
 def add_arguments(parser: Any) -> None:
     """Add the harness's options to a Locust argument parser (``init_command_line_parser``)."""
+    from harness.protocols.options import add_protocol_options
+
     group = parser.add_argument_group("harness", "records, payloads and summary")
-    for flag, kw in _ARGS:
-        env = "HARNESS_" + flag.lstrip("-").replace("-", "_").upper()
-        group.add_argument(flag, env_var=env, **kw)
+    for flags, kw in RUN_OPTIONS:
+        group.add_argument(*flags, env_var="HARNESS_" + _dest(flags, kw).upper(), **kw)
+    add_protocol_options(group, env_var=True)
+
+
+def add_run_options(parser: Any) -> None:
+    """Add the same options to ``harness load``'s parser."""
+    from harness.protocols.options import add_protocol_options
+
+    for flags, kw in RUN_OPTIONS:
+        parser.add_argument(*flags, **kw)
+    add_protocol_options(parser)
+
+
+def run_options(args: Any) -> dict[str, Any]:
+    """The options ``harness load`` hands its Locust processes, by their names there (the protocol
+    options come from ``harness.protocols.options``)."""
+    out = {_dest(flags, kw): getattr(args, _dest(flags, kw)) for flags, kw in RUN_OPTIONS}
+    return {k: v for k, v in out.items() if k not in _RUN_OWN}
 
 
 def new_run_id(scenario: str) -> str:
@@ -156,7 +190,7 @@ def settings_from_options(options: Any, scenario: str) -> LoadSettings:
         request_timeout_s=get("request_timeout"),
         latency_threshold_s=float(get("latency_threshold", 0.5) or 0.5),
         api_key=get("api_key"),
-        adapter=get("adapter"),
+        adapter=str(get("adapter")) if get("adapter") else None,
         protocol=get("protocol"),
         model=get("model"),
         auth_env=get("auth_env"),

@@ -1,18 +1,20 @@
-"""The options that say how to speak to a target, shared by ``evaluate``, ``load`` and ``gate``:
-a built-in protocol or an adapter file, the model name, and credentials named by an environment
-variable (the value itself is never on the command line, in a record or in a report)."""
+"""The options that say how to speak to a target, declared once for every parser that takes them
+(``harness evaluate``, ``load`` and ``gate``, and the Locust processes of a load run): a built-in
+protocol or an adapter file, the model name, and credentials named by an environment variable (the
+value itself is never on the command line, in a record or in a report)."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+from typing import Any
 
 __all__ = ["add_protocol_options", "protocol_choice"]
 
 
-def add_protocol_options(p: argparse.ArgumentParser, prefix: str = "", adapter: bool = True) -> None:
+def add_protocol_options(p: Any, prefix: str = "", adapter: bool = True, env_var: bool = False) -> None:
     """``--[PREFIX-]protocol``, ``--[PREFIX-]adapter``, ``--[PREFIX-]model``, ``--[PREFIX-]auth-env``
-    (and, without a prefix, ``--auth-header``)."""
+    (and, without a prefix, ``--auth-header``) on ``p``, an argparse parser or group. ``env_var``:
+    each also read from ``HARNESS_<NAME>`` (Locust's parser, ``harness.load.settings``)."""
     from harness.protocols import PROTOCOLS
 
     dash = f"{prefix}-" if prefix else ""
@@ -20,34 +22,39 @@ def add_protocol_options(p: argparse.ArgumentParser, prefix: str = "", adapter: 
     def who(name: str) -> str:
         return f" for the {prefix} target (overrides --{name})" if prefix else ""
 
-    p.add_argument(
+    def add(flag: str, **kw: Any) -> None:
+        if env_var:
+            kw["env_var"] = "HARNESS_" + flag.lstrip("-").replace("-", "_").upper()
+        p.add_argument(flag, **kw)
+
+    add(
         f"--{dash}protocol",
         choices=list(PROTOCOLS),
         default=None,
         help=f"protocol the target speaks{who('protocol')}: {', '.join(PROTOCOLS)} (default: v1)",
     )
     if adapter:
-        p.add_argument(
+        add(
             f"--{dash}adapter",
             type=Path,
             default=None,
             metavar="FILE",
             help=f"adapter file (JSON/YAML): a template, or protocol: NAME with its options{who('adapter')}",
         )
-    p.add_argument(
+    add(
         f"--{dash}model",
         default=None,
         metavar="NAME",
         help=f"model name the protocol asks for (openai-chat, kserve-v2, torchserve, hf-inference){who('model')}",
     )
-    p.add_argument(
+    add(
         f"--{dash}auth-env",
         default=None,
         metavar="VAR",
         help=f"environment variable holding the target's token, sent as a bearer token{who('auth-env')}",
     )
     if not prefix:
-        p.add_argument(
+        add(
             "--auth-header",
             default=None,
             metavar="HEADER",
@@ -55,13 +62,14 @@ def add_protocol_options(p: argparse.ArgumentParser, prefix: str = "", adapter: 
         )
 
 
-def protocol_choice(args: argparse.Namespace, prefix: str = ""):
-    """The ``ProtocolChoice`` the options make, per-target options first."""
+def protocol_choice(options: Any, prefix: str = ""):
+    """The ``ProtocolChoice`` that ``options`` (parsed options, or a load run's settings) make,
+    per-target options (``PREFIX_protocol`` ...) first."""
     from harness.protocols import ProtocolChoice
 
     def pick(name: str):
-        own = getattr(args, f"{prefix}_{name}", None) if prefix else None
-        return own if own is not None else getattr(args, name, None)
+        own = getattr(options, f"{prefix}_{name}", None) if prefix else None
+        return own if own is not None else getattr(options, name, None)
 
     adapter = pick("adapter")
     return ProtocolChoice(
@@ -69,5 +77,5 @@ def protocol_choice(args: argparse.Namespace, prefix: str = ""):
         adapter=str(adapter) if adapter is not None else None,
         model=pick("model"),
         auth_env=pick("auth_env"),
-        auth_header=getattr(args, "auth_header", None),
+        auth_header=getattr(options, "auth_header", None),
     )
