@@ -82,7 +82,8 @@ def _subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.Ar
 def _command(lines: list[str], path: str, parser: argparse.ArgumentParser, summary: str) -> None:
     lines += ["", f"## `{path}`", ""]
     if summary:
-        lines += [_cell(summary[0].upper() + summary[1:]) + ".", ""]
+        text = _cell(summary[0].upper() + summary[1:])
+        lines += [text if text.endswith(".") else text + ".", ""]
     lines.append(_options(parser))
     for name, sub, help_text in _subcommands(parser):
         _command(lines, f"{path} {name}", sub, help_text)
@@ -108,6 +109,11 @@ def cli_page() -> str:
     ]
     for name, sub, help_text in _subcommands(parser):
         _command(lines, f"harness {name}", sub, help_text)
+        if name == "judge":  # a parser of its own: harness judge has required options (harness.cli.main)
+            from harness.cli import judge_serve
+
+            serve = judge_serve.build_parser()
+            _command(lines, judge_serve.PROG, serve, serve.description or "")
     lines += ["", "<!-- end generated: cli -->", ""]
     return "\n".join(lines)
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from harness import safe_yaml
+from harness.canary.service import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from harness.datasets.coco import MAX_IMAGE_BYTES
 from harness.duration import MAX_DURATION_S
 from harness.records import CLOCK_SKEW_S, EARLIEST_TIME, LATEST_TIME
@@ -27,6 +28,8 @@ PAGE = (Path(__file__).resolve().parents[1] / "docs" / "reference" / "security.m
         ("shorter than 4 characters", MIN_SECRET_CHARS, 4),
         ("by `[REDACTED]`", REDACTED, "[REDACTED]"),
         ("from 1970 to 9999", (EARLIEST_TIME, LATEST_TIME), (0.0, 253_402_300_800.0)),
+        ("a body over 64 KiB", MAX_BODY_BYTES, 64 * 1024),
+        ("nested more than 16 levels", MAX_JSON_DEPTH, 16),
     ],
 )
 def test_the_page_names_each_limit_the_code_has(words, value, expected) -> None:

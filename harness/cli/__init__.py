@@ -119,15 +119,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _judge_serve_at(argv: list[str]) -> int | None:
+    """Where ``judge serve`` starts in ``argv`` when it is the command (after the global options);
+    None when it is not. ``harness judge`` has required options of its own, so ``judge serve``
+    cannot be one of its subcommands: ``main`` gives it a parser of its own
+    (``harness.cli.judge_serve``)."""
+    i = 0
+    while i < len(argv):
+        if argv[i] in ("-v", "--verbose") or argv[i].startswith("--log-level="):
+            i += 1
+        elif argv[i] == "--log-level":
+            i += 2
+        else:
+            break
+    return i if argv[i : i + 2] == ["judge", "serve"] else None
+
+
 def main(argv: list[str] | None = None) -> int:
     command = "harness"
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        given = sys.argv[1:] if argv is None else list(argv)
+        at = _judge_serve_at(given)
+        if at is None:
+            args = parser.parse_args(argv)
+        else:
+            from harness.cli import judge_serve
+
+            command = judge_serve.PROG
+            args = parser.parse_args(given[:at])  # the global options
+            args = judge_serve.build_parser(_Parser).parse_args(given[at + 2 :], namespace=args)
         if not getattr(args, "func", None):
             parser.print_help(sys.stderr)
             return EXIT_USAGE
-        command = f"harness {args.command}"
+        command = getattr(args, "command_name", None) or f"harness {args.command}"
         configure_logging(args.log_level)
         from harness.cli.checks import finite_numbers
 

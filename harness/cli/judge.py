@@ -1,6 +1,7 @@
 """``harness judge``: the judgement over saved records: a gate's run folder judged again, or any
 two record sets (imported service logs, a Hive-partitioned dataset, a traffic split's records)
-or Prometheus scopes (``harness.canary.prom_scope``), once or at every interval of a live analysis. Exit 0 PROMOTE, 1 ROLLBACK, 2 HOLD."""
+or Prometheus scopes (``harness.canary.prom_scope``), once or at every interval of a live analysis. Exit 0 PROMOTE, 1 ROLLBACK, 2 HOLD.
+``harness judge serve`` (``harness.cli.judge_serve``) is the same judgement as an HTTP API."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ def register(sub) -> None:
         "judge",
         help="judge a canary from saved records (a gate run folder, logs, a dataset) or Prometheus scopes; "
         "once or at every interval",
+        epilog="harness judge serve --config FILE [--host H] [--port 8090] [--state DIR]: the judge as an "
+        "HTTP API that Argo Rollouts and Flagger call, live analyses over the sources FILE lists "
+        "(see harness judge serve --help).",
     )
     p.add_argument(
         "--baseline",
