@@ -21,6 +21,8 @@ from harness.report import notify
 from harness.report.notify import Notify, message, tell
 from prom_fixture import free_port, start_prometheus, start_pushgateway
 
+pytestmark = pytest.mark.slow  # a real Pushgateway scraped by a real Prometheus
+
 T0 = 1_700_000_000.0  # when the simulated traffic starts (in the past: an analysis replays its looks at once)
 HOSTILE = "v2 <script>alert(1)</script> <!channel> & <https://evil.example|log in>"
 WEBHOOK_TOKEN = "T000/B000/XXXXSECRETXXXX"
@@ -212,11 +214,13 @@ def test_the_gate_and_a_judgement_of_its_run_folder_push_and_post_their_verdicts
 # ---------------------------------------------------------------------------- the webhook
 
 
-def test_the_message_posted_names_the_verdict_and_escapes_the_targets_text(tmp_path):
+def test_the_message_posted_names_the_verdict_and_escapes_the_targets_text(tmp_path, monkeypatch):
     records = _records(tmp_path, "status_502", version=HOSTILE)
     out = tmp_path / "judged"
     with Receiver() as hook:
-        proc = _judge(records, out, "--notify", f"{hook.url}/services/{WEBHOOK_TOKEN}")
+        # the webhook's URL (its token) from the environment: off the command line
+        monkeypatch.setenv("HARNESS_TEST_WEBHOOK", f"{hook.url}/services/{WEBHOOK_TOKEN}")
+        proc = _judge(records, out, "--notify-env", "HARNESS_TEST_WEBHOOK")
     assert proc.returncode == 1, proc.stderr
     assert _warnings(proc.stderr) == []
     rec = json.loads((out / "decision.json").read_text())
@@ -336,6 +340,11 @@ def test_a_webhook_that_does_not_answer_in_time_is_one_warning(monkeypatch, capl
             "--pushgateway must be an http(s) URL (got 'http://127.0.0.1:99999')",
         ),
         (["--push-group", "canary"], "--push-group goes with --pushgateway"),
+        (["--notify-env", "HARNESS_TEST_UNSET"], "--notify-env HARNESS_TEST_UNSET: the variable is not set or empty"),
+        (
+            ["--notify", "http://hooks.example/x", "--notify-env", "HARNESS_TEST_UNSET"],
+            "--notify and --notify-env go one at a time",
+        ),
         (["--pushgateway", "http://127.0.0.1:9091", "--push-group", " "], "--push-group must not be blank"),
     ],
 )

@@ -35,14 +35,29 @@ def add_notify_options(p: argparse.ArgumentParser) -> None:
         help="after every judgement, post the verdict to this Slack-compatible incoming webhook; a failure is a "
         "warning",
     )
+    p.add_argument(
+        "--notify-env",
+        default=None,
+        metavar="VAR",
+        help="the same, the webhook's URL read from this environment variable (a webhook's URL holds its token: "
+        "kept off the command line that ps shows)",
+    )
 
 
 def notify_options(args: argparse.Namespace):
     """The ``Notify`` the options ask for, or None; a bad value is a ``UsageError`` (exit 64)."""
+    import os
+
     from harness.cli.checks import http_url
     from harness.report.notify import Notify
 
     http_url("pushgateway", args.pushgateway)
+    if args.notify_env is not None:
+        if args.notify is not None:
+            raise UsageError("--notify and --notify-env go one at a time")
+        args.notify = os.environ.get(args.notify_env) or None
+        if args.notify is None:
+            raise UsageError(f"--notify-env {args.notify_env}: the variable is not set or empty")
     http_url("notify", args.notify, secret=True)  # a webhook's URL holds its token
     if args.push_group is not None:
         if args.pushgateway is None:
