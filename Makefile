@@ -20,13 +20,18 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install $(PIP_ARGS) -e ".[all]"
 	touch $(STAMP)
 
+# The files spread over 4 workers: most tests wait on servers, Locust or Prometheus, so 4 keep 2
+# cores busy. PYTEST_WORKERS=0 runs them in one process.
+PYTEST_WORKERS ?= 4
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist worksteal)
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 # The quick loop while editing: every test but those marked slow (real servers, Locust, the gate,
 # Prometheus, Chromium, the wheel).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/harness demo

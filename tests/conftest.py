@@ -61,10 +61,27 @@ def _starts_a_server(fixture: str) -> bool:
     return fixture in ("server", "servers", "server_factory") or fixture.endswith("_server")
 
 
+# The longest files first: under pytest-xdist (`make test`: `-n 4 --dist worksteal`, which hands
+# each worker a run of tests in this order) the minutes-long live analysis then overlaps everything
+# else instead of running alone at the end.
+LONGEST_FIRST = (
+    "test_live_analysis.py",
+    "test_judge_records.py",
+    "test_gate.py",
+    "test_gate_flaws.py",
+    "test_scenarios.py",
+    "test_drift_cli.py",
+    "test_judge_prometheus.py",
+    "test_replay.py",
+)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if any(_starts_a_server(f) for f in getattr(item, "fixturenames", ())):
             item.add_marker(_pytest.mark.slow)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order
 
 
 # A command's crash files (``harness-crash-*.txt``, written to the temp folder on exit 70) go to a

@@ -10,6 +10,8 @@ transformers = pytest.importorskip("transformers")
 from harness.datasets import generate_shapes  # noqa: E402
 from reference_model import load_captioner  # noqa: E402
 
+pytestmark = pytest.mark.slow  # Hugging Face models built and run
+
 WORDS = "[PAD] [UNK] [CLS] [SEP] [MASK] a red blue circle square small large".split()
 SMALL = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
 VISION = dict(SMALL, image_size=32, patch_size=8)

@@ -14,6 +14,8 @@ from harness.quality.bleu import bleu_from_counts
 from harness.quality.meteor import meteor_from_stats
 from harness.quality.tokenizer import ptb_tokenize, python_tokenize
 
+pytestmark = pytest.mark.slow  # pycocoevalcap's Java tokenizer and METEOR
+
 REFERENCES = {
     1: [
         "A man riding a wave on top of a surfboard.",

@@ -14,6 +14,8 @@ from harness.datasets import shapes_sample
 from metrics_text import sample_value, scrape
 from reference_model.server.launch import start_server
 
+pytestmark = pytest.mark.slow  # real servers started, signalled and stopped
+
 pytest.importorskip("torch")
 
 ADMIN = "lifecycle-admin"
