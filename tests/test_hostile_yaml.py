@@ -247,7 +247,7 @@ def test_an_error_quotes_a_large_value_in_a_few_characters(slo):
 
 def test_a_list_where_a_judge_config_wants_a_group_name_is_refused(judge):
     line, config = judge("metrics:\n  latency_p50: {group: [1]}\n")
-    expected = "metrics.latency_p50.group: unknown group [1] (groups: availability, latency, quality, safety, slo)"
+    expected = "metrics.latency_p50.group: must be a string (got [1])"
     assert line == f"harness judge: error: {config}: {expected}"
 
 
