@@ -194,7 +194,7 @@ def test_parquet_rows_are_numbered_and_outcome_follows_status(tmp_path):
             "columns: {a: t_start, b: request_id}\nconstants: {target: x}\n",
             "no column or constant gives run_id, latency_s",
         ),
-        ("colums: {a: t_start}\n", "unknown key 'colums'"),
+        ("colums: {a: t_start}\n", "colums: unknown field"),
         ("- just a list\n", "a mapping file is a YAML mapping"),
     ],
 )
