@@ -362,9 +362,10 @@ def _time(v: Any, time_format: str) -> float:
         raise ValueError(f"t_start: {_raw(v)[:60]!r} is not a time in {time_format}")
     try:
         if time_format == "iso8601":
-            dt = datetime.fromisoformat(v.strip().replace("Z", "+00:00"))
-        else:
-            dt = datetime.strptime(v.strip(), time_format)
+            from harness.times import parse_instant
+
+            return parse_instant(v, numbers=False)
+        dt = datetime.strptime(v.strip(), time_format)
     except ValueError:
         raise ValueError(f"t_start: {v[:60]!r} is not a time in {time_format}") from None
     if dt.tzinfo is None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import re
 import time
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 import harness.slo.promql as promql
@@ -21,42 +20,28 @@ from harness.slo.burn_rate import WindowBurn
 from harness.slo.figures import Figures, cost_per_1000
 from harness.slo.report import SLOReport, result_for
 from harness.slo.sli import SLIValue
-from harness.slo.spec import SLO, SLOSpec, parse_duration
+from harness.slo.spec import SLO, SLOSpec
 
 __all__ = ["PrometheusSource", "parse_time"]
-
-_RELATIVE = re.compile(r"^now(?:\s*-\s*(.+))?$")
 
 
 def parse_time(text: str, now: Callable[[], float] = time.time, option: str | None = None) -> float:
     """Unix seconds from ``1718000000``, ISO 8601 (``2024-06-10T08:00:00Z``; no zone = UTC), ``now`` or
-    ``now-15m``: a finite time from 1970 to 9999 (``harness.records.is_time``), else a one-line
-    ``UsageError`` that names ``option``, the command-line flag the text came from."""
+    ``now-15m`` (``harness.times``): a finite time from 1970 to 9999 (``harness.records.is_time``), else
+    a one-line ``UsageError`` that names ``option``, the command-line flag the text came from."""
     from harness.records import is_time
+    from harness.times import FORMS, parse_instant
 
-    forms = "unix seconds, ISO 8601, now or now-15m"
     said = f"{option}: " if option else ""
-    s = str(text).strip()
     shown = repr(str(text) if len(str(text)) <= 60 else str(text)[:60] + "...")
-    m = _RELATIVE.match(s)
-    if m:
-        try:
-            t = now() - (parse_duration(m.group(1)) if m.group(1) else 0.0)
-        except (ValueError, OverflowError):
-            raise UsageError(f"{said}bad time {shown}: after now- comes a duration such as 15m") from None
-    else:
-        try:
-            t = float(s)
-        except ValueError:
-            try:
-                dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
-            except ValueError:
-                raise UsageError(f"{said}bad time {shown}: give {forms}") from None
-            if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=timezone.utc)
-            t = dt.timestamp()
+    try:
+        t = parse_instant(str(text), now=now)
+    except ValueError as exc:
+        if "finite" not in str(exc):
+            raise UsageError(f"{said}bad time {shown}: {exc}") from None
+        t = math.nan
     if not is_time(t):
-        raise UsageError(f"{option or 'a time'} must be a finite time from 1970 to 9999 ({forms}; got {shown})")
+        raise UsageError(f"{option or 'a time'} must be a finite time from 1970 to 9999 ({FORMS}; got {shown})")
     return t
 
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -50,20 +48,9 @@ class FeedbackEntry(Strict):
 
 
 def _time(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError
-    if isinstance(value, (int, float)):
-        t = float(value)
-    else:
-        text = str(value).strip()
-        try:
-            t = float(text)
-        except ValueError:
-            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            t = (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
-    if not math.isfinite(t):
-        raise ValueError
-    return t
+    from harness.times import parse_instant
+
+    return parse_instant(value)
 
 
 def _entry(row: dict[str, Any], where: str) -> FeedbackEntry:
