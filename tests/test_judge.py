@@ -314,3 +314,18 @@ def test_decision_serializes():
     assert {"baseline", "canary", "test", "effect", "classification", "reason", "mde", "detectable"} <= set(
         d["metrics"][0]
     )
+
+
+def test_paired_metrics_given_lists_pair_by_position():
+    """Lists pair by position as Series pair by image id: the same classification either way."""
+    base = [0.5, 0.6, 0.7, 0.8] * 10
+    can = [b - 0.3 for b in base]
+    ids = [f"img{i}" for i in range(len(base))]
+    by_list = classify(SPEC["quality"], MetricSample(base, can), JudgeConfig())
+    by_id = classify(
+        SPEC["quality"], MetricSample(pd.Series(base, index=ids), pd.Series(can, index=ids)), JudgeConfig()
+    )
+    assert by_list.classification == by_id.classification == "Low"
+    assert by_list.to_dict() == by_id.to_dict()
+    shared = classify(SPEC["caption_changed"], MetricSample(["a", "b"], ["a", "c"]), JudgeConfig())
+    assert shared.classification == "Info" and shared.canary == 0.5

@@ -41,7 +41,7 @@ def _paired(sample: MetricSample, numeric: bool = True) -> tuple[np.ndarray, np.
     a, b = sample.baseline, sample.canary
     if a is None or b is None:
         return np.array([]), np.array([])
-    if hasattr(a, "index") and hasattr(b, "index"):
+    if hasattr(a, "align") and hasattr(b, "align"):  # Series: by image id (a list has .index too)
         a = a[~a.index.duplicated(keep="last")]
         b = b[~b.index.duplicated(keep="last")]
         a, b = a.align(b, join="inner")
