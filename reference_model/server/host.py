@@ -78,7 +78,7 @@ def run_server(
     disable_created_metrics()
     registry = CollectorRegistry()
     app = create_app(captioner, settings, registry)
-    state = app.state.server
+    state = app.state.service.state
 
     class DrainingServer(uvicorn.Server):
         exit_at: float | None = None

@@ -11,6 +11,9 @@ job's document and ``Location: /v1/jobs/{id}``. ``GET /v1/jobs/{id}`` answers th
 - **Expiry.** A job not done ``job_ttl_s`` after its arrival expires: it is a missing caption.
 - **Bounded memory.** Finished jobs are kept ``job_keep_s`` seconds, and at most
   ``job_keep_max`` of them (the oldest go first); a pending job holds only its prepared image.
+- **One path.** The routes admit, decode and caption through the server's ``CaptionService``
+  (``request.app.state.service``), as the synchronous route does; the store is
+  ``request.app.state.jobs``.
 - **Worker.** Jobs go to the same batcher as synchronous requests, at most ``2 * max_batch`` in
   flight, so a backlog shares the model with live traffic instead of flooding its queue.
 - **Callbacks.** ``?callback=URL`` has the finished document POSTed there (JSON, one attempt,
@@ -35,15 +38,18 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from reference_model.server.errors import ApiError
+from reference_model.server.schemas import ErrorResponse, caption_openapi
+from reference_model.server.service import CaptionService, bool_query
 from reference_model.server.settings import ServerSettings
 
-__all__ = ["Job", "JobPath", "JobStore", "add_job_routes", "callback_allowed", "JOB_STATUSES"]
+__all__ = ["Job", "JobStore", "make_router", "callback_allowed", "JOB_STATUSES"]
 
 log = logging.getLogger("reference_model.server.jobs")
 
@@ -122,41 +128,15 @@ class Job:
         return doc
 
 
-@dataclass(frozen=True)
-class JobPath:
-    """The server's own steps the asynchronous routes call (the same as the synchronous route's):
-    ``admit`` (API key, readiness), ``check_api_key``, ``request_id`` (the X-Request-Id given or a
-    new one), ``read_image`` (body, content type, size limit), ``decode`` (shared decoding and
-    admission), ``caption`` (faults, batch, safety, metrics of a decoded image within a deadline),
-    ``body`` (the caption document), ``flag`` (a boolean query parameter), ``error`` (the
-    contract's error class: status, code, message, headers; ``.response(request_id)``),
-    ``batch_s`` (the seconds one inference batch takes, lately) and ``openapi`` (the synchronous
-    route's parameters and request body in OpenAPI, which the asynchronous route shares)."""
-
-    settings: ServerSettings
-    metrics: Any
-    injector: Any
-    clock: Callable[[], float]
-    admit: Callable[[Request], None]
-    check_api_key: Callable[[Request], None]
-    request_id: Callable[[Request], str]
-    read_image: Callable[[Request], Awaitable[bytes]]
-    decode: Callable[[bytes], Awaitable[Any]]
-    caption: Callable[[Any, Any, float], Awaitable[tuple[Any, Any, float]]]
-    body: Callable[[str, Any, Any, float, float, bool], dict[str, Any]]
-    flag: Callable[[str | None], bool]
-    error: type[Exception]
-    batch_s: Callable[[], float] = lambda: 0.0
-    openapi: dict[str, Any] = field(default_factory=dict)
-    wall: Callable[[], float] = time.time
-
-
 class JobStore:
-    """The jobs of one server: the bounded queue, the worker, expiry, retention and callbacks."""
+    """The jobs of one server: the bounded queue, the worker, expiry, retention and callbacks.
+    Jobs are captioned by ``service`` (faults, batch, safety, metrics, as synchronous requests
+    are); ``wall`` gives the unix times of the job's document."""
 
-    def __init__(self, path: JobPath):
-        self.path = path
-        s = path.settings
+    def __init__(self, service: CaptionService, *, wall: Callable[[], float] = time.time):
+        self.service, self.wall = service, wall
+        self.metrics, self.clock = service.metrics, service.clock
+        s = service.settings
         self.max_pending = s.job_queue
         self.ttl_s = s.job_ttl_s
         self.keep_s = s.job_keep_s
@@ -198,30 +178,28 @@ class JobStore:
 
     def retry_after_s(self) -> int:
         """Whole seconds until a pending job has likely finished (at least 1)."""
-        batches = self.pending / max(1, self.path.settings.max_batch)
-        return max(1, int(batches * self.path.batch_s() + 1))
+        batches = self.pending / max(1, self.service.settings.max_batch)
+        return max(1, int(batches * self.service.batcher.batch_seconds + 1))
 
     def submit(self, request_id: str, image: Any, want_embedding: bool, callback: str | None) -> Job:
         """Accept a job (its image already decoded), or raise the 429 error when the queue is full."""
         self.start()
-        m = self.path.metrics
+        m = self.metrics
         if self.pending >= self.max_pending:
             m.jobs.labels("rejected").inc()
-            raise self.path.error(
+            raise ApiError(
                 429,
                 "queue_full",
                 f"job queue full ({self.max_pending} pending)",
                 {"Retry-After": str(self.retry_after_s())},
             )
-        job = Job(
-            secrets.token_hex(16), request_id, self.path.clock(), self.path.wall(), want_embedding, callback, image
-        )
+        job = Job(secrets.token_hex(16), request_id, self.clock(), self.wall(), want_embedding, callback, image)
         self.jobs[job.id] = job
         self.pending += 1
         m.jobs.labels("submitted").inc()
         m.jobs_pending.set(self.pending)
         job.timer = asyncio.get_running_loop().call_later(self.ttl_s, self._expire, job)
-        if self.path.settings.enable_faults and self.path.injector.draw_drop():
+        if self.service.settings.enable_faults and self.service.injector.draw_drop():
             job.image = None  # lost: never worked, pending until it expires
             return job
         self.queue.append(job)
@@ -235,7 +213,7 @@ class JobStore:
     # -- the worker ------------------------------------------------------------------------
 
     async def _work(self) -> None:
-        injector = self.path.injector
+        injector = self.service.injector
         while True:
             if not self.queue:
                 self._wake.clear()
@@ -256,17 +234,17 @@ class JobStore:
             job.task = asyncio.get_running_loop().create_task(self._run(job), name=f"job-{job.id[:8]}")
 
     async def _run(self, job: Job) -> None:
-        p = self.path
+        service = self.service
         try:
-            remaining = self.ttl_s - (p.clock() - job.arrived)
-            cap, verdict, confidence = await p.caption(None, job.image, remaining)
-            body = p.body(job.request_id, cap, verdict, confidence, job.arrived, job.want_embedding)
+            remaining = self.ttl_s - (self.clock() - job.arrived)
+            cap, verdict, confidence = await service.caption_decoded(None, job.image, remaining)
+            body = service.caption_body(job.request_id, cap, verdict, confidence, job.arrived, job.want_embedding)
         except asyncio.CancelledError:
             return
-        except p.error as exc:
+        except ApiError as exc:
             if exc.code == "queue_full":  # the batch queue is full of live traffic: the job waits its turn
                 self.queue.appendleft(job)
-                await asyncio.sleep(min(1.0, max(0.05, p.batch_s())))
+                await asyncio.sleep(min(1.0, max(0.05, service.batcher.batch_seconds)))
             elif exc.code == "deadline_exceeded":
                 self._expire(job)
             else:
@@ -294,9 +272,9 @@ class JobStore:
     def _finish(self, job: Job, status: str, *, result: dict | None = None, error: dict | None = None) -> None:
         if job.status != "pending":
             return
-        m = self.path.metrics
+        m = self.metrics
         job.status, job.result, job.error, job.image = status, result, error, None
-        job.finished, job.finished_wall = self.path.clock(), self.path.wall()
+        job.finished, job.finished_wall = self.clock(), self.wall()
         if job.timer is not None:
             job.timer.cancel()
             job.timer = None
@@ -311,7 +289,7 @@ class JobStore:
             self._call_back(job)
 
     def _prune(self) -> None:
-        horizon = self.path.clock() - self.keep_s
+        horizon = self.clock() - self.keep_s
         while self.finished:
             job_id, at = next(iter(self.finished.items()))
             if len(self.finished) <= self.keep_max and at >= horizon:
@@ -322,7 +300,7 @@ class JobStore:
     def _call_back(self, job: Job) -> None:
         if len(self._callbacks) >= _CALLBACKS_WAITING_MAX:
             log.warning("callback of job %s skipped: %d callbacks waiting", job.id, len(self._callbacks))
-            self.path.metrics.job_callbacks.labels("skipped").inc()
+            self.metrics.job_callbacks.labels("skipped").inc()
             return
         body = json.dumps(job.document()).encode("utf-8")
         task = asyncio.get_running_loop().create_task(self._deliver(job.id, job.callback, body))
@@ -331,7 +309,7 @@ class JobStore:
 
     async def _deliver(self, job_id: str, url: str, body: bytes) -> None:
         async with self._callback_gate:
-            counted = self.path.metrics.job_callbacks
+            counted = self.metrics.job_callbacks
             try:
                 status = await asyncio.to_thread(_post_json, url, body, CALLBACK_TIMEOUT_S)
             except Exception as exc:  # a callback that fails is logged and counted; the job stays readable
@@ -361,8 +339,6 @@ def _post_json(url: str, body: bytes, timeout: float) -> int:
 
 
 def _responses(settings: ServerSettings, *codes: int) -> dict[int | str, dict[str, Any]]:
-    from reference_model.server.schemas import ErrorResponse
-
     text = {
         400: "invalid request, image or callback",
         401: "missing or wrong credentials",
@@ -377,28 +353,77 @@ def _responses(settings: ServerSettings, *codes: int) -> dict[int | str, dict[st
     return {c: {"model": ErrorResponse, "description": text[c]} for c in codes}
 
 
-def add_job_routes(app: FastAPI, path: JobPath) -> JobStore:
-    """Register ``POST /v1/caption:async`` and ``GET /v1/jobs/{job_id}``; the store they share."""
-    store = JobStore(path)
-    settings, metrics = path.settings, path.metrics
-    app.state.jobs = store
+def _answer(job: Job, status: int, request_id: str | None = None) -> Response:
+    headers = {"X-Request-Id": request_id or job.request_id}
+    if job.status == "pending":
+        headers["Retry-After"] = "1"
+    if status == 202:
+        headers["Location"] = f"/v1/jobs/{job.id}"
+    return Response(json.dumps(job.document()), status_code=status, media_type=_JSON, headers=headers)
 
-    def answer(job: Job, status: int, request_id: str | None = None) -> Response:
-        headers = {"X-Request-Id": request_id or job.request_id}
-        if job.status == "pending":
-            headers["Retry-After"] = "1"
-        if status == 202:
-            headers["Location"] = f"/v1/jobs/{job.id}"
-        return Response(json.dumps(job.document()), status_code=status, media_type=_JSON, headers=headers)
 
+# The handlers carry no docstring: FastAPI would put it in the OpenAPI document.
+
+
+async def submit(request: Request) -> Response:
+    service: CaptionService = request.app.state.service
+    store: JobStore = request.app.state.jobs
+    metrics = service.metrics
+    request_id = None
+    try:
+        request_id = service.take_request_id(request)
+        try:
+            service.admit(request)
+        except ApiError as exc:
+            if exc.status == 503:
+                metrics.jobs.labels("rejected").inc()
+            raise
+        callback = request.query_params.get("callback")
+        if callback is not None:
+            why = callback_allowed(callback, service.settings.callback_allow)
+            if why is not None:
+                raise ApiError(400, "callback_not_allowed", why)
+        want_embedding = bool_query(request.query_params.get("return_embedding"))
+        data = await service.read_image_bytes(request)
+        try:
+            image = await service.decode(data)
+        except ApiError as exc:
+            if exc.status == 503:
+                metrics.jobs.labels("rejected").inc()
+            raise
+        job = store.submit(request_id, image, want_embedding, callback)
+    except ApiError as exc:
+        return exc.response(request_id)
+    return _answer(job, 202)
+
+
+async def get_job(job_id: str, request: Request) -> Response:
+    service: CaptionService = request.app.state.service
+    store: JobStore = request.app.state.jobs
+    try:
+        service.check_api_key(request)
+        job = store.get(job_id)
+        if job is None:
+            raise ApiError(404, "job_not_found", "no such job (unknown, or finished and forgotten)")
+    except ApiError as exc:
+        return exc.response()
+    return _answer(job, 200)
+
+
+def make_router(settings: ServerSettings) -> APIRouter:
+    """``POST /v1/caption:async`` and ``GET /v1/jobs/{job_id}``, their OpenAPI description fitted
+    to ``settings``; they serve the ``JobStore`` kept on ``app.state.jobs``."""
     job_doc = {
         "content": {
             _JSON: {"schema": {"type": "object", "required": ["job_id", "status", "request_id", "submitted_at"]}}
         }
     }
-
-    @app.post(
+    sync = caption_openapi(settings)  # the synchronous route's parameters and body, shared
+    router = APIRouter()
+    router.add_api_route(
         "/v1/caption:async",
+        submit,
+        methods=["POST"],
         summary="Caption one image asynchronously: 202 and the job's Location",
         response_model=None,
         responses={
@@ -406,9 +431,9 @@ def add_job_routes(app: FastAPI, path: JobPath) -> JobStore:
             **_responses(settings, 400, 401, 413, 415, 429, 503),
         },
         openapi_extra={
-            **path.openapi,
+            **sync,
             "parameters": [
-                *path.openapi.get("parameters", []),
+                *sync.get("parameters", []),
                 {
                     "name": "callback",
                     "in": "query",
@@ -419,48 +444,12 @@ def add_job_routes(app: FastAPI, path: JobPath) -> JobStore:
             ],
         },
     )
-    async def submit(request: Request) -> Response:
-        request_id = None
-        try:
-            request_id = path.request_id(request)
-            try:
-                path.admit(request)
-            except path.error as exc:
-                if exc.status == 503:
-                    metrics.jobs.labels("rejected").inc()
-                raise
-            callback = request.query_params.get("callback")
-            if callback is not None:
-                why = callback_allowed(callback, settings.callback_allow)
-                if why is not None:
-                    raise path.error(400, "callback_not_allowed", why)
-            want_embedding = path.flag(request.query_params.get("return_embedding"))
-            data = await path.read_image(request)
-            try:
-                image = await path.decode(data)
-            except path.error as exc:
-                if exc.status == 503:
-                    metrics.jobs.labels("rejected").inc()
-                raise
-            job = store.submit(request_id, image, want_embedding, callback)
-        except path.error as exc:
-            return exc.response(request_id)
-        return answer(job, 202)
-
-    @app.get(
+    router.add_api_route(
         "/v1/jobs/{job_id}",
+        get_job,
+        methods=["GET"],
         summary="An asynchronous job: pending, done (with the caption document), failed or expired",
         response_model=None,
         responses={200: {"description": "the job", **job_doc}, **_responses(settings, 401, 404)},
     )
-    async def get_job(job_id: str, request: Request) -> Response:
-        try:
-            path.check_api_key(request)
-            job = store.get(job_id)
-            if job is None:
-                raise path.error(404, "job_not_found", "no such job (unknown, or finished and forgotten)")
-        except path.error as exc:
-            return exc.response()
-        return answer(job, 200)
-
-    return store
+    return router

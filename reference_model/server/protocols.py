@@ -1,5 +1,6 @@
 """The reference server's routes for the protocols general model servers speak, all through the
-same admission, decoding, batching, safety filter and metrics as contract v1:
+same admission, decoding, batching, safety filter and metrics as contract v1 (the server's
+``CaptionService``, which each handler takes from ``request.app.state.service``):
 
 - OpenAI-compatible chat completions: ``POST /v1/chat/completions`` (the image as a data URL,
   ``logprobs`` per token, ``usage``) and ``GET /v1/models``;
@@ -23,46 +24,22 @@ import binascii
 import json
 import math
 import time
-from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.requests import ClientDisconnect
 
 from harness.protocols.kserve_v2 import HEADER_LENGTH, pack_bytes, split_binary, unpack_bytes
-from reference_model.caption import Caption, Captioner
+from reference_model.caption import Caption
 from reference_model.server.errors import ApiError
-from reference_model.server.safety import SafetyVerdict
-from reference_model.server.settings import ServerSettings
+from reference_model.server.service import CaptionService
 
-__all__ = ["CaptionPath", "add_protocol_routes", "completion_tokens"]
+__all__ = ["router", "ProtocolError", "completion_tokens"]
 
 _JSON = "application/json"
-Captioned = tuple[Caption, SafetyVerdict, float]
 
-
-@dataclass(frozen=True)
-class CaptionPath:
-    """The server's own steps that every protocol's route calls: ``admit`` (API key, readiness),
-    ``read_body`` (size limit), ``caption_image`` (decode, faults, batch, safety, metrics)."""
-
-    captioner: Captioner
-    settings: ServerSettings
-    metrics: Any
-    clock: Callable[[], float]
-    admit: Callable[[Request], None]
-    read_body: Callable[[Request], Awaitable[bytes]]
-    caption_image: Callable[[Request, bytes, float], Awaitable[Captioned]]
-    caption_images: Callable[[Request, list[bytes], float], Awaitable[list[Captioned]]]
-    new_request_id: Callable[[], str]
-
-    def knows(self, model: str) -> bool:
-        return model in (self.captioner.name, self.captioner.version)
-
-    def has_version(self, version: str | None) -> bool:
-        """No version asked for, or the loaded model's (the one its metadata lists)."""
-        return version is None or version == self.captioner.version
+router = APIRouter()
 
 
 class ProtocolError(Exception):
@@ -103,302 +80,333 @@ def completion_tokens(cap: Caption, text: str, max_tokens: int | None) -> tuple[
     return tokens, "stop"
 
 
-def add_protocol_routes(app: FastAPI, path: CaptionPath) -> None:
-    """Add the OpenAI-compatible, v2 inference, TorchServe and HF inference routes to ``app``."""
-    cap_model = path.captioner
+# A protocol's answer to a request: given the service, the request, its id and its start time.
+Answer = Callable[[CaptionService, Request, str, float], Awaitable[Response]]
 
-    async def serve(
-        request: Request,
-        shape: ErrorShape,
-        handler: Callable[[str, float], Awaitable[Response]],
-    ) -> Response:
-        """Run ``handler`` with the request id and start time; map refusals to ``shape``; count
-        the request in the server's metrics as contract v1 requests are."""
-        t0 = path.clock()
-        rid = request.headers.get("x-request-id") or path.new_request_id()
-        if len(rid) > 128 or not rid.isascii() or not rid.isprintable():
-            rid = path.new_request_id()
+
+def _service(request: Request) -> CaptionService:
+    return request.app.state.service
+
+
+async def _serve(request: Request, shape: ErrorShape, answer: Answer) -> Response:
+    """Run ``answer`` with the request id and start time; map refusals to ``shape``; count the
+    request in the server's metrics as contract v1 requests are."""
+    service = _service(request)
+    t0 = service.clock()
+    rid = request.headers.get("x-request-id") or service.new_request_id()
+    if len(rid) > 128 or not rid.isascii() or not rid.isprintable():
+        rid = service.new_request_id()
+    status = 500
+    try:
+        response = await answer(service, request, rid, t0)
+        status = response.status_code
+    except (ApiError, ProtocolError) as exc:
+        err = exc if isinstance(exc, ProtocolError) else ProtocolError(exc.status, exc.code, exc.message, exc.headers)
+        status = err.status
+        response = Response(
+            json.dumps(shape(err)),
+            status_code=err.status,
+            media_type=_JSON,
+            headers={**err.headers, "X-Request-Id": rid},
+        )
+    except ClientDisconnect:
+        status = 499
+        response = Response(status_code=499)
+    except asyncio.CancelledError:
+        status = 499
+        raise
+    except Exception as exc:  # a bug answers 500 in the protocol's shape, never a traceback
         status = 500
-        try:
-            response = await handler(rid, t0)
-            status = response.status_code
-        except (ApiError, ProtocolError) as exc:
-            err = (
-                exc if isinstance(exc, ProtocolError) else ProtocolError(exc.status, exc.code, exc.message, exc.headers)
-            )
-            status = err.status
-            response = Response(
-                json.dumps(shape(err)),
-                status_code=err.status,
-                media_type=_JSON,
-                headers={**err.headers, "X-Request-Id": rid},
-            )
-        except ClientDisconnect:
-            status = 499
-            response = Response(status_code=499)
-        except asyncio.CancelledError:
-            status = 499
-            raise
-        except Exception as exc:  # a bug answers 500 in the protocol's shape, never a traceback
-            status = 500
-            response = Response(
-                json.dumps(shape(ProtocolError(500, "internal", f"internal error: {type(exc).__name__}"))),
-                status_code=500,
-                media_type=_JSON,
-                headers={"X-Request-Id": rid},
-            )
-        finally:
-            path.metrics.observe_request(status, path.clock() - t0)
-        return response
+        response = Response(
+            json.dumps(shape(ProtocolError(500, "internal", f"internal error: {type(exc).__name__}"))),
+            status_code=500,
+            media_type=_JSON,
+            headers={"X-Request-Id": rid},
+        )
+    finally:
+        service.metrics.observe_request(status, service.clock() - t0)
+    return response
 
-    async def json_request(request: Request) -> Any:
-        raw = await path.read_body(request)
-        try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise ProtocolError(400, "invalid_json", "body is not JSON") from None
-        except RecursionError:  # a client's nesting is the client's error, not the server's
-            raise ProtocolError(400, "invalid_json", "body is nested too deeply") from None
 
-    def model_or_404(name: str, shape_code: str = "model_not_found", version: str | None = None) -> None:
-        if not path.knows(name):
-            raise ProtocolError(404, shape_code, f"model {name[:80]!r} is not served here (serving {cap_model.name!r})")
-        if not path.has_version(version):
-            raise ProtocolError(
-                404,
-                shape_code,
-                f"version {version[:80]!r} of model {name[:80]!r} is not served here "
-                f"(serving version {cap_model.version!r})",
-            )
+async def _json_request(service: CaptionService, request: Request) -> Any:
+    raw = await service.read_body(request)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError(400, "invalid_json", "body is not JSON") from None
+    except RecursionError:  # a client's nesting is the client's error, not the server's
+        raise ProtocolError(400, "invalid_json", "body is nested too deeply") from None
 
-    # ------------------------------------------------------------------ OpenAI-compatible
 
-    @app.get("/v1/models", include_in_schema=False)
-    async def openai_models(request: Request) -> Response:
-        async def handler(rid: str, t0: float) -> Response:
-            path.admit(request)
-            body = {
-                "object": "list",
-                "data": [
-                    {
-                        "id": cap_model.name,
-                        "object": "model",
-                        "created": 0,
-                        "owned_by": "caption-slo-harness",
-                        "root": cap_model.version,
-                    }
-                ],
-            }
-            return Response(json.dumps(body), media_type=_JSON)
-
-        return await serve(request, _openai_error, handler)
-
-    @app.post("/v1/chat/completions", include_in_schema=False)
-    async def chat_completions(request: Request) -> Response:
-        async def handler(rid: str, t0: float) -> Response:
-            path.admit(request)
-            doc = await json_request(request)
-            if not isinstance(doc, dict):
-                raise ProtocolError(400, "invalid_request", "body must be a JSON object")
-            model = doc.get("model")
-            if not isinstance(model, str):
-                raise ProtocolError(400, "invalid_request", "'model' is required")
-            model_or_404(model)
-            if doc.get("stream"):
-                raise ProtocolError(400, "unsupported", "stream is not supported")
-            if doc.get("n", 1) != 1:
-                raise ProtocolError(400, "unsupported", "only n=1 is supported")
-            limit = doc.get("max_completion_tokens", doc.get("max_tokens"))
-            if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-                raise ProtocolError(400, "invalid_request", "max_tokens must be a whole number >= 1")
-            top = doc.get("top_logprobs") or 0
-            if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20:
-                raise ProtocolError(400, "invalid_request", "top_logprobs must be a whole number 0..20")
-            image, words = _chat_image(doc.get("messages"))
-            cap, verdict, _ = await path.caption_image(request, image, t0)
-            tokens, finish = completion_tokens(cap, verdict.text, limit)
-            text = "".join(t for t, _ in tokens) if tokens else verdict.text
-            logprobs = None
-            if doc.get("logprobs") and tokens:  # a backend without per-token probabilities gives none
-                logprobs = {
-                    "content": [
-                        {
-                            "token": t,
-                            "logprob": lp,
-                            "bytes": list(t.encode("utf-8")),
-                            "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))}][:top],
-                        }
-                        for t, lp in tokens
-                    ],
-                    "refusal": None,
-                }
-            prompt_tokens = words + 1  # the prompt's words and one token for the image
-            body = {
-                "id": f"chatcmpl-{rid}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": cap_model.version,
-                "system_fingerprint": cap_model.version,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text, "refusal": None},
-                        "logprobs": logprobs,
-                        "finish_reason": finish,
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": len(tokens) or cap.tokens,
-                    "total_tokens": prompt_tokens + (len(tokens) or cap.tokens),
-                },
-            }
-            return Response(json.dumps(body), media_type=_JSON, headers={"X-Request-Id": rid})
-
-        return await serve(request, _openai_error, handler)
-
-    # ------------------------------------------------------------------ v2 inference protocol
-
-    def metadata(name: str) -> dict[str, Any]:
-        return {
-            "name": name,
-            "versions": [cap_model.version],
-            "platform": "pytorch",
-            "inputs": [{"name": "image", "datatype": "BYTES", "shape": [-1]}],
-            "outputs": [
-                {"name": "caption", "datatype": "BYTES", "shape": [-1]},
-                {"name": "confidence", "datatype": "FP32", "shape": [-1]},
-            ],
-        }
-
-    @app.get("/v2", include_in_schema=False)
-    async def v2_server(request: Request) -> Response:
-        body = {"name": "caption-slo-harness reference server", "version": "1", "extensions": ["binary_tensor_data"]}
-        return Response(json.dumps(body), media_type=_JSON)
-
-    @app.get("/v2/health/live", include_in_schema=False)
-    async def v2_live(request: Request) -> Response:
-        return Response(json.dumps({"live": True}), media_type=_JSON)
-
-    @app.get("/v2/health/ready", include_in_schema=False)
-    async def v2_ready(request: Request) -> Response:
-        ok = _is_ready(app)
-        return Response(json.dumps({"ready": ok}), status_code=200 if ok else 503, media_type=_JSON)
-
-    @app.get("/v2/models/{name}", include_in_schema=False)
-    @app.get("/v2/models/{name}/versions/{version}", include_in_schema=False)
-    async def v2_model(request: Request) -> Response:
-        async def handler(rid: str, t0: float) -> Response:
-            path.admit(request)
-            name = request.path_params["name"]
-            model_or_404(name, version=request.path_params.get("version"))
-            return Response(json.dumps(metadata(name)), media_type=_JSON)
-
-        return await serve(request, _plain_error, handler)
-
-    @app.get("/v2/models/{name}/ready", include_in_schema=False)
-    @app.get("/v2/models/{name}/versions/{version}/ready", include_in_schema=False)
-    async def v2_model_ready(request: Request) -> Response:
-        params = request.path_params
-        ok = path.knows(params["name"]) and path.has_version(params.get("version")) and _is_ready(app)
-        return Response(json.dumps({"ready": ok}), status_code=200 if ok else 503, media_type=_JSON)
-
-    @app.post("/v2/models/{name}/infer", include_in_schema=False)
-    @app.post("/v2/models/{name}/versions/{version}/infer", include_in_schema=False)
-    async def v2_infer(request: Request) -> Response:
-        async def handler(rid: str, t0: float) -> Response:
-            path.admit(request)
-            name = request.path_params["name"]
-            model_or_404(name, version=request.path_params.get("version"))
-            raw = await path.read_body(request)
-            try:
-                doc, binary = split_binary(raw, request.headers.get(HEADER_LENGTH))
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise ProtocolError(400, "invalid_request", f"malformed inference request: {exc}") from None
-            except RecursionError:
-                raise ProtocolError(400, "invalid_json", "body is nested too deeply") from None
-            images, wanted, binary_out = _v2_inputs(doc, binary)
-            results = await path.caption_images(request, images, t0)
-            values = {
-                "caption": [v.text.encode("utf-8") for _, v, _ in results],
-                "confidence": [c for _, _, c in results],
-            }
-            unknown = [o for o in wanted if o not in values]
-            if unknown:
-                raise ProtocolError(
-                    400, "invalid_request", f"unknown output {unknown[0][:60]!r} (outputs: caption, confidence)"
-                )
-            outputs, blobs = [], []
-            for oname in wanted or list(values):
-                data = values[oname]
-                dtype = "BYTES" if oname == "caption" else "FP32"
-                out: dict[str, Any] = {"name": oname, "datatype": dtype, "shape": [len(data)]}
-                if binary_out.get(oname):
-                    blob = pack_bytes(data) if dtype == "BYTES" else _fp32(data)
-                    out["parameters"] = {"binary_data_size": len(blob)}
-                    blobs.append(blob)
-                else:
-                    out["data"] = [d.decode("utf-8") for d in data] if dtype == "BYTES" else data
-                outputs.append(out)
-            body: dict[str, Any] = {"model_name": name, "model_version": cap_model.version, "outputs": outputs}
-            rid_in = doc.get("id")
-            if isinstance(rid_in, str):
-                body["id"] = rid_in
-            head = json.dumps(body).encode()
-            if not blobs:
-                return Response(head, media_type=_JSON, headers={"X-Request-Id": rid})
-            return Response(
-                head + b"".join(blobs),
-                media_type="application/octet-stream",
-                headers={"X-Request-Id": rid, HEADER_LENGTH: str(len(head))},
-            )
-
-        return await serve(request, _plain_error, handler)
-
-    # ------------------------------------------------------------------ TorchServe
-
-    @app.get("/ping", include_in_schema=False)
-    async def torchserve_ping(request: Request) -> Response:
-        ok = _is_ready(app)
-        return Response(
-            json.dumps({"status": "Healthy" if ok else "Unhealthy"}), status_code=200 if ok else 503, media_type=_JSON
+def _model_or_404(
+    service: CaptionService, name: str, shape_code: str = "model_not_found", version: str | None = None
+) -> None:
+    cap_model = service.captioner
+    if not service.knows(name):
+        raise ProtocolError(404, shape_code, f"model {name[:80]!r} is not served here (serving {cap_model.name!r})")
+    if not service.has_version(version):
+        raise ProtocolError(
+            404,
+            shape_code,
+            f"version {version[:80]!r} of model {name[:80]!r} is not served here "
+            f"(serving version {cap_model.version!r})",
         )
 
-    @app.post("/predictions/{model}", include_in_schema=False)
-    @app.post("/predictions/{model}/{version}", include_in_schema=False)
-    async def torchserve_predict(request: Request) -> Response:
-        async def handler(rid: str, t0: float) -> Response:
-            path.admit(request)
-            model_or_404(request.path_params["model"], "ModelNotFoundException", request.path_params.get("version"))
-            _, verdict, confidence = await path.caption_image(request, await _raw_image(request), t0)
-            body = {"caption": verdict.text, "confidence": confidence}
-            return Response(json.dumps(body), media_type=_JSON, headers={"X-Request-Id": rid})
 
-        return await serve(request, _torchserve_error, handler)
-
-    # ------------------------------------------------------------------ Hugging Face inference
-
-    @app.post("/models/{model:path}", include_in_schema=False)
-    async def hf_inference(request: Request) -> Response:
-        async def handler(rid: str, t0: float) -> Response:
-            path.admit(request)
-            model_or_404(request.path_params["model"])
-            _, verdict, _ = await path.caption_image(request, await _raw_image(request), t0)
-            return Response(
-                json.dumps([{"generated_text": verdict.text}]), media_type=_JSON, headers={"X-Request-Id": rid}
-            )
-
-        return await serve(request, _plain_error, handler)
-
-    async def _raw_image(request: Request) -> bytes:
-        body = await path.read_body(request)
-        if not body:
-            raise ProtocolError(400, "invalid_image", "empty image (0 bytes)")
-        return body
+async def _raw_image(service: CaptionService, request: Request) -> bytes:
+    body = await service.read_body(request)
+    if not body:
+        raise ProtocolError(400, "invalid_image", "empty image (0 bytes)")
+    return body
 
 
-def _is_ready(app: FastAPI) -> bool:
-    return app.state.server.readiness() == "ready"
+def _is_ready(request: Request) -> bool:
+    return _service(request).ready()
+
+
+# The route handlers (which carry no docstring: FastAPI would put it in the OpenAPI document,
+# even of a route left out of it) and the answers they serve.
+
+# ------------------------------------------------------------------ OpenAI-compatible
+
+
+@router.get("/v1/models", include_in_schema=False)
+async def openai_models(request: Request) -> Response:
+    return await _serve(request, _openai_error, _answer_models)
+
+
+async def _answer_models(service: CaptionService, request: Request, rid: str, t0: float) -> Response:
+    service.admit(request)
+    cap_model = service.captioner
+    body = {
+        "object": "list",
+        "data": [
+            {
+                "id": cap_model.name,
+                "object": "model",
+                "created": 0,
+                "owned_by": "caption-slo-harness",
+                "root": cap_model.version,
+            }
+        ],
+    }
+    return Response(json.dumps(body), media_type=_JSON)
+
+
+@router.post("/v1/chat/completions", include_in_schema=False)
+async def chat_completions(request: Request) -> Response:
+    return await _serve(request, _openai_error, _answer_chat)
+
+
+async def _answer_chat(service: CaptionService, request: Request, rid: str, t0: float) -> Response:
+    service.admit(request)
+    doc = await _json_request(service, request)
+    if not isinstance(doc, dict):
+        raise ProtocolError(400, "invalid_request", "body must be a JSON object")
+    model = doc.get("model")
+    if not isinstance(model, str):
+        raise ProtocolError(400, "invalid_request", "'model' is required")
+    _model_or_404(service, model)
+    if doc.get("stream"):
+        raise ProtocolError(400, "unsupported", "stream is not supported")
+    if doc.get("n", 1) != 1:
+        raise ProtocolError(400, "unsupported", "only n=1 is supported")
+    limit = doc.get("max_completion_tokens", doc.get("max_tokens"))
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ProtocolError(400, "invalid_request", "max_tokens must be a whole number >= 1")
+    top = doc.get("top_logprobs") or 0
+    if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20:
+        raise ProtocolError(400, "invalid_request", "top_logprobs must be a whole number 0..20")
+    image, words = _chat_image(doc.get("messages"))
+    cap, verdict, _ = await service.caption_image(request, image, t0)
+    tokens, finish = completion_tokens(cap, verdict.text, limit)
+    text = "".join(t for t, _ in tokens) if tokens else verdict.text
+    logprobs = None
+    if doc.get("logprobs") and tokens:  # a backend without per-token probabilities gives none
+        logprobs = {
+            "content": [
+                {
+                    "token": t,
+                    "logprob": lp,
+                    "bytes": list(t.encode("utf-8")),
+                    "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))}][:top],
+                }
+                for t, lp in tokens
+            ],
+            "refusal": None,
+        }
+    prompt_tokens = words + 1  # the prompt's words and one token for the image
+    version = service.captioner.version
+    body = {
+        "id": f"chatcmpl-{rid}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": version,
+        "system_fingerprint": version,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None},
+                "logprobs": logprobs,
+                "finish_reason": finish,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(tokens) or cap.tokens,
+            "total_tokens": prompt_tokens + (len(tokens) or cap.tokens),
+        },
+    }
+    return Response(json.dumps(body), media_type=_JSON, headers={"X-Request-Id": rid})
+
+
+# ------------------------------------------------------------------ v2 inference protocol
+
+
+def _metadata(service: CaptionService, name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "versions": [service.captioner.version],
+        "platform": "pytorch",
+        "inputs": [{"name": "image", "datatype": "BYTES", "shape": [-1]}],
+        "outputs": [
+            {"name": "caption", "datatype": "BYTES", "shape": [-1]},
+            {"name": "confidence", "datatype": "FP32", "shape": [-1]},
+        ],
+    }
+
+
+@router.get("/v2", include_in_schema=False)
+async def v2_server(request: Request) -> Response:
+    body = {"name": "caption-slo-harness reference server", "version": "1", "extensions": ["binary_tensor_data"]}
+    return Response(json.dumps(body), media_type=_JSON)
+
+
+@router.get("/v2/health/live", include_in_schema=False)
+async def v2_live(request: Request) -> Response:
+    return Response(json.dumps({"live": True}), media_type=_JSON)
+
+
+@router.get("/v2/health/ready", include_in_schema=False)
+async def v2_ready(request: Request) -> Response:
+    ok = _is_ready(request)
+    return Response(json.dumps({"ready": ok}), status_code=200 if ok else 503, media_type=_JSON)
+
+
+@router.get("/v2/models/{name}", include_in_schema=False)
+@router.get("/v2/models/{name}/versions/{version}", include_in_schema=False)
+async def v2_model(request: Request) -> Response:
+    return await _serve(request, _plain_error, _answer_v2_model)
+
+
+async def _answer_v2_model(service: CaptionService, request: Request, rid: str, t0: float) -> Response:
+    service.admit(request)
+    name = request.path_params["name"]
+    _model_or_404(service, name, version=request.path_params.get("version"))
+    return Response(json.dumps(_metadata(service, name)), media_type=_JSON)
+
+
+@router.get("/v2/models/{name}/ready", include_in_schema=False)
+@router.get("/v2/models/{name}/versions/{version}/ready", include_in_schema=False)
+async def v2_model_ready(request: Request) -> Response:
+    service, params = _service(request), request.path_params
+    ok = service.knows(params["name"]) and service.has_version(params.get("version")) and service.ready()
+    return Response(json.dumps({"ready": ok}), status_code=200 if ok else 503, media_type=_JSON)
+
+
+@router.post("/v2/models/{name}/infer", include_in_schema=False)
+@router.post("/v2/models/{name}/versions/{version}/infer", include_in_schema=False)
+async def v2_infer(request: Request) -> Response:
+    return await _serve(request, _plain_error, _answer_v2_infer)
+
+
+async def _answer_v2_infer(service: CaptionService, request: Request, rid: str, t0: float) -> Response:
+    service.admit(request)
+    name = request.path_params["name"]
+    _model_or_404(service, name, version=request.path_params.get("version"))
+    raw = await service.read_body(request)
+    try:
+        doc, binary = split_binary(raw, request.headers.get(HEADER_LENGTH))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(400, "invalid_request", f"malformed inference request: {exc}") from None
+    except RecursionError:
+        raise ProtocolError(400, "invalid_json", "body is nested too deeply") from None
+    images, wanted, binary_out = _v2_inputs(doc, binary)
+    results = await service.caption_images(request, images, t0)
+    values = {
+        "caption": [v.text.encode("utf-8") for _, v, _ in results],
+        "confidence": [c for _, _, c in results],
+    }
+    unknown = [o for o in wanted if o not in values]
+    if unknown:
+        raise ProtocolError(
+            400, "invalid_request", f"unknown output {unknown[0][:60]!r} (outputs: caption, confidence)"
+        )
+    outputs, blobs = [], []
+    for oname in wanted or list(values):
+        data = values[oname]
+        dtype = "BYTES" if oname == "caption" else "FP32"
+        out: dict[str, Any] = {"name": oname, "datatype": dtype, "shape": [len(data)]}
+        if binary_out.get(oname):
+            blob = pack_bytes(data) if dtype == "BYTES" else _fp32(data)
+            out["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            out["data"] = [d.decode("utf-8") for d in data] if dtype == "BYTES" else data
+        outputs.append(out)
+    body: dict[str, Any] = {"model_name": name, "model_version": service.captioner.version, "outputs": outputs}
+    rid_in = doc.get("id")
+    if isinstance(rid_in, str):
+        body["id"] = rid_in
+    head = json.dumps(body).encode()
+    if not blobs:
+        return Response(head, media_type=_JSON, headers={"X-Request-Id": rid})
+    return Response(
+        head + b"".join(blobs),
+        media_type="application/octet-stream",
+        headers={"X-Request-Id": rid, HEADER_LENGTH: str(len(head))},
+    )
+
+
+# ------------------------------------------------------------------ TorchServe
+
+
+@router.get("/ping", include_in_schema=False)
+async def torchserve_ping(request: Request) -> Response:
+    ok = _is_ready(request)
+    return Response(
+        json.dumps({"status": "Healthy" if ok else "Unhealthy"}), status_code=200 if ok else 503, media_type=_JSON
+    )
+
+
+@router.post("/predictions/{model}", include_in_schema=False)
+@router.post("/predictions/{model}/{version}", include_in_schema=False)
+async def torchserve_predict(request: Request) -> Response:
+    return await _serve(request, _torchserve_error, _answer_torchserve)
+
+
+async def _answer_torchserve(service: CaptionService, request: Request, rid: str, t0: float) -> Response:
+    service.admit(request)
+    params = request.path_params
+    _model_or_404(service, params["model"], "ModelNotFoundException", params.get("version"))
+    _, verdict, confidence = await service.caption_image(request, await _raw_image(service, request), t0)
+    body = {"caption": verdict.text, "confidence": confidence}
+    return Response(json.dumps(body), media_type=_JSON, headers={"X-Request-Id": rid})
+
+
+# ------------------------------------------------------------------ Hugging Face inference
+
+
+@router.post("/models/{model:path}", include_in_schema=False)
+async def hf_inference(request: Request) -> Response:
+    return await _serve(request, _plain_error, _answer_hf)
+
+
+async def _answer_hf(service: CaptionService, request: Request, rid: str, t0: float) -> Response:
+    service.admit(request)
+    _model_or_404(service, request.path_params["model"])
+    _, verdict, _ = await service.caption_image(request, await _raw_image(service, request), t0)
+    return Response(json.dumps([{"generated_text": verdict.text}]), media_type=_JSON, headers={"X-Request-Id": rid})
 
 
 def _fp32(values: list[float]) -> bytes:

@@ -1,4 +1,5 @@
-"""The JSON shapes of HTTP contract v1, as pydantic models: they document the OpenAPI schema."""
+"""The JSON shapes of HTTP contract v1, as pydantic models: they document the OpenAPI schema;
+and the pieces of that schema the routers share (the error answers, the caption request)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reference_model.server.settings import IMAGE_TYPES, ServerSettings
+
 __all__ = [
+    "MAX_REQUEST_ID",
     "ErrorBody",
     "ErrorResponse",
     "Safety",
@@ -18,7 +22,11 @@ __all__ = [
     "ModelInfo",
     "FaultState",
     "fault_request_schema",
+    "error_responses",
+    "caption_openapi",
 ]
+
+MAX_REQUEST_ID = 128  # the longest X-Request-Id taken (visible ASCII, no spaces)
 
 
 class ErrorBody(BaseModel):
@@ -106,3 +114,62 @@ def fault_request_schema() -> dict[str, Any]:
         prop.pop("title", None)
         prop.pop("default", None)
     return schema
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI answers of ``codes`` in the contract's error shape (``Retry-After`` with 429, 503)."""
+    text = {
+        400: "invalid request or undecodable image",
+        401: "missing or wrong credentials",
+        404: "not found",
+        408: "the request body did not arrive in time",
+        413: "body or image too large",
+        415: "unsupported content type",
+        429: "queue full",
+        500: "internal error",
+        503: "not ready, draining, too many pixels being decoded, or the request's deadline passed",
+    }
+    out: dict[int | str, dict[str, Any]] = {c: {"model": ErrorResponse, "description": text[c]} for c in codes}
+    if 429 in out:
+        retry = {"description": "seconds", "schema": {"type": "integer"}, "required": True}
+        out[429]["headers"] = {"Retry-After": retry}
+    if 503 in out:
+        out[503]["headers"] = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
+    return out
+
+
+def caption_openapi(settings: ServerSettings) -> dict[str, Any]:
+    """The parameters and request body of ``POST /v1/caption`` (``POST /v1/caption:async`` shares them)."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {
+        "parameters": [
+            {
+                "name": "return_embedding",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "boolean", "default": False},
+                "description": "include the image embedding in the answer",
+            },
+            {
+                "name": "X-Request-Id",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "maxLength": MAX_REQUEST_ID, "pattern": "^[!-~]+$"},
+                "description": "echoed in the answer; one is made up when absent",
+            },
+        ],
+        "requestBody": {
+            "required": True,
+            "description": f"the image, at most {settings.max_body_bytes} bytes and {settings.max_pixels} pixels",
+            "content": {
+                **{t: binary for t in IMAGE_TYPES},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["image"],
+                        "properties": {"image": {"type": "string", "format": "binary"}},
+                    }
+                },
+            },
+        },
+    }
