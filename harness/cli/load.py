@@ -154,11 +154,13 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     s = outcome.summary
-    kind = {64: UsageError, 65: DataError, 66: InputMissingError}.get(outcome.returncode)
+    kind = {64: UsageError, 65: DataError, 66: InputMissingError, 69: ServiceUnavailableError}.get(outcome.returncode)
     if s is not None and (s.get("error") or kind is not None):
-        # stopped before its users started (a data set or adapter a run's process could not use):
-        # the summary says why; the records and the log stay where they are
-        why = s.get("error") or f"exit {outcome.returncode}"
+        # stopped before its users started (a data set or adapter a run's process could not use, the
+        # workers --expect-workers waits for not all there): the summary or the log's last line says
+        # why; the records and the log stay where they are
+        tail = outcome.log_tail(5).splitlines()
+        why = s.get("error") or (tail[-1] if tail else f"exit {outcome.returncode}")
         stopped = ServiceUnavailableError if outcome.returncode == 69 else kind or DataError
         raise stopped(f"load run stopped: {why}; see {outcome.log_path}")
     if s is None:

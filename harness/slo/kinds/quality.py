@@ -55,7 +55,7 @@ class Quality(RecordsKind):
     name = "quality"
     events_doc = (
         "every caption whose image has a per-image score of `metric` (CIDEr-D by default) from `--quality "
-        "FILE`: the quality stage's `quality.json`, or a table of `image_id` and the metric"
+        "FILE`: `harness evaluate`'s `quality.json` (one target's), or a table of `image_id` and the metric"
     )
     good_doc = 'score at or above the floor (`threshold`); without scores: "no data"'
     fields = QualityFields
