@@ -651,3 +651,30 @@ def test_no_malformed_spec_gives_a_traceback(source):
                 assert "\n" not in str(exc), (path, odd)
                 refused += 1
     assert refused > 100
+
+
+def test_an_openslo_file_cannot_name_a_kind_that_needs_a_field_it_has_no_place_for(monkeypatch):
+    """A kind with a required field of its own (any name, not only threshold) is refused with the
+    annotation's path; an OpenSLO file has no place for the field."""
+    from typing import Annotated
+
+    from pydantic import StringConstraints
+
+    import harness.slo.kinds as kinds
+    from harness.slo.kinds.coverage import Coverage
+    from harness.validation import Strict
+
+    class NeedsModel(Strict):
+        model: Annotated[str, StringConstraints(min_length=1)]
+
+    class NeedsModelKind(Coverage):
+        name = "needs_model"
+        fields = NeedsModel
+
+    real = kinds.registry()
+    monkeypatch.setattr(kinds, "registry", lambda: {**real, "needs_model": NeedsModelKind()})
+    text = OPENSLO.replace("annotations: {harness/sli: coverage}", "annotations: {harness/sli: needs_model}")
+    with pytest.raises(
+        SpecError, match=r"\[4\]\.metadata\.annotations\.harness/sli: must name an SLI kind .*needs_model"
+    ):
+        parse_spec(text)

@@ -555,11 +555,16 @@ def _kind(annotations: Mapping[str, Any], path: str) -> str:
     kind = annotations.get(KIND_ANNOTATION)
     if kind is None:
         return QUERY_KIND
-    usable = [k for k, v in registry().items() if isinstance(v, RecordsKind) and not v.needs_threshold]
+    # the kinds the records give with their fields' defaults (an OpenSLO file has no place for them)
+    usable = [
+        k
+        for k, v in registry().items()
+        if isinstance(v, RecordsKind) and not any(f.is_required() for f in v.fields.model_fields.values())
+    ]
     if kind not in usable:
         raise _fail(
             f"{path}.{KIND_ANNOTATION}",
-            f"must name an SLI kind the records can give without a threshold, "
+            f"must name an SLI kind the records can give without fields of its own (a threshold), "
             f"one of {', '.join(usable)} (got {kind!r}); write latency and quality SLOs in the native spec",
         )
     return kind
