@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 from harness.protocols import ProtocolChoice, load_adapter
 from harness.protocols.base import ERROR_MAX as _ERROR_MAX
 from harness.protocols.base import Adapter, HttpRequest, InvalidResponse, ParsedCaption
+from harness.protocols.sse import BrokenStream
 from harness.protocols.template import TemplateAdapter, json_path
 from harness.protocols.v1 import ContractV1Adapter
 from harness.records import RequestRecord
@@ -37,6 +38,7 @@ __all__ = [
     "json_path",
     "result_from_response",
     "result_from_exception",
+    "result_from_stream",
     "outcome_of_exception",
     "to_record",
     "record_row",
@@ -64,6 +66,9 @@ class CaptionResult:
     server_latency_ms: float | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    ttft_s: float | None = None
+    itl_s: list[float] | None = field(default=None, repr=False)
+    tpot_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -135,6 +140,60 @@ def result_from_response(
         p = adapter.parse(status, headers or _NO_HEADERS, body)
     except InvalidResponse as exc:
         return CaptionResult("invalid_response", status, latency_s, t_start, request_id, error=_clip(str(exc)))
+    return result_from_parsed(p, request_id, t_start, latency_s, status)
+
+
+def result_from_stream(
+    adapter: Adapter,
+    reader: Any,
+    request_id: str,
+    t_start: float,
+    latency_s: float,
+    status: int,
+    t_end: float | None = None,
+    exc: BaseException | None = None,
+    timeout_s: float | None = None,
+) -> CaptionResult:
+    """Classify a streamed 2xx answer read as it arrived (``reader``: the adapter's
+    ``stream_reader``). A whole stream is read by ``finish_stream`` (``ok`` or
+    ``invalid_response``); one cut by ``exc`` (a transport error: classified as
+    ``outcome_of_exception`` does), by a malformed event (``InvalidResponse``) or by the client's
+    timeout (``timeout_s``, the timeout it ran past) is recorded with the tokens and timings it delivered."""
+    if exc is None and timeout_s is None:
+        try:
+            p = adapter.finish_stream(reader, t_end)
+        except InvalidResponse as bad:
+            exc = bad
+        else:
+            return result_from_parsed(p, request_id, t_start, latency_s, status)
+    if timeout_s is not None:
+        outcome, error = "timeout", reader.broken(f"the stream ran past the {timeout_s:g}s timeout")
+    elif isinstance(exc, InvalidResponse):
+        outcome, error = (
+            "invalid_response",
+            _clip(str(exc) if isinstance(exc, BrokenStream) else reader.broken(str(exc))),
+        )
+    else:
+        outcome, text = outcome_of_exception(exc)
+        error = reader.broken(f"the stream broke ({text})")
+    timing = reader.timings()
+    return CaptionResult(
+        outcome,
+        status,
+        latency_s,
+        t_start,
+        request_id,
+        error=error,
+        completion_tokens=reader.tokens,
+        ttft_s=timing.ttft_s,
+        itl_s=timing.itl_s,
+    )
+
+
+def result_from_parsed(
+    p: ParsedCaption, request_id: str, t_start: float, latency_s: float, status: int
+) -> CaptionResult:
+    """The ``ok`` result of an answer ``p`` read by a protocol."""
     return CaptionResult(
         "ok",
         status,
@@ -149,6 +208,9 @@ def result_from_response(
         server_latency_ms=p.server_latency_ms,
         prompt_tokens=p.prompt_tokens,
         completion_tokens=p.completion_tokens,
+        ttft_s=p.ttft_s,
+        itl_s=p.itl_s,
+        tpot_s=p.tpot_s,
     )
 
 
@@ -214,6 +276,9 @@ def record_row(
         "embedding": result.embedding if keep_embedding else None,
         "prompt_tokens": result.prompt_tokens,
         "completion_tokens": result.completion_tokens,
+        "ttft_s": result.ttft_s,
+        "itl_s": result.itl_s,
+        "tpot_s": result.tpot_s,
     }
 
 
@@ -237,6 +302,10 @@ def to_record(
 
 # --------------------------------------------------------------------------------------------
 # httpx clients
+
+
+def _event_stream(headers: Mapping[str, str]) -> bool:
+    return (headers.get("content-type") or "").lower().startswith("text/event-stream")
 
 
 def _new_request_id() -> str:
@@ -274,6 +343,21 @@ class _Client:
     ) -> tuple[str, HttpRequest]:
         rid = request_id or _new_request_id()
         return rid, self.adapter.request(image, content_type, rid, return_embedding, self.api_key)
+
+    def _stream_step(self, reader: Any, data: bytes, t0: float) -> bool:
+        """Feed ``data`` to ``reader``; whether the stream is over (its ``[DONE]`` came, or it ran
+        past the timeout, which ``httpx`` checks only between reads)."""
+        t = self._perf()
+        reader.feed(data, t)
+        return reader.done or t - t0 > self.timeout
+
+    def _stream_result(
+        self, rid: str, t_start: float, t0: float, status: int, reader: Any, exc: BaseException | None = None
+    ) -> CaptionResult:
+        t = self._perf()
+        if exc is None and not reader.done and t - t0 > self.timeout:
+            return result_from_stream(self.adapter, reader, rid, t_start, t - t0, status, timeout_s=self.timeout)
+        return result_from_stream(self.adapter, reader, rid, t_start, t - t0, status, t_end=t, exc=exc)
 
     def _result(
         self, rid: str, t_start: float, t0: float, resp: Any = None, exc: BaseException | None = None
@@ -313,11 +397,32 @@ class CaptionClient(_Client):
     ) -> CaptionResult:
         rid, req = self._prepare(image, content_type, request_id, return_embedding)
         t_start, t0 = self._clock(), self._perf()
+        if self.adapter.streams:
+            return self._caption_stream(rid, req, t_start, t0)
         try:
             resp = self.http.request(req.method, req.path, headers=dict(req.headers), content=req.content)
         except Exception as exc:  # every transport failure becomes a classified result
             return self._result(rid, t_start, t0, exc=exc)
         return self._result(rid, t_start, t0, resp)
+
+    def _caption_stream(self, rid: str, req: HttpRequest, t_start: float, t0: float) -> CaptionResult:
+        """A streamed answer, read as it arrives (an answer that is no event stream: read whole)."""
+        reader, status = None, 0
+        try:
+            with self.http.stream(req.method, req.path, headers=dict(req.headers), content=req.content) as resp:
+                status = resp.status_code
+                if not (200 <= status < 300 and _event_stream(resp.headers)):
+                    resp.read()
+                    return self._result(rid, t_start, t0, resp)
+                reader = self.adapter.stream_reader(t0)
+                for data in resp.iter_bytes():
+                    if self._stream_step(reader, data, t0):
+                        break
+        except Exception as exc:  # a transport failure or a malformed event: classified
+            if reader is None:
+                return self._result(rid, t_start, t0, exc=exc)
+            return self._stream_result(rid, t_start, t0, status, reader, exc)
+        return self._stream_result(rid, t_start, t0, status, reader)
 
     def close(self) -> None:
         if self._own:
@@ -363,11 +468,32 @@ class AsyncCaptionClient(_Client):
     ) -> CaptionResult:
         rid, req = self._prepare(image, content_type, request_id, return_embedding)
         t_start, t0 = self._clock(), self._perf()
+        if self.adapter.streams:
+            return await self._caption_stream(rid, req, t_start, t0)
         try:
             resp = await self.http.request(req.method, req.path, headers=dict(req.headers), content=req.content)
         except Exception as exc:  # every transport failure becomes a classified result
             return self._result(rid, t_start, t0, exc=exc)
         return self._result(rid, t_start, t0, resp)
+
+    async def _caption_stream(self, rid: str, req: HttpRequest, t_start: float, t0: float) -> CaptionResult:
+        """As ``CaptionClient._caption_stream``."""
+        reader, status = None, 0
+        try:
+            async with self.http.stream(req.method, req.path, headers=dict(req.headers), content=req.content) as resp:
+                status = resp.status_code
+                if not (200 <= status < 300 and _event_stream(resp.headers)):
+                    await resp.aread()
+                    return self._result(rid, t_start, t0, resp)
+                reader = self.adapter.stream_reader(t0)
+                async for data in resp.aiter_bytes():
+                    if self._stream_step(reader, data, t0):
+                        break
+        except Exception as exc:  # a transport failure or a malformed event: classified
+            if reader is None:
+                return self._result(rid, t_start, t0, exc=exc)
+            return self._stream_result(rid, t_start, t0, status, reader, exc)
+        return self._stream_result(rid, t_start, t0, status, reader)
 
     async def aclose(self) -> None:
         if self._own:

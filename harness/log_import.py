@@ -76,6 +76,7 @@ _UNIT_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
 _TEXT = fields_of("text") + fields_of("id")  # an imported id is kept as text
 _REAL = fields_of("real")
 _WHOLE = fields_of("count")
+_VECTOR = fields_of("vector")
 _RAW_LIMIT = 2000
 CHUNK_ROWS = 100_000  # source rows read, converted and checked at a time
 _KEPT_REJECTIONS = 1000  # rejections an ImportResult holds; rejected.jsonl has all of them
@@ -383,15 +384,15 @@ def _flag(v: Any) -> bool:
     raise ValueError(f"safety_flagged: {_raw(v)[:60]!r} is not true or false")
 
 
-def _vector(v: Any) -> list[float]:
+def _vector(v: Any, name: str = "embedding") -> list[float]:
     if isinstance(v, str):
         try:
             v = json.loads(v)
         except ValueError:
-            raise ValueError("embedding: not a JSON list of numbers") from None
-    if not isinstance(v, (list, tuple)) or not v:
-        raise ValueError("embedding: not a list of numbers")
-    return [_number(x, "embedding") for x in v]
+            raise ValueError(f"{name}: not a JSON list of numbers") from None
+    if not isinstance(v, (list, tuple)) or (not v and name == "embedding"):
+        raise ValueError(f"{name}: not a list of numbers")
+    return [_number(x, name) for x in v]
 
 
 def _convert(name: str, v: Any, mapping: ColumnMapping) -> Any:
@@ -408,8 +409,8 @@ def _convert(name: str, v: Any, mapping: ColumnMapping) -> Any:
         return int(x)
     if name == "safety_flagged":
         return _flag(v)
-    if name == "embedding":
-        return _vector(v)
+    if name in _VECTOR:
+        return _vector(v, name)
     if isinstance(v, (dict, list)):
         raise ValueError(f"{name}: expected text, got a JSON {type(v).__name__}")
     if isinstance(v, float) and v.is_integer():

@@ -104,7 +104,21 @@ class RequestRecord:
     )
     prompt_tokens: int | None = _field("count", "tokens of the prompt (chat protocols)", largest=2**31, default=None)
     completion_tokens: int | None = _field(
-        "count", "tokens of the caption (chat protocols)", largest=2**31, default=None
+        "count",
+        "tokens of the caption (chat protocols); of a stream without usage, or broken off, the token events received",
+        largest=2**31,
+        default=None,
+    )
+    ttft_s: float | None = _field(
+        "real", "time to first token, seconds from sending to the first token (streamed answers)", default=None
+    )
+    itl_s: list[float] | None = _field(
+        "vector", "every inter-token gap of a streamed answer, seconds, in order", default=None, repr=False
+    )
+    tpot_s: float | None = _field(
+        "real",
+        "time per output token: first to last token over the tokens less one, seconds (streamed answers)",
+        default=None,
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -717,6 +731,7 @@ def write_dataset(records, folder: str | Path, part: str = "part-0") -> list[Pat
 # The kind of value each field holds (``None`` is allowed in every field but ``REQUIRED`` ones).
 _TEXT = fields_of("text")
 _REALS = fields_of("real")
+_VECTORS = fields_of("vector")
 _COUNTS = {f.name: f.metadata["largest"] for f in fields(RequestRecord) if f.metadata["kind"] == "count"}
 
 
@@ -810,7 +825,7 @@ def _kinds() -> list[tuple[str, str, Callable[[Any], bool]]]:
         ("image_id", "text or a whole number", lambda v: isinstance(v, str) or (_real(v) and float(v).is_integer()))
     )
     out.append(("safety_flagged", "true or false", lambda v: isinstance(v, (bool, np.bool_))))
-    out.append(("embedding", "a list of numbers", lambda v: isinstance(v, (list, tuple, np.ndarray))))
+    out += [(c, "a list of numbers", lambda v: isinstance(v, (list, tuple, np.ndarray))) for c in _VECTORS]
     return out
 
 
@@ -868,7 +883,7 @@ def _typed_failures(name: str, col):
     if isinstance(col.dtype, pd.StringDtype) or (isinstance(col.dtype, pd.ArrowDtype) and col.dtype.kind in "OU"):
         return [] if name in _TEXT or name == "image_id" else col.iloc[:1].tolist()
     kind = col.dtype.kind
-    if kind not in "iufb" or name == "embedding":
+    if kind not in "iufb" or name in _VECTORS:
         return None
     if kind == "b":
         return [] if name == "safety_flagged" else col.iloc[:1].tolist()

@@ -321,5 +321,14 @@ def judge(
     (underpowered), or a metric that failed decisively (p under ``decisive_p``: a change a person
     must see) is HOLD; a marginal score is HOLD; else PROMOTE. At a look of an interval analysis
     before the last, what is not ROLLBACK is HOLD: the analysis goes on."""
-    results = [classify(m, samples.get(m.name, MetricSample(None, None)), cfg) for m in cfg.metrics]
+    results = [
+        classify(m, samples.get(m.name, MetricSample(None, None)), cfg)
+        for m in cfg.metrics
+        if not (m.streamed and _nothing(samples.get(m.name)))
+    ]
     return decide(results, cfg, reasons)
+
+
+def _nothing(sample: MetricSample | None) -> bool:
+    """Neither target gave an observation (a streamed metric of targets that do not stream)."""
+    return sample is None or (_size(sample.baseline) == 0 and _size(sample.canary) == 0)

@@ -36,7 +36,9 @@ class MetricSpec:
     ``critical`` metric fails the run outright, and so does a critical metric the canary gave no
     data for; a metric that ``must_have_data`` makes the run inconclusive (HOLD) when it has none.
     ``must_detect``: the run must be able to detect an effect this large (80% power), else it is
-    underpowered (HOLD). ``observe`` draws one target's observations from its records: an array,
+    underpowered (HOLD). ``streamed``: a metric of streamed answers (``ttft_s``, ``itl_s``), left
+    out of the judgement, not NoData, when neither target gave an observation (neither streams),
+    so that it changes no verdict of targets that do not stream. ``observe`` draws one target's observations from its records: an array,
     or for paired tests a Series indexed by image id; ``p_value``, for a limit metric, the
     p-value of the test behind the canary's figure (drift)."""
 
@@ -54,6 +56,7 @@ class MetricSpec:
     limit: float | None = None
     unit: str = ""
     description: str = ""
+    streamed: bool = False
     observe: Callable[["TargetData"], Any] | None = field(default=None, compare=False, repr=False)
     p_value: Callable[["TargetData"], float | None] | None = field(default=None, compare=False, repr=False)
 
@@ -115,6 +118,48 @@ DEFAULT_METRICS: tuple[MetricSpec, ...] = (
         unit="s",
         observe=_obs("latency"),
         description="latency p99: requests slower than the baseline's p99 (Fisher), quantile difference",
+    ),
+    MetricSpec(
+        "ttft_p50",
+        "latency",
+        "mann_whitney",
+        "increase",
+        tolerance=0.25,
+        tolerance_abs=0.005,
+        unit="s",
+        streamed=True,
+        observe=_obs("ttft"),
+        description="time to first token of answered streamed requests: the median (Hodges-Lehmann shift); "
+        "only where a target streams",
+    ),
+    MetricSpec(
+        "ttft_p95",
+        "latency",
+        "tail",
+        "increase",
+        tolerance=0.5,
+        tolerance_abs=0.01,
+        quantile=0.95,
+        unit="s",
+        streamed=True,
+        observe=_obs("ttft"),
+        description="time to first token p95: requests slower than the baseline's p95 (Fisher), quantile "
+        "difference; only where a target streams",
+    ),
+    MetricSpec(
+        "itl_p95",
+        "latency",
+        "tail",
+        "increase",
+        tolerance=0.5,
+        tolerance_abs=0.005,
+        quantile=0.95,
+        unit="s",
+        streamed=True,
+        observe=_obs("itl"),
+        description="inter-token gaps p95, the gaps of all answered streamed requests pooled (as vLLM's ITL "
+        "percentiles): gaps slower than the baseline's p95 (Fisher), quantile difference; the gaps of one request "
+        "are not independent, so its p-value is optimistic; only where a target streams",
     ),
     MetricSpec(
         "error_rate",

@@ -112,6 +112,34 @@ def latency(t: TargetData):
     return pd.to_numeric(ok["latency_s"], errors="coerce").dropna().to_numpy(dtype=float)
 
 
+def _streamed_ok(t: TargetData, column: str):
+    """The answered records of both phases holding ``column`` (a streamed answer's timing: only the
+    httpx clients time a stream, Locust's reads it whole); None without."""
+    ld = t.records
+    if ld is None or not len(ld) or column not in ld.columns:
+        return None
+    ok = ld[(ld["outcome"] == "ok") & ld[column].notna()]
+    return ok if len(ok) else None
+
+
+def ttft(t: TargetData):
+    """Time to first token of each answered streamed request (None when the target does not stream)."""
+    import pandas as pd
+
+    ok = _streamed_ok(t, "ttft_s")
+    return None if ok is None else pd.to_numeric(ok["ttft_s"], errors="coerce").dropna().to_numpy(dtype=float)
+
+
+def itl(t: TargetData):
+    """Every inter-token gap of the answered streamed requests, pooled (None without any)."""
+    ok = _streamed_ok(t, "itl_s")
+    if ok is None:
+        return None
+    values = [float(x) for v in ok["itl_s"].tolist() if hasattr(v, "__len__") for x in v]
+    out = np.asarray(values, dtype=float)
+    return out[np.isfinite(out)] if len(out) else None
+
+
 def errors(t: TargetData):
     return None if t.records is None else error_flags(t.records)
 

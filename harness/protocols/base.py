@@ -50,9 +50,12 @@ class ParsedCaption(NamedTuple):
     server_latency_ms: float | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    ttft_s: float | None = None
+    itl_s: list[float] | None = None
+    tpot_s: float | None = None
 
     def __repr__(self) -> str:  # the embedding (hundreds of numbers) is left out
-        shown = ", ".join(f"{k}={v!r}" for k, v in zip(self._fields, self) if k != "embedding")
+        shown = ", ".join(f"{k}={v!r}" for k, v in zip(self._fields, self) if k not in ("embedding", "itl_s"))
         return f"ParsedCaption({shown})"
 
 
@@ -99,6 +102,9 @@ class Auth:
 class Adapter:
     """How to ask a service for a caption and read its answer; a subclass must define ``parse``.
 
+    An adapter whose ``streams`` is true also gives ``stream_reader(t0)`` (an object with
+    ``feed(data, t)``) and ``finish_stream(reader, t)``: the client feeds it the body as it arrives.
+
     ``health_path``, ``info_path`` and ``ready_path`` are where the gate probes a target before
     a run (``None``: the protocol has no such endpoint); ``read_info`` reads the info answer."""
 
@@ -108,6 +114,7 @@ class Adapter:
     info_path: str | None = None
     ready_path: str | None = None
     auth: Auth | None = None
+    streams: bool = False  # answers are read as a stream (``stream_reader``, ``finish_stream``)
     _credentials: Mapping[str, str] = {}
 
     def request(

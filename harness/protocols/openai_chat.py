@@ -7,7 +7,13 @@ geometric mean of the token probabilities, ``exp(mean(logprob))`` over
 ``choices[0].logprobs.content``, the reference model's own definition. When the answer carries
 no log-probabilities the record's confidence is null, never zero: the confidence, calibration and
 confidence-drift metrics then have no data and say so. ``usage.prompt_tokens`` and
-``usage.completion_tokens`` are recorded when given (null otherwise)."""
+``usage.completion_tokens`` are recorded when given (null otherwise).
+
+With ``stream: true`` (an adapter file's option) the request asks for a streamed answer
+(``stream: true``, ``stream_options: {include_usage: true}``) and the client reads its server-sent
+events as they arrive (``harness.protocols.sse``): the record gains the time to first token, the
+inter-token gaps and the time per output token. A server that answers a stream request with one
+JSON document is read as before, untimed."""
 
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ from harness.protocols.base import (
     json_body,
     whole,
 )
+from harness.protocols.sse import ChatStream
 
 __all__ = ["OpenAIChat", "DEFAULT_PROMPT", "confidence_from_logprobs"]
 
@@ -55,6 +62,7 @@ class OpenAIChat(Adapter):
         max_tokens: int = 64,
         temperature: float = 0.0,
         logprobs: bool = True,
+        stream: bool = False,
         headers: Mapping[str, str] | None = None,
         api_key_header: str = "Authorization",
     ):
@@ -66,6 +74,9 @@ class OpenAIChat(Adapter):
             raise UsageError(f"openai-chat max_tokens must be a whole number >= 1 (got {max_tokens!r})")
         self.model, self.prompt, self.max_tokens = model, prompt, max_tokens
         self.temperature, self.logprobs = float(temperature), bool(logprobs)
+        if not isinstance(stream, bool):
+            raise UsageError(f"openai-chat stream must be true or false (got {stream!r})")
+        self.stream = self.streams = stream
         self.path = path if path.startswith("/") else "/" + path
         self.headers = dict(headers or {})
         self.api_key_header = api_key_header
@@ -88,11 +99,26 @@ class OpenAIChat(Adapter):
         }
         if self.logprobs:
             doc["logprobs"] = True
+        if self.stream:
+            doc["stream"] = True
+            doc["stream_options"] = {"include_usage": True}
         headers = {**self.headers, "Content-Type": "application/json", "X-Request-Id": request_id}
         headers.update(self.auth_headers(api_key))
         return HttpRequest("POST", self.path, headers, json.dumps(doc, separators=(",", ":")).encode())
 
+    def stream_reader(self, t0: float | None) -> ChatStream:
+        """A reader of a streamed answer whose request was sent at ``t0``."""
+        return ChatStream(t0)
+
+    def finish_stream(self, reader: ChatStream, t: float | None = None) -> ParsedCaption:
+        """What a stream read to its end said (``InvalidResponse`` when it is not whole)."""
+        return reader.finish(self._confidence, t)
+
     def parse(self, status, headers, body) -> ParsedCaption:
+        if self.stream and not body.lstrip().startswith(b"{"):  # a stream read whole: untimed
+            reader = ChatStream(None)
+            reader.feed(body)
+            return self.finish_stream(reader)
         doc = json_body(body)
         if not isinstance(doc, dict):
             raise InvalidResponse(f"expected a JSON object, got {type(doc).__name__}")
@@ -145,4 +171,5 @@ class OpenAIChat(Adapter):
             "model": self.model,
             "prompt": self.prompt,
             "logprobs": self.logprobs,
+            **({"stream": True} if self.stream else {}),
         }

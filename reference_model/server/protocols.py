@@ -3,7 +3,9 @@ same admission, decoding, batching, safety filter and metrics as contract v1 (th
 ``CaptionService``, which each handler takes from ``request.app.state.service``):
 
 - OpenAI-compatible chat completions: ``POST /v1/chat/completions`` (the image as a data URL,
-  ``logprobs`` per token, ``usage``) and ``GET /v1/models``;
+  ``logprobs`` per token, ``usage``; with ``stream: true`` the answer as server-sent events, one
+  ``chat.completion.chunk`` per token, a usage chunk with ``stream_options.include_usage``, then
+  ``data: [DONE]``) and ``GET /v1/models``;
 - the v2 inference protocol (KServe, Triton): ``POST /v2/models/{name}[/versions/{v}]/infer`` with
   a ``BYTES`` input (base64 in JSON, or raw in the binary tensor extension), ``GET /v2``,
   ``/v2/health/live``, ``/v2/health/ready``, ``/v2/models/{name}`` and ``/v2/models/{name}/ready``;
@@ -23,11 +25,12 @@ import base64
 import binascii
 import json
 import math
+import re
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from harness.protocols.kserve_v2 import HEADER_LENGTH, pack_bytes, split_binary, unpack_bytes
@@ -207,8 +210,14 @@ async def _answer_chat(service: CaptionService, request: Request, rid: str, t0: 
     if not isinstance(model, str):
         raise ProtocolError(400, "invalid_request", "'model' is required")
     _model_or_404(service, model)
-    if doc.get("stream"):
-        raise ProtocolError(400, "unsupported", "stream is not supported")
+    stream = doc.get("stream", False)
+    if not isinstance(stream, bool) and stream is not None:
+        raise ProtocolError(400, "invalid_request", "stream must be true or false")
+    options = doc.get("stream_options")
+    if options is not None and (
+        not stream or not isinstance(options, dict) or not isinstance(options.get("include_usage", False), bool)
+    ):
+        raise ProtocolError(400, "invalid_request", "stream_options needs stream: true and holds include_usage: bool")
     if doc.get("n", 1) != 1:
         raise ProtocolError(400, "unsupported", "only n=1 is supported")
     limit = doc.get("max_completion_tokens", doc.get("max_tokens"))
@@ -237,6 +246,18 @@ async def _answer_chat(service: CaptionService, request: Request, rid: str, t0: 
         }
     prompt_tokens = words + 1  # the prompt's words and one token for the image
     version = service.captioner.version
+    usage = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": len(tokens) or cap.tokens,
+        "total_tokens": prompt_tokens + (len(tokens) or cap.tokens),
+    }
+    if stream:
+        pieces = tokens or [(w, None) for w in _WORDS.findall(text)]
+        include_usage = bool((options or {}).get("include_usage"))
+        events = _chat_events(rid, version, pieces, bool(doc.get("logprobs")), top, finish, usage, include_usage)
+        return StreamingResponse(
+            events, media_type="text/event-stream", headers={"X-Request-Id": rid, "Cache-Control": "no-cache"}
+        )
     body = {
         "id": f"chatcmpl-{rid}",
         "object": "chat.completion",
@@ -251,13 +272,61 @@ async def _answer_chat(service: CaptionService, request: Request, rid: str, t0: 
                 "finish_reason": finish,
             }
         ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": len(tokens) or cap.tokens,
-            "total_tokens": prompt_tokens + (len(tokens) or cap.tokens),
-        },
+        "usage": usage,
     }
     return Response(json.dumps(body), media_type=_JSON, headers={"X-Request-Id": rid})
+
+
+_WORDS = re.compile(r"\s*\S+")
+
+
+def _token_logprob(t: str, lp: float, top: int) -> dict[str, Any]:
+    entry = {"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))}
+    return {**entry, "top_logprobs": [dict(entry)][:top]}
+
+
+async def _chat_events(
+    rid: str,
+    version: str,
+    pieces: list[tuple[str, float | None]],
+    logprobs: bool,
+    top: int,
+    finish: str,
+    usage: dict[str, int],
+    include_usage: bool,
+) -> AsyncIterator[bytes]:
+    """The streamed answer: one ``chat.completion.chunk`` per token with text (the first one also
+    carries the role), a last one with the finish reason (and the end-of-sequence token's
+    log-probability), the usage chunk when asked for, then ``[DONE]``. The caption was decoded and
+    passed the safety filter as a whole before the first chunk goes (the batcher answers a batch at
+    once and the filter reads the whole caption): the chunks leave one after another, each its own
+    write, without waiting between them."""
+    head = {"id": f"chatcmpl-{rid}", "object": "chat.completion.chunk", "created": int(time.time())}
+    head.update(model=version, system_fingerprint=version)
+
+    def event(delta: dict[str, Any], lps: list[tuple[str, float | None]], reason: str | None) -> bytes:
+        content = [_token_logprob(t, lp, top) for t, lp in lps if lp is not None]
+        choice = {
+            "index": 0,
+            "delta": delta,
+            "logprobs": {"content": content, "refusal": None} if logprobs and content else None,
+            "finish_reason": reason,
+        }
+        return b"data: " + json.dumps({**head, "choices": [choice]}).encode() + b"\n\n"
+
+    role: dict[str, Any] = {"role": "assistant"}
+    silent: list[tuple[str, float | None]] = []  # tokens without text (the end of sequence)
+    for t, lp in pieces:
+        if not t:
+            silent.append((t, lp))
+            continue
+        yield event({**role, "content": t}, [(t, lp)], None)
+        role = {}
+        await asyncio.sleep(0)  # each chunk its own write
+    yield event(role, silent, finish)
+    if include_usage:
+        yield b"data: " + json.dumps({**head, "choices": [], "usage": usage}).encode() + b"\n\n"
+    yield b"data: [DONE]\n\n"
 
 
 # ------------------------------------------------------------------ v2 inference protocol
