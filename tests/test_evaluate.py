@@ -30,6 +30,9 @@ def test_tiny_model_scores_and_low_light_is_lower(reference_server, tmp_path, ca
         assert q["run"]["model_versions"][0].startswith("tiny")
     assert set(q_clean["metrics"]) >= {"BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D"}
     assert "CIDEr-D" in shown and "METEOR" in shown
+    chair = q_clean["chair"]  # object hallucination: the shapes world says what each image holds
+    assert chair["vocabulary"] == "shapes" and chair["captions"] == 200 and chair["mentions"] >= 200
+    assert len(chair["per_image"]) == 200 and {"colour", "relation"} <= set(chair) and "CHAIR_i" in shown
 
     c, d = q_clean["metrics"]["CIDEr-D"], q_dark["metrics"]["CIDEr-D"]
     assert d["corpus"] < c["corpus"]

@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.expectations import RecordContract, validate_records
     from harness.progress import Progress
     from harness.quality import score_captions, write_quality
+    from harness.quality.chair import NO_OBJECTS, chair_for_dataset
     from harness.quality.evaluation import RetryPolicy, captions_from_records, parse_dataset, run_evaluation
     from harness.records import RECORDS_JSONL, RecordWriter, compact, load_records
     from harness.redaction import credential_values
@@ -90,6 +91,12 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"{args.out}: no ok captions for images with reference captions")
     report = score_captions(candidates, references, **settings)
     doc = report.to_dict()
+    hallucination = None
+    if dataset.objects is not None:
+        hallucination = chair_for_dataset(dataset.objects, candidates, summary.objects, references)
+    doc["chair"] = hallucination.to_dict() if hallucination is not None else None
+    if hallucination is None:
+        doc["notes"].append(NO_OBJECTS)
     versions = sorted({v for v in df["model_version"].dropna().astype(str)})
     doc["run"] = {**summary.to_dict(), "url": args.target, "model_versions": versions, "protocol": adapter.describe()}
     doc["contract"] = {"success": contract.success, "expectations": len(contract.results)}
@@ -100,5 +107,6 @@ def run(args: argparse.Namespace) -> int:
         f"model {', '.join(one_line(v, 120) for v in versions) or 'unknown'}"
     )
     print(report.table())
+    print("\n".join(hallucination.lines()) if hallucination is not None else NO_OBJECTS)
     print(f"wrote {path}")
     return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Iterator
 
@@ -37,7 +37,8 @@ _CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpe
 
 @dataclass(frozen=True)
 class EvalImage:
-    """One image to send, with its reference captions."""
+    """One image to send, with its reference captions and, where the set says, what it holds
+    (``harness.quality.chair.ImageObjects`` or category names)."""
 
     image_id: Any
     content: bytes
@@ -45,15 +46,19 @@ class EvalImage:
     references: tuple[str, ...]
     width: int | None = None
     height: int | None = None
+    objects: Any = None
 
 
 @dataclass(frozen=True)
 class EvalSet:
-    """A labelled set: its name, its size, and a lazy iterator of its images."""
+    """A labelled set: its name, its size, and a lazy iterator of its images; ``objects`` names
+    the CHAIR vocabulary of its images' objects ("shapes", "coco"), None when it does not say
+    what is in each image."""
 
     name: str
     size: int
     images: Callable[[], Iterator[EvalImage]]
+    objects: str | None = None
 
 
 def _png(img) -> bytes:
@@ -67,23 +72,32 @@ def parse_dataset(text: str, seed: int = 12345) -> EvalSet:
     kind, _, rest = text.partition(":")
     if kind == "shapes":
         from harness.datasets import generate_shapes, parse_shapes_spec
+        from harness.quality.chair import shapes_objects
 
         n, shift = parse_shapes_spec(rest)
 
         def images() -> Iterator[EvalImage]:
             for s in generate_shapes(n, seed, shift):
                 yield EvalImage(
-                    s.image_id, _png(s.image), "image/png", tuple(s.captions), s.image.width, s.image.height
+                    s.image_id,
+                    _png(s.image),
+                    "image/png",
+                    tuple(s.captions),
+                    s.image.width,
+                    s.image.height,
+                    shapes_objects(s.scene),
                 )
 
         name = f"shapes:{n}" + (f":{shift}" if shift else "") + f" (seed {seed})"
-        return EvalSet(name, n, images)
+        return EvalSet(name, n, images, "shapes")
     if kind == "coco":
         from harness.datasets import load_coco
+        from harness.quality.chair import load_instances
 
         if not rest:
             raise UsageError("--dataset coco:DIR needs a folder (captions.json and images/)")
         ds = load_coco(rest)
+        instances = load_instances(rest)
 
         def images() -> Iterator[EvalImage]:
             from PIL import Image
@@ -96,9 +110,10 @@ def parse_dataset(text: str, seed: int = 12345) -> EvalSet:
                 except Exception:  # an undecodable file is still sent: the target must answer 400
                     w = h = None
                 ctype = _CONTENT_TYPES.get(it.path.suffix.lower(), "application/octet-stream")
-                yield EvalImage(it.image_id, data, ctype, it.captions, w, h)
+                objects = None if instances is None else instances.get(it.image_id, ())
+                yield EvalImage(it.image_id, data, ctype, it.captions, w, h, objects)
 
-        return EvalSet(f"coco:{Path(rest)}", len(ds), images)
+        return EvalSet(f"coco:{Path(rest)}", len(ds), images, None if instances is None else "coco")
     raise UsageError(f"unknown --dataset {text!r}; use shapes:N[:shift] or coco:DIR")
 
 
@@ -125,7 +140,8 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """What a run sent: counts, and the reference captions of every image sent (by image id)."""
+    """What a run sent: counts, and the reference captions and objects (where the set gives
+    them) of every image sent (by image id)."""
 
     run_id: str
     target: str
@@ -136,9 +152,10 @@ class RunSummary:
     n_ok: int
     wall_s: float
     references: dict = field(default_factory=dict, repr=False)
+    objects: dict = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "references"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("references", "objects")}
 
 
 async def _evaluate(
@@ -154,6 +171,7 @@ async def _evaluate(
     sleep: Callable[[float], Awaitable[None]],
     progress,
     references: dict,
+    objects: dict,
 ) -> dict[str, int]:
     it = iter(images)
     counts = {"images": 0, "requests": 0, "retries": 0, "ok": 0}
@@ -166,6 +184,8 @@ async def _evaluate(
             except StopIteration:
                 return
             references[img.image_id] = list(img.references)
+            if img.objects is not None:
+                objects[img.image_id] = img.objects
             for attempt in range(policy.max_retries + 1):
                 rid = f"{run_id}-{img.image_id}-{attempt}"
                 result = await client.caption(img.content, img.content_type, rid, return_embedding=True)
@@ -220,6 +240,7 @@ def run_evaluation(
         raise UsageError(f"--concurrency must be at least 1 (got {concurrency})")
     t0 = clock()
     refs: dict = {}
+    objs: dict = {}
     c = asyncio.run(
         _evaluate(
             client_factory,
@@ -233,10 +254,11 @@ def run_evaluation(
             sleep=sleep,
             progress=progress,
             references=refs,
+            objects=objs,
         )
     )
     return RunSummary(
-        run_id, target, dataset.name, c["images"], c["requests"], c["retries"], c["ok"], clock() - t0, refs
+        run_id, target, dataset.name, c["images"], c["requests"], c["retries"], c["ok"], clock() - t0, refs, objs
     )
 
 
