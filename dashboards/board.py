@@ -60,6 +60,7 @@ class Board:
 
     @property
     def decision(self) -> dict[str, Any]:
+        """The run's decision record as the JSON it was read from (``RunFolder.decision``), or {}."""
         return (self.run.decision if self.run else None) or {}
 
 
@@ -105,8 +106,8 @@ def sidebar() -> Board:
             "Run", names, index=0, key="run", format_func=lambda n: _label(runs[names.index(n)]), help="Newest first"
         )
         run = runs[names.index(chosen)] if chosen in names else runs[0]
-        if run.decision:
-            score = run.decision.get("score")
+        if run.record is not None:
+            score = run.record.score
             st.sidebar.markdown(f"**Verdict: {run.verdict}**" + ("" if score is None else f" (score {score:g})"))
         else:
             st.sidebar.error("Decision record unreadable")
@@ -130,7 +131,7 @@ def board(need_decision: bool = True) -> Board:
             "Run `harness gate ... --out reports/<run>` or `harness demo` first."
         )
         st.stop()
-    if need_decision and not state.run.decision:  # the reason may quote the file: plain text
+    if need_decision and state.run.record is None:  # the reason may quote the file: plain text
         st.error(f"{inline_text(state.run.name)}: {inline_text(state.run.error, 1000)}")
         st.stop()
     return state
@@ -288,34 +289,28 @@ def read_records(run: RunFolder) -> tuple[pd.DataFrame | None, str | None]:
         return None, str(exc)
 
 
-def _interval(v: Any) -> tuple[float | None, float | None]:
-    if isinstance(v, dict):
-        return v.get("low"), v.get("high")
-    if isinstance(v, (list, tuple)) and len(v) == 2:
-        return v[0], v[1]
-    return None, None
-
-
 def history(runs: tuple[RunFolder, ...]) -> pd.DataFrame:
     """One row per run and target with the figures each decision record holds (oldest first)."""
     rows = []
     for r in runs:
-        if not r.decision:
+        rec = r.record
+        if rec is None:
             continue
-        figs = r.decision.get("figures") or {}
-        targets = (r.decision.get("inputs") or {}).get("targets") or {}
-        for target in sorted(figs) or ["–"]:
+        targets = rec.inputs.targets
+        for target in sorted(rec.figures) or ["–"]:
+            info = targets[target] if target in targets else None
             row = {
                 "run": r.name,
                 "created": pd.Timestamp(r.created_unix, unit="s"),
                 "verdict": r.verdict,
-                "score": r.decision.get("score"),
+                "score": rec.score,
                 "target": target,
-                "model_version": (targets.get(target) or {}).get("model_version"),
+                "model_version": None if info is None else info.model_version,
             }
-            for k, v in (figs.get(target) or {}).items():
+            # the documented figures, then any added beside them (a model iterates as name, value)
+            for k, v in rec.figures[target] if target in rec.figures else ():
                 if k == "cider_d_ci":
-                    row["cider_d_low"], row["cider_d_high"] = _interval(v)
+                    row["cider_d_low"], row["cider_d_high"] = (None, None) if v is None else (v.low, v.high)
                 elif isinstance(v, (int, float)) and not isinstance(v, bool):
                     row[k] = v
             rows.append(row)

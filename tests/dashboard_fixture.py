@@ -187,12 +187,12 @@ def _old_run(root: Path) -> tuple[Path, dict]:
         for t in ("baseline", "canary")
     }
     rec = build_decision(
-        v.to_dict(), _slos(0.5), _inputs("tiny-baseline"), run_id="run-a", extra={"figures": figs}, clock=lambda: T0
+        v, _slos(0.5), _inputs("tiny-baseline"), run_id="run-a", extra={"figures": figs}, clock=lambda: T0
     )
     folder = root / "run-a"
     write_decision(folder, rec)
     (folder / "summary.md").write_text(render_markdown(rec))
-    return folder, rec
+    return folder, json.loads((folder / "decision.json").read_text())
 
 
 def _new_run(root: Path) -> tuple[Path, dict]:
@@ -359,9 +359,7 @@ def _new_run(root: Path) -> tuple[Path, dict]:
             "dataset": "dataset",
         },
     }
-    rec = build_decision(
-        v.to_dict(), _slos(16.0), _inputs("tiny-slow"), run_id="run-b", extra=extra, clock=lambda: T0 + 3600
-    )
+    rec = build_decision(v, _slos(16.0), _inputs("tiny-slow"), run_id="run-b", extra=extra, clock=lambda: T0 + 3600)
     write_decision(folder, rec)
     (folder / "summary.md").write_text(render_markdown(rec))
     return folder, json.loads((folder / "decision.json").read_text())

@@ -257,16 +257,23 @@ def test_the_message_posted_names_the_verdict_and_escapes_the_targets_text(tmp_p
     assert msg["blocks"][4]["elements"][0]["text"] == f"Decision record {record} (run {rec['run_id']})"
 
 
+def _record(**fields):
+    """The smallest decision record, with ``fields`` set."""
+    from harness.report.model import DecisionRecord
+
+    bare = {"schema_version": 2, "run_id": "r", "created_unix": 0.0, "verdict": "PROMOTE", "score": 100.0}
+    bare |= {"reasons": [], "metrics": [], "groups": [], "thresholds": None, "power": [], "slos": []}
+    return DecisionRecord.model_validate({**bare, "inputs": {"targets": {}}, **fields})
+
+
 def test_a_reason_quoting_a_target_is_escaped_and_only_the_first_reasons_are_sent():
-    rec = {
-        "run_id": "r1",
-        "verdict": "HOLD",
-        "score": None,
-        "reasons": ["canary target is unavailable: <!here> said <@U123> & left", "two", "three", "four", "five"],
-        "metrics": [],
-        "inputs": {"targets": {"canary": {"url": "http://c"}}},
-        "analysis": None,
-    }
+    rec = _record(
+        run_id="r1",
+        verdict="HOLD",
+        score=None,
+        reasons=["canary target is unavailable: <!here> said <@U123> & left", "two", "three", "four", "five"],
+        inputs={"targets": {"canary": {"url": "http://c"}}},
+    )
     msg = message(rec, Path("/reports/run & <1>/decision.json"))
     assert msg["blocks"][0]["text"]["text"] == "Canary HOLD, no score (no metric had data)"
     assert msg["blocks"][1]["fields"][2]["text"] == "*Canary model version*\nnot reported"
@@ -317,7 +324,7 @@ def test_a_gateway_down_and_a_webhook_answering_500_leave_the_exit_code_and_the_
 def test_a_webhook_that_does_not_answer_in_time_is_one_warning(monkeypatch, caplog):
     monkeypatch.setattr(notify, "TIMEOUT_S", 0.2)
     caplog.set_level(logging.WARNING, logger="harness")
-    rec = {"run_id": "r", "verdict": "PROMOTE", "score": 100.0, "reasons": [], "metrics": [], "inputs": {}}
+    rec = _record()
     with Receiver(hang=True) as hook:
         warnings = tell(rec, Path("decision.json"), Notify(webhook=hook.url + "/hook"))
     assert warnings == [

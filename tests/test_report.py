@@ -185,33 +185,40 @@ def _extra(caption: str = "a red circle", version: str = "tiny-b") -> dict:
     }
 
 
-def _record(**kw) -> dict:
-    return build_decision(_verdict().to_dict(), SLOS, INPUTS, run_id="r1", extra=_extra(**kw), clock=lambda: 1000.0)
+def _record(extra: dict | None = None, **kw) -> DecisionRecord:
+    extra = _extra(**kw) if extra is None else extra
+    return build_decision(_verdict(), SLOS, INPUTS, run_id="r1", extra=extra, clock=lambda: 1000.0)
+
+
+def _json(rec: DecisionRecord) -> dict:
+    """The record as ``write_decision`` writes it."""
+    return rec.model_dump(mode="json", by_alias=True)
 
 
 def test_round_trip_and_markdown(tmp_path):
     rec = _record()
     path = write_decision(tmp_path, rec)
     back = load_decision(tmp_path)
-    assert back == json.loads(path.read_text()) == rec
-    assert back["schema_version"] == 2 and back["verdict"] == "ROLLBACK" and back["created_unix"] == 1000.0
-    assert back["artifacts"]["dataset"] == "/data/shapes" and back["artifacts"]["summary_md"] == "summary.md"
-    assert back["thresholds"] == {"pass": 90.0, "marginal": 75.0, "confidence": 0.98}
-    assert back["figures"]["baseline"]["queue_depth_max"] == 3  # figures are open
+    assert back == rec and json.loads(path.read_text()) == _json(rec)
+    assert back.schema_version == 2 and back.verdict == "ROLLBACK" and back.created_unix == 1000.0
+    assert back.artifacts.dataset == "/data/shapes" and back.artifacts.summary_md == "summary.md"
+    assert _json(back)["thresholds"] == {"pass": 90.0, "marginal": 75.0, "confidence": 0.98}
+    assert back.figures["baseline"].model_extra == {"queue_depth_max": 3}  # figures are open
     md = render_markdown(back)
+    assert md == render_markdown(rec)
     assert md.startswith("## Canary decision: ⛔ ROLLBACK (score 60)")
     assert "| latency_p95 | latency |" in md and "**HIGH**" in md and "| info |" in md
     assert "| model version | `tiny-a` | `tiny-b` |" in md and "latency-p95" in md
-    for r in back["reasons"]:
+    for r in back.reasons:
         assert f"- {inline_text(r, 500)}" in md
 
 
 def test_pipeline_figures_of_an_asynchronous_load_are_shown():
     assert "Pipeline" not in render_markdown(_record())  # a synchronous load has none
-    rec = _record()
-    rec["figures"]["baseline"].update(lag_p50_s=0.25, lag_p95_s=0.5, lag_p99_s=0.75, drain_s=12.5, missing_captions=0)
-    rec["figures"]["canary"].update(lag_p50_s=2.0, lag_p95_s=None, lag_p99_s="x", drain_s=30.0, missing_captions=7)
-    md = render_markdown(rec)
+    extra = _extra()
+    extra["figures"]["baseline"].update(lag_p50_s=0.25, lag_p95_s=0.5, lag_p99_s=0.75, drain_s=12.5, missing_captions=0)
+    extra["figures"]["canary"].update(lag_p50_s=2.0, lag_p95_s=None, lag_p99_s="x", drain_s=30.0, missing_captions=7)
+    md = render_markdown(_record(extra))
     assert (
         "### Pipeline (asynchronous jobs)\n\n| figure | baseline | canary |\n| --- | --- | --- |\n"
         "| P50 pipeline lag | 250.0 ms | 2000.0 ms |\n| P95 pipeline lag | 500.0 ms | – |\n"
@@ -222,28 +229,29 @@ def test_pipeline_figures_of_an_asynchronous_load_are_shown():
 
 def test_power_is_derived_from_the_metrics():
     rec = _record()
-    by_name = {m["name"]: m for m in rec["metrics"]}
-    assert [p["metric"] for p in rec["power"]] == [m["name"] for m in rec["metrics"] if m["detectable"] is not None]
-    for p in rec["power"]:
-        m = by_name[p["metric"]]
-        assert p == {
-            "metric": m["name"],
-            "detectable": m["detectable"],
-            "mde": m["mde"],
-            "must_detect": m["must_detect"],
-            "adequate": m["adequate"],
+    by_name = {m.name: m for m in rec.metrics}
+    assert [p.metric for p in rec.power] == [m.name for m in rec.metrics if m.detectable is not None]
+    for p in rec.power:
+        m = by_name[p.metric]
+        assert p.model_dump() == {
+            "metric": m.name,
+            "detectable": m.detectable,
+            "mde": m.mde,
+            "must_detect": m.must_detect,
+            "adequate": m.adequate,
         }
-    assert {p["metric"] for p in rec["power"] if p["must_detect"] is not None} == {
+    assert {p.metric for p in rec.power if p.must_detect is not None} == {
         "latency_p95",
         "error_rate",
         "quality",
     }
     md = render_markdown(rec)
-    q = next(p for p in rec["power"] if p["metric"] == "quality")
+    q = next(p for p in rec.power if p.metric == "quality")
     assert "### What this run could detect" in md
-    assert f"| quality | {inline_text(q['detectable'])} |" in md and "| 250 ms | yes |" in md
+    assert f"| quality | {inline_text(q.detectable)} |" in md and "| 250 ms | yes |" in md
     # A record whose power statement disagrees with its metrics is refused.
-    bad = dict(rec, power=rec["power"][1:])
+    doc = _json(rec)
+    bad = dict(doc, power=doc["power"][1:])
     with pytest.raises(ValueError, match="power does not match"):
         DecisionRecord.model_validate(bad)
 
@@ -253,14 +261,16 @@ def test_metric_record_mirrors_metric_result():
 
 
 def test_build_refuses_what_does_not_fit():
-    v = _verdict().to_dict()
+    v = _verdict()
+    with pytest.raises(TypeError, match="takes the judge's Verdict, not a mapping"):
+        build_decision(v.to_dict(), SLOS, INPUTS, "r1")
     with pytest.raises(ValueError, match="extra may not set verdict"):
         build_decision(v, SLOS, INPUTS, "r1", extra={"verdict": "PROMOTE"})
     with pytest.raises(ValueError, match="extra may not set power"):
         build_decision(v, SLOS, INPUTS, "r1", extra={"power": []})
     with pytest.raises(ValueError, match=r"^decision record: surprise: Extra inputs are not permitted"):
         build_decision(v, SLOS, INPUTS, "r1", extra={"surprise": 1})
-    broken = dict(v, metrics=[dict(v["metrics"][0], classification="Maybe")] + v["metrics"][1:])
+    broken = dataclasses.replace(v, metrics=(dataclasses.replace(v.metrics[0], classification="Maybe"), *v.metrics[1:]))
     with pytest.raises(ValueError, match=r"^decision record: metrics\[0\]\.classification: Input should be"):
         build_decision(broken, SLOS, INPUTS, "r1")
     with pytest.raises(ValueError, match=r"inputs\.targets\.prod"):
@@ -280,10 +290,10 @@ def test_numpy_values_and_odd_target_answers_become_plain_json(tmp_path):
     slos = [dict(SLOS[0], good=np.int64(971), would_page=np.bool_(False), budget_remaining=np.float64("nan"))]
     extra = _extra()
     extra["worst_captions"][0]["confidence"] = float("nan")
-    rec = build_decision(_verdict().to_dict(), slos, inputs, "r1", extra=extra, clock=lambda: 1.0)
-    assert rec["inputs"]["load"]["users"] == 4 and rec["slos"][0]["good"] == 971
-    assert rec["slos"][0]["budget_remaining"] is None and rec["worst_captions"][0]["confidence"] is None
-    assert rec["inputs"]["targets"]["baseline"] == {
+    rec = build_decision(_verdict(), slos, inputs, "r1", extra=extra, clock=lambda: 1.0)
+    assert rec.inputs.load.users == 4 and rec.slos[0].good == 971
+    assert rec.slos[0].budget_remaining is None and rec.worst_captions[0].confidence is None
+    assert _json(rec)["inputs"]["targets"]["baseline"] == {
         "url": "http://a",
         "protocol": None,
         "model_version": "3",
@@ -309,7 +319,7 @@ def test_load_errors(tmp_path):
     path.write_text(json.dumps({"verdict": "HOLD"}))
     with pytest.raises(DataError, match="lacks score, reasons, metrics, slos, inputs$"):
         load_decision(tmp_path)
-    rec = _record()
+    rec = _json(_record())
     rec["metrics"][2]["n_canary"] = "many"
     path.write_text(json.dumps(rec))
     with pytest.raises(DataError) as err:
@@ -318,14 +328,14 @@ def test_load_errors(tmp_path):
         f"{path}: decision record field metrics[2].n_canary: Input should be a valid integer, "
         "unable to parse string as an integer (got 'many')"
     )
-    path.write_text(json.dumps(dict(_record(), schema_version=3)))
+    path.write_text(json.dumps(dict(_json(_record()), schema_version=3)))
     with pytest.raises(DataError, match="schema_version 3 is not one this harness reads"):
         load_decision(tmp_path)
-    path.write_text(json.dumps(dict(_record(), colour="red")))
+    path.write_text(json.dumps(dict(_json(_record()), colour="red")))
     with pytest.raises(DataError, match=r"decision record field colour: Extra inputs are not permitted"):
         load_decision(tmp_path)
-    path.write_text(json.dumps(dict(_record(), thresholds=None)))
-    assert load_decision(tmp_path)["thresholds"] is None
+    path.write_text(json.dumps(dict(_json(_record()), thresholds=None)))
+    assert load_decision(tmp_path).thresholds is None
 
 
 # A record of the first schema, as the harness wrote it before the typed model: old metric names,
@@ -393,17 +403,18 @@ def test_schema_1_records_load_leniently(tmp_path):
     folder.mkdir()
     (folder / "decision.json").write_text(json.dumps(V1))
     rec = load_decision(folder)
-    assert rec["schema_version"] == 1 and rec["verdict"] == "PROMOTE" and rec["metrics"][0]["name"] == "latency"
-    assert rec["power"] == [] and rec["findings"] == [] and rec["drift"] is None
-    assert "comment" not in rec and "note" not in rec["slos"][0] and "batching" not in rec["inputs"]
-    assert rec["inputs"]["load"] == "constant 4 users" and rec["worst_captions"][0]["image_id"] == "3"
+    assert rec.schema_version == 1 and rec.verdict == "PROMOTE" and rec.metrics[0].name == "latency"
+    assert rec.power == [] and rec.findings == [] and rec.drift is None
+    doc = _json(rec)
+    assert "comment" not in doc and "note" not in doc["slos"][0] and "batching" not in doc["inputs"]
+    assert rec.inputs.load == "constant 4 users" and rec.worst_captions[0].image_id == "3"
     assert "## Canary decision: ✅ PROMOTE (score 100)" in render_markdown(rec)
     # The smallest first-schema record: the six fields that schema required.
     bare = {"verdict": "HOLD", "score": None, "reasons": [], "metrics": [], "slos": [], "inputs": {}}
     (folder / "decision.json").write_text(json.dumps(bare))
     rec = load_decision(folder)
-    assert rec["run_id"] == "run-old" and rec["created_unix"] == (folder / "decision.json").stat().st_mtime
-    assert rec["groups"] == [] and rec["thresholds"] is None and rec["inputs"]["targets"] == {}
+    assert rec.run_id == "run-old" and rec.created_unix == (folder / "decision.json").stat().st_mtime
+    assert rec.groups == [] and rec.thresholds is None and rec.inputs.targets == {}
     render_markdown(rec)
 
 
@@ -444,9 +455,9 @@ def test_every_field_is_described():
 def test_records_validate_against_the_schema(tmp_path):
     jsonschema = pytest.importorskip("jsonschema")
     validator = jsonschema.Draft202012Validator(json.loads((ROOT / "reports" / SCHEMA_NAME).read_text()))
-    rec = _record()
+    rec = _json(_record())
     validator.validate(rec)
-    validator.validate(build_decision(_verdict().to_dict(), [], {"targets": {}}, "bare", clock=lambda: 0.0))
+    validator.validate(_json(build_decision(_verdict(), [], {"targets": {}}, "bare", clock=lambda: 0.0)))
     assert DecisionRecord.model_validate(rec).model_dump(mode="json", by_alias=True) == rec
     assert list(validator.iter_errors(dict(rec, verdict="MAYBE")))
     assert list(validator.iter_errors(dict(rec, surprise=1)))
@@ -471,8 +482,9 @@ HOSTILE = [
 
 def test_hostile_target_text_stays_inert():
     pytest.importorskip("markdown_it")
-    v = _verdict().to_dict()
-    v["reasons"] = [f"canary target http://127.0.0.1:2 is unavailable: {h}" for h in HOSTILE] + v["reasons"]
+    v = _verdict()
+    hostile = tuple(f"canary target http://127.0.0.1:2 is unavailable: {h}" for h in HOSTILE)
+    v = dataclasses.replace(v, reasons=hostile + v.reasons)
     inputs = {
         **INPUTS,
         "targets": {
@@ -514,7 +526,7 @@ def test_hostile_target_text_stays_inert():
     widths = [set(t) for t in html.tables]
     assert widths == [{3}, {8}, {3}, {5}, {7}]
     assert len(html.tables[0]) == 4  # header, url, model, model version
-    assert len(html.tables[1]) == 1 + len(rec["metrics"])
+    assert len(html.tables[1]) == 1 + len(rec.metrics)
     # Findings: up to three examples per check and target.
     assert md.count("  - image ") == 3 + 1
     assert md.count("**canary · blocklist**") == 1

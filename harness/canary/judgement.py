@@ -25,7 +25,10 @@ from harness.canary.side import Side
 from harness.errors import DataError, InputMissingError
 
 if TYPE_CHECKING:
+    from harness.drift.suite import DriftReport
+    from harness.report.model import Drift, SloRecord
     from harness.report.notify import Notify
+    from harness.slo.report import SLOResult
 
 __all__ = [
     "RUN_JSON",
@@ -288,7 +291,7 @@ def judge_sources(
     if analysis is not None:
         extra["analysis"] = dict(analysis)
     targets: tuple[TargetData, TargetData] | None = None
-    slos: list[dict] = []
+    slos: list[SloRecord] = []
     if read:
         sides = {k: read_side(src, k, missing_ok=bool(reasons)) for k, src in zip(ROLES, (baseline, canary))}
     else:
@@ -320,20 +323,20 @@ def judge_sources(
     elif replayed is not None and not any(sides[k].per_image for k in ROLES):
         cfgj = _without_references(cfgj)  # images replayed from a store with no references
     for s in slos:
-        if s["target"] == "canary":
-            cfgj = cfgj.with_metrics(burn_metric(s["name"], s["page_factor"]))
+        if s.target == "canary":
+            cfgj = cfgj.with_metrics(burn_metric(s.name, s.page_factor))
     cfgj = cfgj.with_metrics(drift_metric())
     samples = metric_samples(cfgj.metrics, *targets) if targets else {}
     verdict = judge(samples, cfgj, reasons)
-    rec = build_decision(verdict.to_dict(), slos, inputs, run_id, {**extra, "artifacts": artifacts}, clock=clock)
+    rec = build_decision(verdict, slos, inputs, run_id, {**extra, "artifacts": artifacts}, clock=clock)
     path = write_decision(out, rec)
     (out / "summary.md").write_text(render_markdown(rec))
-    log.info("verdict %s (score %s): %s", rec["verdict"], rec["score"], path)
+    log.info("verdict %s (score %s): %s", rec.verdict, rec.score, path)
     if notify:
         from harness.report.notify import tell
 
         tell(rec, path, notify.grouped(run_id))
-    return rec
+    return rec.model_dump(mode="json", by_alias=True)  # the record as written, for the commands to print
 
 
 def _left_out_ahead(sides: dict, sources, now: float) -> list[str]:
@@ -461,9 +464,9 @@ def _measure(sides, spec, thr, floor, traffic, blocklist, settings: Settings, in
             spec_k = spec if side.captions else replace(spec, slos=tuple(s for s in spec.slos if s.sli in SCOPE_SLIS))
             srep = evaluate_records(spec_k, ld, quality=qmap if len(qmap) else None, traffic_rps=traffic)
             for r in srep.results:
-                row = _slo_row(k, r.to_dict())
+                row = _slo_record(k, r)
                 slos.append(row)
-                burn[row["name"]] = row["burn_low"]
+                burn[row.name] = row.burn_low
             fig = srep.figures.to_dict()
         else:
             fig = {}
@@ -486,7 +489,7 @@ def _measure(sides, spec, thr, floor, traffic, blocklist, settings: Settings, in
     if drift is not None:
         by_target["baseline"] = replace(by_target["baseline"], drifted=0.0)
         by_target["canary"] = replace(
-            by_target["canary"], drifted=1.0 if drift["drifted"] else 0.0, drift_p_value=drift["p_value"]
+            by_target["canary"], drifted=1.0 if drift.drifted else 0.0, drift_p_value=drift.p_value
         )
     found = [f for k in ROLES for f in findings(by_target[k], k)]
     extra: dict[str, Any] = {
@@ -585,46 +588,49 @@ def _figures(fig: dict, qdoc: Mapping[str, Any], t: TargetData, thr: float) -> d
     return res
 
 
-def _slo_row(target: str, d: dict) -> dict:
-    proj = d.get("projection") or []
-    pages = [p for p in proj if p.get("severity") == "page"]
-    tickets = [p for p in proj if p.get("severity") == "ticket"]
-    fastest = max(pages, key=lambda p: p.get("factor") or 0, default={})
-    lowest = min(pages, key=lambda p: p.get("factor") or 0, default={})
-    sli = d.get("sli") or {}
-    budget = d.get("budget") or {}
-    return {
-        "target": target,
-        "name": d.get("name"),
-        "kind": d.get("sli") if isinstance(d.get("sli"), str) else sli.get("kind"),
-        "objective": d.get("objective"),
-        "sli": sli.get("ratio"),
-        "good": sli.get("good"),
-        "total": sli.get("total"),
-        "budget_remaining": budget.get("remaining"),
-        "projected_burn_rate": fastest.get("burn_rate"),
-        "burn_low": None if lowest.get("burn_low") is None else round(lowest["burn_low"], 9),
-        "page_factor": lowest.get("factor") or 6.0,
-        "would_page": any(p.get("decision") == "fires" for p in pages),
-        "would_ticket": any(p.get("decision") == "fires" for p in tickets),
-        "alerts": [
+def _slo_record(target: str, result: SLOResult) -> SloRecord:
+    """One SLO of one target as the decision record holds it: its SLI, budget, every alert projected,
+    the fastest page alert's burn rate and the slowest's lower bound (judged by burn:SLO)."""
+    from harness.report.decision import plain
+    from harness.report.model import SloRecord
+
+    proj = result.projection
+    pages = [p for p in proj if p.severity == "page"]
+    tickets = [p for p in proj if p.severity == "ticket"]
+    fastest = max(pages, key=lambda p: p.factor or 0, default=None)
+    lowest = min(pages, key=lambda p: p.factor or 0, default=None)
+    burn_low = None if lowest is None or lowest.burn_low is None else round(lowest.burn_low, 9)
+    alert_fields = (
+        "severity",
+        "factor",
+        "long",
+        "short",
+        "burn_rate",
+        "burn_low",
+        "burn_high",
+        "budget_consumed",
+        "decision",
+    )
+    return SloRecord.model_validate(
+        plain(
             {
-                k: p.get(k)
-                for k in (
-                    "severity",
-                    "factor",
-                    "long",
-                    "short",
-                    "burn_rate",
-                    "burn_low",
-                    "burn_high",
-                    "budget_consumed",
-                    "decision",
-                )
+                "target": target,
+                "name": result.slo.name,
+                "kind": result.sli.kind,
+                "objective": result.slo.objective,
+                "sli": result.sli.ratio,
+                "good": result.sli.good,
+                "total": result.sli.total,
+                "budget_remaining": result.budget.remaining,
+                "projected_burn_rate": None if fastest is None else fastest.burn_rate,
+                "burn_low": burn_low,
+                "page_factor": (lowest.factor if lowest is not None else None) or 6.0,
+                "would_page": any(p.decision == "fires" for p in pages),
+                "would_ticket": any(p.decision == "fires" for p in tickets),
+                "alerts": [{f: getattr(p, f) for f in alert_fields} for p in proj],
             }
-            for p in proj
-        ],
-    }
+        )
+    )
 
 
 DRIFT_ALPHA = 0.05  # the drift suite's false-alarm rate over all its detectors (one judgement)
@@ -638,7 +644,7 @@ def _drift_alpha(cfg: JudgeConfig) -> float:
     return DRIFT_ALPHA * cfg.look.level / cfg.look.alpha
 
 
-def _drift(base_df, can_df, out: Path, seed: int, alpha: float = DRIFT_ALPHA) -> dict | None:
+def _drift(base_df, can_df, out: Path, seed: int, alpha: float = DRIFT_ALPHA) -> Drift | None:
     from harness.drift.features import features_from_records
     from harness.drift.report import write_report
     from harness.drift.suite import DriftSuite
@@ -655,25 +661,34 @@ def _drift(base_df, can_df, out: Path, seed: int, alpha: float = DRIFT_ALPHA) ->
         ref = features_from_records(base_df, "baseline")
         cur = features_from_records(can_df, "canary")
         suite = DriftSuite(alpha, seed=seed, sentence_embeddings=False).fit(ref)
-        rep = suite.predict(cur).to_dict()
+        rep = suite.predict(cur)
     except HarnessError as exc:
         log.warning("drift skipped: %s", exc)
         return None
-    write_report(rep, out)
-    ps = [r.get("p_value") for r in rep["results"] if r.get("p_value") is not None]
-    return {
-        "drifted": rep["drift"],
-        # the suite's own p-value: the smallest detector's, Bonferroni-adjusted over the detectors
-        "p_value": min(1.0, min(ps) * len(rep["results"])) if ps else None,
-        "detectors": [
-            {
-                "name": r.get("detector"),
-                "method": r.get("method"),
-                "statistic": r.get("statistic"),
-                "p_value": r.get("p_value"),
-                "threshold": r.get("threshold"),
-                "drift": r.get("drift"),
-            }
-            for r in rep["results"]
-        ],
-    }
+    write_report(rep.to_dict(), out)
+    return _drift_record(rep)
+
+
+def _drift_record(rep: DriftReport) -> Drift:
+    """The drift suite's verdict as the decision record holds it, with the suite's own p-value: its
+    smallest detector's, Bonferroni-adjusted over the detectors."""
+    from harness.drift.base import to_jsonable
+    from harness.report.model import Drift, DriftDetector
+
+    detectors = [
+        DriftDetector(
+            name=r.detector,
+            method=r.method,
+            statistic=to_jsonable(r.statistic),
+            p_value=to_jsonable(r.p_value),
+            threshold=to_jsonable(r.threshold),
+            drift=to_jsonable(r.drift),
+        )
+        for r in rep.results
+    ]
+    ps = [d.p_value for d in detectors if d.p_value is not None]
+    return Drift(
+        drifted=to_jsonable(rep.drift),
+        p_value=min(1.0, min(ps) * len(detectors)) if ps else None,
+        detectors=detectors,
+    )

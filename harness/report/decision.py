@@ -1,9 +1,10 @@
 """The decision record (``reports/<run>/decision.json``): the one file CI, people and the
 dashboard read. Renderings (markdown, dashboard) only present it; nothing is computed there.
 
-A record is built in one place, ``build_decision``, through the typed model of
-``harness.report.model`` (imported lazily: ``import harness`` stays light), and read back with
-``load_decision``, which validates it against the same model."""
+A record is built in one place, ``build_decision``, from the judge's typed verdict and the typed
+parts of the other stages, into the typed model of ``harness.report.model`` (imported lazily:
+``import harness`` stays light), and read back with ``load_decision``, which validates it against
+the same model. Both give the model; ``write_decision`` dumps it, and renderings read it."""
 
 from __future__ import annotations
 
@@ -12,16 +13,24 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
 from harness.errors import DataError, InputMissingError
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-    from harness.report.model import DecisionRecord
+    from harness.report.model import DecisionRecord, Inputs, SloRecord
 
-__all__ = ["DECISION_NAME", "SCHEMA_VERSION", "build_decision", "write_decision", "load_decision"]
+__all__ = [
+    "DECISION_NAME",
+    "SCHEMA_VERSION",
+    "JudgedVerdict",
+    "build_decision",
+    "write_decision",
+    "load_decision",
+    "plain",
+]
 
 DECISION_NAME = "decision.json"
 SCHEMA_VERSION = 2  # harness.report.model.SCHEMA_VERSION; schema 1 records are still read
@@ -41,30 +50,56 @@ CORE = (
 )
 
 
+class JudgedVerdict(Protocol):
+    """What the record takes from the judge's verdict (``harness.canary.Verdict``, a layer above
+    this one): each metric has ``MetricRecord``'s fields as attributes (``MetricResult``), each
+    group ``GroupRecord``'s (``GroupResult``)."""
+
+    @property
+    def verdict(self) -> str: ...
+
+    @property
+    def score(self) -> float | None: ...
+
+    @property
+    def reasons(self) -> Sequence[str]: ...
+
+    @property
+    def metrics(self) -> Sequence[Any]: ...
+
+    @property
+    def groups(self) -> Sequence[Any]: ...
+
+    @property
+    def thresholds(self) -> Mapping[str, Any]: ...
+
+
 def build_decision(
-    verdict: Mapping[str, Any],
-    slos: Sequence[Mapping[str, Any]],
-    inputs: Mapping[str, Any],
+    verdict: JudgedVerdict,
+    slos: Sequence[SloRecord | Mapping[str, Any]],
+    inputs: Inputs | Mapping[str, Any],
     run_id: str,
     extra: Mapping[str, Any] | None = None,
     clock=time.time,
-) -> dict[str, Any]:
-    """Assemble the record from the judge's verdict (``Verdict.to_dict()``), the SLO evaluations
-    of both targets, what ran (targets, versions, scenario, load shape, faults, dataset, spec) and
-    the optional parts in ``extra`` (figures, worst_captions, contracts, findings, drift,
-    artifacts). The power statement is derived from the metrics. Returns the JSON-ready record;
-    a part that does not fit the model raises ``ValueError`` naming the field."""
+) -> DecisionRecord:
+    """The record, validated once, from the judge's verdict (``harness.canary.Verdict``), the SLOs
+    of both targets (``SloRecord``), what ran (``Inputs``: targets, versions, scenario, load shape,
+    faults, dataset, spec) and the optional parts in ``extra`` (figures, worst_captions, contracts,
+    findings, drift, analysis, artifacts). A part may be given as its model or as plain values (numpy
+    values, tuples and paths are made plain; NaN is no value). The power statement is derived from
+    the metrics. A part that does not fit the model raises ``ValueError`` naming the field."""
     from pydantic import TypeAdapter, ValidationError
 
-    from harness.report.model import DecisionRecord, MetricRecord, derive_power
+    from harness.report.model import DecisionRecord, GroupRecord, MetricRecord, derive_power
 
+    if isinstance(verdict, Mapping):
+        raise TypeError("build_decision takes the judge's Verdict, not a mapping")
     extra = dict(extra or {})
     clash = [k for k in CORE if k in extra]
     if clash:
         raise ValueError(f"extra may not set {', '.join(clash)}: they come from the verdict, the SLOs and the inputs")
-    v = _plain(dict(verdict))
     try:
-        metrics = TypeAdapter(list[MetricRecord]).validate_python(v.get("metrics", []))
+        metrics = TypeAdapter(list[MetricRecord]).validate_python([_fields(m, MetricRecord) for m in verdict.metrics])
     except ValidationError as exc:
         raise ValueError(f"decision record: {_first_error(exc, 'metrics')}") from exc
     try:
@@ -73,32 +108,38 @@ def build_decision(
                 "schema_version": SCHEMA_VERSION,
                 "run_id": run_id,
                 "created_unix": round(clock(), 3),
-                "verdict": v.get("verdict"),
-                "score": v.get("score"),
-                "reasons": v.get("reasons", []),
+                "verdict": verdict.verdict,
+                "score": plain(verdict.score),
+                "reasons": plain(verdict.reasons),
                 "metrics": metrics,
-                "groups": v.get("groups", []),
-                "thresholds": v.get("thresholds"),
+                "groups": [_fields(g, GroupRecord) for g in verdict.groups],
+                "thresholds": plain(verdict.thresholds),
                 "power": derive_power(metrics),
-                "slos": _plain(list(slos)),
-                "inputs": _plain(dict(inputs)),
-                **_plain(extra),
+                "slos": plain(slos),
+                "inputs": plain(inputs),
+                **plain(extra),
             }
         )
     except ValidationError as exc:
         raise ValueError(f"decision record: {_first_error(exc)}") from exc
-    return rec.model_dump(mode="json", by_alias=True)
+    return rec
 
 
-def write_decision(folder: str | Path, record: Mapping[str, Any] | DecisionRecord) -> Path:
-    """Validate and write atomically, so a reader never sees half a decision (nor a wrong one)."""
+def _fields(obj: Any, model: Any) -> dict[str, Any]:
+    """The attributes of a typed result that ``model`` has fields for, as plain values."""
+    return {name: plain(getattr(obj, name)) for name in model.model_fields if hasattr(obj, name)}
+
+
+def write_decision(folder: str | Path, record: DecisionRecord | Mapping[str, Any]) -> Path:
+    """Write the record atomically, so a reader never sees half a decision (nor a wrong one); a
+    record given as plain values is validated first."""
     from pydantic import ValidationError
 
     from harness.report.model import DecisionRecord
 
     if not isinstance(record, DecisionRecord):
         try:
-            record = DecisionRecord.model_validate(_plain(dict(record)))
+            record = DecisionRecord.model_validate(plain(dict(record)))
         except ValidationError as exc:
             raise ValueError(f"decision record: {_first_error(exc)}") from exc
     folder = Path(folder)
@@ -110,25 +151,29 @@ def write_decision(folder: str | Path, record: Mapping[str, Any] | DecisionRecor
     return path
 
 
-def _plain(o: Any) -> Any:
+def plain(o: Any) -> Any:
     """Numpy scalars and arrays, tuples, sets and paths as plain JSON values; NaN and infinity as
-    null (no value), which is what the record says where a figure could not be computed."""
+    null (no value), which is what the record says where a figure could not be computed. A part
+    of the record already typed (a model) is kept as it is: it was validated when it was made."""
     if isinstance(o, float) and not math.isfinite(o):
         return None
+    if hasattr(o, "__pydantic_fields__") and not isinstance(o, type):
+        return o
     if isinstance(o, Mapping):
-        return {k: _plain(v) for k, v in o.items()}
+        return {k: plain(v) for k, v in o.items()}
     if isinstance(o, (list, tuple, set)):
-        return [_plain(v) for v in o]
+        return [plain(v) for v in o]
     if isinstance(o, Path):
         return str(o)
     if hasattr(o, "tolist") and not isinstance(o, (str, bytes)):
-        return _plain(o.tolist())  # numpy array or scalar (a scalar's tolist() is a Python value)
+        return plain(o.tolist())  # numpy array or scalar (a scalar's tolist() is a Python value)
     return o
 
 
-def load_decision(path: str | Path) -> dict[str, Any]:
-    """Read a decision record (a file or a run folder) and validate it; errors name the file and
-    the first bad field. Schema 1 records are read leniently (``harness.report.model.from_v1``)."""
+def load_decision(path: str | Path) -> DecisionRecord:
+    """Read a decision record (a file or a run folder) and validate it into the model; errors name
+    the file and the first bad field. Schema 1 records are read leniently
+    (``harness.report.model.from_v1``)."""
     from pydantic import ValidationError
 
     from harness.report.model import LENIENT, READABLE_VERSIONS, DecisionRecord, from_v1
@@ -156,10 +201,9 @@ def load_decision(path: str | Path) -> dict[str, Any]:
     if lenient:
         raw = from_v1(raw, p.parent.name, p.stat().st_mtime)
     try:
-        rec = DecisionRecord.model_validate(raw, context={LENIENT: lenient})
+        return DecisionRecord.model_validate(raw, context={LENIENT: lenient})
     except ValidationError as exc:
         raise DataError(f"{p}: {_load_error(exc)}") from None
-    return rec.model_dump(mode="json", by_alias=True)
 
 
 def _load_error(exc: ValidationError) -> str:

@@ -8,10 +8,13 @@ code span no backtick can close early. Both flatten newlines, drop control chara
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from harness.text import one_line
 from harness.verdicts import SHARE_OF_IMAGES
+
+if TYPE_CHECKING:
+    from harness.report.model import Analysis, DecisionRecord, Inputs, MetricRecord, TargetFigures, TargetInfo
 
 __all__ = ["render_markdown", "inline_text", "code_span"]
 
@@ -66,8 +69,11 @@ def _num(v: Any, unit: str = "") -> str:
 
 
 def _plain(v: Any) -> str:
-    if isinstance(v, Mapping):
-        return ", ".join(f"{k}={x:g}" if isinstance(x, float) else f"{k}={x}" for k, x in v.items() if x is not None)
+    """An input as ``key=value`` pairs (a mapping, or a part of the record such as the load shape:
+    a model iterates as its field names and values), else as text."""
+    pairs = v.items() if isinstance(v, Mapping) else v if hasattr(v, "__pydantic_fields__") else None
+    if pairs is not None:
+        return ", ".join(f"{k}={x:g}" if isinstance(x, float) else f"{k}={x}" for k, x in pairs if x is not None)
     return str(v)
 
 
@@ -87,15 +93,13 @@ def _unit(unit: str) -> str:
     return f" {inline_text(u)}" if u else ""
 
 
-def _effect(m: Mapping[str, Any]) -> str:
-    e = m.get("effect")
-    if e is None:
+def _effect(m: MetricRecord) -> str:
+    if m.effect is None:
         return "–"
-    unit = m.get("effect_unit") or m.get("unit", "")
-    lo, hi = m.get("effect_low"), m.get("effect_high")
-    txt = _scaled(e, unit)
-    if lo is not None and hi is not None:
-        txt += f" [{_scaled(lo, unit)}, {_scaled(hi, unit)}]"
+    unit = m.effect_unit or m.unit
+    txt = _scaled(m.effect, unit)
+    if m.effect_low is not None and m.effect_high is not None:
+        txt += f" [{_scaled(m.effect_low, unit)}, {_scaled(m.effect_high, unit)}]"
     return txt + _unit(unit)
 
 
@@ -103,13 +107,16 @@ def _size(v: float | None, unit: str) -> str:
     return "–" if v is None else _scaled(v, unit, signed=False) + _unit(unit)
 
 
-def _power(rec: Mapping[str, Any]) -> list[str]:
-    power = rec.get("power") or []
-    if not power:
+def _adequate(v: bool | None) -> str:
+    return "–" if v is None else "yes" if v else "**no**"
+
+
+def _power(rec: DecisionRecord) -> list[str]:
+    if not rec.power:
         return []
-    units = {m.get("name"): m.get("effect_unit") or m.get("unit", "") for m in rec.get("metrics", [])}
-    key = [p for p in power if p.get("must_detect") is not None]
-    rows = key + [p for p in power if p.get("must_detect") is None]
+    # power is derived from the metrics (the model checks it): each entry names one of them
+    units = {m.name: m.effect_unit or m.unit for m in rec.metrics}
+    rows = [p for p in rec.power if p.must_detect is not None] + [p for p in rec.power if p.must_detect is None]
     lines = [
         "",
         "### What this run could detect",
@@ -118,28 +125,23 @@ def _power(rec: Mapping[str, Any]) -> list[str]:
         "| --- | --- | --- | --- | --- |",
     ]
     for p in rows:
-        unit = units.get(p.get("metric"), "")
-        adequate = {True: "yes", False: "**no**"}.get(p.get("adequate"), "–")
+        unit = units[p.metric]
         lines.append(
-            f"| {inline_text(p.get('metric'))} | {inline_text(p.get('detectable'))} | "
-            f"{_size(p.get('mde'), unit)} | {_size(p.get('must_detect'), unit)} | {adequate} |"
+            f"| {inline_text(p.metric)} | {inline_text(p.detectable)} | "
+            f"{_size(p.mde, unit)} | {_size(p.must_detect, unit)} | {_adequate(p.adequate)} |"
         )
     return lines
 
 
-def _findings(rec: Mapping[str, Any]) -> list[str]:
-    found = rec.get("findings") or []
-    if not found:
+def _findings(rec: DecisionRecord) -> list[str]:
+    if not rec.findings:
         return []
     lines = ["", "### Findings", "", "Answers the harness's output checks flagged, with a few examples:", ""]
-    for f in found:
-        lines.append(
-            f"- **{inline_text(f.get('target'))} · {inline_text(f.get('check'))}**: "
-            f"{f.get('count', 0)} of {f.get('answers', 0)} answers"
-        )
-        for ex in (f.get("examples") or [])[:FINDING_EXAMPLES]:
-            match = f" (matched {code_span(ex.get('match'))})" if ex.get("match") else ""
-            lines.append(f"  - image {code_span(ex.get('image_id'))}: {code_span(ex.get('caption'), 200)}{match}")
+    for f in rec.findings:
+        lines.append(f"- **{inline_text(f.target)} · {inline_text(f.check)}**: {f.count} of {f.answers} answers")
+        for ex in f.examples[:FINDING_EXAMPLES]:
+            match = f" (matched {code_span(ex.match)})" if ex.match else ""
+            lines.append(f"  - image {code_span(ex.image_id)}: {code_span(ex.caption, 200)}{match}")
     return lines
 
 
@@ -152,70 +154,96 @@ _PIPELINE_ROWS = (
 )
 
 
-def _pipeline(rec: Mapping[str, Any]) -> list[str]:
+def _figure(figs: TargetFigures | None, key: str) -> tuple[bool, Any]:
+    """Whether a target's figures hold ``key`` (a documented figure, or one of the open figures
+    added beside them), and its value."""
+    if figs is None:
+        return False, None
+    held = key in type(figs).model_fields or key in (figs.model_extra or {})
+    return held, getattr(figs, key, None)
+
+
+def _pipeline(rec: DecisionRecord) -> list[str]:
     """An asynchronous load's pipeline figures, baseline beside canary (none for a synchronous run)."""
-    figs = rec.get("figures") or {}
-    b, c = figs.get("baseline") or {}, figs.get("canary") or {}
-    rows = [(key, label, unit) for key, label, unit in _PIPELINE_ROWS if key in b or key in c]
-    if not rows:
+    b, c = (rec.figures[t] if t in rec.figures else None for t in ("baseline", "canary"))
+    shown_rows = []
+    for key, label, unit in _PIPELINE_ROWS:
+        (b_held, bv), (c_held, cv) = _figure(b, key), _figure(c, key)
+        if b_held or c_held:
+            shown_rows.append((label, unit, bv, cv))
+    if not shown_rows:
         return []
     lines = ["", "### Pipeline (asynchronous jobs)", "", "| figure | baseline | canary |", "| --- | --- | --- |"]
-    for key, label, unit in rows:
-        bv, cv = b.get(key), c.get(key)
+    for label, unit, bv, cv in shown_rows:
         shown = [_num(v, unit) if unit != "s whole" or v is None else f"{v:.1f} s" for v in (_number(bv), _number(cv))]
         lines.append(f"| {label} | {shown[0]} | {shown[1]} |")
     return lines
 
 
 def _number(v: Any) -> Any:
-    """A figure as a number, or None (the record is read, not trusted: anything else is not shown)."""
+    """A figure as a number, or None (an open figure may hold anything: anything else is not shown)."""
     return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def render_markdown(rec: Mapping[str, Any]) -> str:
-    """Render ``decision.json``; every figure comes from the record, every text from a target or a
-    person is escaped."""
-    v = rec["verdict"]
-    score = rec.get("score")
-    inputs = rec.get("inputs", {})
-    lines = [
-        f"## Canary decision: {_ICON.get(v, '')} {inline_text(v)}"
-        + (f" (score {score:g})" if score is not None else ""),
+def _targets(inputs: Inputs) -> list[str]:
+    """The targets compared, baseline beside canary: URL, protocol (when not both contract v1),
+    model (when one reported it) and model version."""
+    if not inputs.targets:
+        return []
+    b, c = (inputs.targets[t] if t in inputs.targets else None for t in ("baseline", "canary"))
+
+    def value(info: TargetInfo | None, key: str) -> Any:
+        return None if info is None else getattr(info, key)
+
+    named = value(b, "model") is not None or value(c, "model") is not None
+    spoken = {value(b, "protocol"), value(c, "protocol")} - {None, "v1"}  # shown when not both contract v1
+    keys = ("url",) + (("protocol",) if spoken else ()) + (("model",) if named else ()) + ("model_version",)
+    lines = ["| | baseline | canary |", "| --- | --- | --- |"]
+    for key in keys:
+        lines.append(
+            f"| {key.replace('_', ' ')} | {code_span(value(b, key), cell=True)} | "
+            f"{code_span(value(c, key), cell=True)} |"
+        )
+    return lines + [""]
+
+
+def _analysis(a: Analysis | None) -> list[str]:
+    if a is None:
+        return []
+    return [
+        f"Live analysis: look {a.look} of {a.looks} (every {a.interval_s:g} s for {a.lifetime_s:g} s); "
+        f"this look tests at level {a.level:.3g}, and each metric's false-failure rate over the whole "
+        f"analysis is at most {a.alpha:g} ({inline_text(a.spending)} spending, {a.alpha_spent:.3g} "
+        f"spent so far)." + ("" if a.final else " PROMOTE comes only at the last look."),
         "",
     ]
-    targets = inputs.get("targets", {})
-    if targets:
-        lines.append("| | baseline | canary |")
-        lines.append("| --- | --- | --- |")
-        b, c = targets.get("baseline") or {}, targets.get("canary") or {}
-        named = b.get("model") is not None or c.get("model") is not None
-        spoken = {b.get("protocol"), c.get("protocol")} - {None, "v1"}  # shown when not both contract v1
-        keys = ("url",) + (("protocol",) if spoken else ()) + (("model",) if named else ()) + ("model_version",)
-        for key in keys:
-            lines.append(
-                f"| {key.replace('_', ' ')} | {code_span(b.get(key), cell=True)} | {code_span(c.get(key), cell=True)} |"
-            )
-        lines.append("")
-    what = [
-        f"{k}: {code_span(_plain(inputs[k]), 200)}"
-        for k in ("scenario", "load", "dataset", "spec", "faults")
-        if inputs.get(k)
+
+
+def render_markdown(rec: DecisionRecord) -> str:
+    """Render the decision record (``build_decision``, or ``load_decision`` for one on disk); every
+    figure comes from the record, every text from a target or a person is escaped."""
+    inputs = rec.inputs
+    lines = [
+        f"## Canary decision: {_ICON[rec.verdict]} {inline_text(rec.verdict)}"
+        + (f" (score {rec.score:g})" if rec.score is not None else ""),
+        "",
     ]
+    lines += _targets(inputs)
+    ran = (
+        ("scenario", inputs.scenario),
+        ("load", inputs.load),
+        ("dataset", inputs.dataset),
+        ("spec", inputs.spec),
+        ("faults", inputs.faults),
+    )
+    what = [f"{k}: {code_span(_plain(v), 200)}" for k, v in ran if v]
     if what:
         lines += ["Ran " + "; ".join(what) + ".", ""]
-    a = rec.get("analysis")
-    if a:
-        lines += [
-            f"Live analysis: look {a['look']} of {a['looks']} (every {a['interval_s']:g} s for {a['lifetime_s']:g} s); "
-            f"this look tests at level {a['level']:.3g}, and each metric's false-failure rate over the whole "
-            f"analysis is at most {a['alpha']:g} ({inline_text(a['spending'])} spending, {a['alpha_spent']:.3g} "
-            f"spent so far)." + ("" if a["final"] else " PROMOTE comes only at the last look."),
-            "",
-        ]
+    lines += _analysis(rec.analysis)
     lines.append("**Why**")
-    lines += [f"- {inline_text(r, 500)}" for r in rec.get("reasons", [])] or ["- (no reasons recorded)"]
-    th = rec.get("thresholds") or {}
-    ci = f"{th['confidence']:.0%} CI" if th else "CI"
+    lines += [f"- {inline_text(r, 500)}" for r in rec.reasons] or ["- (no reasons recorded)"]
+    th = rec.thresholds
+    ci = f"{th.confidence:.0%} CI" if th else "CI"
     lines += [
         "",
         "### Metrics",
@@ -223,25 +251,21 @@ def render_markdown(rec: Mapping[str, Any]) -> str:
         f"| metric | group | baseline | canary | effect [{ci}] | test | p | result |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for m in rec.get("metrics", []):
-        unit = m.get("unit", "")
-        crit = " (critical)" if m.get("critical") else ""
-        cls = m.get("classification")
+    for m in rec.metrics:
+        crit = " (critical)" if m.critical else ""
         lines.append(
-            f"| {inline_text(m['name'])}{crit} | {inline_text(m.get('group', ''))} | {_num(m.get('baseline'), unit)} "
-            f"| {_num(m.get('canary'), unit)} | {_effect(m)} | {inline_text(m.get('test', ''))} | {_p(m.get('p_value'))} "
-            f"| {_CLASS.get(cls) or inline_text(cls)} |"
+            f"| {inline_text(m.name)}{crit} | {inline_text(m.group)} | {_num(m.baseline, m.unit)} "
+            f"| {_num(m.canary, m.unit)} | {_effect(m)} | {inline_text(m.test)} | {_p(m.p_value)} "
+            f"| {_CLASS[m.classification]} |"
         )
-    groups = rec.get("groups", [])
-    if groups:
+    if rec.groups:
         lines += ["", "| group | weight | score |", "| --- | --- | --- |"]
-        for g in groups:
-            gs = "no data" if g["score"] is None else f"{g['score']:.0f}"
-            lines.append(f"| {inline_text(g['name'])} | {g['weight']:g} | {gs} |")
+        for g in rec.groups:
+            gs = "no data" if g.score is None else f"{g.score:.0f}"
+            lines.append(f"| {inline_text(g.name)} | {g.weight:g} | {gs} |")
     lines += _power(rec)
     lines += _pipeline(rec)
-    slos = rec.get("slos", [])
-    if slos:
+    if rec.slos:
         lines += [
             "",
             "### SLOs",
@@ -249,18 +273,17 @@ def render_markdown(rec: Mapping[str, Any]) -> str:
             "| target | SLO | objective | SLI | budget left | projected burn (page) | would page |",
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
-        for s in slos:
-            sli = s.get("sli")
+        for s in rec.slos:
             lines.append(
-                f"| {inline_text(s.get('target', ''))} | {inline_text(s.get('name', ''))} | {_num(s.get('objective'))} | "
-                f"{'no data' if sli is None else f'{sli:.4f}'} | {_num(s.get('budget_remaining'))} | "
-                f"{_num(s.get('projected_burn_rate'))} | {'yes' if s.get('would_page') else 'no'} |"
+                f"| {inline_text(s.target)} | {inline_text(s.name)} | {_num(s.objective)} | "
+                f"{'no data' if s.sli is None else f'{s.sli:.4f}'} | {_num(s.budget_remaining)} | "
+                f"{_num(s.projected_burn_rate)} | {'yes' if s.would_page else 'no'} |"
             )
     lines += _findings(rec)
     if th:
         lines += [
             "",
-            f"Thresholds: promote at {th['pass']:g}, hold from {th['marginal']:g}; "
-            f"tests at {th['confidence']:.0%} confidence. Run {code_span(rec.get('run_id', ''))}.",
+            f"Thresholds: promote at {th.pass_:g}, hold from {th.marginal:g}; "
+            f"tests at {th.confidence:.0%} confidence. Run {code_span(rec.run_id)}.",
         ]
     return "\n".join(lines) + "\n"

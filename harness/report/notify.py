@@ -34,12 +34,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, get_args
+from typing import TYPE_CHECKING, Any, Callable, get_args
 from urllib.parse import urlsplit
 
 from harness.redaction import Redactor
 from harness.text import one_line
 from harness.verdicts import Classification, VerdictName
+
+if TYPE_CHECKING:
+    from harness.report.model import DecisionRecord
 
 __all__ = ["PUSH_JOB", "TIMEOUT_S", "REASONS_SHOWN", "Notify", "tell", "gauges", "message", "slack_text"]
 
@@ -67,12 +70,12 @@ class Notify:
         return self if self.group else replace(self, group=run_id)
 
 
-def tell(rec: Mapping[str, Any], record_path: Path, how: Notify) -> list[str]:
+def tell(rec: DecisionRecord, record_path: Path, how: Notify) -> list[str]:
     """Push and post the decision record ``rec`` (written at ``record_path``) as ``how`` asks;
     returns the warnings logged, one per delivery that failed (none raises)."""
     warnings: list[str] = []
     if how.pushgateway:
-        gateway, group = how.pushgateway, how.group or str(rec.get("run_id"))
+        gateway, group = how.pushgateway, how.group or rec.run_id
         warnings += _attempt("push the verdict to the Pushgateway", gateway, lambda: _push(rec, gateway, group))
     if how.webhook:
         hook = how.webhook
@@ -87,7 +90,7 @@ def tell(rec: Mapping[str, Any], record_path: Path, how: Notify) -> list[str]:
 # ---------------------------------------------------------------------------- the Pushgateway
 
 
-def gauges(rec: Mapping[str, Any]):
+def gauges(rec: DecisionRecord):
     """The decision record's gauges in a registry of their own (``prometheus_client``)."""
     from prometheus_client import CollectorRegistry, Gauge
 
@@ -98,30 +101,29 @@ def gauges(rec: Mapping[str, Any]):
 
     verdict = gauge("caption_canary_verdict", "1 for the canary's verdict, 0 for the other two", ("verdict",))
     for name in get_args(VerdictName):
-        verdict.labels(verdict=name).set(float(name == rec["verdict"]))
-    if rec.get("score") is not None:
-        gauge("caption_canary_score", "the canary's score, 0 to 100").set(rec["score"])
+        verdict.labels(verdict=name).set(float(name == rec.verdict))
+    if rec.score is not None:
+        gauge("caption_canary_score", "the canary's score, 0 to 100").set(rec.score)
     classified = gauge(
         "caption_canary_metric_classification",
         "1 for the metric's classification (Pass, High, Low, NoData, Info), 0 for the others",
         ("metric", "classification"),
     )
     failed = gauge("caption_canary_metric_failed", "1 when the metric failed (High or Low), else 0", ("metric",))
-    for m in rec.get("metrics", []):
+    for m in rec.metrics:
         for cls in get_args(Classification):
-            classified.labels(metric=m["name"], classification=cls).set(float(m["classification"] == cls))
-        failed.labels(metric=m["name"]).set(float(bool(m["failed"])))
-    analysis = rec.get("analysis")
-    if analysis:
-        gauge("caption_canary_analysis_look", "this look of the interval analysis, from 1").set(analysis["look"])
-        gauge("caption_canary_analysis_looks", "looks the interval analysis makes").set(analysis["looks"])
+            classified.labels(metric=m.name, classification=cls).set(float(m.classification == cls))
+        failed.labels(metric=m.name).set(float(m.failed))
+    if rec.analysis is not None:
+        gauge("caption_canary_analysis_look", "this look of the interval analysis, from 1").set(rec.analysis.look)
+        gauge("caption_canary_analysis_looks", "looks the interval analysis makes").set(rec.analysis.looks)
     gauge("caption_canary_decision_timestamp_seconds", "when the decision record was written, unix seconds").set(
-        rec["created_unix"]
+        rec.created_unix
     )
     return registry
 
 
-def _push(rec: Mapping[str, Any], gateway: str, group: str) -> None:
+def _push(rec: DecisionRecord, gateway: str, group: str) -> None:
     from prometheus_client import push_to_gateway
 
     registry = gauges(rec)
@@ -142,21 +144,20 @@ def slack_text(value: Any, limit: int = 300) -> str:
     return one_line(value, limit).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def message(rec: Mapping[str, Any], record_path: Path) -> dict[str, Any]:
+def message(rec: DecisionRecord, record_path: Path) -> dict[str, Any]:
     """The incoming-webhook body telling the decision record ``rec`` (written at ``record_path``)."""
-    verdict = str(rec["verdict"])
-    score = rec.get("score")
-    scored = "no score (no metric had data)" if score is None else f"score {score:g}"
-    analysis = rec.get("analysis")
-    look = f"{analysis['look']} of {analysis['looks']}" if analysis else None
-    canary = ((rec.get("inputs") or {}).get("targets") or {}).get("canary") or {}
-    version = slack_text(canary["model_version"], 200) if canary.get("model_version") is not None else "not reported"
-    failed = [m for m in rec.get("metrics", []) if m.get("failed")]
+    verdict = rec.verdict
+    scored = "no score (no metric had data)" if rec.score is None else f"score {rec.score:g}"
+    analysis = rec.analysis
+    look = f"{analysis.look} of {analysis.looks}" if analysis is not None else None
+    canary = rec.inputs.targets["canary"] if "canary" in rec.inputs.targets else None
+    reported = canary.model_version if canary is not None else None
+    version = slack_text(reported, 200) if reported is not None else "not reported"
+    failed = [m for m in rec.metrics if m.failed]
     failed_text = ", ".join(
-        f"{slack_text(m['name'], 80)} ({m['classification']}{', critical' if m.get('critical') else ''})"
-        for m in failed
+        f"{slack_text(m.name, 80)} ({m.classification}{', critical' if m.critical else ''})" for m in failed
     )
-    reasons = list(rec.get("reasons") or [])
+    reasons = rec.reasons
     why = [f"• {slack_text(r, 300)}" for r in reasons[:REASONS_SHOWN]]
     if len(reasons) > REASONS_SHOWN:
         why.append(f"and {len(reasons) - REASONS_SHOWN} more in the decision record")
@@ -166,7 +167,7 @@ def message(rec: Mapping[str, Any], record_path: Path) -> dict[str, Any]:
     if look:
         fields.append(("Look", look))
     text = (
-        f"{headline}: failed {', '.join(slack_text(m['name'], 80) for m in failed) or 'none'}; "
+        f"{headline}: failed {', '.join(slack_text(m.name, 80) for m in failed) or 'none'}; "
         f"canary model version {version}; decision record {path}"
     )
     return {
@@ -178,9 +179,7 @@ def message(rec: Mapping[str, Any], record_path: Path) -> dict[str, Any]:
             {"type": "section", "text": {"type": "mrkdwn", "text": "*Why*\n" + ("\n".join(why) or "no reasons")}},
             {
                 "type": "context",
-                "elements": [
-                    {"type": "mrkdwn", "text": f"Decision record {path} (run {slack_text(rec.get('run_id'), 120)})"}
-                ],
+                "elements": [{"type": "mrkdwn", "text": f"Decision record {path} (run {slack_text(rec.run_id, 120)})"}],
             },
         ],
     }

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import DataError, HarnessError, InputMissingError
 from harness.report.decision import DECISION_NAME, load_decision
+
+if TYPE_CHECKING:
+    from harness.report.model import DecisionRecord
 
 __all__ = ["ARTIFACT_NAMES", "OutsideRoot", "RunFolder", "inside_root", "list_runs", "load_run"]
 
@@ -60,20 +64,26 @@ ARTIFACT_NAMES: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class RunFolder:
-    """One run: its folder, its decision record (``None`` with ``error`` when unreadable) and
-    when it was made (the record's ``created_unix``, else the record file's modification time).
-    ``root``: the report root it lies in (default: the folder's parent); nothing outside is read."""
+    """One run: its folder, its decision record (``record``, the model ``load_decision`` gives;
+    ``None`` with ``error`` when unreadable) and when it was made (the record's ``created_unix``,
+    else the record file's modification time). ``root``: the report root it lies in (default: the
+    folder's parent); nothing outside is read."""
 
     name: str
     path: Path
     created_unix: float
-    decision: dict[str, Any] | None
+    record: DecisionRecord | None
     error: str | None = None
     root: Path | None = None
 
+    @cached_property
+    def decision(self) -> dict[str, Any] | None:
+        """The record as the JSON it was read from (for pages that show it as data), or ``None``."""
+        return None if self.record is None else self.record.model_dump(mode="json", by_alias=True)
+
     @property
     def verdict(self) -> str | None:
-        return self.decision["verdict"] if self.decision else None
+        return self.record.verdict if self.record is not None else None
 
     @property
     def boundary(self) -> Path:
@@ -86,7 +96,8 @@ class RunFolder:
         A path named in the record's ``artifacts`` wins (a relative one is read against the run
         folder), then the documented names. A candidate outside the report root (a folder: with
         anything in it outside) is never opened: ``OutsideRoot`` when nothing else was found."""
-        named = ((self.decision or {}).get("artifacts") or {}).get(key)
+        files = self.record.artifacts if self.record is not None else None
+        named = getattr(files, key) if files is not None and key in type(files).model_fields else None
         names = ([named] if isinstance(named, str) and named else []) + list(ARTIFACT_NAMES.get(key, ()))
         refused: OutsideRoot | None = None
         for name in names:
@@ -130,9 +141,7 @@ def load_run(folder: str | Path, root: str | Path | None = None) -> RunFolder:
         rec = load_decision(rec_path)
     except HarnessError as exc:
         return RunFolder(folder.name, folder, mtime, None, str(exc), boundary)
-    created = rec.get("created_unix")
-    when = float(created) if isinstance(created, (int, float)) else mtime
-    return RunFolder(folder.name, folder, when, rec, None, boundary)
+    return RunFolder(folder.name, folder, float(rec.created_unix), rec, None, boundary)
 
 
 def list_runs(root: str | Path) -> tuple[RunFolder, ...]:
