@@ -1,7 +1,7 @@
 # ---------------------------------------------------------------------------------------------
 # Hypothesis profiles. `ci` (loaded here): seeded (derandomized), no example database, no
 # deadline; `--hypothesis-profile=long` runs twenty times as many examples of the fuzz suite
-# (tests/test_fuzz.py scales each family with max_examples), at random: add --hypothesis-seed=N
+# (tests/integration/test_fuzz.py scales each family with max_examples), at random: add --hypothesis-seed=N
 # to repeat a sequence.
 # ---------------------------------------------------------------------------------------------
 import contextlib as _contextlib
@@ -80,6 +80,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if any(_starts_a_server(f) for f in getattr(item, "fixturenames", ())):
             item.add_marker(_pytest.mark.slow)
+        kind = item.path.parent.name  # tests/unit, tests/integration, tests/e2e: the marker by folder
+        if kind in ("unit", "integration", "e2e"):
+            item.add_marker(getattr(_pytest.mark, kind))
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order
 

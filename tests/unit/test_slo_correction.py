@@ -18,7 +18,7 @@ from harness.slo import evaluate_records, parse_spec
 from harness.slo.kinds import registry
 from harness.slo.kinds.correction import FEEDBACK_COLUMNS, read_feedback
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DASH = ROOT / "dashboards"
 T0 = 1_700_000_000
 

@@ -17,7 +17,7 @@ from harness.records import COLUMNS, RecordWriter, RequestRecord, load_records, 
 
 DAY = 86400.0
 T0 = 1_795_046_400.0  # 2026-11-19 00:00 UTC
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _records(n: int, days: int, seed: int = 0, shift: float = 0.0, start_day: int = 0) -> list[dict]:

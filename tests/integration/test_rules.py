@@ -12,7 +12,7 @@ import yaml
 from harness.cli import main
 from harness.slo import generate_rules, load_spec, parse_spec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROMTOOL_DIR = ROOT / "tests" / "promtool"
 DASHBOARD = ROOT / "dashboards" / "grafana" / "caption-slo.json"
 SERVER_METRICS = {

@@ -6,7 +6,7 @@ import ast
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _modules() -> dict[str, Path]:
@@ -64,7 +64,7 @@ def _layers() -> dict[str, int]:
     import re
 
     text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
-    table = text.split("<!-- layers: read by tests/test_layers.py -->", 1)[1].split("\n\n", 1)[0]
+    table = text.split("<!-- layers: read by tests/unit/test_layers.py -->", 1)[1].split("\n\n", 1)[0]
     out = {}
     for line in table.splitlines()[2:]:
         cells = [c.strip() for c in line.strip("|").split("|")]

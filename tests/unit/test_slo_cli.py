@@ -14,7 +14,7 @@ from harness.cli import main
 from harness.errors import EXIT_DATA, EXIT_MISSING, EXIT_UNAVAILABLE, EXIT_USAGE
 from harness.records import RecordWriter, RequestRecord
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "slo.yaml"
 
 

@@ -22,7 +22,7 @@ from harness.slo.errors import SpecError
 from harness.slo.specfile import parse_spec
 from harness.text import short_repr
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OPENSLO = (ROOT / "examples" / "openslo.yaml").read_text()
 HUGE = "9" * 5000
 SPEC = "service: s\nslos:\n  - name: a\n    sli: availability\n    objective: {objective}\n"

@@ -19,7 +19,7 @@ from harness.duration import parse_duration
 from harness.slo import generate_rules, load_spec
 from harness.slo.alert_windows import parse_alert_windows, shipped_tables
 
-DATA = Path(__file__).resolve().parent / "data" / "sloth"
+DATA = Path(__file__).resolve().parent.parent / "data" / "sloth"
 CASES = ("base", "base-28d", "custom-windows-7d", "extra-labels", "no-alerts")
 # An alert condition: max(<series>{<ids>} <op> <threshold>) without (sloth_window)
 CONDITION = re.compile(

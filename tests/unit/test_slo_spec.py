@@ -21,7 +21,7 @@ from harness.slo.spec import (
 )
 from harness.slo.specfile import load_spec, parse_spec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 MINIMAL = """
 service: captioner

@@ -9,7 +9,7 @@ from harness.canary import JudgeConfig
 from harness.canary.config import load_judge_config, parse_judge_config
 from harness.errors import DataError, InputMissingError
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "judge.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "judge.yaml"
 
 
 def test_the_example_is_exactly_the_defaults():

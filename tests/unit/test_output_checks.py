@@ -281,7 +281,7 @@ def test_importing_harness_and_quality_stays_light():
 
 # ------------------------------------------------------------------ Presidio's recognizer tests
 
-PRESIDIO = json.loads((Path(__file__).parent / "data" / "presidio" / "recognizer_cases.json").read_text("utf-8"))
+PRESIDIO = json.loads((Path(__file__).parent.parent / "data" / "presidio" / "recognizer_cases.json").read_text("utf-8"))
 PRESIDIO_CASES = [(g["kind"], i, c) for g in PRESIDIO["groups"] for i, c in enumerate(g["cases"])]
 
 

@@ -13,7 +13,7 @@ from harness.errors import EXIT_DATA
 from harness.slo import generate_rules, load_spec, parse_spec
 from harness.slo.spec import SpecError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "openslo"
 
 # Each of OpenSLO's example files alone: refused in one line that names the path of the first

@@ -65,7 +65,7 @@ from harness.canary.metric import JudgeConfig, MetricSpec
 from harness.canary.tail import tail_difference
 from harness.canary.verdict import HOLD, ROLLBACK, MetricResult
 
-DATA = Path(__file__).parent / "data" / "kayenta"
+DATA = Path(__file__).parent.parent / "data" / "kayenta"
 CASES = json.loads((DATA / "cases.json").read_text(encoding="utf-8"))
 SUITES = ("mann_whitney", "classifier", "effect_sizes", "descriptive_statistics", "scorer")
 

@@ -19,7 +19,7 @@ from harness.report.model import DecisionRecord, MetricRecord
 from harness.report.schema import BEGIN, END, SCHEMA_NAME, json_schema, readme_section, schema_text, with_section
 from markup import markdown_html
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _observations(rng, slow: float = 1.0, n: int = 400, images: int = 200) -> dict:

@@ -21,7 +21,7 @@ from harness.load.calibration import FixedResponseServer
 from harness.records import OUTCOMES, load_records, read_jsonl
 
 pytestmark = pytest.mark.slow  # real Locust runs in processes of their own
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _locust_total(out: Path) -> int:

@@ -26,7 +26,7 @@ from harness.records import (
 )
 from harness.slo import evaluate_records, parse_spec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "slo.yaml"
 YEAR = 365 * 86400.0
 T = 1_700_000_000.0  # 2023-11-14T22:13:20Z: the clock of the unit tests

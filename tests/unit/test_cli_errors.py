@@ -15,7 +15,7 @@ from cli_run import run_cli
 from harness.drift.features import DRIFT_COLUMNS
 from harness.errors import EXIT_CODES, EXIT_SOFTWARE, EXIT_UNAVAILABLE, EXIT_USAGE
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "examples" / "slo.yaml"
 CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens there
 

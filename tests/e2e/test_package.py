@@ -18,7 +18,7 @@ from harness import resources
 from harness.cli import main
 from harness.errors import InputMissingError, UsageError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_checkout_folders_are_the_resources() -> None:

@@ -14,7 +14,7 @@ from harness.datasets import shapes_sample
 from metrics_text import scrape
 from reference_model.server.metrics import METRIC_NAMES
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "reference_model" / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "reference_model" / "weights"
 
 pytest.importorskip("torch")
 

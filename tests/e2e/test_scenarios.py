@@ -19,7 +19,7 @@ from harness.load.launch import LoadRun, run_load
 from harness.records import OUTCOMES, load_records
 
 pytestmark = pytest.mark.slow  # real Locust runs against real servers
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _locust_total(out: Path) -> int:

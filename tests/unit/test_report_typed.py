@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from test_report import INPUTS, SLOS, _extra, _verdict
 
 from harness.canary.judgement import _drift_record, _slo_record
 from harness.drift.base import DriftResult
@@ -15,7 +16,6 @@ from harness.report import build_decision, load_decision, render_markdown, write
 from harness.report.model import DecisionRecord, Drift, Inputs, SloRecord, TargetFigures
 from harness.report.notify import message
 from harness.report.run import load_run
-from test_report import INPUTS, SLOS, _extra, _verdict
 
 
 def _build(verdict=None, slos=SLOS, inputs=INPUTS, extra=None) -> DecisionRecord:

@@ -13,7 +13,7 @@ the package index), so the generator loads those source files directly; NLTK's P
 model is a data download, so sentences are split at '.', '!' or '?' before white space, as
 ``harness.quality.chair`` does. To regenerate:
 
-    python tests/test_chair.py --paper utils/chair.py --pattern pattern/text/en/inflect.py \\
+    python tests/unit/test_chair.py --paper utils/chair.py --pattern pattern/text/en/inflect.py \\
         --treebank nltk/tokenize/treebank.py --out tests/data/chair/parity.json
 """
 
@@ -44,7 +44,7 @@ from harness.quality.chair import (
     tokenize_words,
 )
 
-PARITY = Path(__file__).resolve().parent / "data" / "chair" / "parity.json"
+PARITY = Path(__file__).resolve().parent.parent / "data" / "chair" / "parity.json"
 
 # image id -> (instance categories, reference captions, generated caption)
 EVERYDAY = {

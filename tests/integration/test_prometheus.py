@@ -195,7 +195,7 @@ def test_dashboard_queries_run_on_the_live_prometheus(loaded):
     from pathlib import Path
 
     spec, prom, records, start, end, statuses = loaded
-    dashboard = json.loads((Path(__file__).resolve().parents[1] / "dashboards/grafana/caption-slo.json").read_text())
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "dashboards/grafana/caption-slo.json").read_text())
     answered = {}
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
@@ -228,7 +228,7 @@ def test_an_openslo_documents_queries_are_what_prometheus_is_asked(loaded):
     from harness.slo import load_spec
 
     _, prom, records, start, end, statuses = loaded
-    spec = load_spec(Path(__file__).resolve().parents[1] / "examples" / "openslo.yaml")
+    spec = load_spec(Path(__file__).resolve().parents[2] / "examples" / "openslo.yaml")
     asked = []
     source = PrometheusSource(prom.url)
     query = source.query

@@ -26,7 +26,7 @@ from cli_run import run_cli
 from harness.datasets import generate_shapes, write_coco
 from harness.errors import EXIT_CODES, EXIT_SOFTWARE
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = (ROOT / "examples" / "slo.yaml").read_text(encoding="utf-8")
 CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens there
 SECRET = "the-secret-never-leaves"

@@ -23,7 +23,7 @@ from harness.records import load_records  # noqa: E402
 from harness.report.markdown import code_span  # noqa: E402
 from harness.report.run import list_runs, load_run  # noqa: E402
 
-DASH = Path(__file__).resolve().parents[1] / "dashboards"
+DASH = Path(__file__).resolve().parents[2] / "dashboards"
 sys.path.insert(0, str(DASH))
 from ratings import RATING_COLUMNS, RatingRow, append_rating  # noqa: E402
 

@@ -23,7 +23,7 @@ from dashboard_fixture import T0, build_reports, open_app  # noqa: E402
 from harness.report.markdown import inline_text  # noqa: E402
 from harness.report.run import OutsideRoot, inside_root, list_runs  # noqa: E402
 
-DASH = Path(__file__).resolve().parents[1] / "dashboards"
+DASH = Path(__file__).resolve().parents[2] / "dashboards"
 sys.path.insert(0, str(DASH))
 from board import IMAGE_UNREADABLE  # noqa: E402
 

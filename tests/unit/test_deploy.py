@@ -35,9 +35,9 @@ import jsonschema
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent.parent / "data"
 ARGO = DEPLOY / "argo-rollouts"
 
 # The contract of `harness judge serve` (/tmp/judge_api_contract.md, fixed for the API and deploy/).
@@ -975,7 +975,7 @@ def test_the_dockerignore_keeps_the_sources_and_drops_the_rest() -> None:
     kept_paths += ["examples/slo.yaml", "scenarios", "dashboards", "deploy/judge-serve.yaml"]
     for kept in kept_paths:
         assert not _ignored(kept, patterns), kept
-    dropped_paths = [".git/config", ".venv/bin/python", "reports/x/decision.json", "tests/test_deploy.py"]
+    dropped_paths = [".git/config", ".venv/bin/python", "reports/x/decision.json", "tests/unit/test_deploy.py"]
     dropped_paths += ["harness/__pycache__/cli.cpython-311.pyc", "deploy/Dockerfile", "build/lib"]
     for dropped in dropped_paths:
         assert _ignored(dropped, patterns), dropped

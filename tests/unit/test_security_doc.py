@@ -12,7 +12,7 @@ from harness.records import CLOCK_SKEW_S, EARLIEST_TIME, LATEST_TIME
 from harness.redaction import MIN_SECRET_CHARS, REDACTED
 from harness.text import short_repr
 
-PAGE = (Path(__file__).resolve().parents[1] / "docs" / "reference" / "security.md").read_text(encoding="utf-8")
+PAGE = (Path(__file__).resolve().parents[2] / "docs" / "reference" / "security.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from PIL import Image
 
 from cli_run import run_cli as _run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "examples" / "slo.yaml"
 CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens there
 
