@@ -127,7 +127,7 @@ def exit_codes() -> str:
 
 # ---------------------------------------------------------------------------------- record fields
 def record_fields() -> str:
-    from dataclasses import MISSING, fields
+    from dataclasses import fields
 
     from harness.records import RequestRecord, arrow_schema
 
@@ -136,11 +136,9 @@ def record_fields() -> str:
     for f in fields(RequestRecord):
         meta = f.metadata
         bound = f"at most {meta['largest']:,}" if meta.get("largest") is not None else ""
-        default = "" if f.default is MISSING or meta["required"] else ("null" if f.default is None else f.default)
         rows.append(
             (f"`{f.name}`", meta["kind"], types[f.name], "yes" if meta["required"] else "", bound, meta["what"])
         )
-        del default
     return _table(("field", "kind", "arrow type", "required", "bound", "what"), rows)
 
 

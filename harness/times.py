@@ -10,9 +10,15 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-__all__ = ["parse_instant", "FORMS"]
+__all__ = ["parse_instant", "NotFinite", "FORMS"]
 
 FORMS = "unix seconds, ISO 8601, now or now-15m"
+
+
+class NotFinite(ValueError):
+    """A number that is no point in time: NaN or an infinity."""
+
+
 _RELATIVE = re.compile(r"^now(?:\s*-\s*(.+))?$")
 
 
@@ -47,5 +53,5 @@ def parse_instant(value: Any, now: Callable[[], float] | None = None, numbers: b
                     raise ValueError(f"give {FORMS if now is not None else 'unix seconds or ISO 8601'}") from None
                 t = (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
     if not math.isfinite(t):
-        raise ValueError("not a finite time")
+        raise NotFinite("not a finite time")
     return t

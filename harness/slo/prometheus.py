@@ -30,16 +30,16 @@ def parse_time(text: str, now: Callable[[], float] = time.time, option: str | No
     ``now-15m`` (``harness.times``): a finite time from 1970 to 9999 (``harness.records.is_time``), else
     a one-line ``UsageError`` that names ``option``, the command-line flag the text came from."""
     from harness.records import is_time
-    from harness.times import FORMS, parse_instant
+    from harness.times import FORMS, NotFinite, parse_instant
 
     said = f"{option}: " if option else ""
     shown = repr(str(text) if len(str(text)) <= 60 else str(text)[:60] + "...")
     try:
         t = parse_instant(str(text), now=now)
+    except NotFinite:
+        t = math.nan  # refused below with the range
     except ValueError as exc:
-        if "finite" not in str(exc):
-            raise UsageError(f"{said}bad time {shown}: {exc}") from None
-        t = math.nan
+        raise UsageError(f"{said}bad time {shown}: {exc}") from None
     if not is_time(t):
         raise UsageError(f"{option or 'a time'} must be a finite time from 1970 to 9999 ({FORMS}; got {shown})")
     return t
