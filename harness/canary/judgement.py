@@ -420,8 +420,8 @@ def _measure(sides, spec, thr, floor, traffic, blocklist, settings: Settings, in
     import pandas as pd
 
     from harness.canary import observations as o
-    from harness.expectations import RecordContract, validate_records
     from harness.records import check_types
+    from harness.records.contract import RecordContract, validate_records
     from harness.slo import evaluate_records
     from harness.slo.job_figures import gate_figures
 

@@ -4,7 +4,7 @@ names one function of this module as its ``observe``.
 
 Whatever a target answers is an observation about that target: an unexpected HTTP status is an
 error, an empty caption is a blank answer, a body without a usable caption is unusable. Only the
-harness's own records can make a run untrustworthy (``harness.expectations``)."""
+harness's own records can make a run untrustworthy (``harness.records.contract``)."""
 
 from __future__ import annotations
 

@@ -36,12 +36,12 @@ def run(args: argparse.Namespace) -> int:
 
     from harness.cli.checks import at_least, out_folder
     from harness.client import AsyncCaptionClient
-    from harness.expectations import RecordContract, validate_records
     from harness.progress import Progress
     from harness.quality import score_captions, write_quality
     from harness.quality.chair import NO_OBJECTS, chair_for_dataset
     from harness.quality.evaluation import RetryPolicy, captions_from_records, parse_dataset, run_evaluation
     from harness.records import RECORDS_JSONL, RecordWriter, compact, load_records
+    from harness.records.contract import RecordContract, validate_records
     from harness.redaction import credential_values
     from harness.text import one_line
 

@@ -24,7 +24,7 @@ def register(sub) -> None:
         "65: more rejections than that, and nothing written but rejected.jsonl.",
     )
     i.add_argument("source", type=Path, help="the log: .jsonl, .csv/.tsv or .parquet")
-    i.add_argument("--mapping", required=True, type=Path, help="YAML column mapping (see harness.log_import)")
+    i.add_argument("--mapping", required=True, type=Path, help="YAML column mapping (see harness.records.importer)")
     i.add_argument(
         "--out",
         required=True,
@@ -44,7 +44,7 @@ def register(sub) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     from harness.cli.checks import out_file, out_folder
-    from harness.log_import import import_log, load_mapping
+    from harness.records.importer import import_log, load_mapping
 
     if args.out.suffix in (".parquet", ".jsonl"):
         out_file(args.out)

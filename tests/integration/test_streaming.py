@@ -662,8 +662,8 @@ def test_itl_s_is_checked_and_imported_as_a_list_of_numbers():
     import pandas as pd
 
     from harness.errors import DataError
-    from harness.log_import import _vector
     from harness.records import check_types
+    from harness.records.importer import _vector
 
     good = pd.DataFrame({"ttft_s": [0.1, None], "itl_s": [[0.01, 0.02], None]})
     check_types(good, "x")

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from harness.errors import DataError
-from harness.expectations import RecordContract, check_records, coverage_table, validate_records
 from harness.records import RecordWriter, RequestRecord, load_records
+from harness.records.contract import RecordContract, check_records, coverage_table, validate_records
 
 
 def clean_records(n=40):
@@ -154,6 +154,6 @@ def test_no_records_fails_coverage(clean):
 
 
 def test_import_harness_does_not_import_great_expectations():
-    code = "import sys, harness, harness.expectations, harness.quality; print('great_expectations' in sys.modules)"
+    code = "import sys, harness, harness.records.contract, harness.quality; print('great_expectations' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

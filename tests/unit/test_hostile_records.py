@@ -284,7 +284,7 @@ def test_times_at_the_bounds_are_good():
 
 def test_the_data_contract_holds_records_to_the_same_bounds():
     """One table of bounds: check_types and the Great Expectations contract refuse the same values."""
-    from harness.expectations import RecordContract, validate_records
+    from harness.records.contract import RecordContract, validate_records
 
     clean = _frame(_half_failing(T, n=20)).assign(image_id=lambda d: d["image_id"].astype(str))
     contract = RecordContract(coverage_objective=0.0, service=False)

@@ -16,7 +16,7 @@ from cli_run import run_cli
 from harness.canary.config import load_judge_config
 from harness.duration import MAX_DURATION_S, parse_duration
 from harness.errors import EXIT_DATA, EXIT_USAGE, DataError
-from harness.log_import import load_mapping
+from harness.records.importer import load_mapping
 from harness.safe_yaml import MAX_ALIAS_CHARS, MAX_ALIAS_NODES, MAX_DEPTH, MAX_INT_DIGITS, load_yaml, load_yaml_all
 from harness.slo.errors import SpecError
 from harness.slo.specfile import parse_spec

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -92,7 +93,7 @@ def test_non_finite_numbers_are_stored_as_null(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_record_lines_are_the_same_json_with_or_without_orjson(monkeypatch, fast: bool) -> None:
-    import harness.records as records
+    import harness.records.write as records
 
     if not fast:
         monkeypatch.setattr(records, "_orjson", None)
@@ -103,6 +104,29 @@ def test_record_lines_are_the_same_json_with_or_without_orjson(monkeypatch, fast
     assert list(json.loads(line)) == list(COLUMNS)
     other = records.record_line({"request_id": "x", "latency_s": math.inf})
     assert json.loads(other) == {"request_id": "x", "latency_s": None}
+
+
+def test_a_seeded_sample_is_the_same_records_from_jsonl_and_from_parquet(tmp_path: Path) -> None:
+    """One query selects records whatever holds them: the same seed picks the same records, in the
+    same order, from a run's records.jsonl and from its records.parquet, with or without filters."""
+    order = list(range(400))
+    random.Random(5).shuffle(order)  # written out of time order
+    with RecordWriter(tmp_path) as w:
+        for i in order:
+            w.write(_rec(i, target="canary" if i % 3 == 0 else "baseline", outcome="timeout" if i % 7 == 0 else "ok"))
+    jsonl, parquet = tmp_path / RECORDS_JSONL, compact(tmp_path)
+    filters = [{}, {"outcome": "ok"}, {"since": 1100.0, "until": 1350.0}, {"where": {"target": "canary"}}]
+    for kw in filters:
+        samples = []
+        for seed in (0, 3):
+            for columns in (None, ["request_id", "t_start"]):
+                a = load_records(jsonl, columns, sample=40, seed=seed, **kw)
+                b = load_records(parquet, columns, sample=40, seed=seed, **kw)
+                assert len(a) == len(b) == 40 and a.attrs["records_in_window"] == b.attrs["records_in_window"] > 40
+                assert a["request_id"].tolist() == b["request_id"].tolist()
+                assert a["t_start"].tolist() == b["t_start"].tolist() == sorted(a["t_start"])
+            samples.append(set(a["request_id"]))
+        assert samples[0] != samples[1]  # another seed, another sample
 
 
 def test_missing_records_are_input_missing(tmp_path: Path) -> None:

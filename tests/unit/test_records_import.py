@@ -12,9 +12,9 @@ import pytest
 
 from harness.cli import main
 from harness.errors import DataError
-from harness.expectations import check_records
-from harness.log_import import import_log, load_mapping
 from harness.records import COLUMNS, load_records
+from harness.records.contract import check_records
+from harness.records.importer import import_log, load_mapping
 
 pytest.importorskip("great_expectations")
 

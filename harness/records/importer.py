@@ -2,7 +2,7 @@
 into request records, which the data contract then checks row by row.
 
 A row that cannot become a record (unparsable line, a value of the wrong kind, a required field
-missing) or that breaks a row rule of the record contract (``harness.expectations``) is rejected
+missing) or that breaks a row rule of the record contract (``harness.records.contract``) is rejected
 with its line (JSONL, CSV) or row (parquet) number and the reason; every other row is imported.
 When more rows are rejected than ``max_rejected`` allows, nothing is written but the rejections:
 a mapping that does not fit the log fails loudly instead of importing what happened to parse.
@@ -41,17 +41,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from harness.errors import DataError, InputMissingError, UsageError
-from harness.records import (
-    COLUMNS,
-    OUTCOMES,
-    PARTITIONS,
-    REQUIRED,
-    RecordWriter,
-    arrow_schema,
-    fields_of,
-    record_line,
-    write_dataset,
-)
+from harness.records.schema import COLUMNS, OUTCOMES, REQUIRED, arrow_schema, fields_of
+from harness.records.write import PARTITIONS, RecordWriter, record_line, write_dataset
 from harness.safe_yaml import load_yaml
 
 __all__ = [
@@ -80,7 +71,7 @@ _VECTOR = fields_of("vector")
 _RAW_LIMIT = 2000
 CHUNK_ROWS = 100_000  # source rows read, converted and checked at a time
 _KEPT_REJECTIONS = 1000  # rejections an ImportResult holds; rejected.jsonl has all of them
-_UNIQUE_RULE = "request_id unique per target"  # harness.expectations' name for the repeat rule
+_UNIQUE_RULE = "request_id unique per target"  # the data contract's name for the repeat rule
 _NO_PARTITION = "__HIVE_DEFAULT_PARTITION__"  # a partition folder's value where there is none (Hive's, pyarrow's)
 _NAME_MAX = 255  # bytes in a file or folder name (ext4, XFS, APFS, NTFS)
 
@@ -494,7 +485,7 @@ def _contract(
     of them is a repeat too, and this chunk's ids are added to it."""
     import pandas as pd
 
-    from harness.expectations import RecordContract, row_failures
+    from harness.records.contract import RecordContract, row_failures
 
     if not records:
         return [], []

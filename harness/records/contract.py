@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import DataError
-from harness.records import BOUNDS, COLUMNS, FIELD_KINDS, OUTCOMES, REQUIRED
+from harness.records.schema import BOUNDS, COLUMNS, FIELD_KINDS, OUTCOMES, REQUIRED
 
 __all__ = [
     "KNOWN_STATUS_CODES",
@@ -31,8 +31,8 @@ KNOWN_STATUS_CODES: tuple[int, ...] = (0, 200, 400, 413, 415, 429, 500, 503)
 
 _STR, _NUM, _BOOL = ["str"], ["int", "float", "int64", "float64", "int32", "float32"], ["bool", "boolean"]
 _KIND = {id(_STR): "text", id(_NUM): "a number", id(_BOOL): "a boolean"}
-# The type names each record field's values may have (``harness.records.FIELD_KINDS``); the
-# embedding, a list, is checked by ``harness.records.check_types`` only.
+# The type names each record field's values may have (``harness.records.schema.FIELD_KINDS``);
+# the embedding, a list, is checked by ``harness.records.read.check_types`` only.
 _TYPE_NAMES = {"text": _STR, "id": _STR + ["int", "int64"], "real": _NUM, "count": _NUM, "flag": _BOOL}
 _TYPES: dict[str, list[str]] = {name: _TYPE_NAMES[k] for name, k in FIELD_KINDS.items() if k in _TYPE_NAMES}
 
