@@ -1,7 +1,9 @@
 """The harness dashboard: ``streamlit run dashboards/app.py``.
 
 Reads only the report folders (``$HARNESS_REPORTS`` or ``reports/``, one folder per run); every
-figure comes from a run's ``decision.json`` and the files beside it."""
+figure comes from a run's ``decision.json`` and the files beside it. The SLO review section reads a
+spec's SLOs over their window from Prometheus (``$HARNESS_PROMETHEUS``) or from records under the
+report root (``review_data.py``)."""
 
 import streamlit as st
 
@@ -20,6 +22,10 @@ pages = {
         st.Page("views/debug.py", title="Debug", icon=":material/bug_report:"),
     ],
     "Quality": [st.Page("views/rate.py", title="Rate captions", icon=":material/star:")],
+    "SLO review": [
+        st.Page("views/slo_list.py", title="SLO list", icon=":material/checklist:"),
+        st.Page("views/slo_page.py", title="SLO page", icon=":material/timeline:"),
+    ],
 }
 nav = st.navigation(pages)
 sidebar()

@@ -1,5 +1,6 @@
 """Altair renderings of the rows and figures runs wrote: histograms of raw per-request values,
-trends across runs, bars against thresholds. Charts only plot; they never derive a figure."""
+trends across runs, bars against thresholds, and the SLO review's series on one time axis with the
+deploys and drift reports as rules. Charts only plot; they never derive a figure."""
 
 from __future__ import annotations
 
@@ -8,7 +9,20 @@ from typing import Sequence
 import altair as alt
 import pandas as pd
 
-__all__ = ["TARGET_COLOURS", "VERDICT_COLOURS", "histogram", "trend", "bars", "timeline", "verdicts"]
+__all__ = [
+    "TARGET_COLOURS",
+    "VERDICT_COLOURS",
+    "MARKER_COLOURS",
+    "histogram",
+    "trend",
+    "bars",
+    "timeline",
+    "verdicts",
+    "burn_down",
+    "sli_line",
+    "event_lines",
+    "burn_rates",
+]
 
 TARGET_COLOURS = alt.Scale(domain=["baseline", "canary"], range=["#3b6ea5", "#e07b24"])
 VERDICT_COLOURS = alt.Scale(domain=["PROMOTE", "HOLD", "ROLLBACK"], range=["#1b7f3b", "#d69e00", "#b00020"])
@@ -131,3 +145,158 @@ def verdicts(df: pd.DataFrame, pass_at: float | None, marginal_at: float | None)
         r = pd.DataFrame({"value": [v for v, _ in rules], "label": [lab for _, lab in rules]})
         layers.append(alt.Chart(r).mark_rule(strokeDash=[4, 3], color="#555").encode(y="value:Q", tooltip=["label:N"]))
     return alt.layer(*layers)
+
+
+# ---- the SLO review: every chart on one time axis (UTC), with the deploys and drift reports ------
+
+MARKER_COLOURS = {"deploy": "#6a3d9a", "drift": "#b15928"}
+_ALERT_SHADE = "#b00020"
+
+
+def _instant(t: float) -> alt.DateTime:
+    """Unix seconds as a Vega-Lite date-time in UTC (a domain given as numbers is not drawn)."""
+    import time
+
+    g = time.gmtime(t)
+    ms = int(round((t - int(t)) * 1000)) % 1000
+    return alt.DateTime(
+        year=g.tm_year,
+        month=g.tm_mon,
+        date=g.tm_mday,
+        hours=g.tm_hour,
+        minutes=g.tm_min,
+        seconds=g.tm_sec,
+        milliseconds=ms,
+        utc=True,
+    )
+
+
+def _time_axis(domain: tuple[float, float], title: str | None = None) -> alt.X:
+    """The review's time axis: ``domain`` as unix seconds, shown in UTC."""
+    return alt.X(
+        "time:T",
+        title=title,
+        scale=alt.Scale(type="utc", domain=[_instant(domain[0]), _instant(domain[1])]),
+        axis=alt.Axis(format="%b %d %H:%M", labelOverlap=True),
+    )
+
+
+def _markers(markers: pd.DataFrame, domain: tuple[float, float]) -> list[alt.Chart]:
+    """Vertical rules for the markers (columns ``time``, ``kind``, ``label``, ``detail``): deploys
+    solid purple, drift reports dashed brown; their text only in tooltips (data, never markup)."""
+    layers = []
+    for kind, colour in MARKER_COLOURS.items():
+        rows = markers[markers["kind"] == kind] if len(markers) else markers
+        if not len(rows):
+            continue
+        layers.append(
+            alt.Chart(rows)
+            .mark_rule(color=colour, strokeWidth=1.5, strokeDash=[] if kind == "deploy" else [5, 3])
+            .encode(
+                x=_time_axis(domain),
+                tooltip=[
+                    alt.Tooltip("time:T", title="time (UTC)", format="%Y-%m-%d %H:%M", formatType="utc"),
+                    "kind:N",
+                    "label:N",
+                    "detail:N",
+                ],
+            )
+        )
+    return layers
+
+
+def burn_down(
+    df: pd.DataFrame, projection: pd.DataFrame, markers: pd.DataFrame, domain: tuple[float, float]
+) -> alt.LayerChart:
+    """The error budget left over the events from the window's start (``remaining``), a rule at
+    0 (spent) and the exhaustion projection, dashed (``projection``: two rows, or none)."""
+    y = alt.Y("remaining:Q", title="budget left", axis=alt.Axis(format="%"))
+    layers = [
+        alt.Chart(df, title="Error budget burn-down")
+        .mark_line(color="#3b6ea5")
+        .encode(x=_time_axis(domain), y=y, tooltip=[alt.Tooltip("remaining:Q", format=".2%")]),
+        alt.Chart(pd.DataFrame({"remaining": [0.0]}))
+        .mark_rule(color="#555", strokeDash=[4, 3])
+        .encode(y="remaining:Q"),
+    ]
+    if len(projection):
+        layers.append(
+            alt.Chart(projection)
+            .mark_line(color="#b00020", strokeDash=[6, 4], clip=True)
+            .encode(x=_time_axis(domain), y=y, tooltip=["what:N", alt.Tooltip("remaining:Q", format=".2%")])
+        )
+    return alt.layer(*layers, *_markers(markers, domain))
+
+
+def sli_line(df: pd.DataFrame, objective: float, markers: pd.DataFrame, domain: tuple[float, float]) -> alt.LayerChart:
+    """The SLI per bucket (good over total events) against the objective."""
+    y = alt.Y("sli:Q", title="SLI", axis=alt.Axis(format="%"), scale=alt.Scale(zero=False))
+    layers = [
+        alt.Chart(df.dropna(subset=["sli"]), title="SLI")
+        .mark_line(color="#3b6ea5")
+        .encode(x=_time_axis(domain), y=y, tooltip=[alt.Tooltip("sli:Q", format=".3%"), "good:Q", "total:Q"]),
+        alt.Chart(pd.DataFrame({"sli": [objective], "what": ["objective"]}))
+        .mark_rule(color="#1b7f3b", strokeDash=[4, 3])
+        .encode(y="sli:Q", tooltip=["what:N", alt.Tooltip("sli:Q", format=".3%")]),
+    ]
+    return alt.layer(*layers, *_markers(markers, domain))
+
+
+def event_lines(df: pd.DataFrame, markers: pd.DataFrame, domain: tuple[float, float], step: str) -> alt.LayerChart:
+    """Good and total events per ``step`` (the review's resolution)."""
+    long = df.melt(id_vars=["time"], value_vars=["total", "good"], var_name="events", value_name="count")
+    lines = (
+        alt.Chart(long, title=f"Events per {step} (good / total)")
+        .mark_line()
+        .encode(
+            x=_time_axis(domain),
+            y=alt.Y("count:Q", title=f"events per {step}"),
+            color=alt.Color("events:N", scale=alt.Scale(domain=["total", "good"], range=["#888888", "#1b7f3b"])),
+            tooltip=["events:N", alt.Tooltip("count:Q", format=".4g")],
+        )
+    )
+    return alt.layer(lines, *_markers(markers, domain))
+
+
+def burn_rates(
+    df: pd.DataFrame,
+    factor: float,
+    episodes: pd.DataFrame,
+    markers: pd.DataFrame,
+    domain: tuple[float, float],
+    title: str,
+) -> alt.LayerChart:
+    """An alert's long and short burn rates over time (``window``: which) against its factor (a
+    rule), the episodes when both met it shaded (``start``, ``end``); a symlog scale keeps both the
+    factor and the peaks readable."""
+    layers = []
+    if len(episodes):
+        layers.append(
+            alt.Chart(episodes)
+            .mark_rect(color=_ALERT_SHADE, opacity=0.15)
+            .encode(
+                x=_time_axis(domain),
+                x2="end:T",
+                tooltip=[
+                    alt.Tooltip("time:T", title="from (UTC)", format="%Y-%m-%d %H:%M", formatType="utc"),
+                    alt.Tooltip("end:T", title="to (UTC)", format="%Y-%m-%d %H:%M", formatType="utc"),
+                ],
+            )
+        )
+    names = list(dict.fromkeys(df["window"]))  # the long window's name, then the short's
+    colour = alt.Color("window:N", title="window", scale=alt.Scale(domain=names, range=["#1f4e79", "#8fb8de"]))
+    base = alt.Chart(df.dropna(subset=["burn rate"]), title=title).encode(
+        x=_time_axis(domain),
+        y=alt.Y("burn rate:Q", title="burn rate (x budget)", scale=alt.Scale(type="symlog")),
+        color=colour,
+        tooltip=["window:N", alt.Tooltip("burn rate:Q", format=".2f")],
+    )
+    # the short window underneath, thin; the long one over it
+    layers.append(base.transform_filter(alt.datum.window == names[-1]).mark_line(strokeWidth=1, opacity=0.8))
+    layers.append(base.transform_filter(alt.datum.window == names[0]).mark_line(strokeWidth=2))
+    layers.append(
+        alt.Chart(pd.DataFrame({"burn rate": [factor], "what": [f"factor {factor:g}x"]}))
+        .mark_rule(color=_ALERT_SHADE, strokeDash=[4, 3])
+        .encode(y="burn rate:Q", tooltip=["what:N"])
+    )
+    return alt.layer(*layers, *_markers(markers, domain))

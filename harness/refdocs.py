@@ -92,7 +92,9 @@ def _command(lines: list[str], path: str, parser: argparse.ArgumentParser, summa
 def cli_page() -> str:
     """``docs/reference/cli.md``: every command, its options, their values and defaults, as the
     parser declares them (the same text as ``harness COMMAND --help``)."""
-    from harness.cli import build_parser
+    import importlib
+
+    from harness.cli import NESTED, build_parser
 
     parser = build_parser()
     lines = [
@@ -109,11 +111,11 @@ def cli_page() -> str:
     ]
     for name, sub, help_text in _subcommands(parser):
         _command(lines, f"harness {name}", sub, help_text)
-        if name == "judge":  # a parser of its own: harness judge has required options (harness.cli.main)
-            from harness.cli import judge_serve
-
-            serve = judge_serve.build_parser()
-            _command(lines, judge_serve.PROG, serve, serve.description or "")
+        for (parent, _child), module_name in NESTED.items():  # parsers of their own (harness.cli.main)
+            if parent == name:
+                module = importlib.import_module(module_name)
+                nested = module.build_parser()
+                _command(lines, module.PROG, nested, nested.description or "")
     lines += ["", "<!-- end generated: cli -->", ""]
     return "\n".join(lines)
 

@@ -5,6 +5,13 @@ and rule evaluation every second) and gives a ``PrometheusHandle``; it is stoppe
 ``targets`` may map each URL to labels attached to its series (``{url: {"track": "canary"}}``);
 ``honor_labels=True`` keeps the job and instance labels a scraped target gives (a Pushgateway's).
 ``with start_pushgateway() as url:`` runs a Prometheus Pushgateway the same way.
+
+History instead of scrapes: ``backfill(openmetrics_file, tsdb_dir)`` turns OpenMetrics text with
+timestamps into TSDB blocks (``promtool tsdb create-blocks-from openmetrics``), and
+``start_prometheus(tsdb=tsdb_dir)`` serves them (retention 100 years, or the blocks older than the
+default 15 days before the newest would be deleted at start); ``start_backfilled_prometheus(file)``
+does both in a temporary folder. A month of five series at one sample a minute (25 MB of text)
+takes about 0.3 s to backfill and 0.1 s to start.
 Tests are skipped when the binary is absent (``.ci/run`` installs Debian's packages).
 """
 
@@ -24,7 +31,14 @@ from urllib.parse import urlparse
 
 import pytest
 
-__all__ = ["PrometheusHandle", "start_prometheus", "start_pushgateway", "free_port"]
+__all__ = [
+    "PrometheusHandle",
+    "backfill",
+    "start_backfilled_prometheus",
+    "start_prometheus",
+    "start_pushgateway",
+    "free_port",
+]
 
 
 def free_port() -> int:
@@ -82,9 +96,16 @@ def start_prometheus(
     rule_files: Sequence[Path] = (),
     timeout: float = 30.0,
     honor_labels: bool = False,
+    tsdb: Path | None = None,
+    retention: str | None = None,
 ) -> Iterator[PrometheusHandle]:
     """Run ``prometheus`` scraping ``targets`` (base URLs serving /metrics, or a mapping of them to
-    labels for their series) every second."""
+    labels for their series) every second.
+
+    ``tsdb``: a TSDB folder to serve (blocks from ``backfill``) instead of an empty one in the
+    temporary work folder; it is the caller's and is kept. ``retention``: the time retention
+    (``--storage.tsdb.retention.time``; default 100y with ``tsdb``, else Prometheus's own).
+    """
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.skip("prometheus is not installed (apt-get install prometheus; .ci/run does)")
@@ -95,12 +116,63 @@ def start_prometheus(
     argv = [
         binary,
         f"--config.file={config}",
-        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--storage.tsdb.path={tsdb if tsdb is not None else workdir / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",
         "--log.level=warn",
     ]
+    if retention is None and tsdb is not None:
+        retention = "100y"
+    if retention is not None:
+        argv.append(f"--storage.tsdb.retention.time={retention}")
     with _serve(argv, workdir, "prometheus", port, timeout) as process:
         yield PrometheusHandle(f"http://127.0.0.1:{port}", process, workdir)
+
+
+def backfill(openmetrics: Path, tsdb_dir: Path, max_block_duration: str = "1458h", timeout: float = 120.0) -> float:
+    """Write TSDB blocks of the OpenMetrics file ``openmetrics`` (samples with timestamps, ``# EOF``
+    at the end) into ``tsdb_dir`` with ``promtool tsdb create-blocks-from openmetrics``; the seconds
+    it took. ``max_block_duration``: the longest block (promtool rounds it down to 2h x 3^n; 1458h,
+    about 60 days, keeps a month in one or two blocks, where the default 2h would make hundreds
+    and read the file once for each)."""
+    tool = shutil.which("promtool")
+    if tool is None:
+        pytest.skip("promtool is not installed (apt-get install prometheus; .ci/run does)")
+    Path(tsdb_dir).mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    done = subprocess.run(
+        [
+            tool,
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "--quiet",
+            f"--max-block-duration={max_block_duration}",
+            str(openmetrics),
+            str(tsdb_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"promtool could not backfill {openmetrics}:\n{(done.stdout + done.stderr)[-2000:]}")
+    return time.monotonic() - started
+
+
+@contextlib.contextmanager
+def start_backfilled_prometheus(
+    openmetrics: Path, rule_files: Sequence[Path] = (), timeout: float = 30.0
+) -> Iterator[PrometheusHandle]:
+    """``backfill`` the OpenMetrics file into a temporary TSDB and ``start_prometheus`` on it (no
+    scrape targets; ``rule_files`` loaded, though rules evaluate at the wall clock's now, not in the
+    history). The TSDB is removed on leaving."""
+    tsdb = Path(tempfile.mkdtemp(prefix="prometheus-tsdb-"))
+    try:
+        backfill(openmetrics, tsdb)
+        with start_prometheus(rule_files=rule_files, timeout=timeout, tsdb=tsdb) as prom:
+            yield prom
+    finally:
+        shutil.rmtree(tsdb, ignore_errors=True)
 
 
 @contextlib.contextmanager

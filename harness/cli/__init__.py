@@ -119,11 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _judge_serve_at(argv: list[str]) -> int | None:
-    """Where ``judge serve`` starts in ``argv`` when it is the command (after the global options);
-    None when it is not. ``harness judge`` has required options of its own, so ``judge serve``
-    cannot be one of its subcommands: ``main`` gives it a parser of its own
-    (``harness.cli.judge_serve``)."""
+# Commands under a command that has required options of its own (``harness judge``, ``harness
+# slo``), so they cannot be its argparse subcommands: each module has ``PROG`` and
+# ``build_parser(parser_class)``, and ``main`` sends the rest of the line to that parser.
+NESTED: dict[tuple[str, str], str] = {
+    ("judge", "serve"): "harness.cli.judge_serve",
+    ("slo", "review"): "harness.cli.slo_review",
+}
+
+
+def _nested_at(argv: list[str]) -> tuple[int, str] | None:
+    """Where a nested command (``NESTED``) starts in ``argv`` when it is the command (after the
+    global options), and its module; None when it is not."""
     i = 0
     while i < len(argv):
         if argv[i] in ("-v", "--verbose") or argv[i].startswith("--log-level="):
@@ -132,7 +139,8 @@ def _judge_serve_at(argv: list[str]) -> int | None:
             i += 2
         else:
             break
-    return i if argv[i : i + 2] == ["judge", "serve"] else None
+    module = NESTED.get(tuple(argv[i : i + 2]))  # type: ignore[call-overload]
+    return None if module is None else (i, module)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,15 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         given = sys.argv[1:] if argv is None else list(argv)
-        at = _judge_serve_at(given)
-        if at is None:
+        nested = _nested_at(given)
+        if nested is None:
             args = parser.parse_args(argv)
         else:
-            from harness.cli import judge_serve
-
-            command = judge_serve.PROG
+            at, name = nested
+            module = importlib.import_module(name)
+            command = module.PROG
             args = parser.parse_args(given[:at])  # the global options
-            args = judge_serve.build_parser(_Parser).parse_args(given[at + 2 :], namespace=args)
+            args = module.build_parser(_Parser).parse_args(given[at + 2 :], namespace=args)
         if not getattr(args, "func", None):
             parser.print_help(sys.stderr)
             return EXIT_USAGE

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -18,7 +19,8 @@ def register(sub) -> None:
         "dashboard",
         help="open the Streamlit dashboard over the report folders",
         description="Start the Streamlit dashboard over the run folders under --reports "
-        "(each with its decision.json); stop it with Ctrl-C.",
+        "(each with its decision.json), with the SLO review of --slo-spec from --prometheus or records; "
+        "stop it with Ctrl-C.",
     )
     p.add_argument(
         "--reports",
@@ -26,6 +28,20 @@ def register(sub) -> None:
         default=None,
         metavar="DIR",
         help="folder of run folders (default: $HARNESS_REPORTS, else ./reports)",
+    )
+    p.add_argument(
+        "--prometheus",
+        metavar="URL",
+        default=None,
+        help="Prometheus the SLO review reads by default, e.g. http://127.0.0.1:9090 (sets $HARNESS_PROMETHEUS)",
+    )
+    p.add_argument(
+        "--slo-spec",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="SLO spec the SLO review opens by default; may lie outside --reports (sets $HARNESS_SLO_SPEC; "
+        "default: slo.yaml in the report folder)",
     )
     p.add_argument("--port", type=int, default=8501, help="port to serve on (default: 8501)")
     p.add_argument("--address", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -62,6 +78,14 @@ def run(args: argparse.Namespace) -> int:
         if not args.reports.is_dir():
             raise InputMissingError(f"--reports {args.reports}: no such folder (run folders go there)")
         env["HARNESS_REPORTS"] = str(args.reports.resolve())
+    if args.prometheus is not None:
+        if not re.match(r"^https?://[^/\s]+", args.prometheus):
+            raise UsageError(f"--prometheus {args.prometheus!r}: give a URL such as http://127.0.0.1:9090")
+        env["HARNESS_PROMETHEUS"] = args.prometheus
+    if args.slo_spec is not None:
+        if not args.slo_spec.is_file():
+            raise InputMissingError(f"--slo-spec {args.slo_spec}: SLO spec not found")
+        env["HARNESS_SLO_SPEC"] = str(args.slo_spec.resolve())
     require_extra("streamlit", "the dashboard")
     app = dashboard_app_path()
     if not app.is_file():

@@ -8,11 +8,17 @@ import time
 from pathlib import Path
 
 from harness.cli.checks import TimeFlag
-from harness.errors import DataError, UsageError
+from harness.errors import UsageError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("slo", help="SLIs, error budgets and burn rates from records or Prometheus")
+    p = sub.add_parser(
+        "slo",
+        help="SLIs, error budgets and burn rates from records or Prometheus",
+        epilog="harness slo review --spec FILE (--prometheus URL | --records PATH) --out DIR [--window 28d]: "
+        "the SLO review report over each SLO's window, with burn-down, alerts and deploys "
+        "(see harness slo review --help).",
+    )
     p.add_argument("--spec", required=True, type=Path, help="SLO spec (native YAML or OpenSLO v1)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
@@ -52,25 +58,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-_REQUIRED = ("t_start", "latency_s", "status", "outcome")
-
-
-def _checked(chunks, source: str):
-    """The chunks of records, each refused (one line) when a field does not hold its kind of value
-    or a required field is missing; the counts are of the records read so far."""
-    from harness.records import check_types
-
-    read = 0
-    for chunk in chunks:
-        read += len(chunk)
-        for name in _REQUIRED:
-            missing = len(chunk) - int(chunk[name].notna().sum())
-            if missing:
-                raise DataError(f"{source}: {missing} of {read} records lack {name}")
-        check_types(chunk, source)
-        yield chunk
-
-
 def run(args: argparse.Namespace) -> int:
     from harness.cli.checks import out_folder, positive, time_option
     from harness.slo import evaluate_records, load_spec, render_markdown
@@ -94,11 +81,12 @@ def run(args: argparse.Namespace) -> int:
     if args.records is not None:
         from harness.records import iter_records
         from harness.slo import load_quality
+        from harness.slo.history import checked_records
         from harness.slo.report import record_columns
 
         columns, optional = record_columns(spec)
         chunks = iter_records(args.records, columns, optional=optional, since=since, until=until)
-        records = _checked(chunks, str(args.records))
+        records = checked_records(chunks, str(args.records))
         quality = load_quality(args.quality) if args.quality else None
         folder = args.records if args.records.is_dir() else args.records.parent
         report = evaluate_records(

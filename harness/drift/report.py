@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.report.svg import PAGE_CSP, legend, svg
+
 __all__ = ["write_report", "render_html", "render_markdown", "DRIFT_JSON", "DRIFT_HTML", "DRIFT_MD"]
 
 DRIFT_JSON, DRIFT_HTML, DRIFT_MD = "drift.json", "drift.html", "drift.md"
@@ -92,19 +94,11 @@ TOP = 40  # room for the title and, under it, the legend
 
 
 def _svg(body: str, title: str) -> str:
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img">'
-        f"<title>{html.escape(title)}</title>{body}</svg>"
-    )
+    return svg(body, title, W, H)
 
 
 def _legend() -> str:
-    return (
-        f'<rect x="{W - 150}" y="20" width="10" height="10" fill="{REF_COLOUR}"/>'
-        f'<text x="{W - 136}" y="29" font-size="11">reference</text>'
-        f'<rect x="{W - 75}" y="20" width="10" height="10" fill="{CUR_COLOUR}"/>'
-        f'<text x="{W - 61}" y="29" font-size="11">current</text>'
-    )
+    return legend((("reference", REF_COLOUR), ("current", CUR_COLOUR)), W - 150, 20, 75)
 
 
 def _histogram_svg(p: dict, title: str) -> str:
@@ -201,7 +195,7 @@ table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px soli
 
 # The page needs nothing but its inline style: no script runs and nothing loads, even if a caption
 # token ever slipped past the escaping.
-CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+CSP = PAGE_CSP
 
 
 def render_html(d: dict) -> str:

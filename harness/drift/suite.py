@@ -53,6 +53,8 @@ class DriftReport:
     current: dict
     seconds: float
     quality: dict | None = None
+    created_unix: float | None = None
+    """When the report was made (unix s): a drift marker's time in the SLO review."""
 
     @property
     def drifted(self) -> list[str]:
@@ -263,6 +265,7 @@ class DriftSuite:
             },
             seconds=time.perf_counter() - t0,
             quality=estimate_quality(quality_model, self.plots.get("confidence"), current.confidence),
+            created_unix=time.time(),
         )
 
     def _distributions(self, cur: DriftFeatures, results: list[DriftResult]) -> dict:

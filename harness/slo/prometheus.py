@@ -45,6 +45,9 @@ def parse_time(text: str, now: Callable[[], float] = time.time, option: str | No
     return t
 
 
+RANGE_POINTS = 10_000
+
+
 def _range(seconds: float) -> str:
     return f"{max(1, int(round(seconds)))}s"
 
@@ -73,13 +76,14 @@ class PrometheusSource:
     def _unavailable(self, why: str) -> ServiceUnavailableError:
         return ServiceUnavailableError(f"Prometheus at {self.url} is unavailable ({why}); start it, or use --records")
 
-    def query(self, expr: str, at: float) -> list[dict[str, Any]]:
-        """An instant query at unix time ``at``; a one-line error when Prometheus cannot answer."""
+    def _ask(self, call: Callable[[], Any]) -> Any:
+        """``call()`` against Prometheus, its failures as one-line errors: unavailable (69), or a
+        query Prometheus rejected (65)."""
         import requests
         from prometheus_api_client import PrometheusApiClientException
 
         try:
-            return self.client.custom_query(expr, params={"time": f"{at:.3f}"})
+            return call()
         except requests.exceptions.Timeout:
             raise self._unavailable(f"no answer within {self.timeout_s:g} s") from None
         except requests.exceptions.ConnectionError:
@@ -91,10 +95,45 @@ class PrometheusSource:
             if "HTTP Status Code 400" in text or "HTTP Status Code 422" in text:
                 raise DataError(f"Prometheus rejected a query: {text}") from None
             raise self._unavailable(text) from None
-        except ValueError:
+        except (ValueError, KeyError, TypeError):
             raise self._unavailable("the answer is not the Prometheus HTTP API's JSON") from None
-        except KeyError:
-            raise self._unavailable("the answer is not the Prometheus HTTP API's JSON") from None
+
+    def query(self, expr: str, at: float) -> list[dict[str, Any]]:
+        """An instant query at unix time ``at``; a one-line error when Prometheus cannot answer."""
+        return self._ask(lambda: self.client.custom_query(expr, params={"time": f"{at:.3f}"}))
+
+    def query_range(self, expr: str, start: float, end: float, step_s: float) -> list[dict[str, Any]]:
+        """A range query from ``start`` to ``end`` (whole seconds) every ``step_s``, asked in pieces
+        of at most ``RANGE_POINTS`` points (Prometheus refuses more than 11,000) and joined per series."""
+        from datetime import datetime, timezone
+
+        step = f"{step_s:g}s"
+        pieces = []
+        t = start
+        while t <= end:
+            last = min(end, t + (RANGE_POINTS - 1) * step_s)
+            pieces.append((t, last))
+            t = last + step_s
+
+        def piece(a: float, b: float) -> list[dict[str, Any]]:
+            at = lambda x: datetime.fromtimestamp(x, tz=timezone.utc)  # noqa: E731
+            return self._ask(lambda: self.client.custom_query_range(expr, at(a), at(b), step))
+
+        series: dict[tuple, dict[str, Any]] = {}
+        for part in self._map(lambda ab: piece(*ab), pieces):
+            for row in part:
+                key = tuple(sorted(row["metric"].items()))
+                series.setdefault(key, {"metric": row["metric"], "values": []})["values"] += row["values"]
+        return list(series.values())
+
+    def _map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        """``fn`` over ``items``, a few at a time (Prometheus answers range queries in parallel)."""
+        if len(items) <= 1:
+            return [fn(x) for x in items]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(4, len(items))) as pool:
+            return list(pool.map(fn, items))
 
     def scalar(self, expr: str, at: float) -> float | None:
         """The value of a query that gives one series (None: no series, or NaN)."""
@@ -245,3 +284,129 @@ class PrometheusSource:
             figures=self.figures(spec, start, end, price),
             spec=spec.to_dict(),
         )
+
+    # ---- the SLO review's histories ------------------------------------------------------
+
+    def _values(self, expr: str, points: Any, step_s: float) -> Any:
+        """One series' values at ``points`` (NaN where Prometheus has none); the series are summed
+        when the query gives several."""
+        import numpy as np
+
+        out = np.full(len(points), np.nan)
+        index = {int(round(t)): i for i, t in enumerate(points)}
+        for row in self.query_range(expr, float(points[0]), float(points[-1]), step_s):
+            for t, v in row["values"]:
+                i = index.get(int(round(float(t))))
+                x = float(v)
+                if i is not None and math.isfinite(x):
+                    out[i] = x if math.isnan(out[i]) else out[i] + x
+        return out
+
+    @staticmethod
+    def _growth(values: Any) -> Any:
+        """Per step, how much a counter read at each point grew since the point before: across a
+        gap, since the last point read; after a reset (a fall), its value since the reset."""
+        import numpy as np
+
+        grown = np.zeros(len(values) - 1)
+        last = values[0] if math.isfinite(values[0]) else None
+        for i in range(1, len(values)):
+            v = values[i]
+            if not math.isfinite(v):
+                continue
+            if last is not None:
+                grown[i - 1] = v - last if v >= last else v
+            last = v
+        return grown
+
+    def _alert_rules(self, spec: SLOSpec) -> dict[str, dict[str, bool]] | None:
+        """Per SLO (``sloth_id``), its alerting rules loaded in Prometheus by severity and whether each
+        fires now; None when the rules API does not answer (an old Prometheus, a proxy)."""
+        import requests
+
+        def ask() -> Any:
+            r = self.client._session.get(f"{self.url}/api/v1/rules", params={"type": "alert"}, timeout=self.timeout_s)
+            if r.status_code != 200:
+                return None
+            return r.json()["data"]["groups"]
+
+        try:
+            groups = self._ask(ask)
+        except ServiceUnavailableError:
+            raise
+        except (DataError, requests.exceptions.RequestException):
+            return None
+        if groups is None:
+            return None
+        out: dict[str, dict[str, bool]] = {}
+        for g in groups:
+            for rule in g.get("rules") or ():
+                labels = rule.get("labels") or {}
+                sid, sev = labels.get("sloth_id"), labels.get("sloth_severity")
+                if sid and sev:
+                    out.setdefault(sid, {})[sev] = rule.get("state") == "firing"
+        return out
+
+    def _fired(self, sid: str, points: Any, step_s: float) -> Any:
+        """Episodes of the ``ALERTS`` series of one SLO (firing state), per severity."""
+        import numpy as np
+
+        from harness.slo.review import Episode
+
+        expr = promql.selector("ALERTS", {"sloth_id": sid}, 'alertstate="firing"')
+        out = []
+        for row in self.query_range(expr, float(points[0]), float(points[-1]), step_s):
+            sev = row["metric"].get("sloth_severity", "")
+            seen = np.zeros(len(points), dtype=bool)
+            index = {int(round(t)): i for i, t in enumerate(points)}
+            for t, _v in row["values"]:
+                i = index.get(int(round(float(t))))
+                if i is not None:
+                    seen[i] = True
+            edges = np.diff(np.concatenate([[0], seen.astype(np.int8), [0]]))
+            for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1):
+                end = None if b == len(points) - 1 else float(points[b] + step_s)
+                out.append(Episode(sev, float(points[a]), end, source="prometheus"))
+        return tuple(sorted(out, key=lambda e: (e.start, e.severity)))
+
+    def history(self, spec: SLOSpec, grid: Any) -> list[Any]:
+        """Each SLO's good and total events per step of ``grid`` (``harness.slo.review``): the
+        growth of its counters between the steps' ends (exact while no counter resets), or, for an
+        SLO's own ``promql``, its rates over one step times the step; the episodes of its alerts in
+        ``ALERTS`` and whether each fires now, where the generated rules are loaded."""
+        import numpy as np
+
+        from harness.slo.review import SLOHistory
+        from harness.slo.rules import rule_labels
+
+        self.check()
+        points = grid.start + grid.step_s * np.arange(grid.n + 1, dtype=float)
+        rules = self._alert_rules(spec)
+        # the rules API says what fires now: the window's state only when the window ends about now
+        recent = time.time() - grid.end <= 2 * grid.step_s + 60
+        out = []
+        for slo in spec.slos:
+            counters = queries.sli_counters(slo, spec.selector)
+            rates = None if counters else queries.sli_rates(slo, spec.selector, _range(grid.step_s))
+            zero = np.zeros(grid.n)
+            if counters is None and rates is None:
+                why = (
+                    "a raw error_ratio query gives a ratio, not event counts"
+                    if queries.raw_error_ratio(slo, "5m") is not None
+                    else f"Prometheus has no metric for a {slo.sli} SLI"
+                )
+                out.append(SLOHistory(slo, zero, zero.copy(), f"no data: {why}"))
+                continue
+            if counters is not None:
+                errors, total = (self._growth(self._values(q, points, grid.step_s)) for q in counters)
+            else:
+                errors, total = (np.nan_to_num(self._values(q, points[1:], grid.step_s)) * grid.step_s for q in rates)
+            total = np.clip(total, 0.0, None)
+            bad = np.clip(errors, 0.0, total)
+            sid = rule_labels(spec, slo)["sloth_id"]
+            loaded = None if rules is None else rules.get(sid)
+            fired = self._fired(sid, points[1:], grid.step_s) if loaded else None
+            firing = frozenset(s for s, on in loaded.items() if on) if loaded and recent else None
+            note = "" if total.sum() > 0 else "no data: no events in the window"
+            out.append(SLOHistory(slo, total - bad, total, note, fired, firing))
+        return out
