@@ -44,12 +44,13 @@ import re
 import socket
 import struct
 import threading
-from dataclasses import asdict, dataclass, field, fields, replace
 from http import HTTPStatus
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Annotated, Any, Callable, Literal, Mapping, NamedTuple, get_args, get_origin
 from urllib.parse import urlsplit
 
-from harness.faults import clean_fault_fields, field_kind
+from pydantic import Field
+
+from harness.faults import OFF_WHEN_EMPTY, FaultFields, Millis, Rate, Text
 from harness.load.background import BackgroundServer
 
 __all__ = [
@@ -70,7 +71,8 @@ _MAX_HEAD = 64 * 1024
 _HANG_MAX_S = 600.0
 
 CAPTION_PATH = "/v1/caption"
-CAPTION_FAULTS: tuple[str, ...] = ("replace", "reorder", "truncate", "repeat", "blank", "append")
+CaptionFault = Literal["replace", "reorder", "truncate", "repeat", "blank", "append"]
+CAPTION_FAULTS: tuple[str, ...] = get_args(CaptionFault)
 DEFAULT_APPEND_TEXT = " contact jane.doe@example.com or +1 650 253 0000"
 # Words a ``replace`` fault swaps for another of their group: the caption keeps its shape but
 # says the wrong thing.
@@ -93,49 +95,29 @@ _SWAPS = {w: group for group in SWAP_GROUPS for w in group}
 _AFFIX = re.compile(r"^(\W*)(.*?)(\W*)$", re.S)
 
 
-@dataclass(frozen=True)
-class ProxyFaults:
-    """What the proxy injects (checked on construction: ``ValueError`` names a bad field). Rates
-    are per request; ``bandwidth_bps`` (0: unlimited) caps bytes per second each way on each
-    connection. ``unsafe_rate`` and ``slow_start_s`` are accepted for API compatibility with the
-    reference server and have no effect here. The flaw fields (from ``caption_fault`` on) act on
-    the captioning route only: see the module's docstring."""
+class ProxyFaults(FaultFields):
+    """What the proxy injects (checked on construction: ``ValueError`` names a bad field; the rules
+    are ``harness.faults``'). Rates are per request; ``bandwidth_bps`` (0: unlimited) caps bytes
+    per second each way on each connection. ``unsafe_rate`` and ``slow_start_s`` are accepted for
+    API compatibility with the reference server and have no effect here. The flaw fields (from
+    ``caption_fault`` on) act on the captioning route only: see the module's docstring."""
 
-    latency_ms: float = 0.0
-    jitter_ms: float = 0.0
-    error_rate: float = 0.0
-    hang_rate: float = 0.0
-    reset_rate: float = 0.0
-    bandwidth_bps: float = 0.0
-    unsafe_rate: float = 0.0
-    slow_start_s: float = 0.0
-    caption_fault: str | None = field(
-        default=None, metadata={"choices": CAPTION_FAULTS, "help": "how a faulted caption is rewritten"}
+    reset_rate: Rate = Field(0.0, description="share of connections reset")
+    bandwidth_bps: float = Field(0.0, ge=0.0, le=1e12, description="bytes per second each way (0: unlimited)")
+    caption_fault: Annotated[CaptionFault | None, OFF_WHEN_EMPTY] = Field(
+        None, description="how a faulted caption is rewritten"
     )
-    caption_fault_rate: float = field(default=0.0, metadata={"help": "fraction of 2xx captions rewritten"})
-    append_text: str = field(default=DEFAULT_APPEND_TEXT, metadata={"help": "what caption_fault=append adds"})
-    confidence_value: float | None = field(
-        default=None, metadata={"range": (0.0, 1.0), "help": "confidence written over the service's"}
+    caption_fault_rate: Rate = Field(0.0, description="fraction of 2xx captions rewritten")
+    append_text: Text = Field(DEFAULT_APPEND_TEXT, description="what caption_fault=append adds")
+    confidence_value: float | None = Field(None, ge=0.0, le=1.0, description="confidence written over the service's")
+    confidence_rate: Rate = Field(0.0, description="fraction of 2xx answers given confidence_value")
+    confidence_on_fault: bool = Field(
+        False, description="give confidence_value to exactly the answers whose caption was faulted"
     )
-    confidence_rate: float = field(default=0.0, metadata={"help": "fraction of 2xx answers given confidence_value"})
-    confidence_on_fault: bool = field(
-        default=False, metadata={"help": "give confidence_value to exactly the answers whose caption was faulted"}
-    )
-    status_code: int = field(default=503, metadata={"range": (400, 599), "help": "status of injected error answers"})
-    status_rate: float = field(default=0.0, metadata={"help": "fraction of captioning requests answered status_code"})
-    slow_rate: float = field(default=0.0, metadata={"help": "fraction of captioning requests slowed by slow_ms"})
-    slow_ms: float = field(default=0.0, metadata={"help": "latency added to the slowed requests"})
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        clean = clean_fault_fields({f.name: getattr(self, f.name) for f in fields(self)}, fields(self), max_hour=False)
-        for name, value in clean.items():
-            object.__setattr__(self, name, value)
-
-    def with_updates(self, data: Mapping[str, Any]) -> "ProxyFaults":
-        """A copy with ``data``'s fields replaced; ``ValueError`` names a bad one."""
-        clean = clean_fault_fields(data, fields(self), max_hour=False)
-        return replace(self, **clean)
+    status_code: int = Field(503, ge=400, le=599, description="status of injected error answers")
+    status_rate: Rate = Field(0.0, description="fraction of captioning requests answered status_code")
+    slow_rate: Rate = Field(0.0, description="fraction of captioning requests slowed by slow_ms")
+    slow_ms: Millis = Field(0.0, description="latency added to the slowed requests")
 
     @property
     def faults_captions(self) -> bool:
@@ -459,7 +441,7 @@ class FaultProxy(BackgroundServer):
         except (ValueError, UnicodeDecodeError) as exc:
             return _json_response(400, {"error": {"code": "invalid_faults", "message": str(exc)}})
         return _json_response(
-            200, {"faults": asdict(self.faults), "active": self.faults.active, "counts": dict(self.counts)}
+            200, {"faults": self.faults.model_dump(), "active": self.faults.active, "counts": dict(self.counts)}
         )
 
     @staticmethod
@@ -605,7 +587,7 @@ class ProxyProcess:
     ):
         import sys
 
-        doc = asdict(faults) if isinstance(faults, ProxyFaults) else dict(faults or {})
+        doc = faults.model_dump() if isinstance(faults, ProxyFaults) else dict(faults or {})
         doc.pop("seed", None)
         self.cmd = [
             sys.executable,
@@ -660,23 +642,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it ends")
     p.add_argument("--faults", default=None, metavar="JSON", help="fault fields as a JSON object (over the flags)")
-    for f in fields(ProxyFaults):
-        if f.name == "seed":
-            continue
-        flag, kind = "--" + f.name.replace("_", "-"), field_kind(f)[0]
-        if kind == "bool":
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata.get("help"))
+    flags = [name for name in ProxyFaults.model_fields if name != "seed"]
+    for name in flags:
+        info = ProxyFaults.model_fields[name]
+        flag = "--" + name.replace("_", "-")
+        # A flag's text becomes the field's type (null aside), a choice one of its Literal's; the
+        # model checks the value.
+        types = (info.annotation, *get_args(info.annotation))
+        kind = next((t for t in types if t in (bool, int, float)), str)
+        choices = next((get_args(t) for t in types if get_origin(t) is Literal), None)
+        if kind is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=info.description)
         else:
-            p.add_argument(
-                flag,
-                type={"float": float, "int": int, "str": str}[kind],
-                default=f.default,
-                choices=f.metadata.get("choices"),
-                help=f.metadata.get("help"),
-            )
+            p.add_argument(flag, type=kind, choices=choices, default=None, help=info.description)
     args = p.parse_args(argv)
     try:
-        faults = ProxyFaults(**{f.name: getattr(args, f.name) for f in fields(ProxyFaults) if f.name != "seed"})
+        faults = ProxyFaults.parse({n: getattr(args, n) for n in flags if getattr(args, n) is not None})
         if args.faults:
             extra = json.loads(args.faults)
             if not isinstance(extra, dict):

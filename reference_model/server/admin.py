@@ -26,7 +26,7 @@ def _service(request: Request) -> CaptionService:
 
 def _state_response(injector: FaultInjector) -> Response:
     body = {
-        "faults": injector.spec.to_dict(),
+        "faults": injector.spec.model_dump(),
         "active": injector.active,
         "slow_start_remaining_s": round(injector.slow_start_remaining(), 3),
     }

@@ -6,39 +6,25 @@ from __future__ import annotations
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Callable, Mapping, Sequence
 
-from harness.faults import clean_fault_fields
+from pydantic import Field
+
+from harness.faults import FaultFields, Rate, Seconds
 
 __all__ = ["FaultSpec", "FaultInjector"]
 
 
-@dataclass(frozen=True)
-class FaultSpec:
-    """What is injected. Rates are probabilities per request; latency is added to each inference
-    batch (``latency_ms`` plus a uniform draw in ``[0, jitter_ms]``), so it costs capacity the way
-    a slow model does; ``slow_start_s`` keeps the server unready that long. Asynchronous jobs:
-    ``stall_s`` stops the job worker that long (jobs are still accepted), ``drop_rate`` is the
-    probability that an accepted job is silently lost (it stays pending until it expires)."""
+class FaultSpec(FaultFields):
+    """What is injected (``harness.faults``' fields and rules; ``ValueError`` names a bad field).
+    Rates are probabilities per request; latency is added to each inference batch (``latency_ms``
+    plus a uniform draw in ``[0, jitter_ms]``), so it costs capacity the way a slow model does;
+    ``slow_start_s`` keeps the server unready that long. Asynchronous jobs: ``stall_s`` stops the
+    job worker that long (jobs are still accepted), ``drop_rate`` is the probability that an
+    accepted job is silently lost (it stays pending until it expires)."""
 
-    latency_ms: float = 0.0
-    jitter_ms: float = 0.0
-    error_rate: float = 0.0
-    hang_rate: float = 0.0
-    unsafe_rate: float = 0.0
-    slow_start_s: float = 0.0
-    stall_s: float = 0.0
-    drop_rate: float = 0.0
-    seed: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def with_updates(self, data: Mapping[str, Any]) -> "FaultSpec":
-        """A copy with the fields in ``data`` replaced; ``ValueError`` names a bad field."""
-        clean = clean_fault_fields(data, (f.name for f in fields(self)))
-        return replace(self, **clean)
+    stall_s: Seconds = Field(0.0, description="the asynchronous job worker stops this long from now")
+    drop_rate: Rate = Field(0.0, description="share of accepted asynchronous jobs silently lost")
 
 
 class FaultInjector:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from reference_model.server.faults import FaultSpec
 from reference_model.server.settings import IMAGE_TYPES, ServerSettings
 
 __all__ = [
@@ -86,30 +87,17 @@ class ModelInfo(BaseModel):
     faults_enabled: bool
 
 
-class FaultSpecModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    latency_ms: float = Field(0.0, ge=0, le=3_600_000, description="added to every inference batch")
-    jitter_ms: float = Field(0.0, ge=0, le=3_600_000, description="plus a uniform draw in [0, jitter_ms]")
-    error_rate: float = Field(0.0, ge=0, le=1, description="share of requests answered 500")
-    hang_rate: float = Field(0.0, ge=0, le=1, description="share of requests never answered")
-    unsafe_rate: float = Field(0.0, ge=0, le=1, description="share of captions given an unflagged blocklisted word")
-    slow_start_s: float = Field(0.0, ge=0, le=3600, description="unready for this long from now")
-    stall_s: float = Field(0.0, ge=0, le=3600, description="the asynchronous job worker stops this long from now")
-    drop_rate: float = Field(0.0, ge=0, le=1, description="share of accepted asynchronous jobs silently lost")
-    seed: int | None = Field(None, description="seed of the fault draws (default: the server's)")
-
-
 class FaultState(BaseModel):
-    faults: FaultSpecModel
+    faults: FaultSpec
     active: bool
     slow_start_remaining_s: float
 
 
 def fault_request_schema() -> dict[str, Any]:
     """The request body of ``POST /admin/faults``: any subset of the fault fields."""
-    schema = FaultSpecModel.model_json_schema()
+    schema = FaultSpec.model_json_schema()
     schema.pop("title", None)
+    schema.pop("description", None)
     for prop in schema["properties"].values():
         prop.pop("title", None)
         prop.pop("default", None)

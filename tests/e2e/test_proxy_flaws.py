@@ -12,7 +12,7 @@ import pytest
 
 from harness.client import CaptionClient
 from harness.datasets import generate_shapes
-from harness.faults import clean_fault_fields
+from harness.faults import FaultFields
 from harness.load.background import BackgroundServer
 from harness.load.proxy import (
     CAPTION_FAULTS,
@@ -304,11 +304,25 @@ def test_flaw_fields_are_checked_one_line_each() -> None:
     f = ProxyFaults().with_updates({"caption_fault": "blank", "caption_fault_rate": 1, "confidence_value": None})
     assert (f.caption_fault, f.caption_fault_rate, f.confidence_value) == ("blank", 1.0, None)
     assert f.with_updates({"caption_fault": ""}).caption_fault is None  # empty: off
-    # the reference server's fields by name keep their rules
-    by_name = clean_fault_fields({"latency_ms": 5, "seed": None}, ["latency_ms", "seed"])
-    assert by_name == {"latency_ms": 5.0, "seed": None}
-    with pytest.raises(ValueError, match="latency_ms is over one hour"):
-        clean_fault_fields({"latency_ms": 3_600_001}, ["latency_ms"])
+    # the fields the proxy shares with the reference server keep their rules, at the proxy too
+    shared = FaultFields.parse({"latency_ms": 5, "seed": None})
+    assert (shared.latency_ms, shared.seed) == (5.0, None) and type(shared.latency_ms) is float
+    for bad, message in (
+        ({"latency_ms": 3_600_001}, "latency_ms is over one hour"),
+        ({"slow_start_s": 3601}, "slow_start_s is over one hour"),
+        ({"latency_ms": "1"}, "latency_ms must be a number$"),
+        ({"latency_ms": True}, "latency_ms must be a number$"),
+        ({"latency_ms": float("nan")}, "latency_ms must be a number$"),
+        ({"seed": 1.5}, "seed must be an integer or null"),
+        ({"colour": 1, "latency_ms": -1}, r"unknown fault field\(s\): colour \(known: "),
+    ):
+        for model in (FaultFields, ProxyFaults):
+            with pytest.raises(ValueError, match=message):
+                model.parse(bad)
+    with pytest.raises(ValueError, match="append_text is over 1000 characters"):
+        ProxyFaults(append_text="x" * 1001)
+    with pytest.raises(ValueError, match="bandwidth_bps must be between 0 and 1e"):
+        ProxyFaults(bandwidth_bps=-1)
 
 
 def test_active_means_something_is_injected() -> None:

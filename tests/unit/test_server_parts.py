@@ -167,6 +167,9 @@ def test_fault_spec_validation_names_the_bad_field():
         ({"hang_rate": "half"}, "hang_rate"),
         ({"colour": 1}, "colour"),
         ({"seed": 1.5}, "seed"),
+        ({"stall_s": 3601}, "stall_s is over one hour"),
+        ({"drop_rate": True}, "drop_rate must be a number"),
+        ({"latency_ms": "10"}, "latency_ms must be a number"),
     ):
         with pytest.raises(ValueError, match=word):
             FaultSpec().with_updates(bad)
