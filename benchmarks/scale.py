@@ -11,7 +11,9 @@ hundred, as a production service samples them; seeded), then runs, each in a pro
   minute, its alert windows' lead-in read from the week before),
 
 and reports each one's wall time and peak resident memory (``os.wait4``: the child's own maximum
-RSS). DuckDB, BLAS and the drift detectors get 2 threads. The dataset is deleted afterwards.
+RSS). The records are generated in a process of their own too: a child's maximum RSS starts at its
+parent's at the fork, so a parent that held the generated records would set every child's figure.
+DuckDB, BLAS and the drift detectors get 2 threads. The dataset is deleted afterwards.
 
     nice -n 10 python benchmarks/scale.py [--sizes 1e6,3e6,1e7] [--dir /tmp/scale] [--keep]
 """
@@ -126,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", type=Path, default=Path("/tmp/harness-scale"), help="where the datasets go")
     p.add_argument("--keep", action="store_true", help="keep the generated datasets")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--generate", type=Path, help=argparse.SUPPRESS)  # the child that writes one dataset
     args = p.parse_args(argv)
+    if args.generate is not None:
+        print(f"{generate(args.generate, int(float(args.sizes)), args.seed):.1f}")
+        return 0
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     harness = [sys.executable, "-m", "harness"]
     since = str(WEEK_START + 7 * DAY)
@@ -137,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(ds, ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)
         try:
-            gen = generate(ds, n, args.seed)
+            child = [sys.executable, __file__, "--generate", str(ds), "--sizes", str(n), "--seed", str(args.seed)]
+            gen = float(subprocess.run(child, check=True, capture_output=True, text=True).stdout.split()[-1])
             disk = sum(f.stat().st_size for f in ds.rglob("*.parquet")) / 2**30
             print(f"{n:,} records a week: generated 2 weeks in {gen:.0f} s, {disk:.2f} GiB of parquet", flush=True)
             drift = measure(

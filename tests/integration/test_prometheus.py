@@ -241,3 +241,41 @@ def test_an_openslo_documents_queries_are_what_prometheus_is_asked(loaded):
     assert from_records.slo.name == "availability" and from_records.sli.total == N_IMAGES + N_BAD_BODIES
     assert avail.sli.ratio == pytest.approx(from_records.sli.ratio, abs=0.02)
     assert avail.windows[0].long_burn is not None
+
+
+# An SLO of an hour whose one alert looks at 20 s and 5 s: the load's few seconds are enough for it.
+REVIEW_SPEC = """
+service: captioner
+slos:
+  - name: availability
+    sli: availability
+    objective: 0.99
+    period: 1h
+    windows:
+      - {severity: page, burn_rate: 2, long: 20s, short: 5s}
+"""
+
+
+def test_slo_review_from_the_live_prometheus_and_from_the_records_agree(loaded):
+    """The same seconds reviewed from Prometheus (the server's counters, scraped every second) and
+    from the records of the requests: the same SLI within the margin above, and the page's
+    condition met in both while a quarter of the answers failed."""
+    import math
+
+    from harness.slo.history import records_history
+    from harness.slo.review import build_review, review_grid
+
+    _spec, prom, records, start, end, statuses = loaded
+    spec = parse_spec(REVIEW_SPEC)
+    end_s = math.floor(end)
+    grid = review_grid(end_s, end_s - math.ceil(start), spec.slos, step_s=1.0)
+    from_prom = build_review(spec, PrometheusSource(prom.url).history(spec, grid), grid, {"kind": "prometheus"})
+    from_records = build_review(spec, records_history(spec, [records], grid), grid, {"kind": "records"})
+    p, r = from_prom.slos[0], from_records.slos[0]
+    n, fails = N_IMAGES + N_BAD_BODIES, statuses.count(500)
+    assert (r.sli.total, r.sli.bad) == (n, fails)
+    assert p.sli.total == pytest.approx(n, rel=0.01) and p.sli.bad == pytest.approx(fails, rel=0.01)
+    assert p.budget.remaining == pytest.approx(r.budget.remaining, abs=0.5)  # the same 1% budget, a few counts
+    # a quarter of the answers failed: 25x a 1% budget over both windows, so the page's condition held
+    assert p.alerts[0].episodes and r.alerts[0].episodes
+    assert p.alerts[0].peak >= 2 and r.alerts[0].peak >= 2
