@@ -182,7 +182,9 @@ def _stamp(path: Path) -> tuple[str, int, int]:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _read_json(path: str, _mtime: int, _size: int) -> Any:
+def _read_json(path: str, mtime: int, size: int) -> Any:
+    """The file's document, cached by path and stamp: a file rewritten since is read again
+    (Streamlit leaves arguments named with a leading underscore out of the cache key)."""
     return json.loads(Path(path).read_text())
 
 
@@ -211,7 +213,7 @@ RECORDS_SHOWN = 200_000
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _read_records(path: str, _mtime: int, _size: int) -> pd.DataFrame:
+def _read_records(path: str, mtime: int, size: int) -> pd.DataFrame:
     from harness.records import load_records
 
     return load_records(path, embeddings="skip", sample=RECORDS_SHOWN)

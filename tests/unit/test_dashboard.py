@@ -395,3 +395,22 @@ def test_oncall_page_shows_pipeline_lag_of_an_asynchronous_run(reports, tmp_path
         ("Drain time", "12.5 s"),
         ("Missing captions", "3"),
     ]
+
+
+def test_a_rewritten_run_file_is_read_again():
+    """The board's readers are cached by the file's stamp: a decision.json rewritten is read anew."""
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "dashboards"))
+    import board
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "decision.json"
+        path.write_text('{"verdict": "PROMOTE"}')
+        assert board.read_json(path)[0] == {"verdict": "PROMOTE"}
+        time.sleep(0.01)
+        path.write_text('{"verdict": "ROLLBACK"}')
+        assert board.read_json(path)[0] == {"verdict": "ROLLBACK"}
