@@ -32,6 +32,7 @@ COMMANDS: tuple[str, ...] = (
     "slo",
     "rules",
     "score",
+    "grade",
     "evaluate",
     "drift",
     "records",

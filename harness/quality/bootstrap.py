@@ -9,13 +9,20 @@ intervals.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from harness.quality.scorer import MetricScore
 
-__all__ = ["Interval", "PairedDifference", "bootstrap_intervals", "paired_bootstrap", "resample_weights"]
+__all__ = [
+    "Interval",
+    "PairedDifference",
+    "bootstrap_intervals",
+    "paired_bootstrap",
+    "resample_weights",
+    "statistic_interval",
+]
 
 _CHUNK = 250
 
@@ -127,3 +134,27 @@ def paired_bootstrap(
     return PairedDifference(
         a.name, a.corpus, b.corpus, a.corpus - b.corpus, Interval(lo, hi, level, n_resamples, seed), p, n
     )
+
+
+def statistic_interval(
+    statistic: Callable[[np.ndarray], float],
+    n: int,
+    n_resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Interval | None:
+    """Percentile interval of ``statistic`` over resamples of ``n`` items, each resample handed to it
+    as the indices of the items drawn (with repeats). Resamples where it is undefined (NaN: every
+    item drawn alike, say) are left out; None when it is undefined on all of them."""
+    _check(n_resamples, level)
+    if n < 1:
+        raise ValueError("no items to resample")
+    items = np.arange(n)
+    draws = np.array(
+        [statistic(np.repeat(items, row.astype(int))) for w in resample_weights(n, n_resamples, seed) for row in w],
+        dtype=float,
+    )
+    draws = draws[np.isfinite(draws)]
+    if not draws.size:
+        return None
+    return Interval(*_bounds(draws, level), level, n_resamples, seed)

@@ -20,7 +20,16 @@ from typing import Hashable, Literal, Mapping, Sequence
 from harness.errors import DataError, InputMissingError, UsageError
 from harness.text import from_csv_cell
 
-__all__ = ["HybridConfig", "Rating", "HybridScore", "load_ratings", "hybrid_score", "RATING_MIN", "RATING_MAX"]
+__all__ = [
+    "HybridConfig",
+    "Rating",
+    "HybridScore",
+    "load_ratings",
+    "load_rated_captions",
+    "hybrid_score",
+    "RATING_MIN",
+    "RATING_MAX",
+]
 
 RATING_MIN, RATING_MAX = 1.0, 5.0
 
@@ -80,6 +89,12 @@ class HybridScore:
 def load_ratings(path: str | Path) -> tuple[Rating, ...]:
     """Read a CSV with columns ``image_id, rater, rating`` (ratings 1 to 5); cells neutralised
     against spreadsheet formulas (``harness.text.csv_cell``) are read back as they were."""
+    return tuple(r for r, _ in load_rated_captions(path))
+
+
+def load_rated_captions(path: str | Path) -> tuple[tuple[Rating, str | None], ...]:
+    """``load_ratings`` with the caption each rating is of, from the file's ``caption`` column (the
+    rating page writes it); None where the file has no such column or the cell is empty."""
     path = Path(path)
     if not path.exists():
         raise InputMissingError(f"{path}: ratings file not found")
@@ -103,7 +118,8 @@ def load_ratings(path: str | Path) -> tuple[Rating, ...]:
                     raise DataError(f"{path}: line {line}: rating {raw!r} is not a number") from None
                 if not RATING_MIN <= value <= RATING_MAX:
                     raise DataError(f"{path}: line {line}: rating {value:g} is outside 1 to 5")
-                out.append(Rating(image_id.strip(), (rater or "").strip(), value))
+                caption = from_csv_cell(row.get("caption"))
+                out.append((Rating(image_id.strip(), (rater or "").strip(), value), caption or None))
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a UTF-8 text file") from None
     return tuple(out)
