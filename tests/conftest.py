@@ -69,6 +69,7 @@ LONGEST_FIRST = (
     "test_judge_records.py",
     "test_gate.py",
     "test_gate_flaws.py",
+    "test_judge_flaws.py",
     "test_scenarios.py",
     "test_drift_cli.py",
     "test_judge_prometheus.py",

@@ -1,11 +1,13 @@
-"""The flaw zoo against the gate: each partial regression, on a fifth of the requests, built with
-the fault proxy in front of a real reference server, is never promoted; personal data, blank or
-unusable answers and 5xx are rolled back."""
+"""The flaw zoo against the live gate: a partial regression on a fifth of the requests, built with
+the fault proxy in front of a real reference server, is never promoted. Two flaws go end to end
+here, one in the answers (``wrong_words``) and one in the tail (``slow_tail``); every flaw of the
+zoo, these two included, is judged on a recorded gate run mutated offline by the proxy's own code
+in ``tests/integration/test_judge_flaws.py`` (each verdict and the metric that catches it)."""
 
 import pytest
 
 from harness.canary.gate import GateConfig, run_gate
-from harness.load.flaws import FLAWS, flaw_faults
+from harness.load.flaws import flaw_faults
 from harness.load.proxy import ProxyProcess
 
 pytest.importorskip("torch")
@@ -13,16 +15,9 @@ pytest.importorskip("torch")
 # 100 images: the evaluation set a flaw must be caught on; a short load keeps the suite fast
 # (benchmarks/gate_power.py measures detection with 20-30 s of load).
 RUN = dict(duration_s=3.0, users=4, dataset="shapes:100", concurrency=4)
-ROLLED_BACK = {
-    "wrong_words": "quality",
-    "reordered": "quality",
-    "truncated": "quality",
-    "repeated": "quality",
-    "blank": "blank_rate",
-    "pii": "pii_rate",
-    "overconfident": "quality",
-    "status_502": "error_rate",
-}
+# One flaw in the answers, one in the tail; the others: tests/integration/test_judge_flaws.py.
+END_TO_END = ("wrong_words", "slow_tail")
+ROLLED_BACK = {"wrong_words": "quality"}
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +42,7 @@ def _metric(rec, name):
     return next(m for m in rec["metrics"] if m["name"] == name)
 
 
-@pytest.mark.parametrize("flaw", list(FLAWS))
+@pytest.mark.parametrize("flaw", END_TO_END)
 def test_a_fifth_of_flawed_requests_is_never_promoted(servers, tmp_path, flaw):
     stable, twin = servers
     faults = flaw_faults(flaw, 0.2)
@@ -62,13 +57,6 @@ def test_a_fifth_of_flawed_requests_is_never_promoted(servers, tmp_path, flaw):
         assert any(r.startswith(f"critical metric {m['name']} failed") for r in rec["reasons"])
     if flaw == "slow_tail":
         assert "High" in (_metric(rec, "latency_p95")["classification"], _metric(rec, "latency_p99")["classification"])
-    if flaw == "pii":
-        found = {(f["target"], f["check"]) for f in rec["findings"]}
-        assert ("canary", "pii") in found and ("baseline", "pii") not in found
-        ex = next(f for f in rec["findings"] if f["check"] == "pii")["examples"][0]
-        assert "jane.doe@example.com" in ex["match"]
-    if flaw == "overconfident":
-        assert _metric(rec, "calibration")["classification"] == "High"
     if flaw == "wrong_words":
         q = _metric(rec, "quality")
         assert q["details"]["better"] == 0 and q["details"]["worse"] >= 10

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from dataclasses import replace
 
-import pandas as pd
 import pytest
 
+from factories import write_records
 from harness.canary.analysis import ANALYSIS_JSON, AnalysisPlan, run_analysis
 from harness.canary.judge import judge
 from harness.canary.judgement import Settings, Source
@@ -17,17 +17,9 @@ from harness.canary.metric import JudgeConfig, for_traffic
 from harness.canary.observations import TargetData, metric_samples
 from harness.canary.sequential import Look, schedule, spent
 from harness.canary.simulation import simulate_traffic
-from harness.records import RecordWriter
 from harness.resources import example_path
 
 T0 = 1_700_000_000.0  # when the simulated production traffic starts (in the past: looks are due at once)
-
-
-def _write(folder, *frames):
-    df = pd.concat(frames, ignore_index=True).sort_values("t_start", kind="stable")
-    with RecordWriter(folder) as w:
-        w.write_many(df.astype(object).where(pd.notna(df), None).to_dict("records"))
-    return folder
 
 
 def _split(tmp_path, flaw=None, fraction=0.1, seed=1, n=6000, duration_s=300.0):
@@ -36,7 +28,7 @@ def _split(tmp_path, flaw=None, fraction=0.1, seed=1, n=6000, duration_s=300.0):
     canary = simulate_traffic(
         int(n * 0.2), target="canary", seed=2 * seed + 1, t0=T0, duration_s=duration_s, flaw=flaw, fraction=fraction
     )
-    return _write(tmp_path / "production", stable, canary)
+    return write_records(tmp_path / "production", stable, canary)
 
 
 def _harness(*args, timeout=300):
@@ -233,7 +225,7 @@ def test_an_analysis_stopped_midway_resumes_at_its_next_look(tmp_path):
 
 def test_a_look_with_no_data_for_a_target_holds_and_the_analysis_goes_on(tmp_path):
     late = simulate_traffic(600, target="canary", seed=3, t0=T0 + 60.0, duration_s=60.0)
-    prod = _write(
+    prod = write_records(
         tmp_path / "production", simulate_traffic(2400, target="stable", seed=2, t0=T0, duration_s=120.0), late
     )
     settings = Settings(example_path("slo.yaml"), replace(JudgeConfig(), min_samples=5))
@@ -257,7 +249,7 @@ def test_records_stamped_after_the_judges_clock_hold_the_look(tmp_path):
     ahead = [
         simulate_traffic(800, target=t, seed=s, t0=T0, duration_s=3600.0) for t, s in (("stable", 8), ("canary", 9))
     ]
-    prod = _write(tmp_path / "production", *ahead)
+    prod = write_records(tmp_path / "production", *ahead)
     settings = Settings(example_path("slo.yaml"), replace(JudgeConfig(), min_samples=5))
     out = tmp_path / "analysis"
     rec = run_analysis(

@@ -12,11 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
-import pandas as pd
 import pytest
 
+from factories import write_records
 from harness.canary.simulation import simulate_traffic
-from harness.records import RecordWriter
 from harness.report import notify
 from harness.report.notify import Notify, message, tell
 from prom_fixture import free_port, start_prometheus, start_pushgateway
@@ -34,10 +33,7 @@ def _records(tmp_path: Path, flaw: str | None = None, n: int = 6000, duration_s:
     canary = simulate_traffic(
         int(n * 0.2), target="canary", seed=3, t0=T0, duration_s=duration_s, flaw=flaw, model_version=version
     )
-    df = pd.concat([stable, canary], ignore_index=True).sort_values("t_start", kind="stable")
-    with RecordWriter(tmp_path / "production") as w:
-        w.write_many(df.astype(object).where(pd.notna(df), None).to_dict("records"))
-    return tmp_path / "production"
+    return write_records(tmp_path / "production", stable, canary)
 
 
 def _harness(*args) -> subprocess.CompletedProcess:
