@@ -159,10 +159,15 @@ def _evaluate(cfg: GateConfig, run_id: str, url: str, name: str, folder: Path, o
 
 
 def _score(df, references: dict) -> dict:
-    """One target's quality document (per image included: the judgement reads CIDEr-D from it)."""
+    """One target's quality document (per image included: the judgement reads CIDEr-D from it),
+    over the images with references (a set without any has none to score)."""
+    from harness.canary.observations import NO_REFERENCES
     from harness.quality import score_captions
     from harness.quality.evaluation import captions_from_records
 
+    references = {k: v for k, v in references.items() if v}
+    if not references:
+        return {"note": NO_REFERENCES}
     cands = captions_from_records(df, references)
     if not cands:
         return {"note": "no captions to score"}

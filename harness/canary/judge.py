@@ -17,7 +17,7 @@ from harness.canary.metric import JudgeConfig, MetricSpec
 from harness.canary.outcome import TestOutcome, classify_outcome, detectable, metric_result, tolerance
 from harness.canary.outcome import direction_class as _direction_class  # noqa: F401 (benchmarks/sequential.py)
 from harness.canary.rules import HALF_NO_DATA, decide
-from harness.canary.sample import MetricSample
+from harness.canary.sample import MetricSample, Missing
 from harness.canary.scoring import score_groups
 from harness.canary.verdict import MetricResult, Verdict
 from harness.verdicts import Classification
@@ -216,6 +216,10 @@ def _sign(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> TestOutco
     if (short := _need(spec, a, b, 1, sample)) is not None:
         return short
     s = sign_test(a, b, spec.delta, cfg.confidence, seed=cfg.seed)
+    # sign_test counts images lower on the canary as worse; for a metric whose harmful change is
+    # an increase (hallucination), the images higher on the canary are the worse ones.
+    worse, better = (s.better, s.worse) if spec.direction == "increase" else (s.worse, s.better)
+    beyond = f", by more than {spec.delta:g}" if spec.delta else ""
     return TestOutcome(
         "sign_test_paired",
         baseline=float(np.mean(a)),
@@ -229,10 +233,10 @@ def _sign(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> TestOutco
         relative_to=None,  # the effect is a share of images: the absolute tolerance alone
         # the churn both ways is the noise
         mde=sign_mde(s.n, min(s.better, s.worse), cfg.test_confidence, tolerance(spec, None)),
-        what=f"per-image {spec.name} ({s.worse} of {s.n} images worse, {s.better} better, by more than {spec.delta:g})",
+        what=f"per-image {spec.name} ({worse} of {s.n} images worse, {better} better{beyond})",
         details={
-            "worse": s.worse,
-            "better": s.better,
+            "worse": worse,
+            "better": better,
             "pairs": s.n,
             "delta": spec.delta,
             "mean_difference": float(np.mean(b - a)),
@@ -302,8 +306,35 @@ TEST_FUNCTIONS: dict[str, TestFunction] = {
 }
 
 
+def _missing(spec: MetricSpec, sample: MetricSample) -> MetricResult | None:
+    """NoData with the reason an observation gave (``Missing``: the data set holds nothing to
+    observe, such as no reference captions), or None when both sides gave observations."""
+    gone = [
+        (side, v) for side, v in (("baseline", sample.baseline), ("canary", sample.canary)) if isinstance(v, Missing)
+    ]
+    if not gone:
+        return None
+    reason = gone[0][1].reason
+    res = metric_result(
+        spec,
+        "NoData",
+        "none",
+        reason,
+        n_baseline=0 if isinstance(sample.baseline, Missing) else _size(sample.baseline),
+        n_canary=0 if isinstance(sample.canary, Missing) else _size(sample.canary),
+        details={"missing": gone[0][0] if len(gone) == 1 else "both"},
+    )
+    if spec.must_detect is not None:
+        return MetricResult(
+            **{**res.to_dict(), "adequate": False, "detectable": f"no {spec.name} regression: {reason}"}
+        )
+    return res
+
+
 def classify(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> MetricResult:
     """Compare one metric's baseline and canary observations with its test and classify."""
+    if (gone := _missing(spec, sample)) is not None:
+        return gone
     out = TEST_FUNCTIONS[spec.test](spec, sample, cfg)
     return out if isinstance(out, MetricResult) else classify_outcome(spec, out, cfg)
 

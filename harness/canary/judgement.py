@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from harness.canary.judge import judge
 from harness.canary.metric import JudgeConfig, burn_metric, drift_metric, for_traffic
-from harness.canary.observations import TargetData, findings, metric_samples
+from harness.canary.observations import NO_REFERENCES, TargetData, findings, metric_samples
+from harness.canary.sample import Missing
 from harness.canary.side import Side
 from harness.errors import DataError, InputMissingError
 
@@ -312,16 +313,24 @@ def judge_sources(
             k: replace(side, evaluation=replayed[k][0], per_image=dict(replayed[k][1]), quality=replayed[k][2])
             for k, side in sides.items()
         }
+    # A labelled set without reference captions (images replayed from a store without any, or a
+    # data set of images and their objects alone): what is scored against references has no data.
+    references = not (
+        (replayed is not None and not any(sides[k].per_image for k in ROLES))
+        or (dataset is not None and _has_references(dataset) is False)
+    )
     if not any(_empty(side) for side in sides.values()):
-        targets, slos, extra2 = _measure(sides, spec, thr, floor, traffic, blocklist, settings, inputs, out, dataset)
+        targets, slos, extra2 = _measure(
+            sides, spec, thr, floor, traffic, blocklist, settings, inputs, out, dataset, references
+        )
         artifacts.update(extra2.pop("artifacts", {}))
         reasons += extra2.pop("reasons", [])
         extra.update(extra2)
     cfgj = settings.judge
     if targets is not None and not all(t.evaluation is not None and len(t.evaluation) for t in targets):
         cfgj = for_traffic(cfgj)  # traffic records only (production): no paired evaluation
-    elif replayed is not None and not any(sides[k].per_image for k in ROLES):
-        cfgj = _without_references(cfgj)  # images replayed from a store with no references
+    elif not references:
+        cfgj = _without_references(cfgj)
     for s in slos:
         if s.target == "canary":
             cfgj = cfgj.with_metrics(burn_metric(s.name, s.page_factor))
@@ -412,11 +421,36 @@ def _without_references(cfg: JudgeConfig) -> JudgeConfig:
     )
 
 
+def _has_references(dataset: Path) -> bool | None:
+    """Whether any image of the labelled folder has a reference caption (None: the folder is not
+    there to say)."""
+    from harness.datasets import load_coco
+
+    if not Path(dataset).is_dir():
+        return None
+    try:
+        return any(it.captions for it in load_coco(dataset).items)
+    except (InputMissingError, DataError):
+        return None
+
+
+def _objects(dataset: Path | None):
+    """What each image of the labelled folder holds (``harness.quality.chair.DatasetObjects``), or
+    None when it does not say."""
+    if dataset is None:
+        return None
+    from harness.quality.chair import dataset_objects
+
+    return dataset_objects(dataset)
+
+
 def _empty(side: Side) -> bool:
     return all(d is None or not len(d) for d in (side.evaluation, side.load))
 
 
-def _measure(sides, spec, thr, floor, traffic, blocklist, settings: Settings, inputs, out: Path, dataset):
+def _measure(
+    sides, spec, thr, floor, traffic, blocklist, settings: Settings, inputs, out: Path, dataset, references=True
+):
     import pandas as pd
 
     from harness.canary import observations as o
@@ -448,6 +482,8 @@ def _measure(sides, spec, thr, floor, traffic, blocklist, settings: Settings, in
     figures, slos = {}, []
     # What one side cannot see (a Prometheus scope: captions, client timeouts) is compared on neither.
     captions, timeouts = (all(getattr(sides[k], f) for k in ROLES) for f in ("captions", "timeouts"))
+    evaluated = all(sides[k].evaluation is not None and len(sides[k].evaluation) for k in ROLES)
+    objects = _objects(dataset) if evaluated else None
     for k in ROLES:
         side = sides[k]
         ev, ld = side.evaluation, side.load
@@ -457,7 +493,7 @@ def _measure(sides, spec, thr, floor, traffic, blocklist, settings: Settings, in
         if versions and not target_info.get("model_version"):
             target_info["model_version"] = str(versions[0])
         qmap = pd.DataFrame({"image_id": list(side.per_image), "CIDEr-D": list(side.per_image.values())})
-        burn: dict[str, float | None] = {}
+        burn: dict[str, float | Missing | None] = {}
         if ld is not None and len(ld):
             from harness.canary.prom_scope import SCOPE_SLIS
 
@@ -467,11 +503,23 @@ def _measure(sides, spec, thr, floor, traffic, blocklist, settings: Settings, in
                 row = _slo_record(k, r)
                 slos.append(row)
                 burn[row.name] = row.burn_low
+                if row.burn_low is None and row.kind == "quality" and not references:
+                    burn[row.name] = Missing(NO_REFERENCES)  # its SLI is scored against references
             fig = srep.figures.to_dict()
         else:
             fig = {}
         by_target[k] = TargetData(
-            ev, ld, side.per_image, thr, floor, blocklist, burn=burn, has_captions=captions, has_timeouts=timeouts
+            ev,
+            ld,
+            side.per_image,
+            thr,
+            floor,
+            blocklist,
+            burn=burn,
+            has_captions=captions,
+            has_timeouts=timeouts,
+            objects=objects,
+            references=references,
         )
         figures[k] = _figures(fig, side.quality, by_target[k], thr)
         if not side.captions:
@@ -565,6 +613,7 @@ def _figures(fig: dict, qdoc: Mapping[str, Any], t: TargetData, thr: float) -> d
 
     cider = (qdoc.get("metrics") or {}).get("CIDEr-D") if isinstance(qdoc, dict) else None
     good = o.goodput(t)
+    chair = t.chair
     dur = fig.get("duration_s") or 0
     res = {
         k: fig.get(k) for k in ("requests", "throughput_rps", "p50_s", "p95_s", "p99_s", "coverage", "cost_per_1000")
@@ -583,9 +632,15 @@ def _figures(fig: dict, qdoc: Mapping[str, Any], t: TargetData, thr: float) -> d
             "hybrid_score": (qdoc.get("hybrid") or {}).get("score") if isinstance(qdoc, dict) else None,
             "goodput_rps": float(good.sum()) / dur if good is not None and dur > 0 else None,
             "latency_threshold_s": thr,
+            "chair_i": _float(chair.chair_i) if chair is not None else None,
+            "chair_s": _float(chair.chair_s) if chair is not None else None,
         }
     )
     return res
+
+
+def _float(x) -> float | None:
+    return None if x is None else float(x)
 
 
 def _slo_record(target: str, result: SLOResult) -> SloRecord:

@@ -222,6 +222,19 @@ DEFAULT_METRICS: tuple[MetricSpec, ...] = (
         description="per-image CIDEr-D, paired: images worse by more than the delta against images better",
     ),
     MetricSpec(
+        "hallucination",
+        "quality",
+        "sign",
+        "increase",
+        critical=True,
+        tolerance_abs=0.02,
+        observe=_obs("hallucination"),
+        description="per image, whether the caption names an object the image does not hold (CHAIR_s), paired: "
+        "images where only the canary's caption does against images where only the baseline's does (on these 0/1 "
+        "pairs the sign test is McNemar's exact test); needs the data set's objects (the shapes world, or a COCO "
+        "folder's instances.json), else NoData",
+    ),
+    MetricSpec(
         "confidence",
         "quality",
         "wilcoxon",

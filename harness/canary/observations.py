@@ -14,11 +14,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from harness.canary.sample import MetricSample
+from harness.canary.sample import MetricSample, Missing
 
-__all__ = ["TargetData", "metric_samples", "error_flags", "timeout_flags", "FINDING_EXAMPLES"]
+__all__ = ["TargetData", "metric_samples", "error_flags", "timeout_flags", "FINDING_EXAMPLES", "NO_REFERENCES"]
 
 FINDING_EXAMPLES = 5
+NO_REFERENCES = "no reference captions"  # why a metric scored against references has no data
 
 
 def _status(df) -> np.ndarray:
@@ -46,7 +47,10 @@ class TargetData:
     """One target's records and what was measured on them. ``evaluation`` and ``load`` are record
     DataFrames (either may be None), ``per_image_quality`` maps image id (as text) to CIDEr-D.
     For the canary, ``baseline_quality`` is the baseline's per-image quality: an image the canary
-    made worse (by more than ``quality_delta``) is a bad caption for calibration."""
+    made worse (by more than ``quality_delta``) is a bad caption for calibration. ``objects``: what
+    each image of the evaluation set holds (``harness.quality.chair.DatasetObjects``), None when
+    the set does not say; ``references``: False when the set has no reference captions (the
+    metrics scored against them have no data, for that reason)."""
 
     evaluation: Any = None
     load: Any = None
@@ -56,13 +60,15 @@ class TargetData:
     blocklist: Sequence[str] = ()
     drifted: float | None = None
     drift_p_value: float | None = None
-    burn: Mapping[str, float | None] = field(default_factory=dict)
+    burn: Mapping[str, float | Missing | None] = field(default_factory=dict)
     baseline_quality: Mapping[str, float] | None = None
     quality_delta: float = 0.0
     # False when the records carry no captions or cannot see client timeouts (a Prometheus scope):
     # the metrics drawn from them have no data rather than passing on empty captions.
     has_captions: bool = True
     has_timeouts: bool = True
+    objects: Any = None
+    references: bool = True
 
     @cached_property
     def records(self):
@@ -97,6 +103,15 @@ class TargetData:
         ok = ev[ev["outcome"] == "ok"].copy()
         ok.index = ok["image_id"].astype(str)
         return ok[~ok.index.duplicated(keep="last")]
+
+    @cached_property
+    def chair(self):
+        """CHAIR of the evaluation's captions against what each image holds
+        (``harness.quality.chair.ChairReport``); None without evaluation answers or objects."""
+        ev = self.evaluated
+        if ev is None or self.objects is None or not self.has_captions:
+            return None
+        return self.objects.chair(dict(zip(ev.index, ev["caption"].fillna("").astype(str))))
 
 
 # ---------------------------------------------------------------------------- per request
@@ -223,9 +238,26 @@ def traffic_caption_length(t: TargetData):
 def quality(t: TargetData):
     import pandas as pd
 
+    if not t.references:
+        return Missing(NO_REFERENCES)
     if not t.per_image_quality:
         return None
     return pd.Series(dict(t.per_image_quality), dtype=float)
+
+
+def hallucination(t: TargetData):
+    """Per image, 1 when its caption names an object the image does not hold (a category of the
+    data set's vocabulary with no object of it in the image: the caption's CHAIR_s), else 0.
+    Missing when the data set does not say what its images hold."""
+    import pandas as pd
+
+    if t.evaluated is None or not t.has_captions:
+        return None
+    if t.objects is None:
+        from harness.quality.chair import NO_OBJECTS
+
+        return Missing(NO_OBJECTS)
+    return pd.Series({str(c.image_id): float(c.chair_s) for c in t.chair.captions}, dtype=float)
 
 
 def confidence(t: TargetData):
@@ -249,7 +281,7 @@ def good_captions(t: TargetData):
     """Per image, whether the caption is good: quality at or above the floor and, on the canary,
     not worse than the baseline's caption of the same image by more than the delta."""
     q = quality(t)
-    if q is None:
+    if q is None or isinstance(q, Missing):
         return None
     good = q >= t.quality_floor
     if t.baseline_quality:
@@ -262,6 +294,8 @@ def good_captions(t: TargetData):
 
 def calibration(t: TargetData):
     """Per image, the Brier error of confidence as a forecast of a good caption."""
+    if not t.references:
+        return Missing(NO_REFERENCES)
     conf, good = confidence(t), good_captions(t)
     if conf is None or good is None:
         return None

@@ -7,14 +7,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MetricSample"]
+__all__ = ["MetricSample", "Missing"]
+
+
+@dataclass(frozen=True)
+class Missing:
+    """What an observation gives instead of values when the data set cannot give any, and why
+    ("no reference captions"): the metric is NoData with that reason, never a guess."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
 class MetricSample:
     """Observations of one metric on both targets: values (continuous), 0/1 outcomes (rate), a
     single figure each (limit), or for paired tests values keyed by image id (pandas Series; plain
-    sequences of equal length pair by position). ``None`` means the target produced no data.
+    sequences of equal length pair by position). ``None`` means the target produced no data;
+    ``Missing`` that the data set holds nothing to observe (its reason says what).
     ``p_value``: for a limit metric, the p-value of the test behind the canary's figure, if any."""
 
     baseline: Any

@@ -1,4 +1,7 @@
-"""COCO-format caption sets: ``captions.json`` ("images", "annotations") and an images folder."""
+"""COCO-format caption sets: ``captions.json`` ("images", "annotations") and an images folder,
+and beside them, where the set says what each image holds, ``instances.json`` (COCO's instances
+format). A folder with ``instances.json`` and no ``captions.json`` is a set without reference
+captions: its images are those the instances file lists."""
 
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ __all__ = [
     "load_coco",
     "write_coco",
     "ANNOTATIONS_NAME",
+    "INSTANCES_NAME",
+    "SHAPES_VOCABULARY",
     "MAX_IMAGE_BYTES",
     "image_file_problem",
     "read_image_file",
@@ -25,6 +30,10 @@ __all__ = [
 ]
 
 ANNOTATIONS_NAME = "captions.json"
+INSTANCES_NAME = "instances.json"
+# The ``info.vocabulary`` of an instances file the shapes world wrote: its categories are shapes,
+# and each annotation also gives the object's colour and size (``write_coco``).
+SHAPES_VOCABULARY = "shapes"
 # A data set's image file larger than this is refused (the reference server takes 20 MB bodies).
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 
@@ -111,10 +120,16 @@ class CocoDataset:
 
 def load_coco(annotations: str | Path, images_dir: str | Path | None = None) -> CocoDataset:
     """Load a COCO captions file; ``annotations`` may be the file or a folder holding
-    ``captions.json`` and ``images/``. Errors name the file and what is wrong with it."""
+    ``captions.json`` and ``images/``. A folder without ``captions.json`` but with
+    ``instances.json`` is a set without references: its images are the instances file's, each with
+    no reference caption. Errors name the file and what is wrong with it."""
     ann = Path(annotations)
+    captions = True
     if ann.is_dir():
-        ann = ann / ANNOTATIONS_NAME
+        if not (ann / ANNOTATIONS_NAME).exists() and (ann / INSTANCES_NAME).exists():
+            ann, captions = ann / INSTANCES_NAME, False
+        else:
+            ann = ann / ANNOTATIONS_NAME
     if not ann.exists():
         raise InputMissingError(f"{ann}: annotations file not found")
     root = Path(images_dir) if images_dir is not None else ann.parent / "images"
@@ -131,7 +146,7 @@ def load_coco(annotations: str | Path, images_dir: str | Path | None = None) -> 
     if not isinstance(doc.get("annotations"), list):
         raise DataError(f"{ann}: expected an 'annotations' list (COCO captions format)")
     caps: dict[int, list[str]] = defaultdict(list)
-    for k, a in enumerate(doc["annotations"]):
+    for k, a in enumerate(doc["annotations"] if captions else ()):  # an instances file's are objects
         if not isinstance(a, dict) or "image_id" not in a or not isinstance(a.get("caption"), str):
             raise DataError(f"{ann}: annotations[{k}] needs 'image_id' and a string 'caption'")
         if not is_image_id(a["image_id"]):
@@ -157,19 +172,68 @@ def load_coco(annotations: str | Path, images_dir: str | Path | None = None) -> 
     return CocoDataset(tuple(items), ann.parent.name, Path(os.path.realpath(root)))
 
 
-def write_coco(samples: Iterable, out: str | Path, info: dict | None = None, progress=None) -> Path:
-    """Write samples (``image_id``, ``file_name``, ``image``, ``captions``) as a COCO folder."""
+def write_coco(
+    samples: Iterable, out: str | Path, info: dict | None = None, progress=None, references: bool = True
+) -> Path:
+    """Write samples (``image_id``, ``file_name``, ``image``, ``captions``) as a COCO folder; the
+    shapes world's samples (with a ``scene``) also as ``instances.json`` (``_shapes_instances``).
+    ``references=False`` leaves ``captions.json`` out: a set without reference captions (it needs
+    the instances file, which lists the images). Returns ``captions.json``, or without it
+    ``instances.json``."""
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
-    images, annotations = [], []
+    images, annotations, scenes = [], [], []
     for s in samples:
         s.image.save(out / "images" / s.file_name)
         images.append({"id": s.image_id, "file_name": s.file_name, "width": s.image.width, "height": s.image.height})
         for c in s.captions:
             annotations.append({"id": len(annotations) + 1, "image_id": s.image_id, "caption": c})
+        scenes.append(getattr(s, "scene", None))
         if progress is not None:
             progress(len(images))
-    doc = {"info": info or {}, "images": images, "annotations": annotations}
+    shapes = bool(images) and all(sc is not None for sc in scenes)
+    if not references and not shapes:
+        raise ValueError("a set without references needs its objects (the shapes world's scenes)")
+    if shapes:
+        doc = _shapes_instances(images, scenes, info or {})
+        (out / INSTANCES_NAME).write_text(json.dumps(doc, indent=1) + "\n")
+    if not references:
+        return out / INSTANCES_NAME
     path = out / ANNOTATIONS_NAME
-    path.write_text(json.dumps(doc, indent=1) + "\n")
+    path.write_text(json.dumps({"info": info or {}, "images": images, "annotations": annotations}, indent=1) + "\n")
     return path
+
+
+def _shapes_instances(images: list[dict], scenes: list, info: dict) -> dict:
+    """The shapes world's objects in COCO's instances format: a category per shape, an annotation
+    per object with its ``bbox`` in pixels (the circle around it) and, beyond COCO's fields, its
+    ``colour`` and ``size``; each image also gives its two objects' ``relation`` (horizontal or
+    vertical, else null). ``info.vocabulary`` says the captions are read with the shapes world's
+    words (``harness.quality.chair.load_objects``)."""
+    from harness.datasets.scene import SHAPES, SIZES, UNSEEN_SHAPES
+
+    category = {name: k + 1 for k, name in enumerate((*SHAPES, *UNSEEN_SHAPES))}
+    annotations = []
+    for im, scene in zip(images, scenes):
+        w, h = im["width"], im["height"]
+        for o in scene.objects:
+            r = SIZES[o.size]
+            box = [(o.x - r) * w, (o.y - r) * h, 2 * r * w, 2 * r * h]
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": im["id"],
+                    "category_id": category[o.shape],
+                    "bbox": box,
+                    "area": box[2] * box[3],
+                    "iscrowd": 0,
+                    "colour": o.colour,
+                    "size": o.size,
+                }
+            )
+    return {
+        "info": {**info, "vocabulary": SHAPES_VOCABULARY},
+        "images": [{**im, "relation": sc.relation} for im, sc in zip(images, scenes)],
+        "categories": [{"id": k, "name": name, "supercategory": "shape"} for name, k in category.items()],
+        "annotations": annotations,
+    }

@@ -25,6 +25,11 @@ FLAWS: dict[str, tuple[dict[str, Any], str, str]] = {
         "caption_fault_rate",
         "an e-mail address and a phone number appended, not flagged by the service",
     ),
+    "hallucinated_object": (
+        {"caption_fault": "add_object"},
+        "caption_fault_rate",
+        "an object the image does not hold appended (' and a red pentagon': a shape the shapes world never draws)",
+    ),
     "overconfident": (
         {"caption_fault": "replace", "confidence_value": 0.99, "confidence_on_fault": True},
         "caption_fault_rate",

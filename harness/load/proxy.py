@@ -5,13 +5,16 @@ and a bandwidth limit, all drawn from seeded streams.
 It also rehearses partial regressions of a captioning service (the "flaw zoo"): on a fraction of
 the answers of ``POST /v1/caption`` (contract v1) it rewrites what the service said.
 
-- ``caption_fault`` (``replace``, ``reorder``, ``truncate``, ``repeat``, ``blank``, ``append``;
-  null: off), on a ``caption_fault_rate`` fraction of the 2xx JSON answers: ``replace`` swaps one
-  attribute or relation word for another of its group in ``SWAP_GROUPS`` (red -> blue, large ->
-  small, left -> right; a word of ``FILLER_WORDS`` where none is found); ``reorder`` shuffles the
-  words; ``truncate`` keeps the first half of them; ``repeat`` ends the caption with its last two
-  or three words repeated three to five times; ``blank`` answers ``""``; ``append`` adds
-  ``append_text`` (by default a contact e-mail and phone number: personal data).
+- ``caption_fault`` (``replace``, ``reorder``, ``truncate``, ``repeat``, ``blank``, ``append``,
+  ``add_object``; null: off), on a ``caption_fault_rate`` fraction of the 2xx JSON answers:
+  ``replace`` swaps one attribute or relation word for another of its group in ``SWAP_GROUPS``
+  (red -> blue, large -> small, left -> right; a word of ``FILLER_WORDS`` where none is found);
+  ``reorder`` shuffles the words; ``truncate`` keeps the first half of them; ``repeat`` ends the
+  caption with its last two or three words repeated three to five times; ``blank`` answers ``""``;
+  ``append`` adds ``append_text`` (by default a contact e-mail and phone number: personal data);
+  ``add_object`` appends " and a COLOUR SHAPE", a colour the shapes world draws and a shape it never
+  draws (``harness.quality.chair.NEVER_DRAWN_SHAPES``), so the object is in no image: a
+  hallucinated object.
 - ``confidence_value`` overwrites ``confidence`` on a ``confidence_rate`` fraction of them, or,
   with ``confidence_on_fault``, on exactly the answers whose caption was faulted (confidence
   pinned high while captions degrade).
@@ -71,7 +74,7 @@ _MAX_HEAD = 64 * 1024
 _HANG_MAX_S = 600.0
 
 CAPTION_PATH = "/v1/caption"
-CaptionFault = Literal["replace", "reorder", "truncate", "repeat", "blank", "append"]
+CaptionFault = Literal["replace", "reorder", "truncate", "repeat", "blank", "append", "add_object"]
 CAPTION_FAULTS: tuple[str, ...] = get_args(CaptionFault)
 DEFAULT_APPEND_TEXT = " contact jane.doe@example.com or +1 650 253 0000"
 # Words a ``replace`` fault swaps for another of their group: the caption keeps its shape but
@@ -168,6 +171,11 @@ def flaw_caption(caption: str, kind: str, rng: random.Random, append_text: str =
         return ""
     if kind == "append":
         return caption + append_text
+    if kind == "add_object":
+        from harness.datasets.scene import COLOURS
+        from harness.quality.chair import NEVER_DRAWN_SHAPES
+
+        return f"{caption} and a {rng.choice(list(COLOURS))} {rng.choice(NEVER_DRAWN_SHAPES)}".lstrip()
     if kind == "truncate":
         return " ".join(words[: max(1, len(words) // 2)]) if len(words) >= 2 else caption
     if kind == "reorder":

@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections import defaultdict
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Hashable, Iterable, Mapping, Sequence
 
-from harness.datasets.coco import is_image_id
+from harness.datasets.coco import INSTANCES_NAME, SHAPES_VOCABULARY, is_image_id
 from harness.errors import DataError, InputMissingError
 
 __all__ = [
@@ -57,14 +56,17 @@ __all__ = [
     "chair",
     "coco_objects",
     "load_instances",
+    "load_objects",
+    "DatasetObjects",
+    "dataset_objects",
     "chair_for_dataset",
     "INSTANCES_NAME",
     "COCO_SYNONYMS",
     "NO_OBJECTS",
+    "NEVER_DRAWN_SHAPES",
 ]
 
 COCO_SYNONYMS = Path(__file__).resolve().parent / "data" / "coco_synonyms.txt"
-INSTANCES_NAME = "instances.json"
 NO_OBJECTS = f"CHAIR: no object annotations (a COCO folder gives them in {INSTANCES_NAME})"
 
 # --- the Penn Treebank word tokenizer, as NLTK 3.2.5's word_tokenize runs it --------------------
@@ -439,6 +441,8 @@ def coco_vocabulary(paper_compatible: bool = False, path: Path = COCO_SYNONYMS) 
 # Shapes and colours a caption of the shapes world may name. Those the world draws (its SHAPES,
 # UNSEEN_SHAPES, COLOURS, UNSEEN_COLOURS), and common words for shapes and colours it never draws:
 # naming one is always a hallucination.
+# Shapes the world never draws (in no image, under no shift).
+NEVER_DRAWN_SHAPES: tuple[str, ...] = ("rectangle", "oval", "pentagon", "octagon", "diamond", "heart")
 _SHAPE_SYNONYMS = {
     "circle": ("circle", "disc", "disk"),
     "square": ("square",),
@@ -505,13 +509,15 @@ def shapes_objects(scene) -> ImageObjects:
     """A shapes-world scene (``harness.datasets.scene.Scene``) as what its image holds: left-right
     relations stated for a row of three and a side-by-side pair, top-bottom for a stacked pair."""
     objs = tuple(SceneObject(o.shape, o.colour, o.x, o.y) for o in scene.objects)
-    if len(objs) == 3:
-        axes = frozenset({"horizontal"})
-    elif len(objs) == 2 and scene.relation in ("horizontal", "vertical"):
-        axes = frozenset({scene.relation})
-    else:
-        axes = frozenset()
-    return ImageObjects(objs, axes)
+    return ImageObjects(objs, _shapes_axes(len(objs), scene.relation))
+
+
+def _shapes_axes(n_objects: int, relation: str | None) -> frozenset[str]:
+    if n_objects == 3:
+        return frozenset({"horizontal"})
+    if n_objects == 2 and relation in ("horizontal", "vertical"):
+        return frozenset({relation})
+    return frozenset()
 
 
 # --- mentions, colour and relation claims ---------------------------------------------------------
@@ -887,14 +893,8 @@ def _instances_path(folder: str | Path) -> Path:
     return (p if p.is_dir() else p.parent) / INSTANCES_NAME
 
 
-def load_instances(folder: str | Path) -> dict[Any, tuple[str, ...]] | None:
-    """Category names of each image from the COCO instances file ``instances.json`` of a COCO
-    folder (``folder`` the folder or its ``captions.json``): image id -> names, an image listed
-    in the file's ``images`` without an annotation holding none. None when the folder has no
-    instances file. Errors name the file and what is wrong with it (exit 65)."""
-    path = _instances_path(folder)
-    if not path.exists():
-        return None
+def _read_instances(path: Path) -> dict:
+    """The instances file at ``path``, its shape checked (COCO instances format)."""
     if not path.is_file():
         raise InputMissingError(f"{path}: not a file")
     try:
@@ -907,23 +907,94 @@ def load_instances(folder: str | Path) -> dict[Any, tuple[str, ...]] | None:
         raise DataError(f"{path}: expected an object with a 'categories' list (COCO instances format)")
     if not isinstance(doc.get("annotations"), list):
         raise DataError(f"{path}: expected an 'annotations' list (COCO instances format)")
+    return doc
+
+
+def _instances(path: Path, doc: dict) -> tuple[dict[Any, str], dict[Any, dict], list[tuple[Any, str, dict]]]:
+    """The file's category names by id, its images by id, and (image id, category name,
+    annotation) for each annotation; errors name the file and the entry."""
     names: dict[Any, str] = {}
     for k, c in enumerate(doc["categories"]):
         if not isinstance(c, dict) or not is_image_id(c.get("id")) or not isinstance(c.get("name"), str):
             raise DataError(f"{path}: categories[{k}] needs a whole-number or string 'id' and a string 'name'")
         names[c["id"]] = c["name"]
-    out: dict[Any, set[str]] = defaultdict(set)
+    images: dict[Any, dict] = {}
     for k, im in enumerate(doc.get("images") or []):
         if not isinstance(im, dict) or not is_image_id(im.get("id")):
             raise DataError(f"{path}: images[{k}] needs a whole-number or string 'id'")
-        out[im["id"]]
+        images[im["id"]] = im
+    rows = []
     for k, a in enumerate(doc["annotations"]):
         if not isinstance(a, dict) or not is_image_id(a.get("image_id")) or not is_image_id(a.get("category_id")):
             raise DataError(f"{path}: annotations[{k}] needs a whole-number or string 'image_id' and 'category_id'")
         if a["category_id"] not in names:
             raise DataError(f"{path}: annotations[{k}].category_id {a['category_id']!r} is not among the categories")
-        out[a["image_id"]].add(names[a["category_id"]])
+        rows.append((a["image_id"], names[a["category_id"]], a))
+    return names, images, rows
+
+
+def load_instances(folder: str | Path) -> dict[Any, tuple[str, ...]] | None:
+    """Category names of each image from the COCO instances file ``instances.json`` of a COCO
+    folder (``folder`` the folder or its ``captions.json``): image id -> names, an image listed
+    in the file's ``images`` without an annotation holding none. None when the folder has no
+    instances file. Errors name the file and what is wrong with it (exit 65)."""
+    path = _instances_path(folder)
+    if not path.exists():
+        return None
+    _, images, rows = _instances(path, _read_instances(path))
+    out: dict[Any, set[str]] = {k: set() for k in images}
+    for image_id, name, _ in rows:
+        out.setdefault(image_id, set()).add(name)
     return {k: tuple(sorted(v)) for k, v in out.items()}
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+
+
+def _shapes_image_objects(path: Path, doc: dict) -> dict[Any, ImageObjects]:
+    """What each image holds, from an instances file the shapes world wrote
+    (``harness.datasets.coco.write_coco``): each object's category, colour and centre (the
+    middle of its ``bbox``, as a fraction of the image's side), each image's relation axes."""
+    _, images, rows = _instances(path, doc)
+    objects: dict[Any, list[SceneObject]] = {k: [] for k in images}
+    for k, (image_id, name, a) in enumerate(rows):
+        im = images.get(image_id)
+        if im is None:
+            raise DataError(f"{path}: annotations[{k}].image_id {image_id!r} is not among the images")
+        box, colour = a.get("bbox"), a.get("colour")
+        w, h = im.get("width"), im.get("height")
+        if not (isinstance(box, list) and len(box) == 4 and all(_number(v) for v in box)):
+            raise DataError(f"{path}: annotations[{k}] needs a 'bbox' of four numbers")
+        if not isinstance(colour, str):
+            raise DataError(f"{path}: annotations[{k}] needs a string 'colour' (a shapes-world file)")
+        if not (_number(w) and _number(h) and w > 0 and h > 0):
+            raise DataError(f"{path}: the image of annotations[{k}] needs a positive 'width' and 'height'")
+        x, y = (box[0] + box[2] / 2) / w, (box[1] + box[3] / 2) / h
+        objects[image_id].append(SceneObject(name, colour, x, y))
+    out = {}
+    for image_id, objs in objects.items():
+        relation = images[image_id].get("relation")
+        if relation is not None and relation not in ("horizontal", "vertical"):
+            raise DataError(f"{path}: image {image_id!r}: relation must be horizontal, vertical or null")
+        out[image_id] = ImageObjects(tuple(objs), _shapes_axes(len(objs), relation))
+    return out
+
+
+def load_objects(folder: str | Path) -> tuple[str, dict[Any, Any]] | None:
+    """What each image of a COCO folder holds, from its ``instances.json``, and the vocabulary its
+    captions are read with: ``("shapes", image id -> ImageObjects)`` for a file the shapes world
+    wrote (its ``info.vocabulary`` is "shapes": each object's colour and centre, each image's
+    relation axes), else ``("coco", image id -> category names)`` as ``load_instances`` gives
+    them. None when the folder has no instances file (or no folder is there)."""
+    path = _instances_path(folder)
+    if not path.exists():
+        return None
+    doc = _read_instances(path)
+    info = doc.get("info")
+    if isinstance(info, dict) and info.get("vocabulary") == SHAPES_VOCABULARY:
+        return SHAPES_VOCABULARY, _shapes_image_objects(path, doc)
+    return "coco", load_instances(folder) or {}
 
 
 def coco_objects(
@@ -960,3 +1031,38 @@ def chair_for_dataset(
         vocab = coco_vocabulary()
         return chair(captions, coco_objects(captions, objects, references, vocab), vocab)
     raise ValueError(f"unknown object annotations {kind!r}")
+
+
+@dataclass(frozen=True)
+class DatasetObjects:
+    """What each image of a data set holds, keyed by image id as text (as the records name
+    images), and the vocabulary its captions are read with: what the judge's ``hallucination``
+    metric reads a caption against."""
+
+    vocabulary: Vocabulary
+    images: Mapping[str, ImageObjects]
+
+    def chair(self, captions: Mapping[str, str]) -> ChairReport:
+        """CHAIR of ``captions`` (image id as text -> caption) of the set's images (a caption of
+        an image the set does not hold is left out)."""
+        return chair({k: c for k, c in captions.items() if k in self.images}, self.images, self.vocabulary)
+
+
+def dataset_objects(folder: str | Path) -> DatasetObjects | None:
+    """What each image of a COCO folder holds (``load_objects``), for every image of the folder: a
+    shapes-world file gives each image's objects; a COCO file each image's instance categories,
+    joined by those its reference captions mention (as the paper and ``chair_for_dataset`` do).
+    None when the folder has no ``instances.json``."""
+    from harness.datasets import load_coco
+
+    loaded = load_objects(folder) if Path(folder).is_dir() else None
+    if loaded is None:
+        return None
+    kind, per_image = loaded
+    ds = load_coco(folder)
+    if kind == SHAPES_VOCABULARY:
+        images = {str(it.image_id): _as_objects(per_image.get(it.image_id, ())) for it in ds.items}
+        return DatasetObjects(shapes_vocabulary(), images)
+    vocab = coco_vocabulary()
+    joined = coco_objects([it.image_id for it in ds.items], per_image, ds.references(), vocab)
+    return DatasetObjects(vocab, {str(k): v for k, v in joined.items()})

@@ -68,7 +68,9 @@ def _png(img) -> bytes:
 
 
 def parse_dataset(text: str, seed: int = 12345) -> EvalSet:
-    """``shapes:N[:shift[:severity]]`` (the shapes world ``seed``) or ``coco:DIR`` (a COCO folder)."""
+    """``shapes:N[:shift[:severity]]`` (the shapes world ``seed``) or ``coco:DIR`` (a COCO folder;
+    with ``instances.json``, what each image holds: a shapes-world file's objects, else COCO
+    categories; without ``captions.json``, no references)."""
     kind, _, rest = text.partition(":")
     if kind == "shapes":
         from harness.datasets import generate_shapes, parse_shapes_spec
@@ -92,12 +94,13 @@ def parse_dataset(text: str, seed: int = 12345) -> EvalSet:
         return EvalSet(name, n, images, "shapes")
     if kind == "coco":
         from harness.datasets import load_coco
-        from harness.quality.chair import load_instances
+        from harness.quality.chair import load_objects
 
         if not rest:
             raise UsageError("--dataset coco:DIR needs a folder (captions.json and images/)")
         ds = load_coco(rest)
-        instances = load_instances(rest)
+        loaded = load_objects(rest)
+        kind, instances = loaded if loaded is not None else (None, None)
 
         def images() -> Iterator[EvalImage]:
             from PIL import Image
@@ -113,7 +116,7 @@ def parse_dataset(text: str, seed: int = 12345) -> EvalSet:
                 objects = None if instances is None else instances.get(it.image_id, ())
                 yield EvalImage(it.image_id, data, ctype, it.captions, w, h, objects)
 
-        return EvalSet(f"coco:{Path(rest)}", len(ds), images, None if instances is None else "coco")
+        return EvalSet(f"coco:{Path(rest)}", len(ds), images, kind)
     raise UsageError(f"unknown --dataset {text!r}; use shapes:N[:shift] or coco:DIR")
 
 

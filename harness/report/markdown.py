@@ -163,6 +163,24 @@ def _figure(figs: TargetFigures | None, key: str) -> tuple[bool, Any]:
     return held, getattr(figs, key, None)
 
 
+_CHAIR_ROWS = (
+    ("chair_i", "CHAIR_i: mentioned objects not in the image / mentioned objects"),
+    ("chair_s", "CHAIR_s: captions naming an object not in the image / captions"),
+)
+
+
+def _chair(rec: DecisionRecord) -> list[str]:
+    """Object hallucination over the evaluation set, baseline beside canary (where the data set
+    says what its images hold)."""
+    b, c = (rec.figures[t] if t in rec.figures else None for t in ("baseline", "canary"))
+    values = [(label, *(_number(getattr(f, key, None)) for f in (b, c))) for key, label in _CHAIR_ROWS]
+    if all(bv is None and cv is None for _, bv, cv in values):
+        return []
+    lines = ["", "### Object hallucination (CHAIR)", "", "| figure | baseline | canary |", "| --- | --- | --- |"]
+    lines += [f"| {label} | {_num(bv)} | {_num(cv)} |" for label, bv, cv in values]
+    return lines
+
+
 def _pipeline(rec: DecisionRecord) -> list[str]:
     """An asynchronous load's pipeline figures, baseline beside canary (none for a synchronous run)."""
     b, c = (rec.figures[t] if t in rec.figures else None for t in ("baseline", "canary"))
@@ -258,12 +276,19 @@ def render_markdown(rec: DecisionRecord) -> str:
             f"| {_num(m.canary, m.unit)} | {_effect(m)} | {inline_text(m.test)} | {_p(m.p_value)} "
             f"| {_CLASS[m.classification]} |"
         )
+    no_data = [m for m in rec.metrics if m.classification == "NoData"]
+    if no_data:
+        lines += [
+            "",
+            "No data: " + "; ".join(f"{inline_text(m.name)} ({inline_text(m.reason)})" for m in no_data) + ".",
+        ]
     if rec.groups:
         lines += ["", "| group | weight | score |", "| --- | --- | --- |"]
         for g in rec.groups:
             gs = "no data" if g.score is None else f"{g.score:.0f}"
             lines.append(f"| {inline_text(g.name)} | {g.weight:g} | {gs} |")
     lines += _power(rec)
+    lines += _chair(rec)
     lines += _pipeline(rec)
     if rec.slos:
         lines += [

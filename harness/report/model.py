@@ -277,6 +277,16 @@ class TargetFigures(Part):
     hybrid_score: float | None = _f("hybrid quality score (0-100) with human ratings", default=None)
     goodput_rps: float | None = _f("requests per second answered in time with quality at the floor", default=None)
     latency_threshold_s: float | None = _f("latency threshold of goodput, seconds", default=None)
+    chair_i: float | None = _f(
+        "CHAIR_i over the evaluation set: mentioned objects the image does not hold / mentioned objects "
+        "(null: the data set does not say what its images hold, or no caption mentions an object)",
+        default=None,
+    )
+    chair_s: float | None = _f(
+        "CHAIR_s over the evaluation set: captions naming an object the image does not hold / captions "
+        "(null: the data set does not say what its images hold)",
+        default=None,
+    )
 
 
 class WorstCaption(Part):

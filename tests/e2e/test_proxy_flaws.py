@@ -12,6 +12,7 @@ import pytest
 
 from harness.client import CaptionClient
 from harness.datasets import generate_shapes
+from harness.datasets.scene import COLOURS
 from harness.faults import FaultFields
 from harness.load.background import BackgroundServer
 from harness.load.proxy import (
@@ -25,6 +26,7 @@ from harness.load.proxy import (
     main,
     rewrite_json_answer,
 )
+from harness.quality.chair import NEVER_DRAWN_SHAPES
 
 N_IMAGES = 24
 SEED = 11
@@ -84,6 +86,9 @@ def _check_flaw(kind: str, before: str, after: str) -> None:
         ), after
     elif kind == "blank":
         assert after == ""
+    elif kind == "add_object":
+        colour, shape = after.removeprefix(before + " and a ").split()
+        assert after.startswith(before + " and a ") and colour in COLOURS and shape in NEVER_DRAWN_SHAPES
     else:
         assert after == before + DEFAULT_APPEND_TEXT
 

@@ -43,6 +43,7 @@ CAUGHT = {
     "overconfident": ("ROLLBACK", "quality"),
     "status_502": ("ROLLBACK", "error_rate"),
     "slow_tail": ("ROLLBACK", "latency_p95"),
+    "hallucinated_object": ("ROLLBACK", "hallucination"),
 }
 EXIT = {"PROMOTE": 0, "ROLLBACK": 1, "HOLD": 2}
 
