@@ -24,6 +24,7 @@ from harness.protocols.template import TemplateAdapter, json_path
 from harness.protocols.v1 import ContractV1Adapter
 from harness.records import RequestRecord
 from harness.redaction import credential_values
+from harness.traceparent import trace_id_of
 
 __all__ = [
     "HttpRequest",
@@ -254,7 +255,8 @@ def record_row(
     image_h: int | None = None,
     keep_embedding: bool = True,
 ) -> dict[str, Any]:
-    """The request record of ``result`` as a dict in column order (what the writer stores)."""
+    """The request record of ``result`` as a dict in column order (what the writer stores); its
+    ``trace_id`` is the one every adapter sends in ``traceparent`` for the request id."""
     return {
         "run_id": run_id,
         "target": target,
@@ -279,6 +281,7 @@ def record_row(
         "ttft_s": result.ttft_s,
         "itl_s": result.itl_s,
         "tpot_s": result.tpot_s,
+        "trace_id": trace_id_of(result.request_id),
     }
 
 

@@ -60,6 +60,7 @@ EXTRAS: dict[str, str] = {
     "fastapi": "api",
     "uvicorn": "api",
     "multipart": "model",
+    "opentelemetry": "model",
     "locust": "load",
     "gevent": "load",
     "great_expectations": "quality",

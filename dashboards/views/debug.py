@@ -1,5 +1,7 @@
-"""Debug view: per-target distributions of latency, confidence and per-image quality, and the
-worst captions with their images (captions and references shown as plain text)."""
+"""Debug view: per-target distributions of latency, confidence and per-image quality, the slowest
+requests with their trace ids and, when the run folder holds the server's spans (``spans.jsonl``),
+the steps each spent its time in, and the worst captions with their images (captions, references,
+ids and span names shown as plain text)."""
 
 import altair as alt
 import pandas as pd
@@ -8,6 +10,16 @@ import streamlit as st
 from board import artifact, board, fmt, not_in_run, read_json, read_records, show_image
 from charts import TARGET_COLOURS, histogram
 from harness.report.markdown import code_span, inline_text
+from harness.report.spans import SPANS_JSONL, read_spans, server_span, span_tree
+
+SLOWEST = 10  # the slowest requests listed with their traces
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _spans(path: str, mtime: int, size: int, trace_ids: tuple[str, ...]):
+    """The spans of ``trace_ids`` in the spans file, cached by path, stamp and traces."""
+    return read_spans(path, trace_ids)
+
 
 b = board()
 rec = b.decision
@@ -42,6 +54,49 @@ else:
         ),
         width="stretch",
     )
+
+if records is not None and len(records):
+    st.subheader("Slowest requests")
+    slow = records.sort_values("latency_s", ascending=False, kind="stable").head(SLOWEST)
+    traces = [t for t in slow["trace_id"] if isinstance(t, str)] if "trace_id" in slow else []
+    spans_path = artifact(b.run, "spans")
+    spans: dict = {}
+    if spans_path is not None and traces:
+        stat = spans_path.stat()
+        try:
+            spans = _spans(str(spans_path), stat.st_mtime_ns, stat.st_size, tuple(traces))
+        except OSError as exc:
+            st.warning(f"{SPANS_JSONL}: unreadable ({inline_text(exc, 200)})")
+    rows = []
+    for r in slow.itertuples(index=False):
+        trace = getattr(r, "trace_id", None)
+        trace = trace if isinstance(trace, str) else None
+        root = server_span(spans.get(trace, [])) if trace else None
+        rows.append(
+            {
+                "target": r.target,
+                "request_id": r.request_id,
+                "outcome": r.outcome,
+                "status": r.status,
+                "latency (ms)": round(float(r.latency_s) * 1000.0, 1),
+                "server (ms)": round(root.duration_ms, 1) if root is not None else None,
+                "trace_id": trace,
+            }
+        )
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    if not traces:
+        st.caption("These records carry no trace ids (written before the harness sent traceparent).")
+    elif spans_path is None:
+        st.caption(
+            f"No {SPANS_JSONL} in this run: start the reference server with `--spans-file RUN/{SPANS_JSONL}` "
+            "(or read the trace ids in your tracing backend)."
+        )
+    for row in rows:
+        found = spans.get(row["trace_id"]) if row["trace_id"] else None
+        if not found:
+            continue
+        with st.expander(f"{inline_text(row['request_id'], 80)} · {row['latency (ms)']} ms · {len(found)} spans"):
+            st.dataframe(pd.DataFrame(span_tree(found)), hide_index=True, width="stretch")
 
 st.subheader("Per-image quality")
 qpath = artifact(b.run, "quality")

@@ -132,6 +132,41 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="HOST",
         help="a host jobs may be called back on, besides loopback (repeatable; default: loopback only)",
     )
+    p.add_argument(
+        "--otlp-endpoint",
+        default=None,
+        metavar="URL",
+        help="export the server's spans over OTLP/HTTP (protobuf) to this URL, e.g. http://collector:4318 "
+        "(/v1/traces is added to a URL without a path; default: no export)",
+    )
+    p.add_argument(
+        "--spans-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="append the server's finished spans to this file, one JSON line each (default: none)",
+    )
+
+
+def otlp_traces_url(url: str) -> str:
+    """The OTLP/HTTP traces URL of ``--otlp-endpoint``: an http(s) URL with a host; one without a
+    path (or just ``/``) gets ``/v1/traces``, the collector's traces route. ``UsageError`` otherwise."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        parts = None
+    if "@" in url:  # refused before anything of it is shown: it may hold a password
+        raise UsageError(
+            "--otlp-endpoint must not hold credentials (OTEL_EXPORTER_OTLP_TRACES_HEADERS carries headers)"
+        )
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--otlp-endpoint takes an http:// or https:// URL with a host, not {url[:80]!r}")
+    if parts.path in ("", "/"):
+        return parts._replace(path="/v1/traces").geturl()
+    return url
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -166,6 +201,7 @@ def settings_from_args(args: argparse.Namespace):
     for host in args.callback_allow:
         if not host or any(c in host for c in "/:@ *") or len(host) > 253:
             raise UsageError(f"--callback-allow takes a host name or IPv4 address, not {host[:80]!r}")
+    otlp_endpoint = otlp_traces_url(args.otlp_endpoint) if args.otlp_endpoint is not None else None
     if args.api_key == "":
         raise UsageError("--api-key must not be empty (leave it out to serve without a key)")
     if not 0 <= args.port <= 65535:
@@ -218,6 +254,8 @@ def settings_from_args(args: argparse.Namespace):
         job_keep_s=args.job_keep_s,
         job_keep_max=args.job_keep_max,
         callback_allow=tuple(args.callback_allow),
+        otlp_endpoint=otlp_endpoint,
+        spans_file=str(args.spans_file) if args.spans_file is not None else None,
         log_level=(args.server_log_level or getattr(args, "log_level", None) or "INFO").lower(),
     )
 
@@ -228,6 +266,12 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if args.port_file is not None:
         out_file(args.port_file, "--port-file")
+    if args.spans_file is not None:
+        out_file(args.spans_file, "--spans-file")
+    if settings.otlp_endpoint or settings.spans_file:
+        require_extra("opentelemetry.sdk", "the server's traces (--otlp-endpoint, --spans-file)")
+    if settings.otlp_endpoint:
+        require_extra("opentelemetry.exporter", "--otlp-endpoint (the OTLP/HTTP exporter)")
     require_extra("torch", "the reference server")
     require_extra("fastapi", "the reference server")
     import torch

@@ -16,7 +16,8 @@ any other status is ``http_error``. When the upstream does not answer within ``t
 client gets 504 and the record says ``timeout`` (status 0); when it cannot be reached or breaks off
 its answer, 502 and ``connection_error``; when what it sends is not HTTP, 502 and
 ``invalid_response``. ``request_id`` is the request's ``X-Request-Id``, else the one the upstream
-echoed (header, then body), else a new one; ``image_id`` is the request's ``X-Image-Id``. Each
+echoed (header, then body), else a new one; ``image_id`` is the request's ``X-Image-Id``;
+``trace_id`` the trace id of the request's ``traceparent`` (relayed unchanged), else null. Each
 record is written to the operating system as soon as its answer is in, so a reader of the file sees
 it at once. Other routes (``/healthz``, ``/readyz``, ``/metrics``, ``/v1/model``...) are split and
 relayed the same way, not recorded. ``SplitProxy.counts`` holds the requests routed to each upstream.
@@ -51,6 +52,7 @@ from harness.load.proxy import _MAX_HEAD, CAPTION_PATH, _get, _json_response, _r
 from harness.protocols.base import ERROR_MAX, InvalidResponse
 from harness.protocols.v1 import ContractV1Adapter
 from harness.records import RecordWriter
+from harness.traceparent import parse_traceparent
 
 __all__ = ["SplitProxy", "resolve_weights", "SCENARIO", "DEFAULT_RUN_ID", "UPSTREAM_HEADER"]
 
@@ -277,6 +279,8 @@ class SplitProxy(BackgroundServer):
         row = record_row(
             result, self.run_id, name, SCENARIO, image_id=_get(req_headers, "x-image-id"), image_bytes=image_bytes
         )
+        ids = parse_traceparent(_get(req_headers, "traceparent"))  # the client's trace, relayed unchanged
+        row["trace_id"] = ids[0] if ids else None
         try:
             self._writer.write(row)
         except (OSError, ValueError) as exc:  # a full disk loses the record, never the answer

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping, NamedTuple
 
 from harness.errors import UsageError
+from harness.traceparent import TRACEPARENT, traceparent
 
 __all__ = [
     "HttpRequest",
@@ -168,7 +169,12 @@ class ImageBodyAdapter(Adapter):
     headers: Mapping[str, str] = {}
 
     def request(self, image, content_type, request_id, return_embedding=False, api_key=None) -> HttpRequest:
-        headers = {**self.headers, "Content-Type": content_type, "X-Request-Id": request_id}
+        headers = {
+            **self.headers,
+            "Content-Type": content_type,
+            "X-Request-Id": request_id,
+            TRACEPARENT: traceparent(request_id),
+        }
         headers.update(self.auth_headers(api_key))
         return HttpRequest("POST", self.path, headers, image)
 

@@ -26,6 +26,7 @@ from harness.protocols.base import (
     json_body,
     unit_interval,
 )
+from harness.traceparent import TRACEPARENT, traceparent
 
 __all__ = ["KServeV2", "HEADER_LENGTH", "pack_bytes", "unpack_bytes", "split_binary", "output_values"]
 
@@ -136,7 +137,7 @@ class KServeV2(Adapter):
 
     def request(self, image, content_type, request_id, return_embedding=False, api_key=None) -> HttpRequest:
         tensor: dict[str, Any] = {"name": self.input, "shape": [1], "datatype": "BYTES"}
-        headers = {**self.headers, "X-Request-Id": request_id}
+        headers = {**self.headers, "X-Request-Id": request_id, TRACEPARENT: traceparent(request_id)}
         headers.update(self.auth_headers(api_key))
         if self.encoding == "base64":
             tensor["parameters"] = {"content_type": "base64"}

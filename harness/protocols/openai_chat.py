@@ -33,6 +33,7 @@ from harness.protocols.base import (
     whole,
 )
 from harness.protocols.sse import ChatStream
+from harness.traceparent import TRACEPARENT, traceparent
 
 __all__ = ["OpenAIChat", "DEFAULT_PROMPT", "confidence_from_logprobs"]
 
@@ -102,7 +103,12 @@ class OpenAIChat(Adapter):
         if self.stream:
             doc["stream"] = True
             doc["stream_options"] = {"include_usage": True}
-        headers = {**self.headers, "Content-Type": "application/json", "X-Request-Id": request_id}
+        headers = {
+            **self.headers,
+            "Content-Type": "application/json",
+            "X-Request-Id": request_id,
+            TRACEPARENT: traceparent(request_id),
+        }
         headers.update(self.auth_headers(api_key))
         return HttpRequest("POST", self.path, headers, json.dumps(doc, separators=(",", ":")).encode())
 

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 
 from harness.errors import UsageError
 from harness.protocols.base import Adapter, HttpRequest, InvalidResponse, ParsedCaption, json_body, unit_interval
+from harness.traceparent import TRACEPARENT, traceparent
 
 __all__ = ["TemplateAdapter", "json_path", "multipart_body"]
 
@@ -91,7 +92,9 @@ class TemplateAdapter(Adapter):
 
     ``body`` is ``"raw"`` (the image bytes), ``"multipart:FIELD"`` or a JSON template whose strings
     may hold ``{image_base64}``, ``{content_type}`` and ``{request_id}``; headers may too. A
-    missing ``confidence_path`` leaves confidence ``None`` (SLIs that need it say so)."""
+    missing ``confidence_path`` leaves confidence ``None`` (SLIs that need it say so). The
+    harness's ``traceparent`` (``harness.traceparent``) is always sent, in place of any the
+    template's headers name."""
 
     name = "template"
 
@@ -116,6 +119,7 @@ class TemplateAdapter(Adapter):
         self.method = method.upper()
         self.path = path if path.startswith("/") else "/" + path
         self.headers = dict(headers or {})
+        self._traceparent_given = [k for k in self.headers if k.lower() == TRACEPARENT]
         if isinstance(body, str) and body != "raw" and not body.startswith("multipart:"):
             raise UsageError(f"adapter body must be 'raw', 'multipart:FIELD' or a JSON template (got {body!r})")
         self.body = body
@@ -127,6 +131,9 @@ class TemplateAdapter(Adapter):
         headers = {k: _fill(v, values) for k, v in self.headers.items()}
         if self.request_id_header:
             headers.setdefault(self.request_id_header, request_id)
+        for name in self._traceparent_given:  # the harness's own, so the record's trace id finds the spans
+            del headers[name]
+        headers[TRACEPARENT] = traceparent(request_id)
         headers.update(self.auth_headers(api_key))
         if self.body == "raw":
             headers.setdefault("Content-Type", content_type)

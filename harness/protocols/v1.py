@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.protocols.base import Adapter, HttpRequest, InvalidResponse, ParsedCaption, json_body, unit_interval
+from harness.traceparent import TRACEPARENT, traceparent
 
 __all__ = ["ContractV1Adapter"]
 
@@ -26,7 +27,7 @@ class ContractV1Adapter(Adapter):
         self._embedding_path = path + "?return_embedding=true"
 
     def request(self, image, content_type, request_id, return_embedding=False, api_key=None) -> HttpRequest:
-        headers = {"Content-Type": content_type, "X-Request-Id": request_id}
+        headers = {"Content-Type": content_type, "X-Request-Id": request_id, TRACEPARENT: traceparent(request_id)}
         headers.update(self.auth_headers(api_key))
         return HttpRequest("POST", self._embedding_path if return_embedding else self.path, headers, image)
 

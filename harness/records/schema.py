@@ -94,6 +94,12 @@ class RequestRecord:
         "time per output token: first to last token over the tokens less one, seconds (streamed answers)",
         default=None,
     )
+    trace_id: str | None = _field(
+        "text",
+        "the W3C trace id of the traceparent the request carried, 32 hex digits (the harness sends the first "
+        "16 bytes of SHA-256 of the request id; the split proxy keeps the client's): finds the server's spans",
+        default=None,
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in COLUMNS}

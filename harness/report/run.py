@@ -59,6 +59,7 @@ ARTIFACT_NAMES: dict[str, tuple[str, ...]] = {
     "drift": ("drift.json",),
     "drift_html": ("drift.html",),
     "ratings": ("ratings.csv",),
+    "spans": ("spans.jsonl",),  # the reference server's --spans-file, when the run kept it
 }
 
 

@@ -105,6 +105,7 @@ class Job:
     finished_wall: float | None = None
     task: asyncio.Task | None = field(default=None, repr=False)
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+    trace: Any = field(default=None, repr=False)  # the submission's trace context (the server's traces)
 
     @property
     def lag_s(self) -> float | None:
@@ -235,29 +236,32 @@ class JobStore:
 
     async def _run(self, job: Job) -> None:
         service = self.service
-        try:
-            remaining = self.ttl_s - (self.clock() - job.arrived)
-            cap, verdict, confidence = await service.caption_decoded(None, job.image, remaining)
-            body = service.caption_body(job.request_id, cap, verdict, confidence, job.arrived, job.want_embedding)
-        except asyncio.CancelledError:
-            return
-        except ApiError as exc:
-            if exc.code == "queue_full":  # the batch queue is full of live traffic: the job waits its turn
-                self.queue.appendleft(job)
-                await asyncio.sleep(min(1.0, max(0.05, service.batcher.batch_seconds)))
-            elif exc.code == "deadline_exceeded":
-                self._expire(job)
+        with service.tracing.job_span(job.trace, job):
+            try:
+                remaining = self.ttl_s - (self.clock() - job.arrived)
+                cap, verdict, confidence = await service.caption_decoded(None, job.image, remaining)
+                body = service.caption_body(job.request_id, cap, verdict, confidence, job.arrived, job.want_embedding)
+            except asyncio.CancelledError:
+                return
+            except ApiError as exc:
+                if exc.code == "queue_full":  # the batch queue is full of live traffic: the job waits its turn
+                    self.queue.appendleft(job)
+                    await asyncio.sleep(min(1.0, max(0.05, service.batcher.batch_seconds)))
+                elif exc.code == "deadline_exceeded":
+                    self._expire(job)
+                else:
+                    self._finish(job, "failed", error={"code": exc.code, "message": exc.message})
+            except Exception as exc:  # the job fails; the worker goes on
+                log.exception("job %s failed: %s: %s", job.id, type(exc).__name__, exc)
+                self._finish(
+                    job, "failed", error={"code": "internal", "message": f"internal error: {type(exc).__name__}"}
+                )
             else:
-                self._finish(job, "failed", error={"code": exc.code, "message": exc.message})
-        except Exception as exc:  # the job fails; the worker goes on
-            log.exception("job %s failed: %s: %s", job.id, type(exc).__name__, exc)
-            self._finish(job, "failed", error={"code": "internal", "message": f"internal error: {type(exc).__name__}"})
-        else:
-            self._finish(job, "done", result=body)
-        finally:
-            job.task = None
-            self.in_flight -= 1
-            self._room.set()
+                self._finish(job, "done", result=body)
+            finally:
+                job.task = None
+                self.in_flight -= 1
+                self._room.set()
 
     # -- the end of a job ------------------------------------------------------------------
 
@@ -367,7 +371,13 @@ def _answer(job: Job, status: int, request_id: str | None = None) -> Response:
 
 async def submit(request: Request) -> Response:
     service: CaptionService = request.app.state.service
-    store: JobStore = request.app.state.jobs
+    with service.tracing.server_span(request, "/v1/caption:async") as span:
+        response, request_id = await _submit(service, request.app.state.jobs, request)
+        span.finish(response.status_code, request_id)
+        return response
+
+
+async def _submit(service: CaptionService, store: JobStore, request: Request) -> tuple[Response, str | None]:
     metrics = service.metrics
     request_id = None
     try:
@@ -392,9 +402,10 @@ async def submit(request: Request) -> Response:
                 metrics.jobs.labels("rejected").inc()
             raise
         job = store.submit(request_id, image, want_embedding, callback)
+        job.trace = service.tracing.context()
     except ApiError as exc:
-        return exc.response(request_id)
-    return _answer(job, 202)
+        return exc.response(request_id), request_id
+    return _answer(job, 202), request_id
 
 
 async def get_job(job_id: str, request: Request) -> Response:

@@ -27,7 +27,7 @@ __all__ = [
 LOGGER_NAME = "reference_model.server"
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
 # The loggers of the libraries running the server, sent through the same handler as JSON lines.
-THIRD_PARTY_LOGGERS: tuple[str, ...] = ("uvicorn", "asyncio")
+THIRD_PARTY_LOGGERS: tuple[str, ...] = ("uvicorn", "asyncio", "opentelemetry")
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -95,7 +95,8 @@ def log_exception(exc: BaseException, request_id: str | None, method: str, path:
 class RequestLog:
     """ASGI middleware writing the request line once the answer is sent. The request id is the
     answer's ``X-Request-Id`` (else the request's); the batch size is what the handler left in
-    the request's state as ``batch_size`` (null for answers that ran no batch)."""
+    the request's state as ``batch_size`` (null for answers that ran no batch); with traces on,
+    ``trace_id`` is the request's trace (``tracing``)."""
 
     def __init__(self, app, model_version: str):
         self.app, self.model_version = app, model_version
@@ -130,6 +131,7 @@ class RequestLog:
                         request_id = value.decode("latin-1")
                         break
             state = scope.get("state") or {}
+            trace_id = state.get("trace_id")
             log.info(
                 _line(
                     ts=round(time.time(), 3),
@@ -141,6 +143,7 @@ class RequestLog:
                     latency_ms=round((time.perf_counter() - t0) * 1000.0, 3),
                     batch_size=state.get("batch_size"),
                     model_version=self.model_version,
+                    **({"trace_id": trace_id} if trace_id else {}),
                 ),
                 extra=_JSON_LINE,
             )

@@ -100,34 +100,38 @@ async def _serve(request: Request, shape: ErrorShape, answer: Answer) -> Respons
     if len(rid) > 128 or not rid.isascii() or not rid.isprintable():
         rid = service.new_request_id()
     status = 500
-    try:
-        response = await answer(service, request, rid, t0)
-        status = response.status_code
-    except (ApiError, ProtocolError) as exc:
-        err = exc if isinstance(exc, ProtocolError) else ProtocolError(exc.status, exc.code, exc.message, exc.headers)
-        status = err.status
-        response = Response(
-            json.dumps(shape(err)),
-            status_code=err.status,
-            media_type=_JSON,
-            headers={**err.headers, "X-Request-Id": rid},
-        )
-    except ClientDisconnect:
-        status = 499
-        response = Response(status_code=499)
-    except asyncio.CancelledError:
-        status = 499
-        raise
-    except Exception as exc:  # a bug answers 500 in the protocol's shape, never a traceback
-        status = 500
-        response = Response(
-            json.dumps(shape(ProtocolError(500, "internal", f"internal error: {type(exc).__name__}"))),
-            status_code=500,
-            media_type=_JSON,
-            headers={"X-Request-Id": rid},
-        )
-    finally:
-        service.metrics.observe_request(status, service.clock() - t0)
+    with service.tracing.server_span(request, None, rid) as span:
+        try:
+            response = await answer(service, request, rid, t0)
+            status = response.status_code
+        except (ApiError, ProtocolError) as exc:
+            err = (
+                exc if isinstance(exc, ProtocolError) else ProtocolError(exc.status, exc.code, exc.message, exc.headers)
+            )
+            status = err.status
+            response = Response(
+                json.dumps(shape(err)),
+                status_code=err.status,
+                media_type=_JSON,
+                headers={**err.headers, "X-Request-Id": rid},
+            )
+        except ClientDisconnect:
+            status = 499
+            response = Response(status_code=499)
+        except asyncio.CancelledError:
+            status = 499
+            raise
+        except Exception as exc:  # a bug answers 500 in the protocol's shape, never a traceback
+            status = 500
+            response = Response(
+                json.dumps(shape(ProtocolError(500, "internal", f"internal error: {type(exc).__name__}"))),
+                status_code=500,
+                media_type=_JSON,
+                headers={"X-Request-Id": rid},
+            )
+        finally:
+            service.metrics.observe_request(status, service.clock() - t0)
+            span.finish(status)
     return response
 
 

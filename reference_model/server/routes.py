@@ -42,29 +42,31 @@ async def caption(request: Request) -> Response:
     t0 = service.clock()
     given_id = request.headers.get("x-request-id")
     request_id = given_id if given_id is not None else service.new_request_id()
-    status: int | str = 500
-    try:
-        if given_id is not None and not service.valid_request_id(given_id):
-            request_id = service.new_request_id()
-            raise service.invalid_request_id()
-        response = await _answer_caption(service, request, request_id, t0)
-        status = response.status_code
-        return response
-    except ApiError as exc:
-        status = exc.status
-        return exc.response(request_id)
-    except ClientDisconnect:
-        status = 499
-        return Response(status_code=499)
-    except asyncio.CancelledError:
-        status = 499
-        raise
-    except Exception as exc:
-        status = 500
-        log_exception(exc, request_id, request.method, request.url.path)
-        return ApiError(500, "internal", f"internal error: {type(exc).__name__}").response(request_id)
-    finally:
-        service.metrics.observe_request(status, service.clock() - t0)
+    status: int = 500
+    with service.tracing.server_span(request, "/v1/caption", request_id) as span:
+        try:
+            if given_id is not None and not service.valid_request_id(given_id):
+                request_id = service.new_request_id()
+                raise service.invalid_request_id()
+            response = await _answer_caption(service, request, request_id, t0)
+            status = response.status_code
+            return response
+        except ApiError as exc:
+            status = exc.status
+            return exc.response(request_id)
+        except ClientDisconnect:
+            status = 499
+            return Response(status_code=499)
+        except asyncio.CancelledError:
+            status = 499
+            raise
+        except Exception as exc:
+            status = 500
+            log_exception(exc, request_id, request.method, request.url.path)
+            return ApiError(500, "internal", f"internal error: {type(exc).__name__}").response(request_id)
+        finally:
+            service.metrics.observe_request(status, service.clock() - t0)
+            span.finish(status, request_id)
 
 
 async def _answer_caption(service: CaptionService, request: Request, request_id: str, t0: float) -> Response:

@@ -2,8 +2,9 @@
 settings, the captioner with its batcher and decoding intake, the fault injector, the safety
 filter, the metrics, the readiness state and the credentials) and does the steps they share:
 read a body within its limits, decode, admit, check the API key or the admin token, take the
-request id, draw a fault, caption. ``create_app`` makes one and keeps it on ``app.state.service``;
-each router's handlers take it from there."""
+request id, draw a fault, caption; each step of a request is a span of its trace when the server
+records traces (``tracing``: nothing is recorded unless an exporter is set). ``create_app`` makes
+one and keeps it on ``app.state.service``; each router's handlers take it from there."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from reference_model.server.metrics import ServerMetrics
 from reference_model.server.safety import DEFAULT_BLOCKLIST, SafetyFilter, SafetyVerdict
 from reference_model.server.schemas import MAX_REQUEST_ID
 from reference_model.server.settings import IMAGE_TYPES, ServerSettings
+from reference_model.server.tracing import BatchRun, tracing_for
 
 __all__ = ["CaptionService", "ServerState", "Captioned", "bool_query"]
 
@@ -96,7 +98,9 @@ class CaptionService:
         # Request ids: a random per-process prefix and a counter (no system call per request).
         self._id_prefix, self._id_counter = uuid.uuid4().hex[:16], itertools.count(1)
         self._api_key = settings.api_key.encode("utf-8") if settings.api_key is not None else None
-        self.batcher: Batcher[Image.Image, tuple[Caption, int]] = Batcher(
+        self._batch_ids = itertools.count(1)
+        self.tracing = tracing_for(settings, captioner.name, captioner.version)
+        self.batcher: Batcher[Image.Image, tuple[Caption, BatchRun]] = Batcher(
             self._infer,
             max_batch=settings.max_batch,
             max_wait_s=settings.max_wait_ms / 1000.0,
@@ -117,12 +121,15 @@ class CaptionService:
 
     # -- the model, on the batcher's thread ---------------------------------------------------
 
-    def _infer(self, images: list[Image.Image]) -> list[tuple[Caption, int]]:
+    def _infer(self, images: list[Image.Image]) -> list[tuple[Caption, BatchRun]]:
+        start = time.time_ns()
         caps = self.captioner.caption(images)
+        model_end = time.time_ns()
         delay = self.injector.batch_delay_s()
         if delay:
             time.sleep(delay)
-        return [(cap, len(images)) for cap in caps]
+        run = BatchRun(next(self._batch_ids), len(images), start, model_end, time.time_ns())
+        return [(cap, run) for cap in caps]
 
     def _thread_init(self) -> None:
         try:
@@ -147,9 +154,10 @@ class CaptionService:
         self.state.begin_drain()
 
     async def stop(self) -> None:
-        """Stop the batcher and the decoding threads (after ``begin_stop``)."""
+        """Stop the batcher and the decoding threads (after ``begin_stop``), then send the spans left."""
         await self.batcher.stop()
         self.intake.stop()
+        self.tracing.shutdown()
 
     async def warm_up(self) -> None:
         blank = Image.new("RGB", (64, 64), (127, 127, 127))
@@ -191,11 +199,12 @@ class CaptionService:
 
     def admit(self, request: Request) -> None:
         """Refuse a caption request without the API key (401) or while not ready (503)."""
-        self.check_api_key(request)
-        readiness = self.state.readiness()
-        if readiness != "ready":
-            code = "draining" if readiness == "draining" else "not_ready"
-            raise ApiError(503, code, f"server is {readiness.replace('_', ' ')}", {"Retry-After": "1"})
+        with self.tracing.span("admission"):
+            self.check_api_key(request)
+            readiness = self.state.readiness()
+            if readiness != "ready":
+                code = "draining" if readiness == "draining" else "not_ready"
+                raise ApiError(503, code, f"server is {readiness.replace('_', ' ')}", {"Retry-After": "1"})
 
     def new_request_id(self) -> str:
         return f"{self._id_prefix}{next(self._id_counter):016x}"
@@ -297,7 +306,8 @@ class CaptionService:
         decoded and shrunk to what the model needs off the event loop (``ImageIntake``), with
         the decoded pixels in flight bounded; failures are ``ApiError`` 400, 413 or 503."""
         try:
-            return await self.intake.image(data)
+            with self.tracing.span("decode", {"caption.image.bytes": len(data)}):
+                return await self.intake.image(data)
         except ImageTooLargeError as exc:
             raise ApiError(413, "image_too_large", str(exc)) from None
         except ImageDecodeError as exc:
@@ -406,6 +416,7 @@ class CaptionService:
         if settings.enable_faults:
             for _ in images:
                 await self.draw_fault(request)
+        submitted_ns = time.time_ns()
         try:
             futures = self.batcher.submit_all(images)
         except QueueFullError:
@@ -427,7 +438,8 @@ class CaptionService:
             for future in futures:  # a cancelled item is skipped when its batch is taken
                 future.cancel()
         if request is not None and outs:
-            request.state.batch_size = max(size for _, size in outs)
+            request.state.batch_size = max(run.size for _, run in outs)
+        self.tracing.batch_spans(submitted_ns, outs)
         results = []
         for cap, _ in outs:
             word = injector.draw_unsafe(self.safety.blocklist) if settings.enable_faults else None

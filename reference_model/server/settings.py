@@ -14,7 +14,7 @@ IMAGE_TYPES: tuple[str, ...] = ("image/png", "image/jpeg", "image/webp")
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """How the server batches, limits, authenticates and injects faults."""
+    """How the server batches, limits, authenticates, injects faults and exports its traces."""
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -45,6 +45,8 @@ class ServerSettings:
     job_keep_s: float = 600.0
     job_keep_max: int = 10000
     callback_allow: tuple[str, ...] = ()
+    otlp_endpoint: str | None = None
+    spans_file: str | None = None
 
     def batching(self) -> dict[str, Any]:
         return {"max_batch": self.max_batch, "max_wait_ms": self.max_wait_ms, "max_queue": self.max_queue}
