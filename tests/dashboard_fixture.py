@@ -15,12 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from factories import decision_parts, slo_records, typed_inputs
 from harness.canary import MetricSample, judge
 from harness.datasets import generate_shapes, write_coco
 from harness.drift.report import write_report
 from harness.quality.report import write_quality
 from harness.records import RecordWriter, RequestRecord, compact
 from harness.report import build_decision, render_markdown, write_decision
+from harness.report.model import Inputs, SloRecord
 
 __all__ = ["Reports", "build_reports", "N_IMAGES", "REPEATS", "PRICE_PER_HOUR", "HOSTILE_CAPTION"]
 
@@ -99,7 +101,7 @@ def _figures(recs: list[RequestRecord], cider: np.ndarray, queue: int | None) ->
     return fig
 
 
-def _slos(canary_burn: float) -> list[dict]:
+def _slos(canary_burn: float) -> list[SloRecord]:
     rows = []
     for target, burn in (("baseline", 0.5), ("canary", canary_burn)):
         for name, kind, objective in (("latency-p95", "latency", 0.95), ("availability", "availability", 0.99)):
@@ -120,25 +122,27 @@ def _slos(canary_burn: float) -> list[dict]:
                     "alerts": [],
                 }
             )
-    return rows
+    return slo_records(rows)
 
 
-def _inputs(canary_version: str) -> dict:
-    return {
-        "targets": {
-            "baseline": {"url": "http://127.0.0.1:9001", "model_version": "tiny-baseline"},
-            "canary": {
-                "url": "http://127.0.0.1:9002",
-                "protocol": "openai-chat",
-                "model": "qwen2-vl",
-                "model_version": canary_version,
+def _inputs(canary_version: str) -> Inputs:
+    return typed_inputs(
+        {
+            "targets": {
+                "baseline": {"url": "http://127.0.0.1:9001", "model_version": "tiny-baseline"},
+                "canary": {
+                    "url": "http://127.0.0.1:9002",
+                    "protocol": "openai-chat",
+                    "model": "qwen2-vl",
+                    "model_version": canary_version,
+                },
             },
-        },
-        "scenario": "steady",
-        "load": {"users": 4, "duration_s": 20.0, "seed": 0},
-        "duration_s": 20,
-        "dataset": "dataset",
-    }
+            "scenario": "steady",
+            "load": {"users": 4, "duration_s": 20.0, "seed": 0},
+            "duration_s": 20,
+            "dataset": "dataset",
+        }
+    )
 
 
 def _old_run(root: Path) -> tuple[Path, dict]:
@@ -187,7 +191,7 @@ def _old_run(root: Path) -> tuple[Path, dict]:
         for t in ("baseline", "canary")
     }
     rec = build_decision(
-        v, _slos(0.5), _inputs("tiny-baseline"), run_id="run-a", extra={"figures": figs}, clock=lambda: T0
+        v, _slos(0.5), _inputs("tiny-baseline"), "run-a", decision_parts(figures=figs), clock=lambda: T0
     )
     folder = root / "run-a"
     write_decision(folder, rec)
@@ -359,7 +363,9 @@ def _new_run(root: Path) -> tuple[Path, dict]:
             "dataset": "dataset",
         },
     }
-    rec = build_decision(v, _slos(16.0), _inputs("tiny-slow"), run_id="run-b", extra=extra, clock=lambda: T0 + 3600)
+    rec = build_decision(
+        v, _slos(16.0), _inputs("tiny-slow"), "run-b", decision_parts(**extra), clock=lambda: T0 + 3600
+    )
     write_decision(folder, rec)
     (folder / "summary.md").write_text(render_markdown(rec))
     return folder, json.loads((folder / "decision.json").read_text())

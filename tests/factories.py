@@ -1,18 +1,32 @@
-"""Shared builders of test data: record sets written as the harness writes them, and the flaw zoo
-(``harness.load.flaws``) applied offline to recorded answers by the fault proxy's own code."""
+"""Shared builders of test data: record sets written as the harness writes them, the flaw zoo
+(``harness.load.flaws``) applied offline to recorded answers by the fault proxy's own code, and the
+decision record's typed parts made from plain values (``slo_records``, ``typed_inputs``,
+``decision_parts``), as each stage makes its own."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from harness.records import RecordWriter
 
-__all__ = ["write_records", "flawed_records", "same_records", "ANSWER_FIELDS"]
+if TYPE_CHECKING:
+    from harness.report import DecisionParts
+    from harness.report.model import Inputs, SloRecord
+
+__all__ = [
+    "write_records",
+    "flawed_records",
+    "same_records",
+    "slo_records",
+    "typed_inputs",
+    "decision_parts",
+    "ANSWER_FIELDS",
+]
 
 # What a request's answer sets in its record (the rest says which request it was: kept as recorded).
 ANSWER_FIELDS = (
@@ -112,3 +126,47 @@ def same_records(a: pd.DataFrame, b: pd.DataFrame) -> bool:
             elif not (x == y or (pd.isna(x) and pd.isna(y))):
                 return False
     return True
+
+
+# ---------------------------------------------------------------------------- the decision record's parts
+
+
+def slo_records(rows: Sequence[Mapping[str, Any]]) -> list[SloRecord]:
+    """SLO rows given as plain values (numpy values and NaN made plain first), as their models."""
+    from harness.report.decision import plain
+    from harness.report.model import SloRecord
+
+    return [SloRecord.model_validate(r) for r in plain(list(rows))]
+
+
+def typed_inputs(doc: Mapping[str, Any]) -> Inputs:
+    """What ran, given as plain values (numpy values and NaN made plain first), as ``Inputs``."""
+    from harness.report.decision import plain
+    from harness.report.model import Inputs
+
+    return Inputs.model_validate(plain(dict(doc)))
+
+
+def decision_parts(**parts: Any) -> DecisionParts:
+    """``DecisionParts`` from parts given as plain values (``figures``, ``worst_captions``,
+    ``contracts``, ``findings``, ``drift``, ``analysis``, ``artifacts``; numpy values and NaN made
+    plain first), each validated into its model; a part already a model is kept."""
+    from harness.report import DecisionParts
+    from harness.report import model as m
+    from harness.report.decision import plain
+
+    by_role = {"figures": m.TargetFigures, "contracts": m.ContractReport}
+    listed = {"worst_captions": m.WorstCaption, "findings": m.Finding}
+    single = {"drift": m.Drift, "analysis": m.Analysis, "artifacts": m.Artifacts}
+    typed: dict[str, Any] = {}
+    for name, value in plain(parts).items():
+        if name in by_role:
+            typed[name] = {k: by_role[name].model_validate(v) for k, v in value.items()}
+        elif name in listed:
+            typed[name] = [listed[name].model_validate(v) for v in value]
+        elif name in single:
+            if value is not None or name != "artifacts":  # no artifacts: none written (the default)
+                typed[name] = None if value is None else single[name].model_validate(value)
+        else:
+            raise TypeError(f"the decision record has no part {name!r}")
+    return DecisionParts(**typed)

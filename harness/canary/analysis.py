@@ -31,6 +31,7 @@ from harness.canary.sequential import Look, Spending
 from harness.errors import DataError, HarnessError
 
 if TYPE_CHECKING:
+    from harness.report.model import Analysis, Inputs
     from harness.report.notify import Notify
 
 __all__ = [
@@ -194,7 +195,7 @@ def _judge_look(
     until: float,
     *,
     run_id: str,
-    inputs: dict[str, Any] | None,
+    inputs: Inputs | None,
     notify: Notify | None,
     clock: Callable[[], float],
 ) -> dict:
@@ -206,7 +207,7 @@ def _judge_look(
         replace(s, since=max(s.since or plan.started_unix, plan.started_unix), until=until) for s in (baseline, canary)
     ]
     cfg = replace(settings, judge=replace(settings.judge, look=look))
-    analysis = {**plan.to_dict(), **look.to_dict(), "window_start_unix": plan.started_unix, "window_end_unix": until}
+    analysis = _analysis_record(plan, look, until)
     reasons: list[str] = []
     try:
         reasons += _clock_skew(srcs, clock(), plan)
@@ -215,7 +216,7 @@ def _judge_look(
             out / folder,
             cfg,
             run_id=f"{run_id}-look{k:02d}",
-            inputs=dict(inputs or {}),
+            inputs=inputs,
             analysis=analysis,
             reasons=reasons,
             notify=notify,
@@ -230,7 +231,7 @@ def _judge_look(
             out / folder,
             cfg,
             run_id=f"{run_id}-look{k:02d}",
-            inputs=dict(inputs or {}),
+            inputs=inputs,
             analysis=analysis,
             reasons=reasons,
             read=False,
@@ -243,6 +244,16 @@ def _judge_look(
     return rec
 
 
+def _analysis_record(plan: AnalysisPlan, look: Look, until: float) -> Analysis:
+    """Which look of the analysis a record is, as the record holds it: the plan, the look's level
+    and alpha spent, and the window judged (cumulative, from the start to ``until``)."""
+    from harness.report.model import Analysis
+
+    return Analysis.model_validate(
+        {**plan.to_dict(), **look.to_dict(), "window_start_unix": plan.started_unix, "window_end_unix": until}
+    )
+
+
 def judge_due(
     baseline: Source,
     canary: Source,
@@ -251,7 +262,7 @@ def judge_due(
     plan: AnalysisPlan,
     *,
     run_id: str,
-    inputs: dict[str, Any] | None = None,
+    inputs: Inputs | None = None,
     notify: Notify | None = None,
     now: float | None = None,
     grace: float = 0.0,
@@ -305,7 +316,7 @@ def run_analysis(
     plan: AnalysisPlan,
     *,
     run_id: str,
-    inputs: dict[str, Any] | None = None,
+    inputs: Inputs | None = None,
     notify: Notify | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,

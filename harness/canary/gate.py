@@ -225,6 +225,7 @@ def run_gate(cfg: GateConfig) -> dict:
         write_manifest,
     )
     from harness.redaction import Redactor, credential_values
+    from harness.report.model import Inputs
     from harness.resources import example_path
     from harness.slo import load_spec
 
@@ -277,14 +278,15 @@ def run_gate(cfg: GateConfig) -> dict:
     shutil.copyfile(spec_path, out / SPEC_YAML)
     write_judge_config(cfg.judge, out / JUDGE_YAML)
     dataset = str(folder.relative_to(out)) if folder.is_relative_to(out) else str(folder.resolve())
-    write_manifest(out, RunManifest(run_id, json.loads(json.dumps(inputs)), tuple(reasons), cfg.seed, dataset))
+    saved = json.loads(json.dumps(inputs))  # what ran, as the manifest keeps it and the judgement reads it
+    write_manifest(out, RunManifest(run_id, saved, tuple(reasons), cfg.seed, dataset))
     return judge_sources(
         Source(out, {"target": "baseline"}),
         Source(out, {"target": "canary"}),
         out,
         settings,
         run_id=run_id,
-        inputs=inputs,
+        inputs=Inputs.model_validate(saved),
         reasons=reasons,
         dataset=folder,
         notify=cfg.notify,

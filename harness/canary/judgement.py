@@ -27,7 +27,8 @@ from harness.errors import DataError, InputMissingError
 
 if TYPE_CHECKING:
     from harness.drift.suite import DriftReport
-    from harness.report.model import Drift, SloRecord
+    from harness.report.decision import DecisionParts
+    from harness.report.model import Analysis, Drift, Inputs, SloRecord, WorstCaption
     from harness.report.notify import Notify
     from harness.slo.report import SLOResult
 
@@ -40,6 +41,7 @@ __all__ = [
     "RunManifest",
     "judge_sources",
     "judge_run",
+    "source_inputs",
     "read_manifest",
     "write_manifest",
     "thresholds",
@@ -250,10 +252,10 @@ def judge_sources(
     settings: Settings,
     *,
     run_id: str,
-    inputs: Mapping[str, Any] | None = None,
+    inputs: Inputs | None = None,
     reasons: Sequence[str] = (),
     dataset: Path | None = None,
-    analysis: Mapping[str, Any] | None = None,
+    analysis: Analysis | None = None,
     read: bool = True,
     strict: bool = False,
     replayed: Mapping[str, tuple] | None = None,
@@ -261,17 +263,21 @@ def judge_sources(
     clock=time.time,
 ) -> dict:
     """Judge the two sources and write ``decision.json``, ``summary.md`` and the drift report into
-    ``out``; returns the decision record. ``reasons`` are acquisition problems (a target down):
-    any makes the verdict HOLD. ``dataset``: the labelled folder both targets captioned, for the
-    worst captions with their references. ``analysis``: which look of a live analysis this is
-    (``harness.canary.analysis``); ``read=False`` judges without reading the sources (HOLD).
+    ``out``; returns the decision record. ``inputs``: what ran (default: the sources,
+    ``source_inputs``); the record adds the spec where they name none, the thresholds judged with
+    and, for a target that reported no model version, the first its records name. ``reasons`` are
+    acquisition problems (a target down): any makes the verdict HOLD. ``dataset``: the labelled
+    folder both targets captioned, for the worst captions with their references. ``analysis``:
+    which look of a live analysis this is (``harness.canary.analysis``); ``read=False`` judges
+    without reading the sources (HOLD).
     ``strict``: a source with no records is an error (``InputMissingError``), not a HOLD.
     ``replayed``: role -> (records, per-image CIDEr-D, quality document) of production images
     captioned by both targets (``harness.canary.replay``): each side's evaluation, so the paired
     metrics are judged as in the gate; the sources' records stay the traffic. ``notify``: where to
     tell the verdict once the record is written (``harness.report.notify``: a Pushgateway, a
     webhook; a failure there is one warning line and changes nothing)."""
-    from harness.report import build_decision, render_markdown, write_decision
+    from harness.report import DecisionParts, build_decision, render_markdown, write_decision
+    from harness.report.model import Artifacts
     from harness.slo import load_spec
 
     out = Path(out)
@@ -279,20 +285,9 @@ def judge_sources(
     spec = load_spec(settings.spec_path)
     thr, floor, traffic, blocklist = thresholds(settings, spec)
     reasons = list(reasons)
-    inputs = dict(inputs or {})
-    inputs.setdefault(
-        "targets", {k: {"url": s.describe(), "protocol": None} for k, s in zip(ROLES, (baseline, canary))}
-    )
-    inputs.setdefault("spec", str(settings.spec_path))
-    inputs.update({"latency_threshold_s": thr, "quality_floor": floor, "traffic_rps": traffic})
-    artifacts: dict[str, Any] = {"summary_md": "summary.md"}
-    if dataset is not None:
-        artifacts["dataset"] = str(dataset)
-    extra: dict[str, Any] = {"artifacts": artifacts}
-    if analysis is not None:
-        extra["analysis"] = dict(analysis)
-    targets: tuple[TargetData, TargetData] | None = None
-    slos: list[SloRecord] = []
+    if inputs is None:
+        inputs = source_inputs(baseline, canary)
+    measured: _Measured | None = None
     if read:
         sides = {k: read_side(src, k, missing_ok=bool(reasons)) for k, src in zip(ROLES, (baseline, canary))}
     else:
@@ -320,12 +315,10 @@ def judge_sources(
         or (dataset is not None and _has_references(dataset) is False)
     )
     if not any(_empty(side) for side in sides.values()):
-        targets, slos, extra2 = _measure(
-            sides, spec, thr, floor, traffic, blocklist, settings, inputs, out, dataset, references
-        )
-        artifacts.update(extra2.pop("artifacts", {}))
-        reasons += extra2.pop("reasons", [])
-        extra.update(extra2)
+        measured = _measure(sides, spec, thr, floor, traffic, blocklist, settings, out, dataset, references)
+        reasons += measured.reasons
+    targets = measured.targets if measured is not None else None
+    slos = measured.slos if measured is not None else []
     cfgj = settings.judge
     if targets is not None and not all(t.evaluation is not None and len(t.evaluation) for t in targets):
         cfgj = for_traffic(cfgj)  # traffic records only (production): no paired evaluation
@@ -337,7 +330,20 @@ def judge_sources(
     cfgj = cfgj.with_metrics(drift_metric())
     samples = metric_samples(cfgj.metrics, *targets) if targets else {}
     verdict = judge(samples, cfgj, reasons)
-    rec = build_decision(verdict, slos, inputs, run_id, {**extra, "artifacts": artifacts}, clock=clock)
+    files = {"summary_md": "summary.md", "dataset": None if dataset is None else str(dataset)}
+    if measured is not None:
+        drift = measured.parts.drift is not None
+        files.update(
+            records="records.parquet" if (out / "records.parquet").exists() else None,
+            quality="quality.json" if (out / "quality.json").exists() else None,
+            drift="drift.json" if drift else None,
+            drift_html="drift.html" if drift else None,
+        )
+    parts = replace(
+        measured.parts if measured is not None else DecisionParts(), analysis=analysis, artifacts=Artifacts(**files)
+    )
+    inputs = _what_ran(inputs, settings, thr, floor, traffic, measured.versions if measured is not None else {})
+    rec = build_decision(verdict, slos, inputs, run_id, parts, clock=clock)
     path = write_decision(out, rec)
     (out / "summary.md").write_text(render_markdown(rec))
     log.info("verdict %s (score %s): %s", rec.verdict, rec.score, path)
@@ -346,6 +352,39 @@ def judge_sources(
 
         tell(rec, path, notify.grouped(run_id))
     return rec.model_dump(mode="json", by_alias=True)  # the record as written, for the commands to print
+
+
+def source_inputs(baseline: Source, canary: Source, **fields: Any) -> Inputs:
+    """What ran, where the sources are all that is known of it: each target named by its source
+    (``Source.describe``), its protocol unknown; ``fields``: other fields of ``Inputs`` (``replay``)."""
+    from harness.report.model import Inputs, TargetInfo
+
+    return Inputs(targets={k: TargetInfo(url=s.describe()) for k, s in zip(ROLES, (baseline, canary))}, **fields)
+
+
+def _what_ran(
+    inputs: Inputs, settings: Settings, thr: float, floor: float, traffic: float, versions: Mapping[str, str]
+) -> Inputs:
+    """``inputs`` as the record holds them: the spec judged with where they name none, the
+    thresholds judged with, and a target that reported no model version given its records' first."""
+    from harness.report.model import Inputs, TargetInfo
+
+    targets = {
+        k: TargetInfo.model_validate({**dict(t), "model_version": versions[k]})
+        if k in versions and not t.model_version
+        else t
+        for k, t in inputs.targets.items()
+    }
+    return Inputs.model_validate(
+        {
+            **dict(inputs),
+            "targets": targets,
+            "spec": str(settings.spec_path) if inputs.spec is None else inputs.spec,
+            "latency_threshold_s": thr,
+            "quality_floor": floor,
+            "traffic_rps": traffic,
+        }
+    )
 
 
 def _left_out_ahead(sides: dict, sources, now: float) -> list[str]:
@@ -388,21 +427,21 @@ def judge_run(
     m = read_manifest(folder)
     if judge_cfg is None:
         judge_cfg = load_judge_config(folder / JUDGE_YAML)
-    inputs = json.loads(json.dumps(m.inputs))  # a copy the judgement may fill in
+    sources = (Source(folder, {"target": "baseline"}), Source(folder, {"target": "canary"}))
+    inputs = _manifest_inputs(folder / RUN_JSON, m.inputs, sources)
     settings = Settings(
         Path(spec) if spec is not None else folder / SPEC_YAML,
         judge_cfg,
-        inputs.get("latency_threshold_s"),
-        inputs.get("quality_floor"),
-        inputs.get("traffic_rps"),
+        inputs.latency_threshold_s,
+        inputs.quality_floor,
+        inputs.traffic_rps,
         seed=m.seed,
     )
     dataset = None
     if m.dataset is not None:
         dataset = Path(m.dataset) if Path(m.dataset).is_absolute() else folder / m.dataset
     return judge_sources(
-        Source(folder, {"target": "baseline"}),
-        Source(folder, {"target": "canary"}),
+        *sources,
         Path(out),
         settings,
         run_id=run_id or f"judge-{time.strftime('%Y%m%dT%H%M%S')}-{m.run_id}",
@@ -412,6 +451,21 @@ def judge_run(
         notify=notify,
         clock=clock,
     )
+
+
+def _manifest_inputs(path: Path, saved: Mapping[str, Any], sources: tuple[Source, Source]) -> Inputs:
+    """The inputs a run manifest saved, as the record's model (targets it does not name: the
+    sources); inputs that do not fit the model are a ``DataError`` naming the file and the field."""
+    from pydantic import ValidationError
+
+    from harness.report.decision import plain
+    from harness.report.model import Inputs
+    from harness.validation import first_error
+
+    try:
+        return Inputs.model_validate(plain({"targets": source_inputs(*sources).targets, **saved}))
+    except ValidationError as exc:
+        raise DataError(f"{path}: {first_error(exc, 'inputs')}") from None
 
 
 def _without_references(cfg: JudgeConfig) -> JudgeConfig:
@@ -448,27 +502,44 @@ def _empty(side: Side) -> bool:
     return all(d is None or not len(d) for d in (side.evaluation, side.load))
 
 
+@dataclass(frozen=True)
+class _Measured:
+    """What measuring both sides gives the judgement: each target's data for the metrics, the SLOs,
+    the record's parts (figures, worst captions, contracts, findings, drift), reasons to hold (the
+    harness's own records broke their contract) and each target's first model version in its
+    records."""
+
+    targets: tuple[TargetData, TargetData]
+    slos: list[SloRecord]
+    parts: DecisionParts
+    reasons: list[str]
+    versions: dict[str, str]
+
+
 def _measure(
-    sides, spec, thr, floor, traffic, blocklist, settings: Settings, inputs, out: Path, dataset, references=True
-):
+    sides, spec, thr, floor, traffic, blocklist, settings: Settings, out: Path, dataset, references=True
+) -> _Measured:
     import pandas as pd
 
     from harness.canary import observations as o
     from harness.records import check_types
     from harness.records.contract import RecordContract, validate_records
+    from harness.report import DecisionParts
+    from harness.report.decision import plain
+    from harness.report.model import ContractReport, TargetFigures
     from harness.slo import evaluate_records
     from harness.slo.job_figures import gate_figures
 
     reasons: list[str] = []
     frames = [d for k in ROLES for d in (sides[k].evaluation, sides[k].load) if d is not None and len(d)]
-    contracts = {}
+    contracts: dict[str, ContractReport] = {}
     if all(sides[k].evaluation is not None and len(sides[k].evaluation) for k in ROLES):
         # A gate's own records must be well formed; what the targets answered is judged by the
         # metrics, not here. One validation over all of them (each costs a Great Expectations pass).
         rep = validate_records(
             pd.concat(frames, ignore_index=True), RecordContract(coverage_objective=0.0, service=False)
         )
-        contracts["records"] = rep.to_dict()
+        contracts["records"] = ContractReport.model_validate(plain(rep.to_dict()))
         if not rep.success:
             reasons.append(f"the harness's records failed their data contract: {rep.message()}")
     else:
@@ -479,7 +550,9 @@ def _measure(
                 if d is not None and len(d):
                     check_types(d, f"{k} records", required=TRAFFIC_FIELDS)
     by_target: dict[str, TargetData] = {}
-    figures, slos = {}, []
+    figures: dict[str, dict[str, Any]] = {}  # each target's, until complete (the canary's AUROC last)
+    slos: list[SloRecord] = []
+    versions: dict[str, str] = {}
     # What one side cannot see (a Prometheus scope: captions, client timeouts) is compared on neither.
     captions, timeouts = (all(getattr(sides[k], f) for k in ROLES) for f in ("captions", "timeouts"))
     evaluated = all(sides[k].evaluation is not None and len(sides[k].evaluation) for k in ROLES)
@@ -488,10 +561,9 @@ def _measure(
         side = sides[k]
         ev, ld = side.evaluation, side.load
         both = [d for d in (ev, ld) if d is not None]
-        versions = [v for v in pd.concat(both)["model_version"].dropna().unique()] if both else []
-        target_info = inputs["targets"].setdefault(k, {})
-        if versions and not target_info.get("model_version"):
-            target_info["model_version"] = str(versions[0])
+        named = pd.concat(both)["model_version"].dropna().unique() if both else []
+        if len(named):
+            versions[k] = str(named[0])
         qmap = pd.DataFrame({"image_id": list(side.per_image), "CIDEr-D": list(side.per_image.values())})
         burn: dict[str, float | Missing | None] = {}
         if ld is not None and len(ld):
@@ -539,23 +611,14 @@ def _measure(
         by_target["canary"] = replace(
             by_target["canary"], drifted=1.0 if drift.drifted else 0.0, drift_p_value=drift.p_value
         )
-    found = [f for k in ROLES for f in findings(by_target[k], k)]
-    extra: dict[str, Any] = {
-        "figures": figures,
-        "worst_captions": _worst(sides, dataset),
-        "contracts": contracts,
-        "findings": found,
-        "reasons": reasons,
-        "artifacts": {
-            "records": "records.parquet" if (out / "records.parquet").exists() else None,
-            "quality": "quality.json" if (out / "quality.json").exists() else None,
-            "drift": "drift.json" if drift else None,
-            "drift_html": "drift.html" if drift else None,
-        },
-    }
-    if drift is not None:
-        extra["drift"] = drift
-    return (by_target["baseline"], by_target["canary"]), slos, extra
+    parts = DecisionParts(
+        figures={k: TargetFigures.model_validate(plain(f)) for k, f in figures.items()},
+        worst_captions=_worst(sides, dataset),
+        contracts=contracts,
+        findings=[f for k in ROLES for f in findings(by_target[k], k)],
+        drift=drift,
+    )
+    return _Measured((by_target["baseline"], by_target["canary"]), slos, parts, reasons, versions)
 
 
 def _outputs(side: Side):
@@ -564,10 +627,13 @@ def _outputs(side: Side):
     return side.evaluation if side.evaluation is not None and len(side.evaluation) else side.load
 
 
-def _worst(sides, dataset: Path | None) -> list[dict]:
+def _worst(sides, dataset: Path | None) -> list[WorstCaption]:
+    """Each target's five lowest-scoring captions, with the references of their images."""
     if dataset is None or not (Path(dataset) / "captions.json").exists():
         return []
     from harness.datasets import load_coco
+    from harness.report.decision import plain
+    from harness.report.model import WorstCaption
 
     ds = load_coco(dataset)
     references = {str(it.image_id): list(it.captions) for it in ds.items}
@@ -581,17 +647,16 @@ def _worst(sides, dataset: Path | None) -> list[dict]:
         caps = dict(zip(cap["image_id"].astype(str), cap["caption"]))
         confs = dict(zip(cap["image_id"].astype(str), cap["confidence"]))
         for image_id, score in rows:
-            worst.append(
-                {
-                    "target": k,
-                    "image_id": image_id,
-                    "image_path": paths.get(image_id),
-                    "caption": caps.get(image_id),
-                    "references": references.get(image_id, []),
-                    "cider_d": score,
-                    "confidence": confs.get(image_id),
-                }
-            )
+            row = {
+                "target": k,
+                "image_id": image_id,
+                "image_path": paths.get(image_id),
+                "caption": caps.get(image_id),
+                "references": references.get(image_id, []),
+                "cider_d": score,
+                "confidence": confs.get(image_id),
+            }
+            worst.append(WorstCaption.model_validate(plain(row)))
     return worst
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from harness.canary.sample import MetricSample, Missing
+
+if TYPE_CHECKING:
+    from harness.report.model import Finding
 
 __all__ = ["TargetData", "metric_samples", "error_flags", "timeout_flags", "FINDING_EXAMPLES", "NO_REFERENCES"]
 
@@ -321,12 +324,14 @@ def auroc(t: TargetData) -> float | None:
 # ---------------------------------------------------------------------------- findings
 
 
-def findings(t: TargetData, target: str) -> list[dict]:
-    """The output checks' findings on this target: per check, how many answers and a few examples."""
+def findings(t: TargetData, target: str) -> list[Finding]:
+    """The output checks' findings on this target, as the decision record holds them: per check,
+    how many answers and a few examples."""
     a, c = t.answers, t.checks
     if a is None or c is None:
         return []
     from harness.quality.checks import CHECKS
+    from harness.report.model import Finding, FindingExample
 
     out = []
     for check in CHECKS:
@@ -336,22 +341,16 @@ def findings(t: TargetData, target: str) -> list[dict]:
         idx = np.flatnonzero(flags)[:FINDING_EXAMPLES]
         matches = c.matches(check)
         examples = [
-            {
-                "request_id": str(r.request_id),
-                "image_id": None if r.image_id is None else str(r.image_id),
-                "caption": _clip(r.caption),
-                "match": _clip("; ".join(matches[i]), 120),
-            }
+            FindingExample(
+                request_id=str(r.request_id),
+                image_id=None if r.image_id is None else str(r.image_id),
+                caption=_clip(r.caption),
+                match=_clip("; ".join(matches[i]), 120),
+            )
             for r, i in zip(a.iloc[idx].itertuples(), idx)
         ]
         out.append(
-            {
-                "target": target,
-                "check": check,
-                "count": int(flags.sum()),
-                "answers": int(len(flags)),
-                "examples": examples,
-            }
+            Finding(target=target, check=check, count=int(flags.sum()), answers=int(len(flags)), examples=examples)
         )
     return out
 

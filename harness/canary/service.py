@@ -28,7 +28,7 @@ from typing import Annotated, Any, Callable, Literal
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from harness.canary.analysis import AnalysisPlan, AnalysisState, judge_due, read_analysis, start_analysis
-from harness.canary.judgement import Settings, Source
+from harness.canary.judgement import Settings, Source, source_inputs
 from harness.errors import DataError, HarnessError, InputMissingError
 from harness.text import one_line, short_repr
 from harness.validation import STRICT, Strict, error_message, first_error, join_path
@@ -678,11 +678,7 @@ class JudgeService:
                 self.settings,
                 a.state.plan,
                 run_id=a.name,
-                inputs={
-                    "targets": {
-                        r: {"url": s.describe(), "protocol": None} for r, s in zip(("baseline", "canary"), a.sources)
-                    }
-                },
+                inputs=source_inputs(*a.sources),
                 now=self.clock(),
                 grace=a.grace,
                 clock=self.clock,

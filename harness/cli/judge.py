@@ -124,9 +124,10 @@ def _duration(option: str, text: str | None) -> float | None:
     return value
 
 
-def _replay(args: argparse.Namespace, sources, run_id: str, seed: int, inputs: dict):
+def _replay(args: argparse.Namespace, sources, run_id: str, seed: int):
     """Replay a seeded sample of the images the records name to both targets: (role -> records,
-    per-image quality, quality document; the replayed COCO folder). Fills in ``inputs["replay"]``."""
+    per-image quality, quality document; the replayed COCO folder; what was replayed, as the
+    record's ``inputs.replay`` says it)."""
     from harness.canary.gate import _parallel, _probe
     from harness.canary.judgement import read_side
     from harness.canary.replay import replay, replay_dataset, replay_ids
@@ -141,7 +142,6 @@ def _replay(args: argparse.Namespace, sources, run_id: str, seed: int, inputs: d
     if not ids:
         raise InputMissingError("--replay-images: the records name no image (image_id)")
     found = replay_dataset(args.replay_images, ids, args.out)
-    inputs["replay"] = found.summary(args.replay_images, args.replay_sample)
     urls = {"baseline": args.baseline_url, "canary": args.canary_url}
     adapter = ProtocolChoice().build()
     probes = _parallel({r: (lambda u=u: _probe(u, args.timeout, None, adapter)) for r, u in urls.items()})
@@ -151,7 +151,7 @@ def _replay(args: argparse.Namespace, sources, run_id: str, seed: int, inputs: d
     replayed = replay(
         urls["baseline"], urls["canary"], found.folder, args.out, run_id, args.timeout, None, args.concurrency
     )
-    return replayed, found.folder
+    return replayed, found.folder, found.summary(args.replay_images, args.replay_sample)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -159,7 +159,16 @@ def run(args: argparse.Namespace) -> int:
 
     from harness.canary import JudgeConfig
     from harness.canary.config import load_judge_config
-    from harness.canary.judgement import JUDGE_YAML, RUN_JSON, Settings, Source, judge_run, judge_sources, read_manifest
+    from harness.canary.judgement import (
+        JUDGE_YAML,
+        RUN_JSON,
+        Settings,
+        Source,
+        judge_run,
+        judge_sources,
+        read_manifest,
+        source_inputs,
+    )
     from harness.cli.checks import at_least, not_negative, out_folder, positive, time_option
     from harness.errors import InputMissingError
     from harness.resources import example_path
@@ -256,8 +265,7 @@ def run(args: argparse.Namespace) -> int:
             run_folder, args.out, judge_cfg if any(v is not None for v in asked) else None, args.spec, notify=notify
         )
     else:
-        manifest = read_manifest(run_folder) if run_folder is not None else None
-        inputs = dict(manifest.inputs) if manifest is not None else {}
+        saved = read_manifest(run_folder).inputs if run_folder is not None else {}
         spec = args.spec or (
             run_folder / "slo.yaml"
             if run_folder is not None and (run_folder / "slo.yaml").exists()
@@ -266,13 +274,12 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings(
             spec,
             judge_cfg,
-            args.latency_threshold or inputs.get("latency_threshold_s"),
-            args.quality_floor if args.quality_floor is not None else inputs.get("quality_floor"),
-            args.traffic_rps or inputs.get("traffic_rps"),
+            args.latency_threshold or saved.get("latency_threshold_s"),
+            args.quality_floor if args.quality_floor is not None else saved.get("quality_floor"),
+            args.traffic_rps or saved.get("traffic_rps"),
             seed=judge_cfg.seed,
         )
         run_id = f"judge-{time.strftime('%Y%m%dT%H%M%S')}"
-        inputs = {"targets": {r: {"url": s.describe(), "protocol": None} for r, s in sources.items()}}
         if interval is not None:
             from harness.canary.analysis import AnalysisPlan, run_analysis
 
@@ -280,14 +287,17 @@ def run(args: argparse.Namespace) -> int:
                 interval, lifetime, since if since is not None else time.time(), judge_cfg.alpha, args.spending
             )
             live = {r: replace(s, since=None, until=None) for r, s in sources.items()}
+            inputs = source_inputs(sources["baseline"], sources["canary"])
             rec = run_analysis(
                 live["baseline"], live["canary"], args.out, settings, plan, run_id=run_id, inputs=inputs, notify=notify
             )
         else:
             replay: dict = {}
+            replayed_inputs = None
             if args.replay_images is not None:
-                replayed, dataset = _replay(args, sources, run_id, judge_cfg.seed, inputs)
+                replayed, dataset, replayed_inputs = _replay(args, sources, run_id, judge_cfg.seed)
                 replay = {"dataset": dataset, "replayed": replayed}
+            inputs = source_inputs(sources["baseline"], sources["canary"], replay=replayed_inputs)
             rec = judge_sources(
                 sources["baseline"],
                 sources["canary"],

@@ -2,9 +2,10 @@
 dashboard read. Renderings (markdown, dashboard) only present it; nothing is computed there.
 
 A record is built in one place, ``build_decision``, from the judge's typed verdict and the typed
-parts of the other stages, into the typed model of ``harness.report.model`` (imported lazily:
-``import harness`` stays light), and read back with ``load_decision``, which validates it against
-the same model. Both give the model; ``write_decision`` dumps it, and renderings read it."""
+parts of the other stages (``SloRecord``, ``Inputs``, ``DecisionParts``: each a model of
+``harness.report.model``, imported lazily so ``import harness`` stays light, made by the stage that
+made its values), and read back with ``load_decision``, which validates it against the same model.
+Both give the model; ``write_decision`` dumps it, and renderings read it."""
 
 from __future__ import annotations
 
@@ -12,20 +13,33 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Protocol, Sequence
 
 from harness.errors import DataError, InputMissingError
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-    from harness.report.model import DecisionRecord, Inputs, SloRecord
+    from harness.report.model import (
+        Analysis,
+        Artifacts,
+        ContractReport,
+        DecisionRecord,
+        Drift,
+        Finding,
+        Inputs,
+        SloRecord,
+        TargetFigures,
+        WorstCaption,
+    )
 
 __all__ = [
     "DECISION_NAME",
     "SCHEMA_VERSION",
     "JudgedVerdict",
+    "DecisionParts",
     "build_decision",
     "write_decision",
     "load_decision",
@@ -34,20 +48,6 @@ __all__ = [
 
 DECISION_NAME = "decision.json"
 SCHEMA_VERSION = 2  # harness.report.model.SCHEMA_VERSION; schema 1 records are still read
-CORE = (
-    "verdict",
-    "score",
-    "reasons",
-    "metrics",
-    "groups",
-    "thresholds",
-    "power",
-    "slos",
-    "inputs",
-    "schema_version",
-    "run_id",
-    "created_unix",
-)
 
 
 class JudgedVerdict(Protocol):
@@ -74,30 +74,72 @@ class JudgedVerdict(Protocol):
     def thresholds(self) -> Mapping[str, Any]: ...
 
 
+def _no_artifacts() -> Artifacts:
+    from harness.report.model import Artifacts
+
+    return Artifacts()
+
+
+@dataclass(frozen=True)
+class DecisionParts:
+    """The parts of the record besides the verdict, the SLOs and what ran, each already its model
+    (``harness.report.model``), made by the stage that made its values: each target's figures, the
+    worst captions, the data contracts' results, the output checks' findings, the output drift, the
+    look of a live analysis and the run's files. A part left out is empty (no drift: null)."""
+
+    figures: Mapping[Literal["baseline", "canary"], TargetFigures] = field(default_factory=dict)
+    worst_captions: Sequence[WorstCaption] = ()
+    contracts: Mapping[str, ContractReport] = field(default_factory=dict)
+    findings: Sequence[Finding] = ()
+    drift: Drift | None = None
+    analysis: Analysis | None = None
+    artifacts: Artifacts = field(default_factory=_no_artifacts)
+
+    def __post_init__(self) -> None:
+        from harness.report import model
+
+        _expect("figures", self.figures.values(), model.TargetFigures)
+        _expect("worst_captions", self.worst_captions, model.WorstCaption)
+        _expect("contracts", self.contracts.values(), model.ContractReport)
+        _expect("findings", self.findings, model.Finding)
+        _expect("drift", [] if self.drift is None else [self.drift], model.Drift)
+        _expect("analysis", [] if self.analysis is None else [self.analysis], model.Analysis)
+        _expect("artifacts", [self.artifacts], model.Artifacts)
+
+
+def _expect(name: str, values: Iterable[Any], model: type) -> None:
+    """A part given as anything but its model (a mapping, say) is refused: the stage that made its
+    values builds the model."""
+    for v in values:
+        if not isinstance(v, model):
+            raise TypeError(f"{name} takes {model.__name__} ({model.__module__}), not {type(v).__name__}")
+
+
 def build_decision(
     verdict: JudgedVerdict,
-    slos: Sequence[SloRecord | Mapping[str, Any]],
-    inputs: Inputs | Mapping[str, Any],
+    slos: Sequence[SloRecord],
+    inputs: Inputs,
     run_id: str,
-    extra: Mapping[str, Any] | None = None,
+    parts: DecisionParts | None = None,
     clock=time.time,
 ) -> DecisionRecord:
     """The record, validated once, from the judge's verdict (``harness.canary.Verdict``), the SLOs
     of both targets (``SloRecord``), what ran (``Inputs``: targets, versions, scenario, load shape,
-    faults, dataset, spec) and the optional parts in ``extra`` (figures, worst_captions, contracts,
-    findings, drift, analysis, artifacts). A part may be given as its model or as plain values (numpy
-    values, tuples and paths are made plain; NaN is no value). The power statement is derived from
-    the metrics. A part that does not fit the model raises ``ValueError`` naming the field."""
+    faults, dataset, spec) and the other parts (``DecisionParts``: figures, worst captions,
+    contracts, findings, drift, analysis, artifacts), each given as its model, never as plain
+    values (``TypeError``). The verdict's numpy values are made plain (NaN is no value); the power
+    statement is derived from the metrics. What still does not fit the record (a verdict's field,
+    figures of no target) raises ``ValueError`` naming the field."""
     from pydantic import TypeAdapter, ValidationError
 
-    from harness.report.model import DecisionRecord, GroupRecord, MetricRecord, derive_power
+    from harness.report.model import DecisionRecord, GroupRecord, Inputs, MetricRecord, SloRecord, derive_power
 
     if isinstance(verdict, Mapping):
         raise TypeError("build_decision takes the judge's Verdict, not a mapping")
-    extra = dict(extra or {})
-    clash = [k for k in CORE if k in extra]
-    if clash:
-        raise ValueError(f"extra may not set {', '.join(clash)}: they come from the verdict, the SLOs and the inputs")
+    _expect("inputs", [inputs], Inputs)
+    _expect("slos", slos, SloRecord)
+    _expect("parts", [] if parts is None else [parts], DecisionParts)
+    parts = parts or DecisionParts()
     try:
         metrics = TypeAdapter(list[MetricRecord]).validate_python([_fields(m, MetricRecord) for m in verdict.metrics])
     except ValidationError as exc:
@@ -115,9 +157,15 @@ def build_decision(
                 "groups": [_fields(g, GroupRecord) for g in verdict.groups],
                 "thresholds": plain(verdict.thresholds),
                 "power": derive_power(metrics),
-                "slos": plain(slos),
-                "inputs": plain(inputs),
-                **plain(extra),
+                "slos": list(slos),
+                "inputs": inputs,
+                "figures": dict(parts.figures),
+                "worst_captions": list(parts.worst_captions),
+                "contracts": dict(parts.contracts),
+                "findings": list(parts.findings),
+                "drift": parts.drift,
+                "analysis": parts.analysis,
+                "artifacts": parts.artifacts,
             }
         )
     except ValidationError as exc:

@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from factories import decision_parts, slo_records, typed_inputs
 from harness.canary import MetricResult, MetricSample, judge
 from harness.errors import DataError, InputMissingError
-from harness.report import build_decision, load_decision, render_markdown, write_decision
+from harness.report import DecisionParts, build_decision, load_decision, render_markdown, write_decision
 from harness.report.markdown import code_span, inline_text
-from harness.report.model import DecisionRecord, MetricRecord
+from harness.report.model import DecisionRecord, Inputs, MetricRecord, TargetFigures
 from harness.report.schema import BEGIN, END, SCHEMA_NAME, json_schema, readme_section, schema_text, with_section
 from markup import markdown_html
 
@@ -187,7 +188,9 @@ def _extra(caption: str = "a red circle", version: str = "tiny-b") -> dict:
 
 def _record(extra: dict | None = None, **kw) -> DecisionRecord:
     extra = _extra(**kw) if extra is None else extra
-    return build_decision(_verdict(), SLOS, INPUTS, run_id="r1", extra=extra, clock=lambda: 1000.0)
+    return build_decision(
+        _verdict(), slo_records(SLOS), typed_inputs(INPUTS), "r1", decision_parts(**extra), clock=lambda: 1000.0
+    )
 
 
 def _json(rec: DecisionRecord) -> dict:
@@ -261,22 +264,25 @@ def test_metric_record_mirrors_metric_result():
 
 
 def test_build_refuses_what_does_not_fit():
-    v = _verdict()
+    v, slos, inputs = _verdict(), slo_records(SLOS), typed_inputs(INPUTS)
     with pytest.raises(TypeError, match="takes the judge's Verdict, not a mapping"):
-        build_decision(v.to_dict(), SLOS, INPUTS, "r1")
-    with pytest.raises(ValueError, match="extra may not set verdict"):
-        build_decision(v, SLOS, INPUTS, "r1", extra={"verdict": "PROMOTE"})
-    with pytest.raises(ValueError, match="extra may not set power"):
-        build_decision(v, SLOS, INPUTS, "r1", extra={"power": []})
-    with pytest.raises(ValueError, match=r"^decision record: surprise: Extra inputs are not permitted"):
-        build_decision(v, SLOS, INPUTS, "r1", extra={"surprise": 1})
+        build_decision(v.to_dict(), slos, inputs, "r1")
+    # Every other part is its model, made where its values were: plain values are refused.
+    with pytest.raises(TypeError, match=r"^inputs takes Inputs \(harness.report.model\), not dict$"):
+        build_decision(v, slos, INPUTS, "r1")
+    with pytest.raises(TypeError, match="^slos takes SloRecord"):
+        build_decision(v, SLOS, inputs, "r1")
+    with pytest.raises(TypeError, match="^parts takes DecisionParts"):
+        build_decision(v, slos, inputs, "r1", {"figures": {}})
+    with pytest.raises(TypeError, match="^figures takes TargetFigures"):
+        DecisionParts(figures={"canary": {"p95_s": 0.1}})
+    with pytest.raises(TypeError, match="^drift takes Drift"):
+        DecisionParts(drift={"drifted": False})
     broken = dataclasses.replace(v, metrics=(dataclasses.replace(v.metrics[0], classification="Maybe"), *v.metrics[1:]))
     with pytest.raises(ValueError, match=r"^decision record: metrics\[0\]\.classification: Input should be"):
-        build_decision(broken, SLOS, INPUTS, "r1")
-    with pytest.raises(ValueError, match=r"inputs\.targets\.prod"):
-        build_decision(v, SLOS, dict(INPUTS, targets={"prod": {"url": "http://x"}}), "r1")
-    with pytest.raises(ValueError, match=r"slos\[0\]\.objective: Input should be a valid number"):
-        build_decision(v, [dict(SLOS[0], objective=float("nan"))], INPUTS, "r1")  # NaN is no value
+        build_decision(broken, slos, inputs, "r1")
+    with pytest.raises(ValueError, match=r"^decision record: figures\.prod: Input should be 'baseline' or 'canary'"):
+        build_decision(v, slos, inputs, "r1", DecisionParts(figures={"prod": TargetFigures()}))
 
 
 def test_numpy_values_and_odd_target_answers_become_plain_json(tmp_path):
@@ -290,7 +296,9 @@ def test_numpy_values_and_odd_target_answers_become_plain_json(tmp_path):
     slos = [dict(SLOS[0], good=np.int64(971), would_page=np.bool_(False), budget_remaining=np.float64("nan"))]
     extra = _extra()
     extra["worst_captions"][0]["confidence"] = float("nan")
-    rec = build_decision(_verdict(), slos, inputs, "r1", extra=extra, clock=lambda: 1.0)
+    # Numpy values and NaN are made plain where each model is built (here by the factories).
+    parts = decision_parts(**extra)
+    rec = build_decision(_verdict(), slo_records(slos), typed_inputs(inputs), "r1", parts, clock=lambda: 1.0)
     assert rec.inputs.load.users == 4 and rec.slos[0].good == 971
     assert rec.slos[0].budget_remaining is None and rec.worst_captions[0].confidence is None
     assert _json(rec)["inputs"]["targets"]["baseline"] == {
@@ -457,7 +465,7 @@ def test_records_validate_against_the_schema(tmp_path):
     validator = jsonschema.Draft202012Validator(json.loads((ROOT / "reports" / SCHEMA_NAME).read_text()))
     rec = _json(_record())
     validator.validate(rec)
-    validator.validate(_json(build_decision(_verdict(), [], {"targets": {}}, "bare", clock=lambda: 0.0)))
+    validator.validate(_json(build_decision(_verdict(), [], Inputs(targets={}), "bare", clock=lambda: 0.0)))
     assert DecisionRecord.model_validate(rec).model_dump(mode="json", by_alias=True) == rec
     assert list(validator.iter_errors(dict(rec, verdict="MAYBE")))
     assert list(validator.iter_errors(dict(rec, surprise=1)))
@@ -511,7 +519,7 @@ def test_hostile_target_text_stays_inert():
             "examples": [{"request_id": "r", "image_id": "1", "caption": HOSTILE[-1], "match": HOSTILE[8]}],
         },
     ]
-    rec = build_decision(v, SLOS, inputs, "r1", extra=extra, clock=lambda: 0.0)
+    rec = build_decision(v, slo_records(SLOS), typed_inputs(inputs), "r1", decision_parts(**extra), clock=lambda: 0.0)
     md = render_markdown(rec)
     assert len(md) < 30_000  # the 100 kB caption is clipped
     html = markdown_html(md)

@@ -9,28 +9,46 @@ import numpy as np
 import pytest
 from test_report import INPUTS, SLOS, _extra, _verdict
 
+from factories import decision_parts, slo_records, typed_inputs
 from harness.canary.judgement import _drift_record, _slo_record
 from harness.drift.base import DriftResult
 from harness.drift.suite import DriftReport
-from harness.report import build_decision, load_decision, render_markdown, write_decision
-from harness.report.model import DecisionRecord, Drift, Inputs, SloRecord, TargetFigures
+from harness.report import DecisionParts, build_decision, load_decision, render_markdown, write_decision
+from harness.report.model import Artifacts, DecisionRecord, Drift, SloRecord
 from harness.report.notify import message
 from harness.report.run import load_run
 
 
-def _build(verdict=None, slos=SLOS, inputs=INPUTS, extra=None) -> DecisionRecord:
+def _build(verdict=None, parts: DecisionParts | None = None) -> DecisionRecord:
     verdict = _verdict() if verdict is None else verdict
-    return build_decision(verdict, slos, inputs, "r1", _extra() if extra is None else extra, clock=lambda: 5.0)
+    parts = decision_parts(**_extra()) if parts is None else parts
+    return build_decision(verdict, slo_records(SLOS), typed_inputs(INPUTS), "r1", parts, clock=lambda: 5.0)
 
 
-def test_parts_given_as_models_make_the_same_record():
-    plain = _build()
-    extra = _extra()
-    extra["figures"] = {k: TargetFigures.model_validate(v) for k, v in extra["figures"].items()}
-    extra["drift"] = Drift.model_validate(extra["drift"])
-    typed = _build(slos=[SloRecord.model_validate(s) for s in SLOS], inputs=Inputs.model_validate(INPUTS), extra=extra)
-    assert isinstance(typed, DecisionRecord) and typed == plain
-    assert render_markdown(typed) == render_markdown(plain)
+def test_the_record_holds_the_parts_as_given():
+    parts = decision_parts(**_extra())
+    rec = _build(parts=parts)
+    assert isinstance(rec, DecisionRecord)
+    assert rec.slos == slo_records(SLOS) and rec.inputs == typed_inputs(INPUTS)
+    assert rec.figures == parts.figures and rec.worst_captions == list(parts.worst_captions)
+    assert rec.contracts == parts.contracts and rec.findings == list(parts.findings)
+    assert rec.drift == parts.drift and rec.artifacts == parts.artifacts and rec.analysis is None
+    bare = _build(parts=DecisionParts())
+    assert bare.figures == {} and bare.worst_captions == [] and bare.drift is None and bare.artifacts == Artifacts()
+
+
+@pytest.mark.parametrize("name", ["figures", "worst_captions", "contracts", "findings", "drift", "artifacts"])
+def test_a_part_given_as_plain_values_is_refused(name):
+    """A stage builds its part's model where it makes the values; the record takes nothing else."""
+    with pytest.raises(TypeError, match=f"^{name} takes "):
+        DecisionParts(**{name: _extra()[name]})
+
+
+def test_inputs_and_slos_given_as_plain_values_are_refused():
+    with pytest.raises(TypeError, match="^inputs takes Inputs"):
+        build_decision(_verdict(), slo_records(SLOS), INPUTS, "r1")
+    with pytest.raises(TypeError, match="^slos takes SloRecord"):
+        build_decision(_verdict(), SLOS, typed_inputs(INPUTS), "r1")
 
 
 def test_the_verdict_is_read_by_its_attributes():
@@ -132,3 +150,42 @@ def test_a_drift_record_is_made_from_the_typed_report():
         ("c", 0.2, False),
     ]
     assert _drift_record(dataclasses.replace(report, results=results[1:2])).p_value is None
+
+
+def test_what_ran_is_completed_as_a_new_model():
+    """The judgement completes what ran into a new ``Inputs`` (the spec where none is named, the
+    thresholds judged with, a version from the records where the target reported none); the
+    caller's stays as it was, so judging again with it starts from the same."""
+    from pathlib import Path
+
+    from harness.canary.judgement import Settings, Source, _what_ran, source_inputs
+    from harness.canary.metric import JudgeConfig
+
+    given = source_inputs(Source(Path("/b")), Source(Path("/c")))
+    assert given.model_dump(mode="json") == typed_inputs(
+        {"targets": {"baseline": {"url": "/b", "protocol": None}, "canary": {"url": "/c", "protocol": None}}}
+    ).model_dump(mode="json")
+    reported = typed_inputs({**given.model_dump(), "targets": {"baseline": {"url": "/b", "model_version": "v1"}}})
+    settings = Settings(Path("slo.yaml"), JudgeConfig())
+    done = _what_ran(reported, settings, 1, 0.5, 10, {"baseline": "v2", "canary": "v3"})
+    assert done.targets["baseline"].model_version == "v1" and "canary" not in done.targets
+    assert done.spec == "slo.yaml" and done.latency_threshold_s == 1.0 and done.traffic_rps == 10.0
+    assert reported.spec is None and reported.latency_threshold_s is None  # the given inputs are unchanged
+    done = _what_ran(given, settings, 1, 0.5, 10, {"canary": "v3"})
+    assert done.targets["canary"].model_version == "v3" and done.targets["baseline"].model_version is None
+    assert given.targets["canary"].model_version is None
+
+
+def test_a_run_manifest_s_inputs_are_read_into_the_model():
+    from pathlib import Path
+
+    from harness.canary.judgement import Source, _manifest_inputs
+    from harness.errors import DataError
+
+    sources = (Source(Path("/r"), {"target": "baseline"}), Source(Path("/r"), {"target": "canary"}))
+    saved = _manifest_inputs(Path("/r/run.json"), {**INPUTS, "duration_s": np.float64(20.0)}, sources)
+    assert saved == typed_inputs(INPUTS)
+    bare = _manifest_inputs(Path("/r/run.json"), {"scenario": "steady"}, sources)  # no targets: the sources
+    assert bare.targets["canary"].url == "/r target=canary" and bare.scenario == "steady"
+    with pytest.raises(DataError, match=r"^/r/run.json: inputs.colour: unknown field$"):
+        _manifest_inputs(Path("/r/run.json"), {**INPUTS, "colour": "red"}, sources)
