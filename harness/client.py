@@ -40,6 +40,7 @@ __all__ = [
     "result_from_response",
     "result_from_exception",
     "result_from_stream",
+    "StreamRead",
     "outcome_of_exception",
     "to_record",
     "record_row",
@@ -189,6 +190,44 @@ def result_from_stream(
         ttft_s=timing.ttft_s,
         itl_s=timing.itl_s,
     )
+
+
+class StreamRead:
+    """One streamed answer read as its bytes arrive, whatever the transport: the one place that
+    times a stream (httpx's clients here, the Locust user in load runs). ``t0`` is when the request
+    was sent (``perf``'s clock); ``feed`` each piece of the body as it comes; ``result`` classifies
+    the stream (whole, broken by ``exc``, or past ``timeout_s``) with ``result_from_stream``."""
+
+    __slots__ = ("adapter", "reader", "t0", "timeout_s", "perf", "received")
+
+    def __init__(self, adapter: Adapter, t0: float, timeout_s: float, perf: Callable[[], float] = time.perf_counter):
+        self.adapter, self.t0, self.timeout_s, self.perf = adapter, t0, timeout_s, perf
+        self.reader = adapter.stream_reader(t0)
+        self.received = 0  # body bytes read
+
+    @property
+    def done(self) -> bool:
+        """Whether the stream's ``[DONE]`` came."""
+        return self.reader.done
+
+    def feed(self, data: bytes) -> bool:
+        """Read ``data``, timed now; whether the stream is over (its ``[DONE]`` came, or it ran past
+        the timeout, which a transport checks only between reads). ``InvalidResponse`` for a
+        malformed event: pass it to ``result`` as ``exc``."""
+        t = self.perf()
+        self.received += len(data)
+        self.reader.feed(data, t)
+        return self.reader.done or t - self.t0 > self.timeout_s
+
+    def result(self, request_id: str, t_start: float, status: int, exc: BaseException | None = None) -> CaptionResult:
+        """The stream's result, its latency ending now."""
+        t = self.perf()
+        reader, latency = self.reader, t - self.t0
+        if exc is None and not reader.done and latency > self.timeout_s:
+            return result_from_stream(
+                self.adapter, reader, request_id, t_start, latency, status, timeout_s=self.timeout_s
+            )
+        return result_from_stream(self.adapter, reader, request_id, t_start, latency, status, t_end=t, exc=exc)
 
 
 def result_from_parsed(
@@ -347,21 +386,6 @@ class _Client:
         rid = request_id or _new_request_id()
         return rid, self.adapter.request(image, content_type, rid, return_embedding, self.api_key)
 
-    def _stream_step(self, reader: Any, data: bytes, t0: float) -> bool:
-        """Feed ``data`` to ``reader``; whether the stream is over (its ``[DONE]`` came, or it ran
-        past the timeout, which ``httpx`` checks only between reads)."""
-        t = self._perf()
-        reader.feed(data, t)
-        return reader.done or t - t0 > self.timeout
-
-    def _stream_result(
-        self, rid: str, t_start: float, t0: float, status: int, reader: Any, exc: BaseException | None = None
-    ) -> CaptionResult:
-        t = self._perf()
-        if exc is None and not reader.done and t - t0 > self.timeout:
-            return result_from_stream(self.adapter, reader, rid, t_start, t - t0, status, timeout_s=self.timeout)
-        return result_from_stream(self.adapter, reader, rid, t_start, t - t0, status, t_end=t, exc=exc)
-
     def _result(
         self, rid: str, t_start: float, t0: float, resp: Any = None, exc: BaseException | None = None
     ) -> CaptionResult:
@@ -417,15 +441,15 @@ class CaptionClient(_Client):
                 if not (200 <= status < 300 and _event_stream(resp.headers)):
                     resp.read()
                     return self._result(rid, t_start, t0, resp)
-                reader = self.adapter.stream_reader(t0)
+                reader = StreamRead(self.adapter, t0, self.timeout, self._perf)
                 for data in resp.iter_bytes():
-                    if self._stream_step(reader, data, t0):
+                    if reader.feed(data):
                         break
         except Exception as exc:  # a transport failure or a malformed event: classified
             if reader is None:
                 return self._result(rid, t_start, t0, exc=exc)
-            return self._stream_result(rid, t_start, t0, status, reader, exc)
-        return self._stream_result(rid, t_start, t0, status, reader)
+            return reader.result(rid, t_start, status, exc)
+        return reader.result(rid, t_start, status)
 
     def close(self) -> None:
         if self._own:
@@ -488,15 +512,15 @@ class AsyncCaptionClient(_Client):
                 if not (200 <= status < 300 and _event_stream(resp.headers)):
                     await resp.aread()
                     return self._result(rid, t_start, t0, resp)
-                reader = self.adapter.stream_reader(t0)
+                reader = StreamRead(self.adapter, t0, self.timeout, self._perf)
                 async for data in resp.aiter_bytes():
-                    if self._stream_step(reader, data, t0):
+                    if reader.feed(data):
                         break
         except Exception as exc:  # a transport failure or a malformed event: classified
             if reader is None:
                 return self._result(rid, t_start, t0, exc=exc)
-            return self._stream_result(rid, t_start, t0, status, reader, exc)
-        return self._stream_result(rid, t_start, t0, status, reader)
+            return reader.result(rid, t_start, status, exc)
+        return reader.result(rid, t_start, status)
 
     async def aclose(self) -> None:
         if self._own:

@@ -131,8 +131,8 @@ def latency(t: TargetData):
 
 
 def _streamed_ok(t: TargetData, column: str):
-    """The answered records of both phases holding ``column`` (a streamed answer's timing: only the
-    httpx clients time a stream, Locust's reads it whole); None without."""
+    """The answered records of both phases holding ``column`` (a streamed answer's timing, which the
+    httpx clients and the Locust user record alike, ``harness.client.StreamRead``); None without."""
     ld = t.records
     if ld is None or not len(ld) or column not in ld.columns:
         return None

@@ -24,10 +24,20 @@ the answers of ``POST /v1/caption`` (contract v1) it rewrites what the service s
 - ``slow_ms`` added on a ``slow_rate`` fraction of the captioning requests (``latency_ms`` and
   ``jitter_ms`` apply to every request).
 
+A streamed answer (a 2xx ``text/event-stream``, as ``openai-chat`` with ``stream: true`` gets) is
+relayed as it comes, one server-sent event per chunk, never buffered whole; on it two faults move
+the tokens a client times (``harness.protocols.sse``):
+
+- ``first_token_ms`` before the first event, on a ``first_token_rate`` fraction of the streamed
+  answers: a canary slower to its first token (queueing, a slower prefill);
+- ``token_gap_ms`` before each event after the first, on a ``token_gap_rate`` fraction of them:
+  a canary whose stream slows once it has begun (a slower decode).
+
 Other routes, non-2xx and non-JSON answers are relayed as they came; a chunked answer that is
-rewritten goes out with a ``Content-Length``. Each kind draws from its own stream, seeded
-``f"{seed}:{kind}"`` (``slow``, ``status``, ``caption`` for which answers, ``caption_text`` for
-how, ``confidence``), and every injected fault is counted in ``FaultProxy.counts``.
+rewritten goes out with a ``Content-Length``, a streamed one chunked. Each kind draws from its own
+stream, seeded ``f"{seed}:{kind}"`` (``slow``, ``status``, ``caption`` for which answers,
+``caption_text`` for how, ``confidence``, ``first_token``, ``token_gap``), and every injected fault
+is counted in ``FaultProxy.counts``.
 
 In a test or a benchmark, one line puts a proxy in front of a service:
 ``with FaultProxy(srv.url, faults=ProxyFaults(caption_fault="blank", caption_fault_rate=0.2), seed=1) as proxy:``
@@ -48,7 +58,7 @@ import socket
 import struct
 import threading
 from http import HTTPStatus
-from typing import Annotated, Any, Callable, Literal, Mapping, NamedTuple, get_args, get_origin
+from typing import Annotated, Any, AsyncIterator, Callable, Literal, Mapping, NamedTuple, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import Field
@@ -121,6 +131,18 @@ class ProxyFaults(FaultFields):
     status_rate: Rate = Field(0.0, description="fraction of captioning requests answered status_code")
     slow_rate: Rate = Field(0.0, description="fraction of captioning requests slowed by slow_ms")
     slow_ms: Millis = Field(0.0, description="latency added to the slowed requests")
+    first_token_ms: Millis = Field(0.0, description="delay before the first event of a delayed streamed answer")
+    first_token_rate: Rate = Field(0.0, description="fraction of streamed answers delayed by first_token_ms")
+    token_gap_ms: Millis = Field(0.0, description="delay before each event after the first of a slowed stream")
+    token_gap_rate: Rate = Field(0.0, description="fraction of streamed answers slowed by token_gap_ms")
+
+    @property
+    def delays_first_token(self) -> bool:
+        return bool(self.first_token_rate and self.first_token_ms)
+
+    @property
+    def widens_token_gaps(self) -> bool:
+        return bool(self.token_gap_rate and self.token_gap_ms)
 
     @property
     def faults_captions(self) -> bool:
@@ -152,6 +174,8 @@ class ProxyFaults(FaultFields):
             or self.faults_captions
             or self.overrides_confidence
             or bool(self.slow_rate and self.slow_ms)
+            or self.delays_first_token
+            or self.widens_token_gaps
         )
 
 
@@ -247,6 +271,57 @@ async def _read_body(reader: asyncio.StreamReader, headers: list[tuple[str, str]
     if until_close:
         return await reader.read()
     return b""
+
+
+async def _body_pieces(
+    reader: asyncio.StreamReader, headers: list[tuple[str, str]], until_close: bool
+) -> AsyncIterator[bytes]:
+    """The payload of a body as it arrives: each chunk of a chunked body (framing, extensions and
+    trailers dropped), else each read; ``IncompleteReadError`` when it breaks off."""
+    if "chunked" in (_get(headers, "transfer-encoding") or "").lower():
+        while True:
+            line = await reader.readuntil(b"\r\n")
+            size = int(line.split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers up to the empty line
+                    pass
+                return
+            data = await reader.readexactly(size + 2)
+            yield data[:-2]
+    length = _get(headers, "content-length")
+    if length is not None:
+        left = int(length)
+        while left > 0:
+            data = await reader.read(min(left, 65536))
+            if not data:
+                raise asyncio.IncompleteReadError(b"", left)
+            left -= len(data)
+            yield data
+        return
+    while until_close and (data := await reader.read(65536)):
+        yield data
+
+
+_EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
+
+
+def _event_end(buf: bytes) -> int:
+    """Where the first whole server-sent event of ``buf`` ends (after its blank line), or -1."""
+    ends = [i + len(sep) for sep in _EVENT_ENDS if (i := buf.find(sep)) >= 0]
+    return min(ends) if ends else -1
+
+
+def _is_event_stream(code: int, headers: list[tuple[str, str]]) -> bool:
+    """A 2xx answer in server-sent events, not content-encoded: relayed event by event."""
+    if not 200 <= code < 300:
+        return False
+    if not (_get(headers, "content-type") or "").lower().startswith("text/event-stream"):
+        return False
+    return (_get(headers, "content-encoding") or "identity").lower() == "identity"
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 def dechunk(raw: bytes) -> bytes:
@@ -348,6 +423,8 @@ class FaultProxy(BackgroundServer):
             "statuses": 0,
             "captions": 0,
             "confidences": 0,
+            "first_tokens": 0,
+            "token_gaps": 0,
         }
         self._lock = threading.Lock()
         self._reseed()
@@ -355,7 +432,19 @@ class FaultProxy(BackgroundServer):
 
     def _reseed(self) -> None:
         seed = self.default_seed if self.faults.seed is None else self.faults.seed
-        kinds = ("latency", "error", "hang", "reset", "slow", "status", "caption", "caption_text", "confidence")
+        kinds = (
+            "latency",
+            "error",
+            "hang",
+            "reset",
+            "slow",
+            "status",
+            "caption",
+            "caption_text",
+            "confidence",
+            "first_token",
+            "token_gap",
+        )
         self._rng = {k: random.Random(f"{seed}:{k}") for k in kinds}
 
     def set_faults(self, data: Mapping[str, Any]) -> ProxyFaults:
@@ -387,6 +476,40 @@ class FaultProxy(BackgroundServer):
             slow = bool(f.slow_rate and f.slow_ms) and self._rng["slow"].random() < f.slow_rate
             status = f.status_code if f.status_rate and self._rng["status"].random() < f.status_rate else None
             return _Draw(None, delay + (f.slow_ms / 1000.0 if slow else 0.0), slow, status)
+
+    def _draw_stream(self) -> tuple[float, float]:
+        """The delays of one streamed answer: before its first event, before each later one (s)."""
+        with self._lock:
+            f = self.faults
+            first = f.delays_first_token and self._rng["first_token"].random() < f.first_token_rate
+            gap = f.widens_token_gaps and self._rng["token_gap"].random() < f.token_gap_rate
+            self.counts["first_tokens"] += first
+            self.counts["token_gaps"] += gap
+            return (f.first_token_ms / 1000.0 if first else 0.0), (f.token_gap_ms / 1000.0 if gap else 0.0)
+
+    async def _relay_stream(
+        self, ur: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes, headers: list[tuple[str, str]]
+    ) -> None:
+        """Relay a streamed answer as it comes, one event per chunk, with its drawn delays: the
+        first event after ``first_token_ms``, each later one ``token_gap_ms`` after it would have
+        gone. ``IncompleteReadError`` (or ``ConnectionError``) when the upstream breaks off."""
+        status_line, _ = _split_head(head)
+        kept = "".join(f"{k}: {v}\r\n" for k, v in headers if k.lower() not in ("content-length", "transfer-encoding"))
+        await self._send(writer, f"{status_line}\r\n{kept}Transfer-Encoding: chunked\r\n\r\n".encode("latin-1"))
+        first_s, gap_s = self._draw_stream()
+        sent, pending = 0, b""
+        async for piece in _body_pieces(ur, headers, until_close=True):
+            pending += piece
+            while (cut := _event_end(pending)) >= 0:
+                event, pending = pending[:cut], pending[cut:]
+                wait = first_s if sent == 0 else gap_s
+                if wait:
+                    await asyncio.sleep(wait)
+                await self._send(writer, _chunk(event))
+                sent += 1
+        if pending:  # a last event without its blank line: relayed as it came
+            await self._send(writer, _chunk(pending))
+        await self._send(writer, b"0\r\n\r\n")
 
     def _flaw_answer(self, doc: dict[str, Any]) -> dict[str, Any] | None:
         """The captioning answer ``doc`` with its drawn caption and confidence faults, or None."""
@@ -535,10 +658,24 @@ class FaultProxy(BackgroundServer):
                     code = int(status_line.split(" ")[1]) if len(status_line.split(" ")) > 1 else 0
                     no_body = method == "HEAD" or code in (204, 304) or 100 <= code < 200
                     server_close = (_get(resp_headers, "connection") or "").lower() == "close"
-                    resp_body = b"" if no_body else await _read_body(ur, resp_headers, until_close=True)
+                    streamed = draw.status is None and not no_body and _is_event_stream(code, resp_headers)
+                    if streamed:
+                        await self._relay_stream(ur, writer, resp_head, resp_headers)
+                        server_close = server_close or not (
+                            _get(resp_headers, "content-length")
+                            or "chunked" in (_get(resp_headers, "transfer-encoding") or "").lower()
+                        )
+                    resp_body = b"" if no_body or streamed else await _read_body(ur, resp_headers, until_close=True)
                 except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
                     self._reset(writer)  # the upstream broke mid-answer: so does the client's connection
                     return
+                if streamed:
+                    if server_close:
+                        uw.close()
+                        up = None
+                    if client_close:
+                        return
+                    continue
                 answer = resp_head + resp_body
                 if draw.status is not None:
                     self.counts["statuses"] += 1
