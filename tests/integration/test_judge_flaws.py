@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow  # the recorded run: a reference server, the gate,
 # 100 images (the evaluation set a flaw must be caught on) and 5 s of load from 4 users. The
 # baseline's own records, judged again, are promoted only if the judge could have seen +3 points of
 # errors: about 220 load records beside the 100 images; 5 s gave 685 per target on a busy machine.
-RECORD = dict(duration_s=5.0, users=4, dataset="shapes:100", concurrency=4, seed=3)
+RECORD = dict(duration_s=5.0, users=None, rate=60.0, dataset="shapes:100", concurrency=4, seed=3)
 FRACTION, PROXY_SEED = 0.2, 7
 # What the judge gives each flaw on a fifth of the requests, and the metric that catches it (a flaw
 # added to the zoo and not listed here is held to "never promoted" until it is).
@@ -137,14 +137,17 @@ def test_a_fifth_of_flawed_requests_is_never_promoted(recorded, tmp_path, flaw):
         assert any(r.startswith(f"critical metric {name} failed") for r in rec["reasons"]), rec["reasons"]
     else:
         assert any(r.startswith(f"{name}: ") for r in rec["reasons"]), rec["reasons"]
-    if flaw == "slow_tail":  # the tail alone: only the latency group fails, and the score says so
+    if flaw == "slow_tail":  # the tail alone: only latency fails, and the score says so
         assert _metric(rec, "latency_p99")["classification"] == "High"
-        assert rec["reasons"][0].startswith("score ") and "< marginal threshold" in rec["reasons"][0]
-        assert {m["name"] for m in rec["metrics"] if m["classification"] in ("High", "Low")} <= {
-            "latency_p50",
-            "latency_p95",
-            "latency_p99",
-        }
+        failed = {m["name"] for m in rec["metrics"] if m["classification"] in ("High", "Low")}
+        # On a busy machine the recorded answers come nearer the latency SLO's threshold, and 400 ms
+        # more also burns its budget past the page factor: a critical failure of the same latency.
+        burns = {n for n in failed if n.startswith("burn:latency")}
+        assert failed - burns <= {"latency_p50", "latency_p95", "latency_p99"}, failed
+        first = rec["reasons"][0]
+        assert (first.startswith("score ") and "< marginal threshold" in first) or (
+            burns and first.startswith("critical metric burn:latency")
+        ), rec["reasons"]
     if flaw == "pii":
         found = {(f["target"], f["check"]) for f in rec["findings"]}
         assert ("canary", "pii") in found and ("baseline", "pii") not in found
