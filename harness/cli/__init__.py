@@ -33,6 +33,7 @@ COMMANDS: tuple[str, ...] = (
     "rules",
     "score",
     "grade",
+    "clipscore",
     "evaluate",
     "drift",
     "records",
