@@ -26,6 +26,13 @@ def register(sub) -> None:
         "--coverage", type=float, default=0.99, help="coverage objective of the data contract (default: 0.99)"
     )
     p.add_argument("--out", required=True, type=Path, help="folder for records, contract.json and quality.json")
+    p.add_argument(
+        "--clip",
+        default=None,
+        metavar="PATH",
+        help="also CLIPScore and RefCLIPScore with a local CLIP folder, or 'embedded' (the shapes encoder); "
+        "default: none",
+    )
     add_protocol_options(p)
     add_quality_options(p)
     p.set_defaults(func=run)
@@ -55,6 +62,11 @@ def run(args: argparse.Namespace) -> int:
     at_least("dataset_seed", args.dataset_seed, 0)
     out_folder(args.out)
     dataset = parse_dataset(args.dataset, args.dataset_seed)
+    clip_scorer = None
+    if args.clip is not None:  # a bad folder fails here, before any request is sent
+        from harness.quality.clipscore import load_clip_scorer
+
+        clip_scorer = load_clip_scorer(args.clip)
     adapter = protocol_choice(args).build()
     if (args.out / RECORDS_JSONL).exists():
         raise UsageError(f"{args.out / RECORDS_JSONL} exists: give each run an empty --out folder")
@@ -97,6 +109,12 @@ def run(args: argparse.Namespace) -> int:
     doc["chair"] = hallucination.to_dict() if hallucination is not None else None
     if hallucination is None:
         doc["notes"].append(NO_OBJECTS)
+    clip = None
+    if clip_scorer is not None:
+        from harness.quality.clipscore import score_sent_images
+
+        clip = score_sent_images(clip_scorer, dataset.images(), candidates, references)
+        doc["clipscore"] = clip.to_dict()
     versions = sorted({v for v in df["model_version"].dropna().astype(str)})
     doc["run"] = {**summary.to_dict(), "url": args.target, "model_versions": versions, "protocol": adapter.describe()}
     doc["contract"] = {"success": contract.success, "expectations": len(contract.results)}
@@ -108,5 +126,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(report.table())
     print("\n".join(hallucination.lines()) if hallucination is not None else NO_OBJECTS)
+    if clip is not None:
+        print(clip.table())
     print(f"wrote {path}")
     return 0

@@ -132,3 +132,32 @@ def test_shapes_dataset_carries_references():
     assert ds.size == 3 and [im.image_id for im in images] == [0, 1, 2]
     assert images[0].content.startswith(b"\x89PNG") and images[0].references
     assert "low_light:0.5" in ds.name
+
+
+def test_clip_scores_the_captions_with_the_embedded_encoder(reference_server, tmp_path, capsys):
+    """``--clip embedded``: CLIPScore and RefCLIPScore of the target's captions beside the rest."""
+    pytest.importorskip("transformers")
+    out = tmp_path / "clip"
+    rc = evaluate(reference_server.url, "shapes:12", out, "--clip", "embedded")
+    said = capsys.readouterr()
+    assert rc == 0, said.err
+    clip = json.loads((out / "quality.json").read_text())["clipscore"]
+    assert clip["n_captions"] == 12 and 0 < clip["clip_score"] <= 2.5 and 0 < clip["ref_clip_score"] <= 2.5
+    assert "CLIPScore" in said.out
+
+
+def test_clip_folder_missing_exits_66_before_any_request(tmp_path, capsys):
+    rc = main(
+        [
+            "evaluate",
+            "--target",
+            "http://127.0.0.1:9",
+            "--dataset",
+            "shapes:4",
+            "--clip",
+            str(tmp_path / "none"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert rc == 66 and capsys.readouterr().err.count("\n") == 1
