@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import socket
 import threading
 import time
@@ -241,8 +242,10 @@ def _closed_port() -> int:
 def test_an_unreachable_judge_stops_early(tmp_path):
     folder, _ = _images(tmp_path, ["a red circle"])
     items = find_images({1: "a red circle"}, folder) * 50
-    with pytest.raises(ServiceUnavailableError, match=r"could not be reached by any of the first [2-4] requests"):
+    with pytest.raises(ServiceUnavailableError, match=r"could not be reached by any of the first \d+ requests") as err:
         judge_captions(_judge(f"http://127.0.0.1:{_closed_port()}", concurrency=2), items)
+    # early: a few requests (how many were in flight when the first failures came back), not the 50
+    assert int(re.search(r"first (\d+) requests", str(err.value)).group(1)) < 10
 
 
 def _ratings(tmp_path):
