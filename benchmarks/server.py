@@ -9,6 +9,14 @@ Prints, in one run on this machine:
 The load generator is a separate process speaking minimal HTTP/1.1 over keep-alive connections.
 
     python benchmarks/server.py [--seconds 8] [--max-batch 32] [--threads 1] [--connections 64]
+
+With ``--backend null`` the server runs the ``null`` model (it answers at once), so what the
+server spends is its own cost outside the model: for each front end of ``--frontend-workers``
+(0: the single-process server; N: N front-end worker processes) it prints, at saturation, the
+images/s, the CPU per image of the process that owns the model and of the whole server (that
+process and its children), side by side; ``--rounds`` repeats them in turn.
+
+    python benchmarks/server.py --backend null [--frontend-workers 0,2] [--rounds 2] [--seconds 8]
 """
 
 from __future__ import annotations
@@ -157,6 +165,77 @@ def _process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _tree_cpu_s(pid: int) -> tuple[float, float, int]:
+    """CPU seconds of ``pid`` alone and of ``pid`` with its living descendants, and how many
+    processes that is (Linux)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    own, total = _process_cpu_s(pid), 0.0
+    for p in tree:
+        try:
+            total += _process_cpu_s(p)
+        except OSError:  # ended since
+            pass
+    return own, total, len(tree)
+
+
+def _saturate_tree(srv, seconds: float, connections: int) -> dict:
+    """Closed-loop run against ``srv``: images/s and CPU per image of the server's main process
+    (the one that owns the model), of all its processes, and of the load generator."""
+    own0, total0, _ = _tree_cpu_s(srv.pid)
+    out = _loadgen(srv.port, "--mode", "closed", "--seconds", str(seconds), "--connections", str(connections))
+    own1, total1, procs = _tree_cpu_s(srv.pid)
+    n = max(1, out["total"])
+    out["model_process_cpu_ms"] = 1000 * (own1 - own0) / n
+    out["server_cpu_ms"] = 1000 * (total1 - total0) / n
+    out["loadgen_cpu_ms"] = 1000 * out["cpu_s"] / n
+    out["processes"] = procs
+    return out
+
+
+def null_backend(a: argparse.Namespace) -> None:
+    """The server's own CPU per image outside the model, for each front end of ``--frontend-workers``."""
+    from reference_model.server.launch import start_server
+
+    workers = [int(w) for w in a.frontend_workers.split(",")]
+    cores = os.cpu_count()
+    print(f"machine: {cores} cores ({_cpu_name()}), load average at start {os.getloadavg()[0]:.2f}")
+    print(
+        f"backend null (captions at once), max batch {a.max_batch}, {a.connections} connections, closed loop, "
+        f"{a.seconds:g} s per run after 1 s of warm-up; load generator = 1 separate process; no CPU pinning"
+    )
+    common = ["--threads", str(a.threads), "--max-wait-ms", "5", "--max-queue", "1024"]
+    results: dict[int, list[dict]] = {w: [] for w in workers}
+    for _ in range(a.rounds):
+        for w in workers:
+            extra = ["--max-batch", str(a.max_batch), *common]
+            if w:
+                extra += ["--frontend-workers", str(w)]
+            with start_server("null", extra_args=extra) as srv:
+                results[w].append(_saturate_tree(srv, a.seconds, a.connections))
+    print("front end                     images/s  non-200  model process ms/image  whole server ms/image  load gen")
+    for w in workers:
+        name = "single process" if w == 0 else f"{w} worker process{'es' if w > 1 else ''}"
+        for r in results[w]:
+            print(
+                f"  {name:26s} {r['rps']:9.1f} {r['other']:8d} {r['model_process_cpu_ms']:23.3f} "
+                f"{r['server_cpu_ms']:22.3f} {r['loadgen_cpu_ms']:9.3f}   ({r['processes']} processes)"
+            )
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
+
+
 def _saturate(srv, seconds: float, connections: int) -> dict:
     """Closed-loop run against ``srv``, with the server's and the load generator's CPU per request."""
     cpu0 = _process_cpu_s(srv.pid)
@@ -224,7 +303,22 @@ def main() -> None:
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--threads", type=int, default=1, help="torch threads of the model and the server")
     p.add_argument("--connections", type=int, default=64, help="closed-loop connections at saturation")
+    p.add_argument(
+        "--backend",
+        choices=["model", "null"],
+        default="model",
+        help="model: the model of --model, raw and served; null: the server's own CPU per image, no model",
+    )
+    p.add_argument(
+        "--frontend-workers",
+        default="0,2",
+        help="with --backend null: the front ends to compare, comma-separated (0: single process)",
+    )
+    p.add_argument("--rounds", type=int, default=1, help="with --backend null: runs of each front end, in turn")
     a = p.parse_args()
+    if a.backend == "null":
+        null_backend(a)
+        return
 
     from reference_model.device import pick_device
     from reference_model.server.launch import start_server

@@ -1,5 +1,6 @@
 """Choosing a captioner from a model spec: ``tiny``, ``tiny-undertrained``, ``tiny:int8``, a
-``.safetensors`` checkpoint path, or ``hf:PATH_OR_ID``."""
+``.safetensors`` checkpoint path, ``hf:PATH_OR_ID``, or ``null`` (a model that answers at once:
+the server's own cost, measured without a model)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ __all__ = ["load_captioner"]
 
 
 def load_captioner(spec: str = "tiny", device: str | None = None) -> Captioner:
+    if spec == "null":
+        from reference_model.null import NullCaptioner
+
+        return NullCaptioner()
     if spec.startswith("hf:"):
         from reference_model.hf import HFCaptioner
 

@@ -8,7 +8,7 @@ from typing import Sequence
 
 from PIL import Image
 
-__all__ = ["Caption", "Captioner", "PREPARED_SIDE", "PREPARED_PIXELS"]
+__all__ = ["Caption", "Captioner", "Preparation", "PREPARED_SIDE", "PREPARED_PIXELS"]
 
 # What ``Captioner.prepare`` keeps by default: the shorter side and the pixels of an image.
 PREPARED_SIDE = 768
@@ -30,6 +30,38 @@ class Caption:
     token_logprobs: tuple[tuple[str, float], ...] = field(default=(), repr=False)
 
 
+@dataclass(frozen=True)
+class Preparation:
+    """What ``Captioner.prepare`` does to an image, as data that another process can apply (the
+    server's front-end workers prepare images without loading the model). ``square``: RGB,
+    resized to ``side`` x ``side`` (bilinear) unless it has that size already; otherwise RGB,
+    the shorter side shrunk to at most ``side`` and the whole to at most ``pixels`` pixels
+    (bicubic), never enlarged."""
+
+    side: int
+    square: bool = False
+    pixels: int = PREPARED_PIXELS
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        w, h = image.size
+        if self.square:
+            if (w, h) != (self.side, self.side):
+                image = image.resize((self.side, self.side), Image.BILINEAR, reducing_gap=3.0)
+            return image
+        scale = min(1.0, self.side / min(w, h), (self.pixels / (w * h)) ** 0.5)
+        if scale < 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            image = image.resize(size, Image.BICUBIC, reducing_gap=3.0)
+        return image
+
+    @property
+    def max_pixels(self) -> int:
+        """The pixels of a prepared image, at most (a rounded shrink may pass it by a few rows)."""
+        return self.side * self.side if self.square else self.pixels
+
+
 class Captioner(ABC):
     """Turns a batch of images into captions. ``name`` and ``version`` identify the model."""
 
@@ -48,15 +80,15 @@ class Captioner(ABC):
         pixels (or nearly): a server calls it once per image before batching, so large images do
         not wait at full size. By default the shorter side shrinks to twice ``input_side`` (or
         ``PREPARED_SIDE``) and the whole to at most ``PREPARED_PIXELS`` pixels."""
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        w, h = image.size
-        side = 2 * self.input_side if self.input_side else PREPARED_SIDE
-        scale = min(1.0, side / min(w, h), (PREPARED_PIXELS / (w * h)) ** 0.5)
-        if scale < 1.0:
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            image = image.resize(size, Image.BICUBIC, reducing_gap=3.0)
-        return image
+        return Preparation(2 * self.input_side if self.input_side else PREPARED_SIDE)(image)
+
+    def preparation(self) -> Preparation | None:
+        """``prepare`` as data, for a process without the model; None when a backend's own
+        ``prepare`` cannot be described so (its server then cannot prepare images elsewhere).
+        A backend that overrides ``prepare`` overrides this too."""
+        if type(self).prepare is not Captioner.prepare:
+            return None
+        return Preparation(2 * self.input_side if self.input_side else PREPARED_SIDE)
 
     def describe(self) -> dict:
         return {"name": self.name, "version": self.version, "device": self.device}

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from reference_model.caption import Caption, Captioner
+from reference_model.caption import Caption, Captioner, Preparation
 from reference_model.device import pick_device
 from reference_model.network import INPUT_SIZE, NetConfig, TinyCaptionNet
 from reference_model.preprocess import fit, to_tensor
@@ -71,6 +71,9 @@ class TinyCaptioner(Captioner):
 
     def prepare(self, image: Image.Image) -> Image.Image:
         return fit(image)
+
+    def preparation(self) -> Preparation:
+        return Preparation(INPUT_SIZE, square=True)  # what ``fit`` does
 
     @torch.inference_mode()
     def caption(self, images: Sequence[Image.Image]) -> list[Caption]:

@@ -21,7 +21,12 @@ def register(sub) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The server's options, shared by ``harness serve`` and ``python -m reference_model.server``."""
-    p.add_argument("--model", default="tiny", help="tiny | tiny-undertrained | tiny:int8 | hf:PATH (default: tiny)")
+    p.add_argument(
+        "--model",
+        default="tiny",
+        help="tiny | tiny-undertrained | tiny:int8 | hf:PATH | null (answers at once: the server's own cost) "
+        "(default: tiny)",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when present)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one (default: 8000)")
@@ -140,6 +145,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(/v1/traces is added to a URL without a path; default: no export)",
     )
     p.add_argument(
+        "--frontend-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="serve HTTP and decode images in N worker processes, the model in this one; 0: all in one "
+        "process (default: 0)",
+    )
+    p.add_argument(
         "--spans-file",
         type=Path,
         default=None,
@@ -172,6 +185,7 @@ def otlp_traces_url(url: str) -> str:
 def settings_from_args(args: argparse.Namespace):
     """Check the options and build the server's settings; ``UsageError`` names a bad one."""
     from reference_model.server.faults import FaultSpec
+    from reference_model.server.frontend import MAX_FRONTEND_WORKERS
     from reference_model.server.host import auto_threads
     from reference_model.server.settings import ServerSettings
 
@@ -196,6 +210,8 @@ def settings_from_args(args: argparse.Namespace):
         raise UsageError(
             f"--max-decode-pixels must be at least --max-pixels ({args.max_pixels}), got {args.max_decode_pixels}"
         )
+    if not 0 <= args.frontend_workers <= MAX_FRONTEND_WORKERS:
+        raise UsageError(f"--frontend-workers must be 0..{MAX_FRONTEND_WORKERS} (got {args.frontend_workers})")
     if args.job_keep_s < 0:
         raise UsageError(f"--job-keep-s must not be negative (got {args.job_keep_s})")
     for host in args.callback_allow:
@@ -257,6 +273,7 @@ def settings_from_args(args: argparse.Namespace):
         otlp_endpoint=otlp_endpoint,
         spans_file=str(args.spans_file) if args.spans_file is not None else None,
         log_level=(args.server_log_level or getattr(args, "log_level", None) or "INFO").lower(),
+        frontend_workers=args.frontend_workers,
     )
 
 
@@ -289,7 +306,10 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     except (ValueError, OSError) as exc:
         raise UsageError(f"cannot load model {args.model!r}: {str(exc).splitlines()[0]}") from None
-    from reference_model.server.host import run_server
+    if settings.frontend_workers:
+        from reference_model.server.frontend import run_front_server as run_server
+    else:
+        from reference_model.server.host import run_server
 
     try:
         return run_server(settings, captioner, port_file=args.port_file)

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from reference_model.server.errors import ApiError
-from reference_model.server.faults import FaultInjector
 from reference_model.server.schemas import FaultState, error_responses, fault_request_schema
 from reference_model.server.service import CaptionService
 from reference_model.server.settings import ServerSettings
@@ -24,15 +23,6 @@ def _service(request: Request) -> CaptionService:
     return request.app.state.service
 
 
-def _state_response(injector: FaultInjector) -> Response:
-    body = {
-        "faults": injector.spec.model_dump(),
-        "active": injector.active,
-        "slow_start_remaining_s": round(injector.slow_start_remaining(), 3),
-    }
-    return JSONResponse(body)
-
-
 # The handlers carry no docstring: FastAPI would put it in the OpenAPI document.
 
 
@@ -42,7 +32,7 @@ async def get_faults(request: Request) -> Response:
         service.check_admin_token(request)
     except ApiError as exc:
         return exc.response()
-    return _state_response(service.injector)
+    return JSONResponse(await service.fault_state())
 
 
 async def set_faults(request: Request) -> Response:
@@ -59,12 +49,12 @@ async def set_faults(request: Request) -> Response:
         if not isinstance(data, dict):
             raise ApiError(400, "invalid_faults", "body must be a JSON object of fault fields")
         try:
-            service.injector.update(data)
+            state = await service.update_faults(data)
         except ValueError as exc:
             raise ApiError(400, "invalid_faults", str(exc)) from None
     except ApiError as exc:
         return exc.response()
-    return _state_response(service.injector)
+    return JSONResponse(state)
 
 
 async def clear_faults(request: Request) -> Response:
@@ -73,8 +63,7 @@ async def clear_faults(request: Request) -> Response:
         service.check_admin_token(request)
     except ApiError as exc:
         return exc.response()
-    service.injector.clear()
-    return _state_response(service.injector)
+    return JSONResponse(await service.clear_faults())
 
 
 def make_router(settings: ServerSettings) -> APIRouter:

@@ -33,9 +33,13 @@ def create_app(
     registry: CollectorRegistry,
     *,
     clock: Callable[[], float] = time.monotonic,
+    service: CaptionService | None = None,
+    job_store: Any = None,
 ) -> FastAPI:
-    """The app serving ``captioner`` with ``settings``; metrics go to ``registry``."""
-    service = CaptionService(captioner, settings, registry, clock=clock)
+    """The app serving ``captioner`` with ``settings``; metrics go to ``registry``. A front-end
+    worker passes its own ``service`` and ``job_store`` (which reach the model process)."""
+    if service is None:
+        service = CaptionService(captioner, settings, registry, clock=clock)
     app = FastAPI(
         title="Reference captioning server",
         version="1",
@@ -45,7 +49,7 @@ def create_app(
         **_without_telemetry(),
     )
     app.state.service = service
-    app.state.jobs = jobs.JobStore(service)
+    app.state.jobs = job_store if job_store is not None else jobs.JobStore(service)
     routers = (routes.make_router(settings), admin.make_router(settings), protocols.router, jobs.make_router(settings))
     for router in routers:  # in this order: the OpenAPI schema lists their paths so
         app.include_router(router)

@@ -21,7 +21,7 @@ import asyncio
 import json
 from typing import Any
 
-__all__ = ["guarded_protocol", "BodyDeadline", "BodyTimeout", "MAX_HEADER_BYTES"]
+__all__ = ["guarded_protocol", "canned_answer", "BodyDeadline", "BodyTimeout", "MAX_HEADER_BYTES"]
 
 MAX_HEADER_BYTES = 64 * 1024
 
@@ -38,7 +38,8 @@ class BodyTimeout(Exception):
         self.seconds = seconds
 
 
-def _canned(status: int, reason: str, code: str, message: str, retry_after: int | None = None) -> bytes:
+def canned_answer(status: int, reason: str, code: str, message: str, retry_after: int | None = None) -> bytes:
+    """A whole HTTP/1.1 answer in the JSON error shape that closes the connection."""
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
     head = [
         f"HTTP/1.1 {status} {reason}",
@@ -59,16 +60,16 @@ def guarded_protocol(header_timeout_s: float, max_connections: int, max_header_b
     except ImportError:
         from uvicorn.protocols.http.h11_impl import H11Protocol as Base
 
-    timeout_answer = _canned(
+    timeout_answer = canned_answer(
         408, "Request Timeout", "header_timeout", f"request headers not received within {header_timeout_s:g} s"
     )
-    large_answer = _canned(
+    large_answer = canned_answer(
         431, "Request Header Fields Too Large", "headers_too_large", f"request headers over {max_header_bytes} bytes"
     )
-    bad_request_answer = _canned(
+    bad_request_answer = canned_answer(
         400, "Bad Request", "invalid_http_request", "malformed HTTP request (request line or headers)"
     )
-    full_answer = _canned(
+    full_answer = canned_answer(
         503,
         "Service Unavailable",
         "too_many_connections",

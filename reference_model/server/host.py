@@ -15,7 +15,7 @@ from typing import TextIO
 from reference_model.caption import Captioner
 from reference_model.server.settings import ServerSettings
 
-__all__ = ["run_server", "bind_socket", "auto_threads"]
+__all__ = ["run_server", "bind_socket", "auto_threads", "allow_open_files", "write_port_file"]
 
 
 def auto_threads() -> int:
@@ -34,7 +34,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _allow_open_files(needed: int) -> int:
+def allow_open_files(needed: int) -> int:
     """Raise the soft limit of open files towards ``needed`` (up to the hard limit); the limit now."""
     try:
         import resource
@@ -51,7 +51,7 @@ def _allow_open_files(needed: int) -> int:
     return want
 
 
-def _write_port_file(path: Path, port: int) -> None:
+def write_port_file(path: Path, port: int) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(f"{port}\n")
     os.replace(tmp, path)
@@ -102,7 +102,7 @@ def run_server(
                 self.should_exit = True
             return await super().on_tick(counter)
 
-    files = _allow_open_files(settings.max_connections + 64)
+    files = allow_open_files(settings.max_connections + 64)
     if files < settings.max_connections + 64:
         log.warning(f"{files} open files allowed, fewer than --max-connections {settings.max_connections} needs")
     sock = bind_socket(settings.host, settings.port)
@@ -130,7 +130,7 @@ def run_server(
     )
     print(f"listening on http://{shown_host}:{port}", file=out, flush=True)
     if port_file is not None:
-        _write_port_file(Path(port_file), port)
+        write_port_file(Path(port_file), port)
     try:
         server.run(sockets=[sock])
     finally:

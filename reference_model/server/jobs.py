@@ -211,6 +211,17 @@ class JobStore:
         self._prune()
         return self.jobs.get(job_id)
 
+    async def accept(self, request_id: str, image: Any, want_embedding: bool, callback: str | None, trace: Any) -> Job:
+        """``submit``, as the routes call it (a front-end worker's store sends the job to the
+        model process); ``trace`` is the submission's trace context."""
+        job = self.submit(request_id, image, want_embedding, callback)
+        job.trace = trace
+        return job
+
+    async def find(self, job_id: str) -> Job | None:
+        """``get``, as the routes call it."""
+        return self.get(job_id)
+
     # -- the worker ------------------------------------------------------------------------
 
     async def _work(self) -> None:
@@ -401,8 +412,7 @@ async def _submit(service: CaptionService, store: JobStore, request: Request) ->
             if exc.status == 503:
                 metrics.jobs.labels("rejected").inc()
             raise
-        job = store.submit(request_id, image, want_embedding, callback)
-        job.trace = service.tracing.context()
+        job = await store.accept(request_id, image, want_embedding, callback, service.tracing.context())
     except ApiError as exc:
         return exc.response(request_id), request_id
     return _answer(job, 202), request_id
@@ -413,7 +423,7 @@ async def get_job(job_id: str, request: Request) -> Response:
     store: JobStore = request.app.state.jobs
     try:
         service.check_api_key(request)
-        job = store.get(job_id)
+        job = await store.find(job_id)
         if job is None:
             raise ApiError(404, "job_not_found", "no such job (unknown, or finished and forgotten)")
     except ApiError as exc:

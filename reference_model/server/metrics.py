@@ -70,10 +70,14 @@ class ServerMetrics:
             buckets=BATCH_SIZE_BUCKETS,
             registry=registry,
         )
+        # With front-end workers the values of every process are added up (prometheus_client's
+        # multiprocess mode): the gauges below are set by the model process alone, the others
+        # hold 0, so their largest value is the server's.
         self.queue_depth = Gauge(
             "caption_queue_depth",
             "Images waiting for an inference batch.",
             registry=registry,
+            multiprocess_mode="max",
         )
         self.confidence = Histogram(
             "caption_confidence",
@@ -94,6 +98,7 @@ class ServerMetrics:
             "The model being served (always 1).",
             ["name", "version", "device"],
             registry=registry,
+            multiprocess_mode="max",
         )
         self.model_info.labels(model_name, model_version, device).set(1)
         self.jobs = Counter(
@@ -114,6 +119,7 @@ class ServerMetrics:
             "caption_jobs_pending",
             "Asynchronous jobs accepted and not yet done, failed or expired.",
             registry=registry,
+            multiprocess_mode="max",
         )
         self.job_callbacks = Counter(
             "caption_job_callbacks",

@@ -147,6 +147,11 @@ class CaptionService:
         self.intake.start()
         self._warm = asyncio.get_running_loop().create_task(self.warm_up(), name="warm-up")
 
+    @property
+    def warming(self) -> asyncio.Task | None:
+        """The warm-up started by ``start`` (done once the server is warm, or failed to warm)."""
+        return self._warm
+
     def begin_stop(self) -> None:
         """Stop warming up and go draining (unready; requests held by the hang fault go)."""
         if self._warm is not None:
@@ -336,9 +341,30 @@ class CaptionService:
 
     # -- faults ---------------------------------------------------------------------------------
 
+    async def fault_state(self) -> dict[str, Any]:
+        """The faults now active, as ``GET /admin/faults`` answers them."""
+        injector = self.injector
+        return {
+            "faults": injector.spec.model_dump(),
+            "active": injector.active,
+            "slow_start_remaining_s": round(injector.slow_start_remaining(), 3),
+        }
+
+    async def update_faults(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Change the faults given (``ValueError`` names a bad field); the state after."""
+        self.injector.update(data)
+        return await self.fault_state()
+
+    async def clear_faults(self) -> dict[str, Any]:
+        self.injector.clear()
+        return await self.fault_state()
+
     async def draw_fault(self, request: Request | None) -> None:
         """The request faults: hang (held until the client goes or the server drains) or error."""
-        fault = self.injector.draw_request()
+        await self.apply_fault(request, self.injector.draw_request())
+
+    async def apply_fault(self, request: Request | None, fault: str | None) -> None:
+        """What a fault drawn for a request does: ``hang`` holds it, ``error`` raises the 500."""
         if fault == "hang":
             if request is None:  # a job: held until the server drains (or the job expires)
                 await self.state.released.wait()
@@ -412,17 +438,34 @@ class CaptionService:
     ) -> list[Captioned]:
         """``caption_decoded`` for several images, queued all together or not at all; if one
         fails or the deadline passes, those still queued are dropped (never inferred)."""
-        settings, injector = self.settings, self.injector
+        settings = self.settings
         if settings.enable_faults:
             for _ in images:
                 await self.draw_fault(request)
         submitted_ns = time.time_ns()
+        outs = await self.infer(images, remaining)
+        return self.checked(request, submitted_ns, outs, self.draw_unsafe(len(outs)))
+
+    def draw_unsafe(self, n: int) -> list[str | None]:
+        """For each of ``n`` captions, the blocklisted word the unsafe fault slips in, or None."""
+        if not self.settings.enable_faults:
+            return [None] * n
+        return [self.injector.draw_unsafe(self.safety.blocklist) for _ in range(n)]
+
+    async def infer(self, images: list[Image.Image], remaining: float) -> list[tuple[Caption, BatchRun]]:
+        """The model's output for ``images``, queued all together or not at all (429 when the
+        queue has no room), within ``remaining`` seconds (503 past them); those still queued when
+        it fails are dropped."""
+        settings = self.settings
         try:
             futures = self.batcher.submit_all(images)
         except QueueFullError:
             raise self.queue_full() from None
+        gathered = asyncio.gather(*futures)
+        # A request given up on leaves its gathering future with a CancelledError: read here.
+        gathered.add_done_callback(lambda f: f.cancelled() or f.exception())
         try:
-            outs = await asyncio.wait_for(asyncio.gather(*futures), max(remaining, 0.0))
+            outs = await asyncio.wait_for(gathered, max(remaining, 0.0))
         except asyncio.TimeoutError:
             raise ApiError(
                 503,
@@ -437,12 +480,22 @@ class CaptionService:
         finally:
             for future in futures:  # a cancelled item is skipped when its batch is taken
                 future.cancel()
+        return list(outs)
+
+    def checked(
+        self,
+        request: Request | None,
+        submitted_ns: int,
+        outs: list[tuple[Caption, BatchRun]],
+        unsafe: list[str | None],
+    ) -> list[Captioned]:
+        """The model's captions through the safety filter (``unsafe``: the word the unsafe fault
+        slips into each, unflagged), counted in the metrics; the batch spans of the request's trace."""
         if request is not None and outs:
             request.state.batch_size = max(run.size for _, run in outs)
         self.tracing.batch_spans(submitted_ns, outs)
         results = []
-        for cap, _ in outs:
-            word = injector.draw_unsafe(self.safety.blocklist) if settings.enable_faults else None
+        for (cap, _), word in zip(outs, unsafe):
             if word is not None:
                 verdict = SafetyVerdict(f"{cap.text} with {word}", False, ())
             else:

@@ -106,6 +106,14 @@ class NoTracing:
         """The span of an asynchronous job's work, a child of ``parent`` (``context()`` at submission)."""
         return _NULL_SPAN
 
+    def carrier(self, context: Any) -> dict[str, str] | None:
+        """``context`` (from ``context()``) as W3C headers, to continue it in another process."""
+        return None
+
+    def continued(self, carrier: dict[str, str] | None) -> Any:
+        """The context ``carrier`` holds (``carrier()`` of another process), or ``None``."""
+        return None
+
     def batch_spans(self, submitted_ns: int, outs: Sequence[tuple[Any, BatchRun]]) -> None:
         """The ``queue``, ``batch`` and model spans of each image of ``outs`` (captions with their
         batch), submitted to the batcher at ``submitted_ns``."""
@@ -165,21 +173,26 @@ class SpansFile:
         class _SpansFile(SpanExporter):
             def __init__(self) -> None:
                 self.path = path
-                self._file = open(path, "a", encoding="utf-8")  # closed at shutdown
+                # Appended to by each of the server's processes (front-end workers): every export
+                # is one write() of whole lines at the end of the file.
+                self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 self._lock = threading.Lock()
 
             def export(self, spans):
-                text = "".join(span_line(s) for s in spans)
+                data = "".join(span_line(s) for s in spans).encode("utf-8")
                 with self._lock:
-                    if self._file.closed:
+                    if self._fd is None:
                         return SpanExportResult.FAILURE
-                    self._file.write(text)
-                    self._file.flush()
+                    written = os.write(self._fd, data)
+                    while written < len(data):  # only a full disk writes less
+                        written += os.write(self._fd, data[written:])
                 return SpanExportResult.SUCCESS
 
             def shutdown(self) -> None:
                 with self._lock:
-                    self._file.close()
+                    if self._fd is not None:
+                        os.close(self._fd)
+                        self._fd = None
 
             def force_flush(self, timeout_millis: int = 30000) -> bool:
                 return True
@@ -296,6 +309,16 @@ class Tracing(NoTracing):
 
     def job_span(self, parent: Any, job: Any) -> Any:
         return _NULL_SPAN if parent is None else _JobSpan(self, parent, job)
+
+    def carrier(self, context: Any) -> dict[str, str] | None:
+        if context is None:
+            return None
+        headers: dict[str, str] = {}
+        self._propagator.inject(headers, context=context)
+        return headers or None
+
+    def continued(self, carrier: dict[str, str] | None) -> Any:
+        return self._propagator.extract(carrier) if carrier else None
 
     def batch_spans(self, submitted_ns: int, outs: Sequence[tuple[Any, BatchRun]]) -> None:
         if not self._trace.get_current_span().is_recording():
