@@ -6,10 +6,14 @@ a traced service exported.
 of SHA-256 of the request id (UTF-8) as 32 lower-case hex digits, the parent id (the harness's own
 span id, the one a server's span names as its parent) the next 8 bytes as 16 hex digits, and the
 flags ``01`` (sampled). An all-zero id, which W3C forbids, cannot come out (its last digit is made
-``1``; SHA-256 would need to give 16 zero bytes first)."""
+``1``; SHA-256 would need to give 16 zero bytes first).
+
+The ids of the last few thousand request ids are kept: a request's header and its record ask for
+the same ids, and the second is then a look-up."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -21,14 +25,20 @@ TRACEPARENT = "traceparent"
 _HEADER = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 
 
-def _nonzero(hexid: str) -> str:
-    return hexid if hexid.strip("0") else hexid[:-1] + "1"
+_ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
+_sha256 = hashlib.sha256
 
 
+@functools.lru_cache(maxsize=4096)
 def trace_ids(request_id: str) -> tuple[str, str]:
     """``(trace id, parent span id)`` of ``request_id``: 32 and 16 lower-case hex digits."""
-    digest = hashlib.sha256(request_id.encode("utf-8", "surrogatepass")).hexdigest()
-    return _nonzero(digest[:32]), _nonzero(digest[32:48])
+    digest = _sha256(request_id.encode("utf-8", "surrogatepass")).hexdigest()
+    trace, span = digest[:32], digest[32:48]
+    if trace == _ZERO_TRACE:
+        trace = trace[:-1] + "1"
+    if span == _ZERO_SPAN:
+        span = span[:-1] + "1"
+    return trace, span
 
 
 def trace_id_of(request_id: str) -> str:

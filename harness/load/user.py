@@ -39,7 +39,7 @@ from harness.client import (
     result_from_response,
 )
 from harness.load.capture import LoadRecorder, install
-from harness.load.payload import Payload, PayloadPool
+from harness.load.payload import MALFORMED_PREFIX, Payload, PayloadPool
 from harness.load.summary import ABORTED_ERROR
 
 __all__ = ["CaptionUser"]
@@ -262,34 +262,35 @@ class CaptionUser(FastHttpUser):
         if runner is not None and runner.state in _STOPPING:
             raise StopUser()  # the run is ending: a request started now could not be waited for
         rec = self.recorder
-        adapter = rec.adapter
+        adapter, settings = rec.adapter, rec.settings
         rid = rec.next_request_id()
-        req = adapter.request(
-            payload.body, payload.content_type, rid, rec.want_embedding(self.rng), rec.settings.api_key
+        embedding = settings.embedding_sample > 0.0 and rec.want_embedding(self.rng)
+        method, path, headers, content = adapter.request(
+            payload.body, payload.content_type, rid, embedding, settings.api_key
         )
-        name = _stat_name(req.path, payload.malformed)
+        name = _stat_name(path, payload.image_id.startswith(MALFORMED_PREFIX))  # payload.malformed
         classifier = self._classifier
         streams = adapter.streams
         t_wall, t0 = time.time(), time.perf_counter()
         if streams:  # the answer is read as it arrives, and timed from t0
             classifier.arm(adapter, rid, t0, rec.request_timeout_s)
-        else:
-            classifier.arm(adapter, rid)
+        else:  # classifier.arm(adapter, rid), in place: once per request
+            classifier.adapter, classifier.request_id, classifier.result, classifier.t0 = adapter, rid, None, None
         try:
-            self.client.request(req.method, req.path, name=name, data=req.content, headers=req.headers, stream=streams)
+            self.client.request(method, path, name=name, data=content, headers=headers, stream=streams)
         except GreenletExit:
             result = classifier.result or self._unreported(
-                req.method, name, req.path, rid, t_wall, t0, "timeout", ABORTED_ERROR
+                method, name, path, rid, t_wall, t0, "timeout", ABORTED_ERROR
             )
             rec.record(result, payload.image_id, len(payload.body), payload.width, payload.height)
             raise
         except Exception as exc:  # the session itself failed: the request still gets its record and count
             result = classifier.result or self._unreported(
-                req.method, name, req.path, rid, t_wall, t0, *outcome_of_exception(exc)
+                method, name, path, rid, t_wall, t0, *outcome_of_exception(exc)
             )
         else:
             result = classifier.result or self._unreported(
-                req.method, name, req.path, rid, t_wall, t0, "connection_error", "no report from the HTTP session"
+                method, name, path, rid, t_wall, t0, "connection_error", "no report from the HTTP session"
             )
         rec.record(result, payload.image_id, len(payload.body), payload.width, payload.height)
         self._backoff = self.connection_backoff_s if result.outcome == "connection_error" else 0.0

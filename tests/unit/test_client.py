@@ -17,11 +17,13 @@ from harness.client import (
     CaptionClient,
     CaptionResult,
     ContractV1Adapter,
+    ParsedCaption,
     TemplateAdapter,
     json_path,
     load_adapter,
     outcome_of_exception,
     result_from_exception,
+    result_from_parsed,
     result_from_response,
     to_record,
 )
@@ -108,6 +110,30 @@ def test_the_usual_v1_answer_reads_as_the_full_checks_read_it(changes: dict) -> 
     )
     assert r == expected
     assert repr(r) == repr(expected)
+
+
+def test_an_answer_read_by_any_protocol_keeps_every_field_in_its_result() -> None:
+    p = ParsedCaption("a caption", 0.5, "m-2", "rid", True, [0.25], 7.5, 11, 13, 0.125, [0.01, 0.02], 0.0625)
+    r = result_from_parsed(p, "req-1", 10.0, 0.5, 203)
+    assert r == CaptionResult(
+        "ok",
+        203,
+        0.5,
+        10.0,
+        "req-1",
+        caption="a caption",
+        confidence=0.5,
+        model_version="m-2",
+        safety_flagged=True,
+        embedding=[0.25],
+        server_latency_ms=7.5,
+        prompt_tokens=11,
+        completion_tokens=13,
+        ttft_s=0.125,
+        itl_s=[0.01, 0.02],
+        tpot_s=0.0625,
+    )
+    assert r.error is None and r.retry_after_s is None
 
 
 @pytest.mark.parametrize(
