@@ -99,7 +99,8 @@ def test_default_blocklist_is_the_reference_servers():
         ("service: s\nslos: [{name: a, sli: availability, objective: '0.9'}]", "slos[0].objective: must be a number"),
         (
             "service: s\nslos: [{name: a, sli: speed, objective: 0.9}]",
-            "slos[0].sli: must be one of availability, correction, coverage, itl, lag, latency, promql, quality, safety, ttft",
+            "slos[0].sli: must be one of availability, correction, coverage, hallucination, itl, lag, latency, promql, quality, "
+            "safety, ttft",
         ),
         (
             "service: s\nslos: [{name: a, sli: latency, objective: 0.9}]",
