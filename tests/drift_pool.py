@@ -1,11 +1,13 @@
 """A pool of the tiny model's outputs on the shapes world (clean, low light, unseen colour), built
-once and cached under pytest's cache folder (keyed by model version), for the drift tests.
+once and cached under pytest's cache folder (keyed by model version), for the drift tests. The
+pytest workers that need it at once wait on a lock for the one that builds it.
 
 Tests draw their samples from the pool with seeded generators, so a calibration run of 100
 pairs costs 100 detector runs, not 100 x 1000 model calls."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 from pathlib import Path
 
@@ -45,14 +47,16 @@ def load_pool(cache_dir: Path) -> dict[str, dict]:
     model = load_captioner("tiny", "cpu")
     key = f"{model.version}-{POOL_SEED}-" + "-".join(f"{k}{n}" for k, (n, _) in POOL_SIZES.items())
     npz, js = cache_dir / f"{key}.npz", cache_dir / f"{key}.json"
-    if npz.exists() and js.exists():
-        with np.load(npz) as f:
-            arrays = {k: f[k] for k in f.files}
-        captions = json.loads(js.read_text())
-    else:
-        arrays, captions = _build(model)
-        np.savez(npz, **arrays)
-        js.write_text(json.dumps(captions))
+    with open(cache_dir / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if npz.exists() and js.exists():
+            with np.load(npz) as f:
+                arrays = {k: f[k] for k in f.files}
+            captions = json.loads(js.read_text())
+        else:
+            arrays, captions = _build(model)
+            np.savez(npz, **arrays)
+            js.write_text(json.dumps(captions))
     pool: dict[str, dict] = {}
     for name in POOL_SIZES:
         pool[name] = {
@@ -62,3 +66,17 @@ def load_pool(cache_dir: Path) -> dict[str, dict]:
             "captions": captions[name],
         }
     return pool
+
+
+def pool_fixture(request, tmp_path_factory) -> dict[str, dict]:
+    """The pool for a module-scoped fixture: in pytest's cache, else in the folder every worker of
+    this session shares."""
+    import pytest
+
+    pytest.importorskip("torch")
+    cache = getattr(request.config, "cache", None)
+    if cache is not None:
+        return load_pool(cache.mkdir("drift-pool"))
+    shared = tmp_path_factory.getbasetemp().parent / "drift-pool"
+    shared.mkdir(exist_ok=True)
+    return load_pool(shared)

@@ -10,8 +10,8 @@ from pathlib import Path
 from harness.errors import DataError, InputMissingError
 
 
-def register(sub) -> None:
-    p = sub.add_parser("clipscore", help="CLIPScore and RefCLIPScore of captions with a local CLIP model")
+def add_captions_and_images(p: argparse.ArgumentParser) -> None:
+    """``--captions`` and ``--images``: the captions to score and the images they describe."""
     p.add_argument(
         "--captions", required=True, type=Path, metavar="FILE", help='COCO results JSON: [{"image_id", "caption"}]'
     )
@@ -22,6 +22,11 @@ def register(sub) -> None:
         metavar="DIR",
         help="a data set folder (captions.json and images/) or a folder of image files named by image id (7.png)",
     )
+
+
+def register(sub) -> None:
+    p = sub.add_parser("clipscore", help="CLIPScore and RefCLIPScore of captions with a local CLIP model")
+    add_captions_and_images(p)
     p.add_argument(
         "--references",
         type=Path,

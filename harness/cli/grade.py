@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from harness.cli.clipscore import add_captions_and_images
 from harness.errors import UsageError
 
 
@@ -15,16 +16,7 @@ def register(sub) -> None:
         "grade",
         help="score captions with a multimodal model as judge; its agreement with people's ratings",
     )
-    p.add_argument(
-        "--captions", required=True, type=Path, metavar="FILE", help='COCO results JSON: [{"image_id", "caption"}]'
-    )
-    p.add_argument(
-        "--images",
-        required=True,
-        type=Path,
-        metavar="DIR",
-        help="a data set folder (captions.json and images/) or a folder of image files named by image id (7.png)",
-    )
+    add_captions_and_images(p)
     p.add_argument(
         "--judge", required=True, metavar="URL", help="root URL of an OpenAI-compatible server (/v1/chat/completions)"
     )

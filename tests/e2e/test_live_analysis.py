@@ -1,5 +1,5 @@
 """A live analysis end to end: reference servers behind a traffic split that records every request
-as production would, Locust sending the traffic, and ``harness judge`` looking every 30 s for 5
+as production would, Locust sending the traffic, and ``harness judge`` looking every 24 s for 2
 minutes at two canaries at once: an identical one and one that answers 502 on a tenth of its
 requests. Kayenta's practice: each canary is compared with a baseline of the same size and share
 (20% each), not with the rest of production."""
@@ -39,12 +39,12 @@ def _judge(records, canary, out):
     config.write_text(JUDGE_YAML)
     cmd = [sys.executable, "-m", "harness", "judge", "--baseline", str(records), "--baseline-where", "target=baseline"]
     cmd += ["--canary", str(records), "--canary-where", f"target={canary}", "--judge-config", str(config)]
-    cmd += ["--interval", "30s", "--lifetime", "5m", "--out", str(out), "--json"]
+    cmd += ["--interval", "24s", "--lifetime", "2m", "--out", str(out), "--json"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(540)
+@pytest.mark.timeout(360)
 def test_a_flawed_canary_is_rolled_back_early_and_an_identical_one_promoted_at_the_end(tmp_path):
     from reference_model.server.launch import start_server
 
@@ -57,10 +57,10 @@ def test_a_flawed_canary_is_rolled_back_early_and_an_identical_one_promoted_at_t
         started = time.monotonic()
         load = subprocess.run(
             [sys.executable, "-m", "harness", "load", "--target", split.url, "--scenario", "steady"]
-            + ["--rate", "16", "--duration", "315s", "--out", str(tmp_path / "load"), "--seed", "3"],
+            + ["--rate", "40", "--duration", "135s", "--out", str(tmp_path / "load"), "--seed", "3"],
             capture_output=True,
             text=True,
-            timeout=420,
+            timeout=300,
         )
         assert load.returncode == 0, load.stderr[-2000:]
         outs = {c: p.communicate(timeout=120) for c, p in judges.items()}
@@ -68,7 +68,7 @@ def test_a_flawed_canary_is_rolled_back_early_and_an_identical_one_promoted_at_t
     twin, bad = (json.loads((tmp_path / c / ANALYSIS_JSON).read_text())["looks"] for c in ("twin", "flawed"))
 
     assert judges["flawed"].returncode == 1, outs["flawed"][1][-2000:]
-    assert bad[-1]["verdict"] == "ROLLBACK" and len(bad) <= 3, bad  # early: at the first looks that see it
+    assert bad[-1]["verdict"] == "ROLLBACK" and len(bad) <= 2, bad  # early: at the first looks that see it
     rec = json.loads(outs["flawed"][0])
     # what sees the 502s first: the error rate itself, or the availability SLO's projected burn
     # (a decisive failure too: past its page factor while the baseline's is not)
@@ -77,7 +77,7 @@ def test_a_flawed_canary_is_rolled_back_early_and_an_identical_one_promoted_at_t
     assert rec["analysis"]["look"] == len(bad) and rec["reasons"][0].startswith("critical metric")
 
     assert judges["twin"].returncode == 0, (twin, outs["twin"][1][-2000:])
-    assert [lk["verdict"] for lk in twin] == ["HOLD"] * 9 + ["PROMOTE"]
+    assert [lk["verdict"] for lk in twin] == ["HOLD"] * 4 + ["PROMOTE"]
     rec = json.loads(outs["twin"][0])
     assert rec["analysis"]["final"] and rec["metrics"][0]["n_canary"] > 500
-    assert split.counts["twin"] > 0 and took < 400
+    assert split.counts["twin"] > 0 and took < 250

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drift_pool import load_pool
+from drift_pool import pool_fixture
 from harness.drift import (
     CaptionLengthDrift,
     ClassifierDrift,
@@ -34,9 +34,7 @@ MAX_FALSE_ALARMS = 10
 
 @pytest.fixture(scope="module")
 def pool(request, tmp_path_factory):
-    pytest.importorskip("torch")
-    cache = getattr(request.config, "cache", None)
-    return load_pool(cache.mkdir("drift-pool") if cache else tmp_path_factory.mktemp("drift-pool"))
+    return pool_fixture(request, tmp_path_factory)
 
 
 def _pairs(n_pool: int, n: int, seed: int):

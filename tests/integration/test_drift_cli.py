@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drift_pool import load_pool
+from drift_pool import pool_fixture
 from harness.cli import main
 from harness.records import RecordWriter, RequestRecord
 
@@ -22,9 +22,7 @@ N = 400
 
 @pytest.fixture(scope="module")
 def pool(request, tmp_path_factory):
-    pytest.importorskip("torch")
-    cache = getattr(request.config, "cache", None)
-    return load_pool(cache.mkdir("drift-pool") if cache else tmp_path_factory.mktemp("drift-pool"))
+    return pool_fixture(request, tmp_path_factory)
 
 
 def _write(path: Path, part: dict, lo: int, hi: int, run: str) -> Path:

@@ -167,21 +167,21 @@ def test_a_live_analysis_replayed_over_saved_records_promotes_only_at_the_last_l
         "judge",
         "--baseline", prod, "--baseline-where", "target=stable",
         "--canary", prod, "--canary-where", "target=canary",
-        "--since", f"{T0:.0f}", "--interval", "30s", "--lifetime", "5m", "--out", out,
+        "--since", f"{T0:.0f}", "--interval", "1m", "--lifetime", "5m", "--out", out,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     state = json.loads((out / ANALYSIS_JSON).read_text())
-    assert [lk["verdict"] for lk in state["looks"]] == ["HOLD"] * 9 + ["PROMOTE"]
-    assert [lk["at_unix"] for lk in state["looks"]] == [T0 + 30 * k for k in range(1, 11)]
+    assert [lk["verdict"] for lk in state["looks"]] == ["HOLD"] * 4 + ["PROMOTE"]
+    assert [lk["at_unix"] for lk in state["looks"]] == [T0 + 60 * k for k in range(1, 6)]
     first = json.loads((out / "look-01" / "decision.json").read_text())
-    assert first["analysis"]["look"] == 1 and first["analysis"]["looks"] == 10
-    assert first["analysis"]["level"] == pytest.approx(Look(1, 10, 0.02).level)
-    assert first["reasons"][0].startswith("look 1 of 10: no decisive failure")
+    assert first["analysis"]["look"] == 1 and first["analysis"]["looks"] == 5
+    assert first["analysis"]["level"] == pytest.approx(Look(1, 5, 0.02).level)
+    assert first["reasons"][0].startswith("look 1 of 5: no decisive failure")
     last = json.loads((out / "decision.json").read_text())
     assert last["analysis"]["final"] is True and last["verdict"] == "PROMOTE"
     err = next(m for m in last["metrics"] if m["name"] == "error_rate")
     assert err["n_canary"] == 1200 and err["adequate"] is True
-    assert "look 10 of 10" in (out / "summary.md").read_text()
+    assert "look 5 of 5" in (out / "summary.md").read_text()
 
 
 @pytest.mark.slow
