@@ -5,21 +5,26 @@ statement of what the run could have detected.
 Each test (``TEST_FUNCTIONS``) compares the two targets and reports a ``TestOutcome``; one path
 (``harness.canary.outcome.classify_outcome``) classifies every outcome. A test classifies by itself
 only when there is nothing to compare (NoData), and for a limit or an informational share, which
-have no tolerance. Scoring is ``harness.canary.scoring``, the verdict rules ``harness.canary.rules``."""
+have no tolerance. Scoring is ``harness.canary.scoring``, the verdict rules ``harness.canary.rules``.
+
+Where the data set names each image's segment, a paired metric's test also runs within each
+segment (``_with_segments``), Holm-adjusted over the segments (``harness.canary.segments``), each
+segment's outcome classified by the same one path."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from harness.canary.metric import JudgeConfig, MetricSpec
-from harness.canary.outcome import TestOutcome, classify_outcome, detectable, metric_result, tolerance
+from harness.canary.outcome import TestOutcome, classify_outcome, detectable, format_p, metric_result, tolerance
 from harness.canary.outcome import direction_class as _direction_class  # noqa: F401 (benchmarks/sequential.py)
 from harness.canary.rules import HALF_NO_DATA, decide
 from harness.canary.sample import MetricSample, Missing
 from harness.canary.scoring import score_groups
-from harness.canary.verdict import MetricResult, Verdict
+from harness.canary.verdict import MetricResult, SegmentResult, Verdict
 from harness.verdicts import Classification
 
 __all__ = ["MetricSample", "judge", "decide", "classify", "score_groups", "TEST_FUNCTIONS", "HALF_NO_DATA"]
@@ -331,12 +336,84 @@ def _missing(spec: MetricSpec, sample: MetricSample) -> MetricResult | None:
     return res
 
 
+def _segment_results(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> tuple[SegmentResult, ...]:
+    """The metric's own test within each segment that has at least ``cfg.min_samples`` pairs, its
+    p-values Holm-adjusted over those segments and each outcome classified by the one path
+    (``classify_outcome``) at the judge's alpha; each test's interval and power at the family's
+    strictest level (alpha over the segments tested), the level Holm's first step tests at.
+    Segments with fewer pairs are NoData, outside the family. None with fewer than two segments."""
+    from harness.canary.segments import holm, split_by_segment
+
+    parts = split_by_segment(sample, sample.segments or {})
+    pairs = {name: len(_paired(part)[0]) for name, part in parts.items()}
+    if sum(1 for n in pairs.values() if n) < 2:
+        return ()
+    tested = [name for name in parts if pairs[name] >= cfg.min_samples]
+    strict = replace(cfg, confidence=1.0 - cfg.alpha / max(len(tested), 1), look=None)
+    outcomes = {name: TEST_FUNCTIONS[spec.test](spec, parts[name], strict) for name in tested}
+    outcomes = {name: o for name, o in outcomes.items() if isinstance(o, TestOutcome)}
+    adjusted = dict(zip(outcomes, holm([o.p_value for o in outcomes.values()])))
+    out = []
+    for name in parts:
+        o = outcomes.get(name)
+        if o is None:
+            if pairs[name]:
+                why = f"{pairs[name]} pairs (needs {cfg.min_samples}): not tested"
+                out.append(SegmentResult(name, "NoData", False, pairs[name], *[None] * 8, reason=why))
+            continue
+        r = classify_outcome(spec, replace(o, p_value=adjusted[name], note=""), cfg)
+        family = f"Holm-adjusted over {len(outcomes)} segments; unadjusted {format_p(o.p_value)}"
+        out.append(
+            SegmentResult(
+                name,
+                r.classification,
+                r.failed,
+                pairs[name],
+                r.baseline,
+                r.canary,
+                adjusted[name],
+                o.p_value,
+                r.effect,
+                r.effect_low,
+                r.effect_high,
+                r.tolerance,
+                f"{r.reason} ({family})",
+                mde=r.mde,
+                adequate=r.adequate,
+                detectable=r.detectable,
+                details=r.details,
+            )
+        )
+    return tuple(out)
+
+
+def _with_segments(spec: MetricSpec, result: MetricResult, sample: MetricSample, cfg: JudgeConfig) -> MetricResult:
+    """A paired metric's result with its tests by segment (where the data set names segments): a
+    failed segment fails the metric, the reason naming it; the figures stay the corpus's."""
+    if not sample.segments or not spec.paired or spec.informational or result.classification == "NoData":
+        return result
+    if not (hasattr(sample.baseline, "align") and hasattr(sample.canary, "align")):
+        return result  # values paired by position, not by image: no image to place in a segment
+    segments = _segment_results(spec, sample, cfg)
+    if not segments:
+        return result
+    failed = sorted((s for s in segments if s.failed), key=lambda s: s.p_value or 0.0)
+    if not failed:
+        return replace(result, segments=segments)
+    named = "; ".join(f"in segment {s.segment!r}: {s.reason}" for s in failed)
+    if result.failed:
+        return replace(result, segments=segments, reason=f"{result.reason}; {named}")
+    return replace(result, classification=failed[0].classification, failed=True, reason=named, segments=segments)
+
+
 def classify(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> MetricResult:
-    """Compare one metric's baseline and canary observations with its test and classify."""
+    """Compare one metric's baseline and canary observations with its test and classify; a paired
+    metric whose images have segments is tested within each segment too (``_with_segments``)."""
     if (gone := _missing(spec, sample)) is not None:
         return gone
     out = TEST_FUNCTIONS[spec.test](spec, sample, cfg)
-    return out if isinstance(out, MetricResult) else classify_outcome(spec, out, cfg)
+    result = out if isinstance(out, MetricResult) else classify_outcome(spec, out, cfg)
+    return _with_segments(spec, result, sample, cfg)
 
 
 def judge(

@@ -6,7 +6,37 @@ from dataclasses import asdict, dataclass, field
 
 from harness.verdicts import HOLD, PROMOTE, ROLLBACK, VERDICT_EXIT, Classification, VerdictName
 
-__all__ = ["MetricResult", "GroupResult", "Verdict", "PROMOTE", "HOLD", "ROLLBACK"]
+__all__ = ["MetricResult", "SegmentResult", "GroupResult", "Verdict", "PROMOTE", "HOLD", "ROLLBACK"]
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """A paired metric's test within one segment of the data set. ``p_value`` is Holm-adjusted over
+    the segments tested for the metric (compared with the judge's alpha), ``p_unadjusted`` the test's
+    own; the figures, the classification, the reason and the power statement are as a metric's
+    (``MetricResult``), the power at the family's strictest level (alpha over the segments tested).
+    A segment with too few pairs is NoData and not in the family."""
+
+    segment: str
+    classification: Classification
+    failed: bool
+    pairs: int
+    baseline: float | None
+    canary: float | None
+    p_value: float | None
+    p_unadjusted: float | None
+    effect: float | None
+    effect_low: float | None
+    effect_high: float | None
+    tolerance: float | None
+    reason: str
+    mde: float | None = None
+    adequate: bool | None = None
+    detectable: str | None = None
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -15,7 +45,9 @@ class MetricResult:
     run detects with 80% power; ``adequate`` says whether that meets ``must_detect``;
     ``detectable`` says it in words. ``details`` holds the test's own figures. ``unit`` is the
     unit of ``baseline`` and ``canary``; ``effect_unit`` that of the effect, its interval, the
-    tolerance and ``mde`` (they differ for the sign test: mean CIDEr-D vs a share of images)."""
+    tolerance and ``mde`` (they differ for the sign test: mean CIDEr-D vs a share of images).
+    ``segments``: a paired metric's tests within each segment of the data set (``SegmentResult``);
+    a failed segment fails the metric, its reason naming the segment."""
 
     name: str
     group: str
@@ -41,6 +73,7 @@ class MetricResult:
     detectable: str | None = None
     details: dict = field(default_factory=dict)
     effect_unit: str = ""
+    segments: tuple[SegmentResult, ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)

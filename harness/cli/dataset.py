@@ -19,7 +19,12 @@ def register(sub) -> None:
     e.add_argument("--name", default="shapes", help="data set name (only 'shapes' is built in)")
     e.add_argument("--n", type=int, default=500, help="number of images")
     e.add_argument("--seed", type=int, default=1)
-    e.add_argument("--shift", default=None, help="NAME[:SEVERITY], e.g. low_light:0.8")
+    e.add_argument(
+        "--shift",
+        default=None,
+        help="NAME[:SEVERITY][@FRACTION], e.g. low_light:0.8; with @FRACTION (low_light@0.1) only that share of "
+        "the images is shifted, and each image names its segment (the shift's name or unshifted)",
+    )
     e.add_argument("--size", type=int, default=128, help="image side in pixels (high_res ignores it)")
     e.add_argument("--out", required=True, type=Path)
     e.add_argument(

@@ -15,7 +15,9 @@ from harness.protocols.options import add_protocol_options, protocol_choice
 def register(sub) -> None:
     p = sub.add_parser("evaluate", help="caption a labelled data set through a target and score the captions")
     p.add_argument("--target", required=True, metavar="URL", help="base URL of the captioning service")
-    p.add_argument("--dataset", required=True, help="shapes:N[:shift[:severity]] or coco:DIR")
+    p.add_argument(
+        "--dataset", required=True, help="shapes:N[:shift[:severity][@fraction]] or coco:DIR (a segment per image)"
+    )
     p.add_argument("--dataset-seed", type=int, default=12345, help="world seed of a shapes data set (default: 12345)")
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight at most (default: 8)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for one answer (default: 30)")
@@ -115,6 +117,11 @@ def run(args: argparse.Namespace) -> int:
 
         clip = score_sent_images(clip_scorer, dataset.images(), candidates, references)
         doc["clipscore"] = clip.to_dict()
+    segments = {str(k): v for k, v in summary.segments.items()}
+    if segments:
+        from harness.quality.segments import segment_quality
+
+        doc["segments"] = segment_quality(segments, report, hallucination, clip)
     versions = sorted({v for v in df["model_version"].dropna().astype(str)})
     doc["run"] = {**summary.to_dict(), "url": args.target, "model_versions": versions, "protocol": adapter.describe()}
     doc["contract"] = {"success": contract.success, "expectations": len(contract.results)}
@@ -128,5 +135,10 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(hallucination.lines()) if hallucination is not None else NO_OBJECTS)
     if clip is not None:
         print(clip.table())
+    if doc.get("segments"):
+        from harness.quality.segments import segment_table
+
+        print(f"\nQuality by segment ({len(doc['segments'])} segments):\n")
+        print(segment_table(doc, doc["segments"]))
     print(f"wrote {path}")
     return 0

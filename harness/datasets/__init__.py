@@ -2,7 +2,7 @@
 
 from harness.datasets.coco import CocoDataset, CocoItem, load_coco, write_coco
 from harness.datasets.shapes import Sample, generate_shapes, shapes_sample
-from harness.datasets.shift import SHIFTS, Shift, parse_shapes_spec, parse_shift
+from harness.datasets.shift import SHIFTS, UNSHIFTED, Shift, parse_shapes_spec, parse_shift
 
 __all__ = [
     "CocoDataset",
@@ -14,6 +14,7 @@ __all__ = [
     "shapes_sample",
     "Shift",
     "SHIFTS",
+    "UNSHIFTED",
     "parse_shift",
     "parse_shapes_spec",
 ]

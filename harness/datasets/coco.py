@@ -1,7 +1,9 @@
 """COCO-format caption sets: ``captions.json`` ("images", "annotations") and an images folder,
 and beside them, where the set says what each image holds, ``instances.json`` (COCO's instances
 format). A folder with ``instances.json`` and no ``captions.json`` is a set without reference
-captions: its images are those the instances file lists."""
+captions: its images are those the instances file lists. An image entry may name its ``segment``
+(text: a shift, a domain, a camera), beyond COCO's fields: the quality figures and the judge's
+paired tests are then given per segment too."""
 
 from __future__ import annotations
 
@@ -81,6 +83,14 @@ def read_image_file(path: Path, root: Path) -> bytes | None:
     return data if len(data) <= MAX_IMAGE_BYTES else None
 
 
+MAX_SEGMENT = 200  # characters of a segment's name
+
+
+def _segment_name(value: object) -> bool:
+    """Whether ``value`` may name a segment: printable text, not blank, at most ``MAX_SEGMENT``."""
+    return isinstance(value, str) and bool(value.strip()) and value.isprintable() and len(value) <= MAX_SEGMENT
+
+
 def is_image_id(value: object) -> bool:
     """Whether ``value`` may be an image id of a data set: a whole number or a string (a JSON object,
     list, decimal number, true/false or null is none; ids are keys, compared and written as they are)."""
@@ -101,6 +111,7 @@ class CocoItem:
     image_id: int
     path: Path
     captions: tuple[str, ...]
+    segment: str | None = None  # the image entry's ``segment``, where the set gives one
 
 
 @dataclass(frozen=True)
@@ -116,6 +127,10 @@ class CocoDataset:
 
     def references(self) -> dict[int, list[str]]:
         return {it.image_id: list(it.captions) for it in self.items}
+
+    def segments(self) -> dict[str, str]:
+        """Image id (as text, as the records name images) -> segment, for the images that name one."""
+        return {str(it.image_id): it.segment for it in self.items if it.segment is not None}
 
 
 def load_coco(annotations: str | Path, images_dir: str | Path | None = None) -> CocoDataset:
@@ -166,7 +181,13 @@ def load_coco(annotations: str | Path, images_dir: str | Path | None = None) -> 
         problem = image_file_problem(path, root)
         if problem is not None:
             raise DataError(f"{ann}: images[{k}].file_name {im['file_name'][:120]!r} {problem}")
-        items.append(CocoItem(im["id"], Path(os.path.realpath(path)), tuple(caps.get(im["id"], ()))))
+        segment = im.get("segment")
+        if segment is not None and not _segment_name(segment):
+            raise DataError(
+                f"{ann}: images[{k}].segment must be printable text, not blank, at most {MAX_SEGMENT} characters "
+                f"(got {str(segment)[:60]!r})"
+            )
+        items.append(CocoItem(im["id"], Path(os.path.realpath(path)), tuple(caps.get(im["id"], ())), segment))
     if not items:
         raise DataError(f"{ann}: no images listed")
     return CocoDataset(tuple(items), ann.parent.name, Path(os.path.realpath(root)))
@@ -175,8 +196,9 @@ def load_coco(annotations: str | Path, images_dir: str | Path | None = None) -> 
 def write_coco(
     samples: Iterable, out: str | Path, info: dict | None = None, progress=None, references: bool = True
 ) -> Path:
-    """Write samples (``image_id``, ``file_name``, ``image``, ``captions``) as a COCO folder; the
-    shapes world's samples (with a ``scene``) also as ``instances.json`` (``_shapes_instances``).
+    """Write samples (``image_id``, ``file_name``, ``image``, ``captions``, optionally ``segment``) as
+    a COCO folder; the shapes world's samples (with a ``scene``) also as ``instances.json``
+    (``_shapes_instances``).
     ``references=False`` leaves ``captions.json`` out: a set without reference captions (it needs
     the instances file, which lists the images). Returns ``captions.json``, or without it
     ``instances.json``."""
@@ -186,6 +208,8 @@ def write_coco(
     for s in samples:
         s.image.save(out / "images" / s.file_name)
         images.append({"id": s.image_id, "file_name": s.file_name, "width": s.image.width, "height": s.image.height})
+        if getattr(s, "segment", None) is not None:
+            images[-1]["segment"] = s.segment
         for c in s.captions:
             annotations.append({"id": len(annotations) + 1, "image_id": s.image_id, "caption": c})
         scenes.append(getattr(s, "scene", None))

@@ -19,13 +19,16 @@ DEFAULT_SIZE = 128
 
 @dataclass(frozen=True)
 class Sample:
-    """One labelled image: ``captions[0]`` is canonical, all are valid references."""
+    """One labelled image: ``captions[0]`` is canonical, all are valid references. ``segment``: the
+    part of the set it belongs to (a shift on a fraction of the set: the shift's name or
+    ``unshifted``), None when the set has no segments."""
 
     image_id: int
     file_name: str
     image: Image.Image
     captions: list[str]
     scene: Scene
+    segment: str | None = None
 
 
 def _shift_scene(scene: Scene, shift: Shift, rng: np.random.Generator) -> Scene:
@@ -46,16 +49,21 @@ def _shift_scene(scene: Scene, shift: Shift, rng: np.random.Generator) -> Scene:
 
 
 def shapes_sample(index: int, seed: int, shift: Shift | None = None, size: int = DEFAULT_SIZE) -> Sample:
-    """Image ``index`` of the world ``seed``: independent of how many others are drawn."""
+    """Image ``index`` of the world ``seed``: independent of how many others are drawn. A shift on a
+    fraction of the set (``Shift.applies``) changes only the images it applies to; the others are
+    the world's own, and each image names its segment."""
     rng = np.random.default_rng([seed, index])
     scene = sample_scene(rng)
+    segment = None if shift is None else shift.segment(index)
+    if shift is not None and not shift.applies(index):
+        shift = None
     if shift is not None:
         srng = np.random.default_rng([seed, index, shift.seed_salt])
         scene = _shift_scene(scene, shift, srng)
         img = shift.apply_pixels(render_scene(scene, shift.render_size(size)), srng)
     else:
         img = render_scene(scene, size)
-    return Sample(index, f"{index:06d}.png", img, scene.captions(), scene)
+    return Sample(index, f"{index:06d}.png", img, scene.captions(), scene, segment)
 
 
 def generate_shapes(

@@ -1,16 +1,23 @@
-"""Named distribution shifts with a severity in (0, 1], as a production camera or catalogue drifts."""
+"""Named distribution shifts with a severity in (0, 1], as a production camera or catalogue drifts;
+on every image, or on a fraction of them (``low_light@0.1``): a set whose images carry a segment
+each, the shift's name or ``unshifted``."""
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from harness.errors import UsageError
 
-__all__ = ["Shift", "SHIFTS", "parse_shift", "parse_shapes_spec"]
+__all__ = ["Shift", "SHIFTS", "UNSHIFTED", "parse_shift", "parse_shapes_spec"]
+
+# The segment of the images a shift on a fraction of a set leaves as they are.
+UNSHIFTED = "unshifted"
 
 # Default severity of each shift, used when ``name`` is given without ``:severity``.
 SHIFTS: dict[str, float] = {
@@ -26,13 +33,30 @@ SHIFTS: dict[str, float] = {
 
 @dataclass(frozen=True)
 class Shift:
-    """A shift applied to scenes (``unseen_*``, ``high_res``) or to pixels (the others)."""
+    """A shift applied to scenes (``unseen_*``, ``high_res``) or to pixels (the others), on every
+    image or on a ``fraction`` of them: image ``i`` is shifted when ``floor((i + 1) f) > floor(i f)``,
+    so the first ``n`` images hold exactly ``floor(n f)`` shifted ones, spread evenly, whatever ``n``."""
 
     name: str
     severity: float
+    fraction: float = 1.0
 
     def __str__(self) -> str:
-        return f"{self.name}:{self.severity:g}"
+        return f"{self.name}:{self.severity:g}" + (f"@{self.fraction:g}" if self.fraction < 1 else "")
+
+    def applies(self, index: int) -> bool:
+        """Whether image ``index`` carries the shift."""
+        if self.fraction >= 1:
+            return True
+        f = Fraction(repr(self.fraction))  # the decimal as written: exact, no float rounding
+        return math.floor((index + 1) * f) > math.floor(index * f)
+
+    def segment(self, index: int) -> str | None:
+        """Image ``index``'s segment: the shift's name or ``unshifted`` when the shift is on a
+        fraction of the set; None when every image carries it (one segment is the whole set)."""
+        if self.fraction >= 1:
+            return None
+        return self.name if self.applies(index) else UNSHIFTED
 
     @property
     def seed_salt(self) -> int:
@@ -68,10 +92,23 @@ class Shift:
         return img
 
 
+def _fraction(text: str) -> float:
+    try:
+        fraction = float(text)
+    except ValueError:
+        raise UsageError(f"shift fraction {text!r} is not a number (expected 0 < fraction <= 1)") from None
+    if not 0.0 < fraction <= 1.0:
+        raise UsageError(f"shift fraction {fraction:g} is out of range (expected 0 < fraction <= 1)")
+    return fraction
+
+
 def parse_shift(text: str | None) -> Shift | None:
-    """Parse ``name`` or ``name:severity``; a one-line error names a bad name or severity."""
+    """Parse ``name``, ``name:severity``, each optionally with ``@fraction`` (the share of the images
+    that carry it, e.g. ``low_light@0.1``); a one-line error names a bad name, severity or fraction."""
     if not text:
         return None
+    text, at, frac = text.partition("@")
+    fraction = _fraction(frac) if at else 1.0
     name, _, sev = text.partition(":")
     name = name.strip().replace("-", "_")
     if name == "unseen_color":
@@ -79,18 +116,18 @@ def parse_shift(text: str | None) -> Shift | None:
     if name not in SHIFTS:
         raise UsageError(f"unknown shift {name!r}; known shifts: {', '.join(SHIFTS)}")
     if not sev:
-        return Shift(name, SHIFTS[name])
+        return Shift(name, SHIFTS[name], fraction)
     try:
         severity = float(sev)
     except ValueError:
         raise UsageError(f"shift severity {sev!r} is not a number (expected 0 < severity <= 1)") from None
     if not 0.0 < severity <= 1.0:
         raise UsageError(f"shift severity {severity:g} is out of range (expected 0 < severity <= 1)")
-    return Shift(name, severity)
+    return Shift(name, severity, fraction)
 
 
 def parse_shapes_spec(text: str) -> tuple[int, Shift | None]:
-    """``N[:shift[:severity]]`` (the part after ``shapes:`` in a ``--dataset``) as (N, shift)."""
+    """``N[:shift[:severity][@fraction]]`` (the part after ``shapes:`` in a ``--dataset``) as (N, shift)."""
     n_text, _, shift_text = text.partition(":")
     try:
         n = int(n_text)

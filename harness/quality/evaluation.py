@@ -38,7 +38,7 @@ _CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpe
 @dataclass(frozen=True)
 class EvalImage:
     """One image to send, with its reference captions and, where the set says, what it holds
-    (``harness.quality.chair.ImageObjects`` or category names)."""
+    (``harness.quality.chair.ImageObjects`` or category names) and its segment."""
 
     image_id: Any
     content: bytes
@@ -47,6 +47,7 @@ class EvalImage:
     width: int | None = None
     height: int | None = None
     objects: Any = None
+    segment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,10 @@ def _png(img) -> bytes:
 
 
 def parse_dataset(text: str, seed: int = 12345) -> EvalSet:
-    """``shapes:N[:shift[:severity]]`` (the shapes world ``seed``) or ``coco:DIR`` (a COCO folder;
-    with ``instances.json``, what each image holds: a shapes-world file's objects, else COCO
-    categories; without ``captions.json``, no references)."""
+    """``shapes:N[:shift[:severity][@fraction]]`` (the shapes world ``seed``; a shift on a fraction
+    of the images gives each image its segment) or ``coco:DIR`` (a COCO folder; with
+    ``instances.json``, what each image holds: a shapes-world file's objects, else COCO categories;
+    without ``captions.json``, no references; an image entry's ``segment``, its segment)."""
     kind, _, rest = text.partition(":")
     if kind == "shapes":
         from harness.datasets import generate_shapes, parse_shapes_spec
@@ -88,6 +90,7 @@ def parse_dataset(text: str, seed: int = 12345) -> EvalSet:
                     s.image.width,
                     s.image.height,
                     shapes_objects(s.scene),
+                    s.segment,
                 )
 
         name = f"shapes:{n}" + (f":{shift}" if shift else "") + f" (seed {seed})"
@@ -114,7 +117,7 @@ def parse_dataset(text: str, seed: int = 12345) -> EvalSet:
                     w = h = None
                 ctype = _CONTENT_TYPES.get(it.path.suffix.lower(), "application/octet-stream")
                 objects = None if instances is None else instances.get(it.image_id, ())
-                yield EvalImage(it.image_id, data, ctype, it.captions, w, h, objects)
+                yield EvalImage(it.image_id, data, ctype, it.captions, w, h, objects, it.segment)
 
         return EvalSet(f"coco:{Path(rest)}", len(ds), images, kind)
     raise UsageError(f"unknown --dataset {text!r}; use shapes:N[:shift] or coco:DIR")
@@ -143,8 +146,8 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """What a run sent: counts, and the reference captions and objects (where the set gives
-    them) of every image sent (by image id)."""
+    """What a run sent: counts, and the reference captions, objects and segments (where the set
+    gives them) of every image sent (by image id)."""
 
     run_id: str
     target: str
@@ -156,9 +159,12 @@ class RunSummary:
     wall_s: float
     references: dict = field(default_factory=dict, repr=False)
     objects: dict = field(default_factory=dict, repr=False)
+    segments: dict = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("references", "objects")}
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("references", "objects", "segments")
+        }
 
 
 async def _evaluate(
@@ -175,6 +181,7 @@ async def _evaluate(
     progress,
     references: dict,
     objects: dict,
+    segments: dict,
 ) -> dict[str, int]:
     it = iter(images)
     counts = {"images": 0, "requests": 0, "retries": 0, "ok": 0}
@@ -189,6 +196,8 @@ async def _evaluate(
             references[img.image_id] = list(img.references)
             if img.objects is not None:
                 objects[img.image_id] = img.objects
+            if img.segment is not None:
+                segments[img.image_id] = img.segment
             for attempt in range(policy.max_retries + 1):
                 rid = f"{run_id}-{img.image_id}-{attempt}"
                 result = await client.caption(img.content, img.content_type, rid, return_embedding=True)
@@ -202,6 +211,7 @@ async def _evaluate(
                         image_bytes=len(img.content),
                         image_w=img.width,
                         image_h=img.height,
+                        segment=img.segment,
                     )
                 )
                 counts["requests"] += 1
@@ -244,6 +254,7 @@ def run_evaluation(
     t0 = clock()
     refs: dict = {}
     objs: dict = {}
+    segs: dict = {}
     c = asyncio.run(
         _evaluate(
             client_factory,
@@ -258,10 +269,11 @@ def run_evaluation(
             progress=progress,
             references=refs,
             objects=objs,
+            segments=segs,
         )
     )
     return RunSummary(
-        run_id, target, dataset.name, c["images"], c["requests"], c["retries"], c["ok"], clock() - t0, refs, objs
+        run_id, target, dataset.name, c["images"], c["requests"], c["retries"], c["ok"], clock() - t0, refs, objs, segs
     )
 
 

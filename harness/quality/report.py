@@ -94,6 +94,7 @@ class QualityReport:
     unscored: tuple = ()
     hybrid: HybridScore | None = None
     bootstrap: Mapping[str, Any] = field(default_factory=dict)
+    reference_counts: tuple[int, ...] = ()  # references of each scored image, in order
 
     def metric(self, name: str) -> MetricScore:
         for s in self.scores:
@@ -103,6 +104,40 @@ class QualityReport:
 
     def corpus(self) -> dict[str, float]:
         return {s.name: s.corpus for s in self.scores}
+
+    def subset(self, image_ids: Sequence[Hashable]) -> QualityReport:
+        """The report over some of its images (a segment): each corpus figure recomputed from their
+        per-image statistics, as a bootstrap resample is (BLEU and METEOR aggregated exactly,
+        CIDEr-D's document frequencies those of the whole set, so a segment's figures and the
+        corpus's are on one scale), and its intervals resampled over these images alone (as many
+        resamples, the same level and seed). The hybrid score is not recomputed (None)."""
+        keep = set(image_ids)
+        idx = np.array([i for i, k in enumerate(self.image_ids) if k in keep], dtype=int)
+        if not len(idx):
+            raise ValueError("none of these images was scored")
+        weights = np.zeros(len(self.image_ids))
+        weights[idx] = 1.0
+        scores = tuple(
+            MetricScore(s.name, float(s.corpus_from(weights)[0]), s.per_image[idx], s.stats[idx], s.aggregate)
+            for s in self.scores
+        )
+        b = self.bootstrap
+        n_resamples, level, seed = b.get("n_resamples", 0), b.get("level", 0.95), b.get("seed", 0)
+        intervals = bootstrap_intervals(scores, n_resamples, level, seed) if scores and n_resamples > 0 else {}
+        counts = tuple(self.reference_counts[i] for i in idx) if self.reference_counts else ()
+        return QualityReport(
+            tuple(self.image_ids[i] for i in idx),
+            tuple(self.captions[i] for i in idx),
+            scores,
+            intervals,
+            self.notes,
+            self.tokenizer,
+            sum(counts),
+            (),
+            None,
+            dict(self.bootstrap),
+            counts,
+        )
 
     def per_image(self) -> list[dict]:
         rows = []
@@ -231,6 +266,7 @@ def score_captions(
         unscored,
         hyb,
         {"n_resamples": n_resamples, "level": level, "seed": seed, "method": "percentile, images resampled"},
+        tuple(len(references[k]) for k in ids),
     )
 
 

@@ -18,6 +18,7 @@ from harness.records.read import (
     iter_records,
     load_records,
     read_jsonl,
+    with_segments,
 )
 from harness.records.schema import (
     BOUNDS,
@@ -63,4 +64,5 @@ __all__ = [
     "answer_times",
     "ahead_of_clock",
     "ahead_note",
+    "with_segments",
 ]

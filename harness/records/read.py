@@ -40,6 +40,7 @@ __all__ = [
     "answer_times",
     "ahead_of_clock",
     "ahead_note",
+    "with_segments",
 ]
 
 try:  # optional: several times faster than the json module for records
@@ -429,6 +430,21 @@ def answer_times(df):
     t = pd.to_numeric(df["t_start"], errors="coerce")
     lat = pd.to_numeric(df["latency_s"], errors="coerce").fillna(0.0)
     return t + lat
+
+
+def with_segments(df, segments: Mapping[str, str] | None):
+    """The records with a segment each where one is known: a record's own ``segment`` is kept, a
+    record without one gets its image's segment in the data set (``segments``: image id as text ->
+    segment); the frame itself when there is nothing to add."""
+    if df is None or not segments or not len(df):
+        return df
+    own = df["segment"] if "segment" in df.columns else None
+    ids = df["image_id"].astype("string") if "image_id" in df.columns else None
+    if ids is None:
+        return df
+    found = ids.map(dict(segments)).astype(object)
+    filled = found if own is None else own.astype(object).where(own.notna(), found)
+    return df.assign(segment=filled.where(filled.notna(), None))
 
 
 def ahead_of_clock(df, clock: float, tolerance_s: float = CLOCK_SKEW_S):

@@ -100,6 +100,12 @@ class RequestRecord:
         "16 bytes of SHA-256 of the request id; the split proxy keeps the client's): finds the server's spans",
         default=None,
     )
+    segment: str | None = _field(
+        "text",
+        "the segment of the data set the image belongs to (a shift, a domain, a camera), where the data set or "
+        "the traffic names one: per-segment quality, the judge's per-segment tests and an SLO's `segment:`",
+        default=None,
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in COLUMNS}

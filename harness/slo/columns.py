@@ -4,7 +4,11 @@ came, which requests were captioned. A leaf: the kinds (``harness.slo.kinds``) a
 
 from __future__ import annotations
 
-__all__ = ["statuses", "outcomes", "event_time", "captioned"]
+__all__ = ["statuses", "outcomes", "event_time", "captioned", "SEGMENT", "in_segment"]
+
+# The record column (and the Prometheus label, ``harness.slo.promql.SEGMENT_LABEL``) an SLO's
+# ``segment:`` selects on.
+SEGMENT = "segment"
 
 
 def statuses(df):
@@ -30,3 +34,13 @@ def captioned(df):
     caption = df["caption"]
     has_caption = caption.notna() & (caption.astype("string").str.len().fillna(0) > 0)
     return (df["outcome"] == "ok") & has_caption
+
+
+def in_segment(df, segment: str | None):
+    """The records an SLO with ``segment:`` counts: those whose ``segment`` column holds it (all of
+    them when ``segment`` is None; none when the records carry no segment)."""
+    if segment is None or df is None:
+        return df
+    if SEGMENT not in df.columns:
+        return df.iloc[0:0]
+    return df[(df[SEGMENT].astype("string") == segment).fillna(False).to_numpy(dtype=bool)]

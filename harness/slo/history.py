@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -118,6 +119,7 @@ def records_history(
 ) -> list[SLOHistory]:
     """Each SLO's events binned on ``grid`` (an event's time is its answer's, as ``harness.slo.sli``
     says), from ``chunks`` of records as ``harness.records.iter_records`` yields them."""
+    from harness.slo.columns import in_segment
     from harness.slo.sli import sli_events
 
     by_records = [s for s in spec.slos if isinstance(get_kind(s.sli), RecordsKind)]
@@ -127,7 +129,8 @@ def records_history(
     for chunk in chunks:
         inputs = SLIInputs(chunk, quality, None if folder is None else Path(folder))
         for slo in by_records:
-            events, note = get_kind(slo.sli).events(inputs, slo)
+            part = in_segment(chunk, slo.segment)  # an SLO with ``segment:`` counts that segment's records
+            events, note = get_kind(slo.sli).events(inputs if part is chunk else replace(inputs, records=part), slo)
             notes[slo.name].append(note)
             if len(events):
                 g, n = _bin_counts(grid, events["t"].to_numpy(dtype=float), events["good"].to_numpy(dtype=bool))

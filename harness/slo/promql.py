@@ -28,6 +28,7 @@ __all__ = [
     "QUEUE_DEPTH",
     "CONFIDENCE",
     "MODEL_INFO",
+    "SEGMENT_LABEL",
     "le_label",
     "selector",
     "rate",
@@ -41,6 +42,11 @@ BATCH_SIZE = "caption_batch_size"
 QUEUE_DEPTH = "caption_queue_depth"
 CONFIDENCE = "caption_confidence"
 MODEL_INFO = "caption_model_info"
+
+# The label an SLO's ``segment:`` matches (``segment="low_light"``), as the record column it filters
+# on is named (``harness.slo.columns.SEGMENT``): a service that knows each request's segment (from
+# the request, such as a header the client sets) exports its metrics with this label.
+SEGMENT_LABEL = "segment"
 
 # Statuses that count against availability: 5xx, 429 (work turned away) and 499 (the client gave
 # up waiting: what a client timeout looks like from the server's side).

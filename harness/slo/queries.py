@@ -1,6 +1,6 @@
 """The PromQL of an SLO's SLI: its kind's (``harness.slo.kinds``, written with the pieces of
-``harness.slo.promql``) or the SLO's own queries, as rates over a window, counters at an instant,
-or Sloth's error ratio. ``harness.slo.prometheus`` reads them, ``harness.slo.rules`` records them."""
+``harness.slo.promql``, over the spec's selector and the SLO's segment) or the SLO's own queries,
+as rates over a window, counters at an instant, or Sloth's error ratio. ``harness.slo.prometheus`` reads them, ``harness.slo.rules`` records them."""
 
 from __future__ import annotations
 
@@ -18,6 +18,14 @@ def _windowed(query: str, window: str) -> str:
     return query.replace("{{window}}", window).replace("{{.window}}", window)
 
 
+def _base(slo: SLO, base: Mapping[str, str]) -> Mapping[str, str]:
+    """The label matchers of the SLO's series: the spec's selector, and its segment's label where
+    it names one (``segment="low_light"``)."""
+    from harness.slo.promql import SEGMENT_LABEL
+
+    return base if slo.segment is None else {**base, SEGMENT_LABEL: slo.segment}
+
+
 def sli_rates(slo: SLO, base: Mapping[str, str], window: str) -> tuple[str, str] | None:
     """``(errors, total)`` per-second rates of ``slo``'s SLI over ``window``.
 
@@ -30,7 +38,7 @@ def sli_rates(slo: SLO, base: Mapping[str, str], window: str) -> tuple[str, str]
         if "good" in slo.promql:
             return f"({events}) - ({_windowed(slo.promql['good'], window)})", events
         return _windowed(slo.promql["errors"], window), events
-    return get(slo.sli).rates(slo, base, window)
+    return get(slo.sli).rates(slo, _base(slo, base), window)
 
 
 def sli_counters(slo: SLO, base: Mapping[str, str]) -> tuple[str, str] | None:
@@ -40,7 +48,7 @@ def sli_counters(slo: SLO, base: Mapping[str, str]) -> tuple[str, str] | None:
     """
     if slo.promql:
         return None
-    return get(slo.sli).counters(slo, base)
+    return get(slo.sli).counters(slo, _base(slo, base))
 
 
 def raw_error_ratio(slo: SLO, window: str) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -117,6 +117,7 @@ def evaluate_records(
     import pandas as pd
 
     from harness.records import CLOCK_SKEW_S, ahead_note, ahead_of_clock, answer_times
+    from harness.slo.columns import in_segment
     from harness.slo.figures import figure_part, figures_from_parts
     from harness.slo.kinds import RecordsKind, SLIInputs
 
@@ -149,12 +150,13 @@ def evaluate_records(
         inputs = SLIInputs(chunk, quality, None if folder is None else Path(folder))
         for slo in by_records:
             kind = get_kind(slo.sli)
-            ev, note = kind.events(inputs, slo)
+            part = in_segment(chunk, slo.segment)  # an SLO with ``segment:`` counts that segment's records
+            ev, note = kind.events(inputs if part is chunk else replace(inputs, records=part), slo)
             times[slo.name].append(ev["t"].to_numpy(dtype=float))
             goods[slo.name].append(ev["good"].to_numpy(dtype=bool))
             notes[slo.name].append(note)
-            if len(chunk):
-                parts[slo.name].append(kind.figure_part(chunk, slo))
+            if len(part):
+                parts[slo.name].append(kind.figure_part(part, slo))
     fig = figures_from_parts(fig_parts, price)
     starts = [p["start"] for p in fig_parts if p["n"]]
     ends = [p["end"] for p in fig_parts if p["n"]]
@@ -178,7 +180,7 @@ def evaluate_records(
             said = [n for n in notes[slo.name] if n]
             note = "" if len(events) and len(said) < len(notes[slo.name]) else (said[0] if said else "")
             if not note and events.empty:
-                note = "no data: no events"
+                note = "no data: no events" + (f" in segment {slo.segment!r}" if slo.segment else "")
             figures = kind.merge_figures(parts[slo.name], slo)
         else:  # a kind with an input of its own (the feedback log) or none from the records
             events, note = sli_events(None, slo, quality, folder)
@@ -209,12 +211,13 @@ def evaluate_records(
 def record_columns(spec: SLOSpec) -> tuple[list[str], list[str]]:
     """``(columns, optional)``: the record columns an evaluation of ``spec`` reads (its run figures
     and every SLO's kind), and those it reads only where the records have them."""
+    from harness.slo.columns import SEGMENT
     from harness.slo.figures import FIGURE_COLUMNS
 
     cols, optional = list(FIGURE_COLUMNS), []
     for slo in spec.slos:
         need, maybe = get_kind(slo.sli).columns(slo)
-        cols += need
+        cols += need + ((SEGMENT,) if slo.segment is not None else ())
         optional += maybe
     return list(dict.fromkeys(cols)), [c for c in dict.fromkeys(optional) if c not in cols]
 
@@ -281,8 +284,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         kind = r["sli"]["kind"] + (f" (threshold {r['threshold']:g})" if r.get("threshold") is not None else "")
         value = sli["note"] if sli["ratio"] is None else _pct(sli["ratio"])
         met = "-" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        name = r["name"] + (f" (segment {r['segment']})" if r.get("segment") is not None else "")
         lines.append(
-            f"| {r['name']} | {kind} | {_pct(r['objective'], 2)} | {value} | "
+            f"| {name} | {kind} | {_pct(r['objective'], 2)} | {value} | "
             f"{sli['good']:g} / {sli['total']:g} | {_pct(r['budget']['remaining'], 1)} | {met} |"
         )
     lines += _kind_figures(report["slos"])

@@ -70,9 +70,10 @@ def sli_events(records, slo: SLO, quality=None, folder: str | Path | None = None
     Returns ``(events, note)``; ``note`` is non-empty when the source cannot give this SLI.
     ``folder``: the run's folder, where a kind's own input (the feedback log) is looked for.
     """
+    from harness.slo.columns import in_segment
     from harness.slo.kinds import SLIInputs, get
 
-    inputs = SLIInputs(records, quality, Path(folder) if folder is not None else None)
+    inputs = SLIInputs(in_segment(records, slo.segment), quality, Path(folder) if folder is not None else None)
     events, note = get(slo.sli).events(inputs, slo)
     if not note and events.empty:
         note = "no data: no events"
@@ -81,9 +82,11 @@ def sli_events(records, slo: SLO, quality=None, folder: str | Path | None = None
 
 def sli_figures(records, slo: SLO, events, quality=None, folder: str | Path | None = None) -> dict[str, Any]:
     """The figures the SLO's kind adds beside its SLI."""
+    from harness.slo.columns import in_segment
     from harness.slo.kinds import SLIInputs, get
 
-    return get(slo.sli).figures(SLIInputs(records, quality, Path(folder) if folder is not None else None), slo, events)
+    inputs = SLIInputs(in_segment(records, slo.segment), quality, Path(folder) if folder is not None else None)
+    return get(slo.sli).figures(inputs, slo, events)
 
 
 def sli_from_events(events, slo: SLO, note: str = "", figures: Mapping[str, Any] | None = None) -> SLIValue:

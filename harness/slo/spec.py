@@ -145,6 +145,8 @@ class SLO:
     the period. Windows that do not fit inside the period are refused here, whatever built the SLO.
     ``labels``: added to every recording rule of the SLO (the spec's own labels come first).
     ``options``: settings of the SLO's kind beyond threshold, blocklist and metric (a feedback log).
+    ``segment``: the SLO counts only the events of this segment of the data set: the records whose
+    ``segment`` column holds it, the series whose ``segment`` label does (None: every event).
     """
 
     name: str
@@ -160,6 +162,7 @@ class SLO:
     labels: Mapping[str, str] = field(default_factory=dict, hash=False)
     alerting: Alerting = Alerting()
     options: Mapping[str, Any] = field(default_factory=dict, hash=False)  # a kind's own settings
+    segment: str | None = None
 
     def __post_init__(self) -> None:
         defaulted = self.windows is None
@@ -183,6 +186,8 @@ class SLO:
             d["threshold"] = self.threshold
         if self.description:
             d["description"] = self.description
+        if self.segment is not None:
+            d["segment"] = self.segment
         d["windows"] = [w.to_dict() for w in self.windows]
         if self.promql:
             d["promql"] = dict(self.promql)
@@ -264,6 +269,15 @@ def _windowed(q: str) -> str:
     return q
 
 
+MAX_SEGMENT = 200  # characters of a segment's name (as a data set's image entries allow)
+
+
+def _segment(v: str) -> str:
+    if not v.strip() or not v.isprintable() or len(v) > MAX_SEGMENT:
+        raise ValueError(f"must be a segment's name: printable text, not blank, at most {MAX_SEGMENT} characters")
+    return v
+
+
 def _not_negative(v: float) -> float:
     if v < 0:
         raise ValueError(f"must be 0 or more (got {v!r})")
@@ -327,6 +341,7 @@ class SLOIn(Strict):
     promql: PromQLIn | None = None
     labels: dict[str, Any] | None = None
     alerting: AlertingIn | None = None
+    segment: Annotated[str, AfterValidator(_segment)] | None = None
 
 
 class SpecIn(Strict):
@@ -469,6 +484,8 @@ def _slo(raw: Any, path: str) -> SLO:
     check_windows(windows, period, path, f"{path}.period" if defaulted else None, off)
     windows = tuple(w for w in windows if w.severity not in off)
     promql = _promql(base.promql, f"{path}.promql") if base.promql is not None else None
+    if base.segment is not None:
+        _check_segment(base.sli, promql, f"{path}.segment")
     labels = _labels(base.labels, f"{path}.labels")
     slo = SLO(
         base.name,
@@ -481,9 +498,21 @@ def _slo(raw: Any, path: str) -> SLO:
         labels=labels,
         alerting=alerting,
         **kind.options(fields, path),
+        segment=base.segment,
     )
     kind.check(slo, path)
     return slo
+
+
+def _check_segment(sli: str, promql: Mapping[str, str] | None, path: str) -> None:
+    """A segment selects records by their ``segment`` column and series by their ``segment`` label:
+    an SLO whose events come from elsewhere (a feedback log, its own queries) cannot be narrowed so."""
+    from harness.slo.kinds import RecordsKind
+
+    if not isinstance(get_kind(sli), RecordsKind):
+        raise _fail(path, f"is only for SLOs counted from the request records, not {sli}")
+    if promql is not None:
+        raise _fail(path, "cannot narrow the SLO's own promql queries: put the segment's label matcher in them")
 
 
 def _native(doc: Mapping[str, Any], source: str) -> SLOSpec:

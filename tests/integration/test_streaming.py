@@ -380,7 +380,7 @@ def test_the_record_keeps_the_timings():
     assert isinstance(rec, RequestRecord)
     assert rec.ttft_s == pytest.approx(0.25) and rec.itl_s == pytest.approx([0.05, 0.08])
     assert FIELD_KINDS["itl_s"] == "vector" and FIELD_KINDS["ttft_s"] == FIELD_KINDS["tpot_s"] == "real"
-    assert COLUMNS[-4:] == ("ttft_s", "itl_s", "tpot_s", "trace_id")
+    assert COLUMNS[-5:] == ("ttft_s", "itl_s", "tpot_s", "trace_id", "segment")
 
 
 def test_stream_is_an_adapter_file_option(tmp_path):

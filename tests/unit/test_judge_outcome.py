@@ -153,6 +153,7 @@ def test_the_outcome_fields_reach_the_result():
         "detectable": "median +25.0 ms",
         "details": {"effect_measure": "hodges_lehmann"},
         "effect_unit": "s",
+        "segments": (),
     }
 
 

@@ -32,6 +32,7 @@ class SLOView(Protocol):
     metric: str | None
     promql: Mapping[str, str] | None
     options: Mapping[str, Any]
+    segment: str | None
 
 
 class NoFields(Strict):
