@@ -1,6 +1,6 @@
 """CLIPScore with the embedded shapes encoder: what it knows, and what scoring costs beside torchmetrics.
 
-Usage: python benchmarks/clipscore.py [--n 100] [--speed-n 512] [--batch 64] [--rounds 7] [--threads 0]
+Usage: python benchmarks/clipscore.py [--n 100] [--speed-n 512] [--batch 64] [--rounds 7] [--threads 0] [--judge-n 500]
 
 1. On ``--n`` held-out scenes of the evaluation world (seed 12345, never drawn in training):
    retrieval (image to text and text to image, top 1) and CLIPScore separation of the right
@@ -10,6 +10,11 @@ Usage: python benchmarks/clipscore.py [--n 100] [--speed-n 512] [--batch 64] [--
    ``CLIPScore`` (uint8 tensors in, its own input) on the same model and processor, taking turns
    for ``--rounds`` after one warm-up each (best and median), and the largest difference of the two
    per-caption figures.
+3. What the judge and the drift report pay (``--judge-n`` images exported as a data set folder):
+   loading the encoder in a fresh process (importing torch and transformers included, as the first
+   judgement of a process does), then ``harness.quality.clipscore.score_pairs`` over the folder's
+   images with their captions (``ImageStore``: reading and decoding each image included), best and
+   median of ``--rounds``, per image.
 Prints figures, not pass/fail.
 """
 
@@ -78,6 +83,39 @@ def _interleaved(fns: dict, rounds: int) -> dict[str, list[float]]:
     return times
 
 
+def _judgement_cost(n: int, rounds: int) -> None:
+    """Part 3: the encoder loaded in a fresh process, then ``score_pairs`` over an exported folder."""
+    import subprocess
+    import tempfile
+
+    from harness.datasets import write_coco
+    from harness.quality.clipscore import score_pairs, shared_scorer
+    from harness.quality.image_store import ImageStore
+
+    load = (
+        "import time; t = time.perf_counter(); from harness.quality.clipscore import shared_scorer; "
+        "shared_scorer('embedded'); print(time.perf_counter() - t)"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    first = float(
+        subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, check=True, cwd=root).stdout
+    )
+    samples = list(generate_shapes(n, seed=12345))
+    with tempfile.TemporaryDirectory() as tmp:
+        write_coco(samples, Path(tmp) / "set")
+        pairs = [(str(s.image_id), s.captions[0]) for s in samples]
+        scorer, times = shared_scorer("embedded"), []
+        for _ in range(rounds):
+            store = ImageStore.open(Path(tmp) / "set")  # nothing cached between rounds
+            t = time.perf_counter()
+            score_pairs(scorer, pairs, store.read)
+            times.append(time.perf_counter() - t)
+    print(
+        f"judgement cost: encoder loaded in a fresh process {first:.2f} s; {n} images scored as the judge scores "
+        f"them: best {min(times) / n * 1000:.2f} ms per image, median {statistics.median(times) / n * 1000:.2f}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100, help="held-out scenes for retrieval and separation")
@@ -85,6 +123,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--judge-n", type=int, default=500, help="images scored as the judge scores them")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -106,6 +145,8 @@ def main() -> None:
                 f"  right vs {what:<24} CLIPScore {s['right']:.3f} vs {s['wrong']:.3f}: difference {s['difference']:.3f}, "
                 f"d_z {s['effect_size_dz']:.2f}, right higher for {s['right_higher'] * 100:.0f}%"
             )
+
+    _judgement_cost(a.judge_n, a.rounds)
 
     samples = list(generate_shapes(a.speed_n, seed=4242))
     images = [s.image for s in samples]

@@ -118,12 +118,15 @@ def sidebar() -> Board:
     return state
 
 
-def board(need_decision: bool = True) -> Board:
-    """The sidebar's choice for a page; stops the page with a note when there is nothing to show."""
+def board(need_decision: bool = True, need_run: bool = True) -> Board:
+    """The sidebar's choice for a page; stops the page with a note when there is nothing to show
+    (without ``need_run``, a folder without runs is shown too: ``run`` is then None)."""
     state: Board | None = st.session_state.get(_STATE)
     if state is not None and state.refused:
         st.info("No run to show: the report folder chosen in the sidebar is outside the report root.")
         st.stop()
+    if not need_run and (state is None or state.run is None):
+        return state if state is not None else Board(report_root(), (), None)
     if state is None or state.run is None:
         root = state.root if state else os.environ.get(ROOT_ENV, "reports")
         st.info(

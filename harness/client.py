@@ -24,7 +24,7 @@ from harness.protocols.template import TemplateAdapter, json_path
 from harness.protocols.v1 import ContractV1Adapter
 from harness.records import RequestRecord
 from harness.redaction import credential_values
-from harness.traceparent import trace_id_of
+from harness.traceparent import trace_ids
 
 __all__ = [
     "HttpRequest",
@@ -234,23 +234,27 @@ def result_from_parsed(
     p: ParsedCaption, request_id: str, t_start: float, latency_s: float, status: int
 ) -> CaptionResult:
     """The ``ok`` result of an answer ``p`` read by a protocol."""
+    # One unpacking and positional fields: this runs once per answer of a load run.
+    caption, confidence, version, _, flagged, embedding, server_ms, prompt, completion, ttft, itl, tpot = p
     return CaptionResult(
         "ok",
         status,
         latency_s,
         t_start,
         request_id,
-        p.caption,
-        p.confidence,
-        p.model_version,
-        p.safety_flagged,
-        p.embedding,
-        server_latency_ms=p.server_latency_ms,
-        prompt_tokens=p.prompt_tokens,
-        completion_tokens=p.completion_tokens,
-        ttft_s=p.ttft_s,
-        itl_s=p.itl_s,
-        tpot_s=p.tpot_s,
+        caption,
+        confidence,
+        version,
+        flagged,
+        embedding,
+        None,  # error
+        None,  # retry_after_s
+        server_ms,
+        prompt,
+        completion,
+        ttft,
+        itl,
+        tpot,
     )
 
 
@@ -293,9 +297,11 @@ def record_row(
     image_w: int | None = None,
     image_h: int | None = None,
     keep_embedding: bool = True,
+    segment: str | None = None,
 ) -> dict[str, Any]:
     """The request record of ``result`` as a dict in column order (what the writer stores); its
-    ``trace_id`` is the one every adapter sends in ``traceparent`` for the request id."""
+    ``trace_id`` is the one every adapter sends in ``traceparent`` for the request id; ``segment``:
+    the image's segment in its data set, where it names one."""
     return {
         "run_id": run_id,
         "target": target,
@@ -320,7 +326,8 @@ def record_row(
         "ttft_s": result.ttft_s,
         "itl_s": result.itl_s,
         "tpot_s": result.tpot_s,
-        "trace_id": trace_id_of(result.request_id),
+        "trace_id": trace_ids(result.request_id)[0],
+        "segment": segment,
     }
 
 
@@ -335,10 +342,11 @@ def to_record(
     image_w: int | None = None,
     image_h: int | None = None,
     keep_embedding: bool = True,
+    segment: str | None = None,
 ) -> RequestRecord:
     """The request record of ``result`` (see ``harness.records``)."""
     return RequestRecord(
-        **record_row(result, run_id, target, scenario, image_id, image_bytes, image_w, image_h, keep_embedding)
+        **record_row(result, run_id, target, scenario, image_id, image_bytes, image_w, image_h, keep_embedding, segment)
     )
 
 

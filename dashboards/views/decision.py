@@ -67,6 +67,10 @@ if metrics:
     df = pd.DataFrame(metrics)
     if "details" in df.columns:
         df["details"] = df["details"].map(lambda d: json.dumps(d, sort_keys=True) if d else "")
+    if "segments" in df.columns:  # each paired metric's tests per segment: a table of their own below
+        df["segments"] = df["segments"].map(
+            lambda segs: ", ".join(f"{s['segment']}: {s['classification']}" for s in segs) if segs else ""
+        )
     df = df[[c for c in order if c in df.columns] + [c for c in df.columns if c not in order]]
     st.dataframe(
         df,
@@ -81,6 +85,28 @@ if metrics:
             "tolerance": st.column_config.NumberColumn(format="%.4g"),
         },
     )
+    by_segment = [
+        {"metric": m["name"], **{k: v for k, v in seg.items() if k != "details"}}
+        for m in metrics
+        for seg in m.get("segments") or []
+    ]
+    if by_segment:
+        st.subheader("By segment")
+        st.caption(
+            "Each paired metric's test within each segment of the data set; p Holm-adjusted over the "
+            "segments tested. A failed segment fails the metric."
+        )
+        st.dataframe(
+            pd.DataFrame(by_segment),
+            hide_index=True,
+            column_config={
+                "p_value": st.column_config.NumberColumn("p (Holm)", format="%.3g"),
+                "p_unadjusted": st.column_config.NumberColumn("p (own)", format="%.3g"),
+                "baseline": st.column_config.NumberColumn(format="%.4g"),
+                "canary": st.column_config.NumberColumn(format="%.4g"),
+                "effect": st.column_config.NumberColumn(format="%.4g"),
+            },
+        )
 else:
     not_in_run("metrics")
 
@@ -117,6 +143,30 @@ if power:
     )
 else:
     not_in_run("power figures")
+
+figures = rec.get("figures") or {}
+label_free = [
+    {
+        "target": t,
+        "clip_score": (figures.get(t) or {}).get("clip_score"),
+        "chair_s": (figures.get(t) or {}).get("chair_s"),
+        "chair_i": (figures.get(t) or {}).get("chair_i"),
+    }
+    for t in ("baseline", "canary")
+]
+if any(v is not None for row in label_free for k, v in row.items() if k != "target"):
+    st.subheader("Reference-free quality")
+    clip = (rec.get("inputs") or {}).get("clip")
+    st.caption(
+        "Over the evaluation set, without reference captions: mean CLIPScore of each caption against its own "
+        f"image (encoder {code_span(clip)}), and CHAIR (objects named that the image does not hold). "
+        "The clipscore and hallucination metrics above judge them image by image."
+    )
+    st.dataframe(
+        pd.DataFrame(label_free),
+        hide_index=True,
+        column_config={k: st.column_config.NumberColumn(format="%.4g") for k in ("clip_score", "chair_s", "chair_i")},
+    )
 
 found = rec.get("findings") or []
 if found:

@@ -10,7 +10,7 @@ from harness.canary.metric import (
     burn_metric,
     drift_metric,
 )
-from harness.canary.verdict import HOLD, PROMOTE, ROLLBACK, GroupResult, MetricResult, Verdict
+from harness.canary.verdict import HOLD, PROMOTE, ROLLBACK, GroupResult, MetricResult, SegmentResult, Verdict
 
 __all__ = [
     "MetricSample",
@@ -28,6 +28,7 @@ __all__ = [
     "classify",
     "Verdict",
     "MetricResult",
+    "SegmentResult",
     "GroupResult",
     "PROMOTE",
     "HOLD",

@@ -1,5 +1,6 @@
-"""The judge's configuration from YAML: thresholds, group weights, and per-metric overrides
-(tolerance, direction, critical, required data). Anything not given keeps Kayenta's defaults."""
+"""The judge's configuration from YAML: thresholds, group weights, per-metric overrides
+(tolerance, direction, critical, required data) and the CLIP that scores ``clipscore``. Anything
+not given keeps Kayenta's defaults."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness.canary.metric import JudgeConfig
+from harness.canary.metric import CLIP_EMBEDDED, CLIP_OFF, JudgeConfig
 from harness.errors import DataError, InputMissingError
 from harness.text import short_repr
 
@@ -62,6 +63,7 @@ def _models():
         decisive_p: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
         groups: Annotated[dict[str, Amount], Field(min_length=1)] | None = None
         metrics: dict[str, MetricOverride] | None = None
+        clip: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
 
     return JudgeConfigFile
 
@@ -71,10 +73,23 @@ def _whole(v: Any) -> Any:
     return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
-def parse_judge_config(doc: Any, source: str = "<judge config>", base: JudgeConfig = JudgeConfig()) -> JudgeConfig:
+def _clip(value: str | None, folder: Path | None) -> str | None:
+    """The config's ``clip``: ``embedded``, ``off``, or a CLIP folder (a relative one is taken from
+    the config's own folder)."""
+    if value is None or value.strip() in (CLIP_EMBEDDED, CLIP_OFF):
+        return None if value is None else value.strip()
+    if not value.strip() or "\0" in value:
+        raise DataError("clip: must be embedded, off or a CLIP folder (got a blank name or a NUL character)")
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() or folder is None else folder / path)
+
+
+def parse_judge_config(
+    doc: Any, source: str = "<judge config>", base: JudgeConfig = JudgeConfig(), folder: Path | None = None
+) -> JudgeConfig:
     """A ``JudgeConfig`` from a parsed YAML mapping: the file's model (``harness.validation``'s
     ``Strict``: unknown fields, text for numbers and NaN refused) and then the rules between fields;
-    errors name the file and the bad field."""
+    errors name the file and the bad field. ``folder``: where a relative ``clip`` folder is taken from."""
     from pydantic import ValidationError
 
     from harness.validation import first_error
@@ -111,7 +126,7 @@ def parse_judge_config(doc: Any, source: str = "<judge config>", base: JudgeConf
         if empty:
             raise DataError(f"groups.{empty[0]}: no metric belongs to this group")
         given = {k: getattr(f, k) for k in ("pass_threshold", "marginal_threshold", "confidence", "decisive_p")}
-        given.update(min_samples=f.min_samples, seed=f.seed)
+        given.update(min_samples=f.min_samples, seed=f.seed, clip=_clip(f.clip, folder))
         cfg = replace(
             base, metrics=tuple(metrics), group_weights=weights, **{k: v for k, v in given.items() if v is not None}
         )
@@ -134,7 +149,7 @@ def load_judge_config(path: str | Path, base: JudgeConfig = JudgeConfig()) -> Ju
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise DataError(f"{p}: the judge config is not UTF-8 text") from None
-    return parse_judge_config(load_yaml(text, str(p)), str(p), base)
+    return parse_judge_config(load_yaml(text, str(p)), str(p), base, p.resolve().parent)
 
 
 def judge_config_doc(cfg: JudgeConfig) -> dict[str, Any]:
@@ -149,6 +164,7 @@ def judge_config_doc(cfg: JudgeConfig) -> dict[str, Any]:
         "decisive_p": cfg.decisive_p,
         "groups": dict(cfg.group_weights),
         "metrics": {m.name: {k: getattr(m, k) for k in _METRIC} for m in cfg.metrics},
+        "clip": cfg.clip,
     }
 
 

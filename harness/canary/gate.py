@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class GateConfig:
-    """What the gate runs. ``dataset``: ``shapes:N[:shift]`` or ``coco:DIR``; ``spec``: an SLO spec
-    (the built-in example when None); load: ``scenario`` for ``duration_s`` with ``users`` or an
+    """What the gate runs. ``dataset``: ``shapes:N[:shift[@fraction]]`` or ``coco:DIR``; ``spec``: an
+    SLO spec (the built-in example when None); load: ``scenario`` for ``duration_s`` with ``users`` or an
     open-loop ``rate`` per target; ``notify``: where to tell the verdict (``harness.report.notify``)."""
 
     baseline: str
@@ -158,9 +158,10 @@ def _evaluate(cfg: GateConfig, run_id: str, url: str, name: str, folder: Path, o
     return load_records(tdir), summary
 
 
-def _score(df, references: dict) -> dict:
+def _score(df, references: dict, segments: dict[str, str] | None = None) -> dict:
     """One target's quality document (per image included: the judgement reads CIDEr-D from it),
-    over the images with references (a set without any has none to score)."""
+    over the images with references (a set without any has none to score); ``segments`` (image id
+    -> segment, where the data set names them): the same figures per segment too."""
     from harness.canary.observations import NO_REFERENCES
     from harness.quality import score_captions
     from harness.quality.evaluation import captions_from_records
@@ -172,7 +173,12 @@ def _score(df, references: dict) -> dict:
     if not cands:
         return {"note": "no captions to score"}
     rep = score_captions(cands, references, families=("bleu", "rouge", "cider"), n_resamples=500)
-    return rep.to_dict(per_image=True)
+    doc = rep.to_dict(per_image=True)
+    if segments:
+        from harness.quality.segments import segment_quality
+
+        doc["segments"] = segment_quality(segments, rep)
+    return doc
 
 
 def _load(cfg: GateConfig, run_id: str, url: str, name: str, folder: Path, n_images: int, out: Path, thr: float):
@@ -300,7 +306,7 @@ def _acquire(cfg: GateConfig, run_id: str, urls, folder: Path, out: Path, thr: f
 
     from harness.datasets import load_coco
     from harness.quality import write_quality
-    from harness.records import RecordWriter, compact
+    from harness.records import RecordWriter, compact, with_segments
 
     reasons: list[str] = []
     ds = load_coco(folder)
@@ -310,14 +316,15 @@ def _acquire(cfg: GateConfig, run_id: str, urls, folder: Path, out: Path, thr: f
         {k: (lambda k=k, u=u: _evaluate(cfg, run_id, u, k, folder, out, adapters[k])) for k, u in urls.items()}
     )
     log.info("scoring captions")
-    write_quality({"targets": {k: _score(evals[k][0], references) for k in urls}}, out)
+    segments = ds.segments()
+    write_quality({"targets": {k: _score(evals[k][0], references, segments) for k in urls}}, out)
     log.info("load: scenario %s for %gs on both targets at once", cfg.scenario, cfg.duration_s)
     loads = _parallel(
         {k: (lambda k=k, u=u: _load(cfg, run_id, u, k, folder, len(ds), out, thr)) for k, u in urls.items()}
     )
     frames = []
     for k in urls:
-        frames += [d for d in (evals[k][0], loads[k][0]) if d is not None and len(d)]
+        frames += [with_segments(d, segments) for d in (evals[k][0], loads[k][0]) if d is not None and len(d)]
         if loads[k][0] is None or not len(loads[k][0]):
             reasons.append(f"{k} load run left no records (exit {loads[k][1].returncode}): {loads[k][1].log_tail(2)}")
     with RecordWriter(out) as w:

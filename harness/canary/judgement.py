@@ -342,7 +342,15 @@ def judge_sources(
     parts = replace(
         measured.parts if measured is not None else DecisionParts(), analysis=analysis, artifacts=Artifacts(**files)
     )
-    inputs = _what_ran(inputs, settings, thr, floor, traffic, measured.versions if measured is not None else {})
+    inputs = _what_ran(
+        inputs,
+        settings,
+        thr,
+        floor,
+        traffic,
+        measured.versions if measured is not None else {},
+        measured.clip if measured is not None else None,
+    )
     rec = build_decision(verdict, slos, inputs, run_id, parts, clock=clock)
     path = write_decision(out, rec)
     (out / "summary.md").write_text(render_markdown(rec))
@@ -363,10 +371,17 @@ def source_inputs(baseline: Source, canary: Source, **fields: Any) -> Inputs:
 
 
 def _what_ran(
-    inputs: Inputs, settings: Settings, thr: float, floor: float, traffic: float, versions: Mapping[str, str]
+    inputs: Inputs,
+    settings: Settings,
+    thr: float,
+    floor: float,
+    traffic: float,
+    versions: Mapping[str, str],
+    clip: str | None = None,
 ) -> Inputs:
     """``inputs`` as the record holds them: the spec judged with where they name none, the
-    thresholds judged with, and a target that reported no model version given its records' first."""
+    thresholds judged with, a target that reported no model version given its records' first, and
+    the encoder that scored CLIPScore."""
     from harness.report.model import Inputs, TargetInfo
 
     targets = {
@@ -383,6 +398,7 @@ def _what_ran(
             "latency_threshold_s": thr,
             "quality_floor": floor,
             "traffic_rps": traffic,
+            "clip": clip,
         }
     )
 
@@ -498,6 +514,24 @@ def _objects(dataset: Path | None):
     return dataset_objects(dataset)
 
 
+def _segments(dataset: Path | None, evaluation) -> dict[str, str]:
+    """Each image's segment (image id as text -> segment): the labelled folder's where it names
+    them, else the evaluation records' own ``segment`` column; empty when neither says."""
+    if dataset is not None and Path(dataset).is_dir():
+        from harness.datasets import load_coco
+
+        try:
+            named = load_coco(dataset).segments()
+        except (InputMissingError, DataError):
+            named = {}
+        if named:
+            return named
+    if evaluation is None or not len(evaluation) or "segment" not in evaluation.columns:
+        return {}
+    rows = evaluation[evaluation["segment"].notna() & evaluation["image_id"].notna()]
+    return dict(zip(rows["image_id"].astype(str), rows["segment"].astype(str)))
+
+
 def _empty(side: Side) -> bool:
     return all(d is None or not len(d) for d in (side.evaluation, side.load))
 
@@ -506,14 +540,15 @@ def _empty(side: Side) -> bool:
 class _Measured:
     """What measuring both sides gives the judgement: each target's data for the metrics, the SLOs,
     the record's parts (figures, worst captions, contracts, findings, drift), reasons to hold (the
-    harness's own records broke their contract) and each target's first model version in its
-    records."""
+    harness's own records broke their contract), each target's first model version in its
+    records, and the encoder that scored CLIPScore (its name and version; None when not scored)."""
 
     targets: tuple[TargetData, TargetData]
     slos: list[SloRecord]
     parts: DecisionParts
     reasons: list[str]
     versions: dict[str, str]
+    clip: str | None = None
 
 
 def _measure(
@@ -522,7 +557,7 @@ def _measure(
     import pandas as pd
 
     from harness.canary import observations as o
-    from harness.records import check_types
+    from harness.records import check_types, with_segments
     from harness.records.contract import RecordContract, validate_records
     from harness.report import DecisionParts
     from harness.report.decision import plain
@@ -557,9 +592,10 @@ def _measure(
     captions, timeouts = (all(getattr(sides[k], f) for k in ROLES) for f in ("captions", "timeouts"))
     evaluated = all(sides[k].evaluation is not None and len(sides[k].evaluation) for k in ROLES)
     objects = _objects(dataset) if evaluated else None
+    segments = _segments(dataset, sides["baseline"].evaluation)
     for k in ROLES:
         side = sides[k]
-        ev, ld = side.evaluation, side.load
+        ev, ld = (with_segments(d, segments) for d in (side.evaluation, side.load))
         both = [d for d in (ev, ld) if d is not None]
         named = pd.concat(both)["model_version"].dropna().unique() if both else []
         if len(named):
@@ -592,6 +628,7 @@ def _measure(
             has_timeouts=timeouts,
             objects=objects,
             references=references,
+            segments=segments or None,
         )
         figures[k] = _figures(fig, side.quality, by_target[k], thr)
         if not side.captions:
@@ -602,6 +639,12 @@ def _measure(
         baseline_quality=sides["baseline"].per_image,
         quality_delta=_quality_delta(settings.judge),
     )
+    clip_model = None
+    if captions:
+        clip, clip_model = _clip_scores(by_target, dataset, settings.judge.clip, evaluated)
+        for k in ROLES:
+            by_target[k] = replace(by_target[k], clip_scores=clip[k])
+            figures[k]["clip_score"] = _mean(o.clipscore(by_target[k])) if not isinstance(clip[k], Missing) else None
     figures["canary"]["auroc"] = o.auroc(by_target["canary"])
     base_out, can_out = _outputs(sides["baseline"]), _outputs(sides["canary"])
     # No drift without captions: confidence alone would be compared on histogram-rounded values.
@@ -618,7 +661,54 @@ def _measure(
         findings=[f for k in ROLES for f in findings(by_target[k], k)],
         drift=drift,
     )
-    return _Measured((by_target["baseline"], by_target["canary"]), slos, parts, reasons, versions)
+    return _Measured((by_target["baseline"], by_target["canary"]), slos, parts, reasons, versions, clip_model)
+
+
+# Why clipscore has no data on records of traffic alone: they name their images, they do not hold them.
+TRAFFIC_IMAGES = (
+    "CLIPScore: traffic records name their images by id and hold no image; harness judge --replay-images "
+    "STORE captions a sample of them on both targets and scores them paired"
+)
+
+
+def _clip_scores(
+    targets: Mapping[str, TargetData], dataset: Path | None, model: str, evaluated: bool
+) -> tuple[dict[str, Mapping[str, float] | Missing], str | None]:
+    """Each target's CLIPScore of its evaluated captions, image by image, against the images of the
+    labelled folder, with the encoder ``model`` (``harness.quality.clipscore.shared_scorer``:
+    loaded once per process); and the encoder's name and version. The two targets' captions are
+    scored together, once per distinct (image, caption), so an image both captioned alike has the
+    same figure on both. Where they cannot be scored, ``Missing`` with the reason on both."""
+    from harness.canary.metric import CLIP_OFF
+    from harness.errors import HarnessError
+
+    def both(reason: str):
+        return {k: Missing(reason) for k in ROLES}, None
+
+    if not evaluated:
+        return both(TRAFFIC_IMAGES)
+    if model == CLIP_OFF:
+        return both("CLIPScore: turned off (the judge config's clip: off)")
+    if dataset is None or not Path(dataset).is_dir():
+        return both("CLIPScore: no images of the evaluation set (no data set folder)")
+    from harness.quality.clipscore import score_pairs, shared_scorer
+    from harness.quality.image_store import ImageStore
+
+    try:
+        scorer = shared_scorer(model)
+        store = ImageStore.open(dataset)
+    except HarnessError as exc:
+        return both(f"CLIPScore: {exc}")
+    captions = {}
+    for k in ROLES:
+        ev = targets[k].evaluated
+        captions[k] = {} if ev is None else dict(zip(ev.index, ev["caption"].fillna("").astype(str)))
+    log.info("scoring captions with CLIP (%s)", scorer.name)
+    scores, unread = score_pairs(scorer, [(i, c) for k in ROLES for i, c in captions[k].items()], store.read)
+    if unread:
+        log.warning("CLIPScore: %d images of %s could not be read, left out", len(unread), dataset)
+    per = {k: {i: scores[(i, c)] for i, c in captions[k].items() if (i, c) in scores} for k in ROLES}
+    return per, scorer.version
 
 
 def _outputs(side: Side):
@@ -737,6 +827,7 @@ def _slo_record(target: str, result: SLOResult) -> SloRecord:
                 "target": target,
                 "name": result.slo.name,
                 "kind": result.sli.kind,
+                "segment": result.slo.segment,
                 "objective": result.slo.objective,
                 "sli": result.sli.ratio,
                 "good": result.sli.good,

@@ -20,7 +20,11 @@ __all__ = [
     "burn_metric",
     "drift_metric",
     "for_traffic",
+    "CLIP_EMBEDDED",
+    "CLIP_OFF",
 ]
+
+CLIP_EMBEDDED, CLIP_OFF = "embedded", "off"  # the judge config's clip: the shipped encoder, or none
 
 Test = Literal["mann_whitney", "tail", "fisher", "sign", "wilcoxon", "share", "limit"]
 Direction = Literal["increase", "decrease", "either"]
@@ -235,6 +239,25 @@ DEFAULT_METRICS: tuple[MetricSpec, ...] = (
         "folder's instances.json), else NoData",
     ),
     MetricSpec(
+        "clipscore",
+        "quality",
+        "wilcoxon",
+        "decrease",
+        # 2% of the baseline's mean, at least 0.01. On the embedded encoder (mean about 2.3 on the
+        # shapes world) a caption of another scene scores about 2.0 lower and one wrong attribute
+        # about 0.5 lower (benchmarks/clipscore.py): a tenth of the images with either moves the
+        # mean by 0.2 or 0.05, beyond the 0.046 that passes. The paper's figures on COCO with
+        # OpenAI's CLIP are about 0.7-0.8, where 2% is 0.015.
+        tolerance=0.02,
+        tolerance_abs=0.01,
+        unit="CLIPScore",
+        observe=_obs("clipscore"),
+        description="per-image CLIPScore (Hessel et al.: 2.5 x max(cos(image, caption), 0)) of the caption "
+        "against its own image, paired; reference-free, so it judges a data set without references too; the "
+        "embedded shapes encoder unless the judge config's clip names a local CLIP folder (off: not scored); "
+        "NoData without the data set's images or without torch",
+    ),
+    MetricSpec(
         "confidence",
         "quality",
         "wilcoxon",
@@ -397,7 +420,9 @@ class JudgeConfig:
     """Score = weighted mean of group scores, a group's score = Pass / (Pass + High + Low) x 100.
     PROMOTE at ``pass_threshold`` or above, HOLD from ``marginal_threshold``, ROLLBACK below.
     A metric that failed with a p-value under ``decisive_p`` is a decisive change: never promoted
-    without a person (HOLD at best). ``look``: the look of an interval analysis this judgement is."""
+    without a person (HOLD at best). ``look``: the look of an interval analysis this judgement is.
+    ``clip``: the image-text encoder that scores the ``clipscore`` metric: ``embedded`` (the shapes
+    encoder shipped with the reference model), a local CLIP folder, or ``off``."""
 
     metrics: tuple[MetricSpec, ...] = DEFAULT_METRICS
     group_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_GROUP_WEIGHTS))
@@ -408,6 +433,7 @@ class JudgeConfig:
     seed: int = 0
     decisive_p: float = 1e-6
     look: "Look | None" = None
+    clip: str = CLIP_EMBEDDED
 
     @property
     def alpha(self) -> float:

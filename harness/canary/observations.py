@@ -53,7 +53,10 @@ class TargetData:
     made worse (by more than ``quality_delta``) is a bad caption for calibration. ``objects``: what
     each image of the evaluation set holds (``harness.quality.chair.DatasetObjects``), None when
     the set does not say; ``references``: False when the set has no reference captions (the
-    metrics scored against them have no data, for that reason)."""
+    metrics scored against them have no data, for that reason); ``segments``: each image's segment
+    (image id as text -> segment) where the data set names them: the paired metrics are tested
+    within each segment too; ``clip_scores``: the CLIPScore of each evaluated caption against its
+    image (image id as text -> score), or ``Missing`` with the reason it could not be scored."""
 
     evaluation: Any = None
     load: Any = None
@@ -72,6 +75,8 @@ class TargetData:
     has_timeouts: bool = True
     objects: Any = None
     references: bool = True
+    segments: Mapping[str, str] | None = None
+    clip_scores: Mapping[str, float] | Missing | None = None
 
     @cached_property
     def records(self):
@@ -263,6 +268,19 @@ def hallucination(t: TargetData):
     return pd.Series({str(c.image_id): float(c.chair_s) for c in t.chair.captions}, dtype=float)
 
 
+def clipscore(t: TargetData):
+    """Per image, the CLIPScore of its caption against the image itself (reference-free); Missing
+    with the reason where the captions could not be scored (no images, no torch, turned off)."""
+    import pandas as pd
+
+    c = t.clip_scores
+    if isinstance(c, Missing):
+        return c
+    if t.evaluated is None or not t.has_captions or c is None:
+        return None
+    return pd.Series(dict(c), dtype=float)
+
+
 def confidence(t: TargetData):
     import pandas as pd
 
@@ -363,9 +381,15 @@ def _clip(text: Any, n: int = 300) -> str | None:
 
 
 def metric_samples(specs, baseline: TargetData, canary: TargetData) -> dict[str, MetricSample]:
-    """Each metric's observations on both targets, drawn by its own ``observe``."""
+    """Each metric's observations on both targets, drawn by its own ``observe``; a paired metric's
+    carry the images' segments (the baseline's data set's: both captioned the same images)."""
     return {
-        m.name: MetricSample(m.observe(baseline), m.observe(canary), m.p_value(canary) if m.p_value else None)
+        m.name: MetricSample(
+            m.observe(baseline),
+            m.observe(canary),
+            m.p_value(canary) if m.p_value else None,
+            baseline.segments if m.paired else None,
+        )
         for m in specs
         if m.observe is not None
     }

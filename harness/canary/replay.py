@@ -1,6 +1,8 @@
 """Paired quality on production inputs: the images production asked about (``image_id`` of the
 traffic records), taken from the user's image store, captioned by both targets at the same time
-and scored against their references where the store has any, as the gate does with its own set.
+and scored against their references where the store has any, as the gate does with its own set;
+reference-free, each caption is scored against its image (CLIPScore) and, where the store's
+``instances.json`` says what each image holds, read for objects the image does not hold.
 
 The ids come from the records and are untrusted: only plain file names are looked up, and only
 regular files inside the store (after resolving links), at most ``MAX_IMAGE_BYTES``, are read."""
@@ -23,6 +25,7 @@ __all__ = ["EXTENSIONS", "MAX_IMAGE_BYTES", "ReplaySet", "replay_ids", "replay_d
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("png", "jpg", "jpeg", "webp")  # looked up in this order in a plain image folder
+INSTANCES = "instances.json"  # what each image of a COCO store holds (harness.quality.chair)
 ROLES = ("baseline", "canary")
 
 
@@ -71,11 +74,14 @@ def _plain_name(image_id: str) -> bool:
 
 
 def _coco_entries(store: Path) -> dict[str, tuple[str, list[str]]]:
-    """id -> (file name, references) of a COCO store's ``captions.json`` (read as text: the images
-    themselves are checked one by one when taken)."""
+    """id -> (file name, references) of a COCO store's ``captions.json``, or of its
+    ``instances.json`` where it has no captions file (a store without references: none); read as
+    text: the images themselves are checked one by one when taken."""
     from harness.errors import DataError
 
     ann = store / "captions.json"
+    if not ann.is_file():
+        ann = store / INSTANCES
     try:
         doc = json.loads(ann.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -83,7 +89,7 @@ def _coco_entries(store: Path) -> dict[str, tuple[str, list[str]]]:
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
         raise DataError(f"{ann}: expected an object with an 'images' list (COCO captions format)")
     refs: dict[str, list[str]] = {}
-    for a in doc.get("annotations") or []:
+    for a in doc.get("annotations") or [] if ann.name == "captions.json" else []:
         if isinstance(a, dict) and isinstance(a.get("caption"), str) and "image_id" in a:
             refs.setdefault(str(a["image_id"]), []).append(a["caption"])
     out: dict[str, tuple[str, list[str]]] = {}
@@ -104,7 +110,7 @@ def replay_dataset(store: str | Path, ids: Iterable[str], out: str | Path) -> Re
         raise InputMissingError(f"--replay-images {store}: not a folder")
     folder = Path(out) / "replay" / "dataset"
     (folder / "images").mkdir(parents=True, exist_ok=True)
-    coco = _coco_entries(store) if (store / "captions.json").is_file() else None
+    coco = _coco_entries(store) if (store / "captions.json").is_file() or (store / INSTANCES).is_file() else None
     res = ReplaySet(folder)
     images, annotations = [], []
     for image_id in ids:
@@ -145,7 +151,36 @@ def replay_dataset(store: str | Path, ids: Iterable[str], out: str | Path) -> Re
         )
     doc = {"info": {"name": "replay", "store": str(store)}, "images": images, "annotations": annotations}
     (folder / "captions.json").write_text(json.dumps(doc, indent=1) + "\n")
+    _replay_instances(store, images, folder)
     return res
+
+
+def _replay_instances(store: Path, images: list[dict], folder: Path) -> None:
+    """The store's ``instances.json`` (what each image holds) narrowed to the replayed images, their
+    ids as the replayed set names them, into ``folder``: the hallucination metric reads it. A store
+    without one, or with one that is not an instances file, gives none (the metric says why)."""
+    path = store / INSTANCES
+    if not path.is_file():
+        return
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return
+    if not isinstance(doc, dict) or not isinstance(doc.get("annotations"), list):
+        return
+    names = {str(im["id"]): im["file_name"] for im in images}
+    kept = [
+        {**im, "id": str(im["id"]), "file_name": names[str(im["id"])]}
+        for im in doc.get("images") or []
+        if isinstance(im, dict) and str(im.get("id")) in names
+    ]
+    notes = [
+        {**a, "image_id": str(a["image_id"])}
+        for a in doc["annotations"]
+        if isinstance(a, dict) and str(a.get("image_id")) in names
+    ]
+    out = {**{k: v for k, v in doc.items() if k in ("info", "categories")}, "images": kept, "annotations": notes}
+    (folder / INSTANCES).write_text(json.dumps(out, indent=1) + "\n")
 
 
 def replay(

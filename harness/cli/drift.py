@@ -1,4 +1,5 @@
-"""``harness drift``: compare a current window of caption records with a reference window.
+"""``harness drift``: compare a current window of caption records with a reference window, and,
+with an image store, give the label-free quality of both (``harness.drift.label_free``).
 
 Exits 0 when no drift is found and 3 when it is, so cron and CI can alert on the exit code.
 """
@@ -6,9 +7,11 @@ Exits 0 when no drift is found and 3 when it is, so cron and CI can alert on the
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from harness.errors import EXIT_DRIFT, EXIT_OK, DataError, InputMissingError, UsageError
 
@@ -18,6 +21,10 @@ from harness.errors import EXIT_DRIFT, EXIT_OK, DataError, InputMissingError, Us
 # week of 10M records within the scale benchmark's goal (docs/reference/records.md).
 DEFAULT_SAMPLE = 20_000
 DEFAULT_EMBEDDING_SAMPLE = 5_000
+# Records per window whose captions are scored against their images: the embedded encoder scores
+# about 2,000 distinct captions a second on 2 CPU cores, and 2,000 a side detect a change of the
+# mean CLIPScore of about 0.1 x its spread (80% power at alpha 0.05).
+DEFAULT_LABEL_FREE_SAMPLE = 2_000
 
 
 def register(sub) -> None:
@@ -84,6 +91,37 @@ def register(sub) -> None:
         help="a fitted confidence-to-quality mapping (JSON) to add a label-free quality estimate",
     )
     p.add_argument("--no-sentence-embeddings", action="store_true", help="skip the sentence-embedding MMD on captions")
+    p.add_argument(
+        "--image-store",
+        type=Path,
+        metavar="DIR",
+        help="the images the records name by image_id: a data set folder (captions.json or instances.json and "
+        "images/) or a folder of image files named by image id (7.png); adds label-free quality per time window: "
+        "CLIPScore of each caption against its image and, where the folder says what each image holds "
+        "(instances.json), the hallucination rate",
+    )
+    p.add_argument(
+        "--clip",
+        default="embedded",
+        metavar="PATH",
+        help="the encoder of the label-free CLIPScore: 'embedded' (the shapes encoder shipped with the reference "
+        "model: meaningful on the shapes world only), a local CLIP folder, or 'off' (default: embedded)",
+    )
+    p.add_argument(
+        "--label-free-sample",
+        type=int,
+        default=DEFAULT_LABEL_FREE_SAMPLE,
+        metavar="N",
+        help=f"records per window scored for label-free quality, a seeded sample drawn in the scan "
+        f"(default {DEFAULT_LABEL_FREE_SAMPLE:,}; 0: all)",
+    )
+    p.add_argument(
+        "--trend-step",
+        default=None,
+        metavar="DURATION",
+        help="the label-free trend's bin (1h, 1d; default: the first of 1m, 5m, 15m, 1h, 6h, 1d, 7d, 28d that "
+        "cuts each window into at most 24 bins)",
+    )
     p.set_defaults(func=run)
 
 
@@ -161,14 +199,17 @@ def run(args: argparse.Namespace) -> int:
     at_least("seed", args.seed, 0)
     out_folder(args.out)
     out_folder(args.save_reference, "--save-reference")
-    for name in ("sample", "embedding_sample"):
+    for name in ("sample", "embedding_sample", "label_free_sample"):
         at_least(name, getattr(args, name), 0)
+    step = _trend_step(args.trend_step)
     cur_range = _time_range(args, "since", "until")
     ref_range = _time_range(args, "reference_since", "reference_until")
     quality = _quality_model(args.quality_model)
+    labels = _LabelFree.open(args)  # a missing image store or CLIP folder stops here, before any work
     scan = {"sample": args.sample or None, "embedding_sample": args.embedding_sample or None}
     want_sentences = False if args.no_sentence_embeddings else None
-    if DriftSuite.is_saved(args.reference):
+    saved = DriftSuite.is_saved(args.reference)
+    if saved:
         suite = DriftSuite.load(args.reference)
     else:
         reference = load_features(args.reference, args.reference_images, seed=args.seed, **ref_range, **scan)
@@ -190,11 +231,17 @@ def run(args: argparse.Namespace) -> int:
         **scan,
         embeddings="embedding" in suite.inputs.values(),
     )
+    if not saved:
+        labels.score_reference(suite, args.reference, seed=args.seed, **ref_range)
     if args.save_reference:
         suite.save(args.save_reference)
     bar = Progress(len(suite.detectors), "detectors")
     report = suite.predict(current, progress=bar, quality_model=quality)
     bar.close()
+    report = dataclasses.replace(
+        report,
+        label_free=labels.section(suite, args.current, args.alpha, quality, step, seed=args.seed, **cur_range),
+    )
     paths = write_report(report.to_dict(), args.out)
     verdict = f"drift found by {', '.join(report.drifted)}" if report.drift else "no drift"
     print(f"{verdict} ({len(report.results)} detectors, alpha {args.alpha:g}); report: {paths['html']}")
@@ -202,3 +249,115 @@ def run(args: argparse.Namespace) -> int:
         for s in report.skipped:
             print(f"not run: {s}", file=sys.stderr)
     return EXIT_DRIFT if report.drift else EXIT_OK
+
+
+def _trend_step(text: str | None) -> int | None:
+    if text is None:
+        return None
+    from harness.duration import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"--trend-step: {exc}") from None
+    if seconds < 1:
+        raise UsageError(f"--trend-step must be at least 1s (got {text})")
+    return int(round(seconds))
+
+
+class _LabelFree:
+    """The label-free quality of ``harness drift``: the image store, the encoder (or why there is
+    none) and each window's scores (``harness.drift.label_free``)."""
+
+    def __init__(self, args: argparse.Namespace, store: Any, scorer: Any, clip_reason: str | None):
+        self.args, self.store, self.scorer, self.clip_reason = args, store, scorer, clip_reason
+
+    @classmethod
+    def open(cls, args: argparse.Namespace) -> _LabelFree:
+        """The store and the encoder: a store or a CLIP folder that is missing (66) or not what it
+        should be (65) stops the command; without torch, the embedded encoder is a reason, not an
+        error (the hallucination rate needs no model)."""
+        from harness.errors import MissingExtraError
+
+        if args.image_store is None:
+            return cls(args, None, None, None)
+        from harness.quality.image_store import ImageStore
+
+        store = ImageStore.open(args.image_store)
+        if args.clip == "off":
+            return cls(args, store, None, "CLIPScore: turned off (--clip off)")
+        from harness.quality.clipscore import shared_scorer
+
+        try:
+            return cls(args, store, shared_scorer(args.clip), None)
+        except MissingExtraError as exc:
+            if args.clip != "embedded":
+                raise
+            return cls(args, store, None, f"CLIPScore: {exc}")
+
+    def _frame(self, path: Path, seed: int, since: float | None, until: float | None):
+        from harness.drift.label_free import LABEL_FREE_COLUMNS
+        from harness.records import check_types, load_records
+
+        df = load_records(
+            path,
+            LABEL_FREE_COLUMNS + ("outcome",),
+            outcome="ok",
+            embeddings="skip",
+            sample=self.args.label_free_sample or None,
+            seed=seed,
+            since=since,
+            until=until,
+        )
+        check_types(df, str(path))
+        return df
+
+    def _score(self, path: Path, seed: int, since: float | None, until: float | None):
+        from harness.drift.label_free import score_window
+
+        df = self._frame(path, seed, since, until)
+        return score_window(df, self.store, self.scorer, int(df.attrs.get("records_in_window", len(df))))
+
+    def _info(self) -> dict[str, Any]:
+        objects = self.store.objects if self.store is not None else None
+        return {
+            "clip": None if self.scorer is None else self.scorer.version,
+            "objects": None if objects is None else objects.vocabulary.name,
+        }
+
+    def score_reference(self, suite: Any, path: Path, *, seed: int, since=None, until=None) -> None:
+        """Score the reference window's records and keep them on the suite (a saved reference
+        keeps them for later runs)."""
+        if self.store is None:
+            return
+        suite.label_free = self._score(path, seed, since, until)
+        suite.label_free_info = self._info()
+
+    def section(self, suite, path: Path, alpha: float, quality, step: int | None, *, seed: int, since=None, until=None):
+        """The report's ``label_free`` section: the reference window (scored now, or kept by a saved
+        reference) and the current one; NoData with the reason where nothing can be scored."""
+        from harness.drift.label_free import NO_IMAGE_IDS, NO_STORE, label_free_section, missing_section
+        from harness.quality.chair import NO_OBJECTS
+
+        if self.store is None:
+            ids = self._frame(path, seed, since, until)["image_id"]
+            return missing_section(NO_STORE if ids.notna().any() else NO_IMAGE_IDS, alpha)
+        windows = {}
+        comparable = None
+        if suite.label_free is not None:
+            windows["reference"] = suite.label_free
+            kept, now = suite.label_free_info.get("clip"), self._info()["clip"]
+            if kept and now and kept != now:
+                comparable = f"the reference's CLIPScore was scored with {kept}, the current window's with {now}"
+        windows["current"] = self._score(path, seed, since, until)
+        return label_free_section(
+            windows,
+            store=self.store.describe(),
+            clip=None if self.scorer is None else self.scorer.describe(),
+            clip_reason=self.clip_reason,
+            hallucination_reason=None if self.store.objects is not None else NO_OBJECTS,
+            alpha=alpha,
+            quality_model=quality,
+            step_s=step,
+            comparable=comparable,
+        )

@@ -25,7 +25,12 @@ def register(sub) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--users", type=int, default=None, help="concurrent users per target (default: 4)")
     g.add_argument("--rate", type=float, default=None, help="open-loop requests per second per target")
-    p.add_argument("--dataset", default="shapes:200", help="shapes:N[:shift] or coco:DIR (default: shapes:200)")
+    p.add_argument(
+        "--dataset",
+        default="shapes:200",
+        help="shapes:N[:shift[@fraction]] or coco:DIR (default: shapes:200); with segments (a shift on a fraction, "
+        "image entries' segment), the paired metrics are tested per segment too",
+    )
     p.add_argument("--dataset-seed", type=int, default=12345)
     p.add_argument("--seed", type=int, default=0, help="seed of the load's arrivals and choices")
     p.add_argument("--concurrency", type=int, default=4, help="evaluation requests in flight per target")
@@ -38,6 +43,13 @@ def register(sub) -> None:
         type=Path,
         default=None,
         help="judge settings YAML: thresholds, group weights, tolerances (see examples/judge.yaml)",
+    )
+    p.add_argument(
+        "--clip",
+        default=None,
+        metavar="PATH",
+        help="the image-text encoder of the clipscore metric: 'embedded' (the shapes encoder shipped with the "
+        "reference model), a local CLIP folder, or 'off' (default: the judge config's clip, else embedded)",
     )
     p.add_argument("--pass-threshold", type=float, default=None, help="promote at this score or above (default: 90)")
     p.add_argument("--marginal-threshold", type=float, default=None, help="hold from this score (default: 75)")
@@ -87,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if not 0 <= judge_cfg.marginal_threshold <= judge_cfg.pass_threshold <= 100:
         raise UsageError("thresholds must satisfy 0 <= marginal <= pass <= 100")
+    if args.clip is not None:
+        judge_cfg = replace(judge_cfg, clip=_clip(args.clip))
     cfg = GateConfig(
         baseline=args.baseline,
         canary=args.canary,
@@ -116,3 +130,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         print((args.out / "summary.md").read_text())
     return VERDICT_EXIT[rec["verdict"]]
+
+
+def _clip(value: str) -> str:
+    """``--clip``: ``embedded``, ``off``, or a CLIP folder, loaded here (absolute) so that a folder
+    that is missing (66), not a CLIP (65) or a machine without torch (69) stops the gate before any
+    request is sent."""
+    from harness.canary.metric import CLIP_EMBEDDED, CLIP_OFF
+
+    if value in (CLIP_EMBEDDED, CLIP_OFF):
+        return value
+    from harness.quality.clipscore import shared_scorer
+
+    folder = str(Path(value).expanduser().resolve())
+    shared_scorer(folder)
+    return folder

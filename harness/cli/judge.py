@@ -84,7 +84,8 @@ def register(sub) -> None:
         default=None,
         metavar="STORE",
         help="a folder of the images the records name (STORE/<image_id>.png|jpg|jpeg|webp, or a COCO folder "
-        "with references): a seeded sample of them is captioned by both targets and judged paired",
+        "with references or instances.json): a seeded sample of them is captioned by both targets and judged "
+        "paired, CLIPScore and, with instances.json, hallucination included",
     )
     p.add_argument("--replay-sample", type=int, default=200, metavar="N", help="images replayed at most (default: 200)")
     p.add_argument("--baseline-url", default=None, metavar="URL", help="the baseline service, for --replay-images")

@@ -85,7 +85,144 @@ def render_markdown(d: dict) -> str:
             f"current {_fmt(q['current']['estimate'])}, change {_fmt(q['change'])} "
             f"(held-out error {_fmt(q['held_out_error'])}).",
         ]
+    lines += _label_free_markdown(d.get("label_free"))
     return "\n".join(lines) + "\n"
+
+
+# -- label-free quality ----------------------------------------------------------------------
+_WINDOW_COLUMNS = (
+    "window",
+    "records",
+    "scored",
+    "mean CLIPScore [95% CI]",
+    "checked",
+    "hallucination rate [95% CI]",
+    "mean confidence",
+    "quality estimate",
+)
+_TREND_COLUMNS = (
+    "window",
+    "from (UTC)",
+    "scored",
+    "mean CLIPScore",
+    "checked",
+    "hallucination rate",
+    "mean confidence",
+    "quality estimate",
+)
+
+
+def _ci(v: Any, ci: Any, pct: bool = False) -> str:
+    if v is None:
+        return "–"
+    f = (lambda x: f"{x * 100:.2f}%") if pct else (lambda x: _fmt(float(x)))  # noqa: E731
+    return f(v) + (f" [{f(ci[0])}, {f(ci[1])}]" if ci else "")
+
+
+def _window_count(w: dict) -> str:
+    sampled = w.get("n_sampled")
+    return f"{w['n_records']}" + (f" ({sampled} sampled)" if sampled else "")
+
+
+def _window_row(name: str, w: dict) -> list[str]:
+    return [
+        name,
+        _window_count(w),
+        str(w["n_scored"]),
+        _ci(w["clip_score"], w["clip_score_ci"]),
+        str(w["n_checked"]),
+        _ci(w["hallucination_rate"], w["hallucination_rate_ci"], pct=True),
+        _fmt(w["mean_confidence"]),
+        _fmt(w["quality_estimate"]),
+    ]
+
+
+def _change(c: dict | None, pct: bool = False) -> str:
+    if not c:
+        return "–"
+    f = (lambda x: f"{x * 100:+.2f} points") if pct else (lambda x: f"{x:+.4g}")  # noqa: E731
+    size = f(c["min_detectable"]).lstrip("+")
+    mark = "**" if c["significant"] else ""
+    return f"{mark}{f(c['effect'])}{mark} ({c['test']} p={_fmt(c['p_value'])}; detects ±{size})"
+
+
+def _change_row(lf: dict) -> list[str] | None:
+    ch = lf.get("change") or {}
+    if not ch:
+        return None
+    return ["change", "", "", _change(ch.get("clip_score")), "", _change(ch.get("hallucination_rate"), True), "", ""]
+
+
+def _trend_rows(lf: dict) -> list[list[str]]:
+    import time as _time
+
+    return [
+        [
+            b["window"],
+            _time.strftime("%Y-%m-%d %H:%M", _time.gmtime(b["start_unix"])),
+            str(b["n_scored"]),
+            _fmt(b["clip_score"]),
+            str(b["n_checked"]),
+            "–" if b["hallucination_rate"] is None else f"{b['hallucination_rate'] * 100:.2f}%",
+            _fmt(b["mean_confidence"]),
+            _fmt(b["quality_estimate"]),
+        ]
+        for b in (lf.get("trend") or {}).get("bins") or []
+    ]
+
+
+def _step(lf: dict) -> str:
+    from harness.duration import format_duration
+
+    return format_duration(float(lf["trend"]["step_s"]))
+
+
+def _label_free_notes(lf: dict) -> list[str]:
+    """What the section rests on and what it lacks, one sentence each (plain text)."""
+    notes = []
+    clip, store = lf.get("clip"), lf.get("store")
+    if clip:
+        notes.append(f"CLIPScore encoder: {clip.get('version')} (2.5 x max(cos(image, caption), 0)).")
+    if store:
+        notes.append(
+            f"Images: {store.get('folder')} ({store.get('kind')}); objects: {store.get('objects') or 'unknown'}."
+        )
+    for key in ("clip_reason", "hallucination_reason", "not_comparable"):
+        if lf.get(key):
+            notes.append(f"{lf[key]}.")
+    return notes
+
+
+def _label_free_intro(lf: dict) -> str:
+    return (
+        f"Each answered caption against the image its record names: CLIPScore (reference-free) and whether it "
+        f"names an object the image does not hold (CHAIR_s); beside them the mean confidence and the "
+        f"confidence-based estimate. Changes tested at alpha {_fmt(lf['alpha'])}; 'detects' is the smallest "
+        f"change the two windows show with {lf['power']:.0%} power. None of it changes the drift verdict."
+    )
+
+
+def _label_free_markdown(lf: dict | None) -> list[str]:
+    from harness.report.markdown import inline_text
+
+    if lf is None:
+        return []
+    lines = ["", "## Label-free quality", ""]
+    if lf.get("reason"):
+        return lines + [f"No data: {inline_text(lf['reason'], 500)}."]
+    lines += [_label_free_intro(lf), ""]
+    lines += [f"- {inline_text(n, 500)}" for n in _label_free_notes(lf)]
+    rows = [_window_row(name, w) for name, w in lf["windows"].items()]
+    if (change := _change_row(lf)) is not None:
+        rows.append(change)
+    lines += ["", "| " + " | ".join(_WINDOW_COLUMNS) + " |", "|" + " --- |" * len(_WINDOW_COLUMNS)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    trend = _trend_rows(lf)
+    if trend:
+        lines += ["", f"Trend, bins of {_step(lf)} (UTC):", ""]
+        lines += ["| " + " | ".join(_TREND_COLUMNS) + " |", "|" + " --- |" * len(_TREND_COLUMNS)]
+        lines += ["| " + " | ".join(r) + " |" for r in trend]
+    return lines
 
 
 # -- SVG ---------------------------------------------------------------------------------------
@@ -186,6 +323,92 @@ def _plot(key: str, p: dict) -> str:
     return ""
 
 
+def _trend_svg(lf: dict, key: str, title: str, scale: float = 1.0) -> str:
+    """One label-free figure per trend bin, a line per window, on a shared time axis."""
+    from harness.report.svg import polylines
+
+    bins = [b for b in (lf.get("trend") or {}).get("bins") or [] if b.get(key) is not None]
+    if not bins:
+        return ""
+    ts = [b["start_unix"] for b in bins]
+    vs = [b[key] * scale for b in bins]
+    t0, t1 = min(ts), max(ts)
+    lo, hi = min(vs), max(vs)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5 * (abs(lo) or 1.0) * 0.1, hi + 0.5 * (abs(hi) or 1.0) * 0.1
+    x0, x1, y0, y1 = PAD + 8, W - 10, H - 24, TOP
+    sx = lambda v: x0 + (v - t0) / ((t1 - t0) or 1.0) * (x1 - x0)  # noqa: E731
+    sy = lambda v: y0 - (v - lo) / (hi - lo) * (y0 - y1)  # noqa: E731
+    parts = []
+    for name, colour in (("reference", REF_COLOUR), ("current", CUR_COLOUR)):
+        mine = [b for b in bins if b["window"] == name]
+        if mine:
+            parts.append(polylines([sx(b["start_unix"]) for b in mine], [sy(b[key] * scale) for b in mine], colour))
+            parts += [
+                f'<circle cx="{sx(b["start_unix"]):.1f}" cy="{sy(b[key] * scale):.1f}" r="2.5" fill="{colour}"/>'
+                for b in mine
+            ]
+    import time as _time
+
+    day = lambda t: _time.strftime("%Y-%m-%d %H:%M", _time.gmtime(t))  # noqa: E731
+    axes = (
+        f'<rect x="{x0}" y="{y1}" width="{x1 - x0}" height="{y0 - y1}" fill="none" stroke="#444"/>'
+        f'<text x="{x0}" y="{H - 8}" font-size="10">{html.escape(day(t0))}</text>'
+        f'<text x="{x1}" y="{H - 8}" font-size="10" text-anchor="end">{html.escape(day(t1))}</text>'
+        f'<text x="{x0 - 4}" y="{y1 + 4}" font-size="10" text-anchor="end">{_fmt(hi, 3)}</text>'
+        f'<text x="{x0 - 4}" y="{y0}" font-size="10" text-anchor="end">{_fmt(lo, 3)}</text>'
+        f'<text x="{x0}" y="15" font-size="12" font-weight="bold">{html.escape(title)}</text>'
+    )
+    return _svg(axes + "".join(parts) + _legend(), title)
+
+
+def _label_free_html(lf: dict | None) -> str:
+    e = html.escape
+    if lf is None:
+        return ""
+    head = "<h2>Label-free quality</h2>"
+    if lf.get("reason"):
+        return f"{head}<p>No data: {e(lf['reason'])}.</p>"
+    notes = "".join(f"<li>{e(n)}</li>" for n in _label_free_notes(lf))
+    cells = lambda r: "".join(f"<td>{e(c)}</td>" for c in r)  # noqa: E731
+    rows = [_window_row(name, w) for name, w in lf["windows"].items()]
+    if (change := _change_row(lf)) is not None:
+        rows.append([c.replace("**", "") for c in change])
+    table = (
+        "<table><tr>"
+        + "".join(f"<th>{e(c)}</th>" for c in _WINDOW_COLUMNS)
+        + "</tr>"
+        + "".join(f"<tr>{cells(r)}</tr>" for r in rows)
+        + "</table>"
+    )
+    trend = _trend_rows(lf)
+    trend_table = ""
+    if trend:
+        trend_table = (
+            f"<p>Trend, bins of {e(_step(lf))} (UTC):</p><table><tr>"
+            + "".join(f"<th>{e(c)}</th>" for c in _TREND_COLUMNS)
+            + "</tr>"
+            + "".join(f"<tr>{cells(r)}</tr>" for r in trend)
+            + "</table>"
+        )
+    charts = "".join(
+        f"<figure>{svg_}</figure>"
+        for svg_ in (
+            _trend_svg(lf, "clip_score", "Mean CLIPScore per bin"),
+            _trend_svg(lf, "hallucination_rate", "Hallucination rate per bin (%)", 100.0),
+            _trend_svg(lf, "mean_confidence", "Mean confidence per bin"),
+        )
+        if svg_
+    )
+    return (
+        f"{head}<p>{e(_label_free_intro(lf))}</p>"
+        + (f"<ul>{notes}</ul>" if notes else "")
+        + table
+        + trend_table
+        + (f'<div class="plots">{charts}</div>' if charts else "")
+    )
+
+
 # -- HTML --------------------------------------------------------------------------------------
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
@@ -214,12 +437,12 @@ def render_html(d: dict) -> str:
     plots = "".join(f"<figure>{_plot(k, p)}</figure>" for k, p in d.get("distributions", {}).items())
     skipped = "".join(f"<li>{e(s)}</li>" for s in d.get("skipped", []))
     q = d.get("quality")
-    quality = ""
+    quality = _label_free_html(d.get("label_free"))
     if q:
         quality = (
             f"<h2>Label-free quality estimate</h2><p>{e(q['method'])}: reference {_fmt(q['reference']['estimate'])}, "
             f"current {_fmt(q['current']['estimate'])}, change {_fmt(q['change'])} (held-out error {_fmt(q['held_out_error'])}).</p>"
-        )
+        ) + quality
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="{CSP}">
 <title>Drift report</title><style>{_CSS}</style></head>

@@ -17,6 +17,7 @@ from harness.drift.classifier import ClassifierDrift
 from harness.drift.features import DriftFeatures
 from harness.drift.image import ImageStatsDrift
 from harness.drift.ks import KSDrift
+from harness.drift.label_free import WindowScores
 from harness.drift.mmd import MMDDrift
 from harness.drift.permutation import permutations_for
 from harness.drift.psi import PSIDrift
@@ -55,6 +56,9 @@ class DriftReport:
     quality: dict | None = None
     created_unix: float | None = None
     """When the report was made (unix s): a drift marker's time in the SLO review."""
+    label_free: dict | None = None
+    """Label-free quality per window (``harness.drift.label_free``): CLIPScore and hallucination
+    rate of the captions against the images the records name; never part of the verdict."""
 
     @property
     def drifted(self) -> list[str]:
@@ -113,6 +117,10 @@ class DriftSuite:
         self.plots: dict[str, np.ndarray] = {}
         self.image_stat_names: tuple[str, ...] = ()
         self.reference_info: dict[str, Any] = {}
+        # The reference window's label-free figures per record (``harness.drift.label_free``) and
+        # what scored them (``clip``: the encoder's version; ``objects``: the vocabulary), if any.
+        self.label_free: WindowScores | None = None
+        self.label_free_info: dict[str, Any] = {}
 
     # -- fitting -----------------------------------------------------------------------------
     def _plan(self, ref: DriftFeatures) -> list[tuple[str, str, type[Detector], dict]]:
@@ -320,6 +328,9 @@ class DriftSuite:
             dmeta, darr = det.to_state()
             meta["detectors"][name] = dmeta | {"input": self.inputs[name]}
             arrays.update({f"{name}/{k}": v for k, v in darr.items()})
+        if self.label_free is not None:
+            meta["label_free"] = {**self.label_free.counts(), **self.label_free_info}
+            arrays.update({f"label_free/{k}": v for k, v in self.label_free.arrays().items()})
         np.savez_compressed(folder / REFERENCE_FILE.replace(".json", ".npz"), **arrays)
         path = folder / REFERENCE_FILE
         path.write_text(json.dumps(meta, indent=1) + "\n")
@@ -361,6 +372,10 @@ class DriftSuite:
             suite.reference_info = meta["reference"]
             suite.image_stat_names = tuple(meta["image_stat_names"])
             suite.plots = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("plot/")}
+            if isinstance(meta.get("label_free"), dict):
+                lf = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("label_free/")}
+                suite.label_free = WindowScores.restore(meta["label_free"], lf)
+                suite.label_free_info = {k: meta["label_free"].get(k) for k in ("clip", "objects")}
             for name, dmeta in meta["detectors"].items():
                 prefix = f"{name}/"
                 state = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}

@@ -13,7 +13,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Protocol, Sequence
 
@@ -200,13 +200,15 @@ def write_decision(folder: str | Path, record: DecisionRecord | Mapping[str, Any
 
 
 def plain(o: Any) -> Any:
-    """Numpy scalars and arrays, tuples, sets and paths as plain JSON values; NaN and infinity as
-    null (no value), which is what the record says where a figure could not be computed. A part
-    of the record already typed (a model) is kept as it is: it was validated when it was made."""
+    """Numpy scalars and arrays, tuples, sets, paths and dataclasses as plain JSON values; NaN and
+    infinity as null (no value), which is what the record says where a figure could not be computed.
+    A part of the record already typed (a model) is kept as it is: it was validated when it was made."""
     if isinstance(o, float) and not math.isfinite(o):
         return None
     if hasattr(o, "__pydantic_fields__") and not isinstance(o, type):
         return o
+    if is_dataclass(o) and not isinstance(o, type):
+        return plain(asdict(o))  # a typed result of a stage (a segment's test)
     if isinstance(o, Mapping):
         return {k: plain(v) for k, v in o.items()}
     if isinstance(o, (list, tuple, set)):

@@ -133,6 +133,32 @@ def _power(rec: DecisionRecord) -> list[str]:
     return lines
 
 
+def _segments(rec: DecisionRecord) -> list[str]:
+    """The paired metrics' tests within each segment of the data set (where it names segments)."""
+    rows = [(m, s) for m in rec.metrics for s in m.segments]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "### By segment",
+        "",
+        "Each paired metric's test within each segment of the data set; p-values Holm-adjusted over the "
+        "segments tested for the metric. A failed segment fails the metric.",
+        "",
+        "| metric | segment | pairs | baseline | canary | effect | p (Holm) | result | could detect (80% power) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for m, s in rows:
+        unit = m.effect_unit or m.unit
+        effect = "–" if s.effect is None else _scaled(s.effect, unit) + _unit(unit)
+        lines.append(
+            f"| {inline_text(m.name)} | {inline_text(s.segment, 80)} | {s.pairs} | {_num(s.baseline, m.unit)} "
+            f"| {_num(s.canary, m.unit)} | {effect} | {_p(s.p_value)} | {_CLASS[s.classification]} "
+            f"| {inline_text(s.detectable)} |"
+        )
+    return lines
+
+
 def _findings(rec: DecisionRecord) -> list[str]:
     if not rec.findings:
         return []
@@ -179,6 +205,24 @@ def _chair(rec: DecisionRecord) -> list[str]:
     lines = ["", "### Object hallucination (CHAIR)", "", "| figure | baseline | canary |", "| --- | --- | --- |"]
     lines += [f"| {label} | {_num(bv)} | {_num(cv)} |" for label, bv, cv in values]
     return lines
+
+
+def _clipscore(rec: DecisionRecord) -> list[str]:
+    """Mean CLIPScore of the evaluation set's captions, baseline beside canary, and the encoder
+    that scored them (where they were scored)."""
+    b, c = (_number(getattr(rec.figures.get(t), "clip_score", None)) for t in ("baseline", "canary"))
+    if b is None and c is None:
+        return []
+    return [
+        "",
+        "### CLIPScore (reference-free)",
+        "",
+        f"Each caption against its own image, 2.5 x max(cos, 0), encoder {code_span(rec.inputs.clip)}.",
+        "",
+        "| figure | baseline | canary |",
+        "| --- | --- | --- |",
+        f"| mean CLIPScore | {_num(b)} | {_num(c)} |",
+    ]
 
 
 def _pipeline(rec: DecisionRecord) -> list[str]:
@@ -287,8 +331,10 @@ def render_markdown(rec: DecisionRecord) -> str:
         for g in rec.groups:
             gs = "no data" if g.score is None else f"{g.score:.0f}"
             lines.append(f"| {inline_text(g.name)} | {g.weight:g} | {gs} |")
+    lines += _segments(rec)
     lines += _power(rec)
     lines += _chair(rec)
+    lines += _clipscore(rec)
     lines += _pipeline(rec)
     if rec.slos:
         lines += [
@@ -299,8 +345,9 @@ def render_markdown(rec: DecisionRecord) -> str:
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for s in rec.slos:
+            name = inline_text(s.name) + (f" (segment {inline_text(s.segment, 80)})" if s.segment else "")
             lines.append(
-                f"| {inline_text(s.target)} | {inline_text(s.name)} | {_num(s.objective)} | "
+                f"| {inline_text(s.target)} | {name} | {_num(s.objective)} | "
                 f"{'no data' if s.sli is None else f'{s.sli:.4f}'} | {_num(s.budget_remaining)} | "
                 f"{_num(s.projected_burn_rate)} | {'yes' if s.would_page else 'no'} |"
             )

@@ -22,6 +22,7 @@ __all__ = [
     "READABLE_VERSIONS",
     "DecisionRecord",
     "MetricRecord",
+    "SegmentRecord",
     "GroupRecord",
     "Thresholds",
     "PowerRecord",
@@ -88,6 +89,36 @@ ReportedText = Annotated[str | None, BeforeValidator(_as_text)]
 # ---------------------------------------------------------------------------- the judge
 
 
+class SegmentRecord(Part):
+    """A paired metric's test within one segment of the data set (``harness.canary.SegmentResult``)."""
+
+    segment: str = _f("the segment's name, as the data set or the records give it (data set text)")
+    classification: Classification = _f("Pass, High or Low (failed in that direction), or NoData (too few pairs)")
+    failed: bool = _f("true when classified High or Low: the metric fails too, its reason naming the segment")
+    pairs: int = _f("images of the segment both targets have a value for")
+    baseline: float | None = _f("baseline's figure over the segment's images, as the metric's baseline")
+    canary: float | None = _f("canary's figure over the segment's images")
+    p_value: float | None = _f(
+        "p-value Holm-adjusted over the segments tested for this metric (what is compared with alpha)"
+    )
+    p_unadjusted: float | None = _f("the test's own p-value within the segment")
+    effect: float | None = _f("effect, canary minus baseline, in the metric's effect unit")
+    effect_low: float | None = _f("lower bound of the effect's interval (at alpha over the segments tested)")
+    effect_high: float | None = _f("upper bound of the effect's interval")
+    tolerance: float | None = _f("largest effect that still passes")
+    reason: str = _f("why the segment was classified so, in one sentence")
+    mde: float | None = _f(
+        "smallest harmful effect the segment's pairs detect with 80% power at alpha over the segments tested",
+        default=None,
+    )
+    adequate: bool | None = _f(
+        "whether mde meets the metric's must_detect (stated only: a segment's power never holds the run)",
+        default=None,
+    )
+    detectable: str | None = _f("what the segment's pairs could detect, in words", default=None)
+    details: dict[str, Any] = _f("the test's own figures (counts, pairs ...)", default_factory=dict)
+
+
 class MetricRecord(Part):
     """One metric's comparison of canary with baseline (``harness.canary.MetricResult``)."""
 
@@ -117,6 +148,11 @@ class MetricRecord(Part):
     effect_unit: str = _f(
         "unit of effect, its interval, tolerance and mde ('share of images' for the paired sign test; else as unit)",
         default="",
+    )
+    segments: list[SegmentRecord] = _f(
+        "a paired metric's test within each segment of the data set, Holm-adjusted over the segments tested "
+        "(empty without segments); a failed segment fails the metric",
+        default_factory=list,
     )
 
 
@@ -174,6 +210,7 @@ class SloRecord(Part):
     target: Target = _f("baseline or canary")
     name: str = _f("SLO name from the spec")
     kind: str | None = _f("SLI kind (latency, availability, quality, safety, coverage)", default=None)
+    segment: str | None = _f("the segment the SLO counts the events of (its `segment:`); null: all", default=None)
     objective: float = _f("objective, a share of good events (e.g. 0.99)")
     sli: float | None = _f("measured SLI (good / total); null without events")
     good: int | float | None = _f("good events", default=None)
@@ -236,6 +273,12 @@ class Inputs(Part):
         "inside the store) and not found",
         default=None,
     )
+    clip: str | None = _f(
+        "the image-text encoder that scored the clipscore metric: its name and the first 8 hex digits of the "
+        "SHA-256 of its weights (embedded-... for the shapes encoder shipped with the reference model); null when "
+        "no caption was scored",
+        default=None,
+    )
 
 
 # ---------------------------------------------------------------------------- figures and outputs
@@ -285,6 +328,11 @@ class TargetFigures(Part):
     chair_s: float | None = _f(
         "CHAIR_s over the evaluation set: captions naming an object the image does not hold / captions "
         "(null: the data set does not say what its images hold)",
+        default=None,
+    )
+    clip_score: float | None = _f(
+        "mean CLIPScore (Hessel et al.: 2.5 x max(cos(image, caption), 0)) of the evaluation set's captions "
+        "against their images, with the encoder inputs.clip names; reference-free (null: not scored)",
         default=None,
     )
 

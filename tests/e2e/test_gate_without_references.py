@@ -2,7 +2,8 @@
 ``captions.json`` is removed, so only ``instances.json`` (what each image holds) is left. The
 metrics scored against references are NoData ("no reference captions"); the reference-free ones
 still judge: a canary that appends an object the image does not hold to a tenth of its captions
-(the ``hallucinated_object`` flaw, through the fault proxy) is rolled back by ``hallucination``."""
+(the ``hallucinated_object`` flaw, through the fault proxy) is rolled back by ``hallucination``, and
+``clipscore`` (each caption against its own image) sees those captions score lower."""
 
 import pytest
 
@@ -54,6 +55,11 @@ def _without_references(rec):
     h = _metric(rec, "hallucination")
     assert h["n_baseline"] == h["n_canary"] == 200 and h["test"] == "sign_test_paired"
     assert h["mde"] is not None and h["detectable"].startswith("a hallucination regression on >= ")
+    # CLIPScore needs no reference either: every image's caption against the image, paired.
+    c = _metric(rec, "clipscore")
+    assert c["n_baseline"] == c["n_canary"] == 200 and c["test"] == "wilcoxon_signed_rank", c
+    assert c["mde"] is not None and c["detectable"].startswith("clipscore -") and not c["critical"]
+    assert rec["inputs"]["clip"].startswith("embedded-") and rec["figures"]["baseline"]["clip_score"] > 1.0
     return h
 
 
@@ -70,8 +76,11 @@ def test_a_tenth_of_captions_with_an_absent_object_is_rolled_back(servers, unlab
     assert any(r.startswith("critical metric hallucination failed") for r in rec["reasons"]), rec["reasons"]
     figures = rec["figures"]
     assert figures["baseline"]["chair_s"] + h["effect"] == pytest.approx(figures["canary"]["chair_s"])
+    c = _metric(rec, "clipscore")
+    assert c["details"]["changed"] >= h["details"]["worse"] and c["effect"] < 0, c  # the flawed captions score lower
     summary = (tmp_path / "summary.md").read_text()
     assert "### Object hallucination (CHAIR)" in summary and "No data: quality (no reference captions)" in summary
+    assert "### CLIPScore (reference-free)" in summary
     # The judgement is a function of the saved run: judged again, the same metrics.
     again = judge_run(tmp_path, tmp_path / "judged-again")
     assert again["verdict"] == rec["verdict"] and again["metrics"] == rec["metrics"]
@@ -82,5 +91,7 @@ def test_an_identical_canary_is_not_rolled_back(servers, unlabelled, tmp_path):
     rec = run_gate(GateConfig(stable.url, twin.url, tmp_path, dataset=f"coco:{unlabelled}", **RUN))
     h = _without_references(rec)
     assert h["classification"] == "Pass" and h["effect"] == 0.0
+    c = _metric(rec, "clipscore")
+    assert (c["classification"], c["effect"], c["p_value"]) == ("Pass", 0.0, 1.0), c
     assert not [m["name"] for m in rec["metrics"] if m["classification"] in ("High", "Low")], rec["reasons"]
     assert rec["verdict"] == "PROMOTE", rec["reasons"]

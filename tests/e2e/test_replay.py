@@ -76,6 +76,25 @@ def test_a_coco_store_keeps_its_references(tmp_path):
     assert all(it.captions for it in ds.items)
 
 
+def test_the_store_s_objects_go_with_the_replayed_images(tmp_path):
+    from harness.datasets import generate_shapes, load_coco, write_coco
+    from harness.quality.chair import dataset_objects
+
+    samples = list(generate_shapes(5, 3))
+    write_coco(samples, tmp_path / "store")
+    found = replay_dataset(tmp_path / "store", ["1", "3"], tmp_path / "out")
+    objects = dataset_objects(found.folder)  # what the judge's hallucination metric reads
+    assert objects is not None and sorted(objects.images) == ["1", "3"]
+    report = objects.chair({"1": samples[1].captions[0], "3": samples[3].captions[0] + " and a green heart"})
+    assert [bool(c.chair_s) for c in report.captions] == [False, True]
+    # A store without references (instances.json alone) is replayed from its instances file.
+    (tmp_path / "store" / "captions.json").unlink()
+    bare = replay_dataset(tmp_path / "store", ["2", "9"], tmp_path / "out2")
+    assert bare.replayed == ["2"] and bare.not_found == ["9"]
+    assert all(not it.captions for it in load_coco(bare.folder).items)
+    assert sorted(dataset_objects(bare.folder).images) == ["2"]
+
+
 def test_replay_needs_urls_and_a_single_judgement(tmp_path):
     def harness(*args):
         return subprocess.run(
@@ -174,6 +193,12 @@ def test_an_identical_canary_passes_on_replayed_images(servers, production, tmp_
     assert rec["verdict"] != "ROLLBACK", rec["reasons"]  # 60 images: PROMOTE, or HOLD as underpowered
     assert _metric(rec, "quality")["classification"] == "Pass"
     assert _metric(rec, "caption_changed")["effect"] == 0.0
+    # Reference-free on the production images: each caption against its image, and what the store
+    # says each image holds.
+    for name in ("clipscore", "hallucination"):
+        m = _metric(rec, name)
+        assert m["classification"] == "Pass" and m["n_canary"] == 60 and m["effect"] == 0.0, m
+    assert rec["inputs"]["clip"].startswith("embedded-") and rec["figures"]["canary"]["clip_score"] > 1.0
 
 
 @pytest.mark.slow
@@ -207,4 +232,6 @@ def test_a_store_without_references_leaves_quality_without_data(servers, product
     assert rec["inputs"]["replay"]["replayed"] == 20
     assert _metric(rec, "quality")["classification"] == "NoData"
     assert _metric(rec, "caption_changed")["n_canary"] == 20 and _metric(rec, "caption_changed")["effect"] == 0.0
+    assert _metric(rec, "clipscore")["n_canary"] == 20  # the images alone are enough for CLIPScore
+    assert _metric(rec, "hallucination")["reason"].startswith("CHAIR: no object annotations")
     assert not any(r.startswith("no data for required metric") for r in rec["reasons"]), rec["reasons"]

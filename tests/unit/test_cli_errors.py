@@ -86,6 +86,8 @@ def test_a_missing_module_that_is_no_extra_is_a_bug_too(crash_dir, monkeypatch, 
         (["slo", "--spec", str(SPEC), "--records", "DIR", "--out", "FILE"], "is a file; give a folder"),
         (["drift", "--reference", "DIR", "--current", "DIR", "--alpha", "nan"], "--alpha must be a finite"),
         (["drift", "--reference", "DIR", "--current", "DIR", "--out", "FILE"], "is a file; give a folder"),
+        (["drift", "--reference", "DIR", "--current", "DIR", "--trend-step", "soon"], "--trend-step: "),
+        (["drift", "--reference", "DIR", "--current", "DIR", "--label-free-sample", "-1"], "--label-free-sample must"),
         (
             ["score", "--candidates", "FILE", "--references", "FILE", "--cider-cap", "inf"],
             "--cider-cap must be a finite",
@@ -322,7 +324,7 @@ FUZZED = {
     ),
     "drift": (
         ["drift", "--reference", "MISSING", "--current", "MISSING", "--out", "OUT"],
-        ["--alpha", "--max-n", "--time-budget", "--seed"],
+        ["--alpha", "--max-n", "--time-budget", "--seed", "--label-free-sample", "--trend-step", "--clip"],
     ),
     "score": (
         ["score", "--candidates", "MISSING", "--references", "MISSING"],

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -182,6 +183,81 @@ def test_drift_page(reports, monkeypatch):
     head, _, body = frame.proto.src.partition(",")
     assert head == "data:text/html;charset=utf-8;base64"
     assert base64.b64decode(body) == (reports.new / "drift.html").read_bytes()
+
+
+def _label_free(shift: float, t0: float) -> dict:
+    """A drift report's label-free section from constructed per-record figures (no model): 40
+    records a window over two days, the current window's CLIPScore lower by ``shift``."""
+    from harness.drift.label_free import WindowScores, label_free_section
+
+    t = t0 + np.arange(40) * 4320.0  # 2 days
+
+    def window(start: float, clip: float, hallucinated: int) -> WindowScores:
+        flags = np.zeros(40)
+        flags[:hallucinated] = 1
+        return WindowScores(
+            40,
+            None,
+            40,
+            0,
+            t + start,
+            np.full(40, clip) + np.arange(40) * 1e-3,
+            t + start,
+            flags,
+            t + start,
+            np.full(40, 0.9),
+        )
+
+    windows = {"reference": window(0.0, 2.3, 0), "current": window(2 * 86400.0, 2.3 - shift, 6)}
+    return label_free_section(
+        windows,
+        store={"folder": "<i>store</i>", "kind": "dataset", "objects": "shapes"},
+        clip={"version": "embedded-test"},
+        clip_reason=None,
+        hallucination_reason=None,
+    )
+
+
+def test_label_free_quality_on_the_decision_and_drift_pages_and_over_reports(tmp_path, monkeypatch):
+    from harness.drift.report import write_report
+
+    reports = build_reports(tmp_path / "reports")
+    doc = json.loads((reports.new / "drift.json").read_text())
+    write_report({**doc, "label_free": _label_free(0.4, 1_700_006_400.0)}, reports.new)
+    for k, name in enumerate(("drift-week-1", "drift-week-2")):
+        t0 = 1_700_006_400.0 + k * 4 * 86400.0
+        write_report(
+            {**doc, "created_unix": t0 + 4 * 86400.0, "label_free": _label_free(0.1 * k, t0)}, reports.root / name
+        )
+    rec = json.loads((reports.new / "decision.json").read_text())
+    rec["inputs"]["clip"] = "embedded-fe2a04d0"
+    for target, score in (("baseline", 2.31), ("canary", 2.12)):
+        rec["figures"][target]["clip_score"] = score
+    (reports.new / "decision.json").write_text(json.dumps(rec))
+    at = open_app(reports.root, monkeypatch)
+    assert "Reference-free quality" in [h.value for h in at.subheader]
+    (shown,) = [d.value for d in at.dataframe if "clip_score" in d.value.columns]
+    assert list(shown["clip_score"]) == [2.31, 2.12] and list(shown["target"]) == ["baseline", "canary"]
+    at = _go(at, "drift")
+    assert "Label-free quality" in [h.value for h in at.subheader]
+    windows = at.dataframe[1].value
+    assert list(windows["window"]) == ["reference", "current"] and list(windows["n_scored"]) == [40, 40]
+    assert list(windows["hallucination_rate"]) == [0.0, 0.15]
+    change = at.dataframe[2].value
+    assert list(change["figure"]) == ["clip_score", "hallucination_rate"] and change["significant"].all()
+    over = at.dataframe[3].value  # one row per scheduled report, oldest first
+    assert list(over["report"]) == ["drift-week-1", "drift-week-2", "run-b"]  # run-b's: made now
+    assert list(over["hallucination_rate"]) == [0.15] * 3
+    assert "Label-free quality over time" in [h.value for h in at.subheader]
+    charts = [c.proto.spec for c in _charts(at)]
+    assert sum("Mean CLIPScore" in spec for spec in charts) == 2
+    assert not [t for t in _texts(at.markdown) if "<i>store" in t]  # a path from the report stays text
+    # A report folder of scheduled drift reports alone, no gate run: their trend is still shown.
+    only = tmp_path / "only"
+    write_report({**doc, "created_unix": 1_700_400_000.0, "label_free": _label_free(0.0, 1_700_006_400.0)}, only / "d1")
+    at = open_app(only, monkeypatch, "drift")
+    assert "No run to show: the report folder holds no run folder with a decision.json." in _texts(at.info)
+    assert [h.value for h in at.subheader] == ["Label-free quality over time"]
 
 
 def test_older_run_shows_what_it_lacks(reports, monkeypatch):

@@ -44,6 +44,7 @@ def healthy(rng, n=400, images=200):
         "blank_rate": zeros,
         "quality": pd.Series(np.clip(rng.normal(6.0, 1.0, images), 0, 10), index=ids),
         "hallucination": pd.Series(np.zeros(images), index=ids),
+        "clipscore": pd.Series(np.full(images, 2.3), index=ids),
         "confidence": conf,
         "calibration": (conf - 1.0) ** 2,
         "caption_length": pd.Series(rng.integers(4, 14, images).astype(float), index=ids),
