@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from cli_run import run_cli
 from harness.canary.gate import GateConfig, run_gate
 from harness.errors import UsageError
 
@@ -42,26 +43,9 @@ def _same_when_judged_again(folder, rec):
     """``harness judge`` on the gate's folder writes the gate's own decision record, bar the run id,
     the time and where the artifacts are."""
     out = folder / "judged-again"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "judge",
-            "--baseline",
-            str(folder),
-            "--canary",
-            str(folder),
-            "--out",
-            str(out),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == {"PROMOTE": 0, "ROLLBACK": 1, "HOLD": 2}[rec["verdict"]], proc.stderr
-    again = json.loads(proc.stdout)
+    code, stdout, stderr = run_cli(["judge", "--baseline", folder, "--canary", folder, "--out", out, "--json"])
+    assert code == {"PROMOTE": 0, "ROLLBACK": 1, "HOLD": 2}[rec["verdict"]], stderr
+    again = json.loads(stdout)
     assert json.loads((out / "decision.json").read_text()) == again
     drop = ("run_id", "created_unix", "artifacts")
     assert {k: v for k, v in again.items() if k not in drop} == {k: v for k, v in rec.items() if k not in drop}
@@ -115,15 +99,9 @@ def test_latency_injected_canary_is_rolled_back(servers, server_factory, tmp_pat
         "metrics:\n" + "".join(f"  {m}: {{tolerance: 5.0}}\n" for m in ("latency_p50", "latency_p95", "latency_p99"))
     )
     out = tmp_path / "loose"
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", "judge", "--baseline", str(tmp_path), "--canary", str(tmp_path)]
-        + ["--judge-config", str(loose), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    code, _, _ = run_cli(["judge", "--baseline", tmp_path, "--canary", tmp_path, "--judge-config", loose, "--out", out])
     again = json.loads((out / "decision.json").read_text())
-    assert proc.returncode != 1 and again["verdict"] != "ROLLBACK", again["reasons"]
+    assert code != 1 and again["verdict"] != "ROLLBACK", again["reasons"]
     assert _metric(again, "latency_p50")["classification"] == "Pass"
     assert _metric(again, "latency_p50")["p_value"] == lat["p_value"]  # the same data and resampling seed
 

@@ -3,12 +3,12 @@ store's path safety, and ``harness judge --replay-images`` end to end on real se
 
 import json
 import os
-import subprocess
-import sys
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
+from cli_run import run_cli
 from harness.canary.replay import replay_dataset, replay_ids
 from harness.errors import InputMissingError
 from harness.records import RecordWriter
@@ -97,9 +97,7 @@ def test_the_store_s_objects_go_with_the_replayed_images(tmp_path):
 
 def test_replay_needs_urls_and_a_single_judgement(tmp_path):
     def harness(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "harness", "judge", *map(str, args)], capture_output=True, text=True, timeout=120
-        )
+        return _harness_judge(list(args))
 
     (tmp_path / "recs").mkdir()
     base = ["--baseline", tmp_path / "recs", "--canary", tmp_path / "recs", "--out", tmp_path / "o"]
@@ -151,16 +149,18 @@ def production(tmp_path_factory):
 
 def _judge(production, out, baseline_url, canary_url):
     recs = production / "recs"
-    return subprocess.run(
-        [sys.executable, "-m", "harness", "judge"]
-        + ["--baseline", str(recs), "--baseline-where", "target=baseline"]
-        + ["--canary", str(recs), "--canary-where", "target=canary"]
-        + ["--replay-images", str(production / "store"), "--replay-sample", "60"]
-        + ["--baseline-url", baseline_url, "--canary-url", canary_url, "--out", str(out), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    return _harness_judge(
+        ["--baseline", recs, "--baseline-where", "target=baseline"]
+        + ["--canary", recs, "--canary-where", "target=canary"]
+        + ["--replay-images", production / "store", "--replay-sample", "60"]
+        + ["--baseline-url", baseline_url, "--canary-url", canary_url, "--out", out, "--json"]
     )
+
+
+def _harness_judge(args: list):
+    """``harness judge ARGS`` run in this process: its exit code, stdout and stderr."""
+    code, out, err = run_cli(["judge", *args])
+    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
 
 
 def _metric(rec, name):
@@ -217,16 +217,12 @@ def test_a_store_without_references_leaves_quality_without_data(servers, product
     for im in json.loads((production / "store" / "captions.json").read_text())["images"]:
         shutil.copyfile(production / "store" / "images" / im["file_name"], store / f"{im['id']}.png")
     recs = production / "recs"
-    p = subprocess.run(
-        [sys.executable, "-m", "harness", "judge"]
-        + ["--baseline", str(recs), "--baseline-where", "target=baseline"]
-        + ["--canary", str(recs), "--canary-where", "target=canary"]
-        + ["--replay-images", str(store), "--replay-sample", "20", "--seed", "3"]
+    p = _harness_judge(
+        ["--baseline", recs, "--baseline-where", "target=baseline"]
+        + ["--canary", recs, "--canary-where", "target=canary"]
+        + ["--replay-images", store, "--replay-sample", "20", "--seed", "3"]
         + ["--baseline-url", servers["stable"].url, "--canary-url", servers["twin"].url]
-        + ["--out", str(tmp_path / "out"), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
+        + ["--out", tmp_path / "out", "--json"]
     )
     rec = json.loads(p.stdout)
     assert rec["inputs"]["replay"]["replayed"] == 20

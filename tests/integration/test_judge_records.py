@@ -3,12 +3,12 @@ with alpha spending over the looks, resumed after a stop; the decisive-failure r
 
 import json
 import math
-import subprocess
-import sys
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 
+from cli_run import run_cli
 from factories import write_records
 from harness.canary.analysis import ANALYSIS_JSON, AnalysisPlan, run_analysis
 from harness.canary.judge import judge
@@ -31,10 +31,10 @@ def _split(tmp_path, flaw=None, fraction=0.1, seed=1, n=6000, duration_s=300.0):
     return write_records(tmp_path / "production", stable, canary)
 
 
-def _harness(*args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *map(str, args)], capture_output=True, text=True, timeout=timeout
-    )
+def _harness(*args):
+    """``harness ARGS`` run in this process: its exit code, stdout and stderr."""
+    code, out, err = run_cli(list(args))
+    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
 
 
 # ---------------------------------------------------------------------------- the schedule
