@@ -170,3 +170,16 @@ def decision_parts(**parts: Any) -> DecisionParts:
         else:
             raise TypeError(f"the decision record has no part {name!r}")
     return DecisionParts(**typed)
+
+
+def judge_run(run: Path, out: Path) -> dict:
+    """``harness judge`` on a run folder (its own baseline and canary), in this process: the decision
+    record it prints, checked against the exit code it gave."""
+    from cli_run import run_cli
+    from harness.verdicts import VERDICT_EXIT
+
+    code, stdout, stderr = run_cli(["judge", "--baseline", run, "--canary", run, "--out", out, "--json"])
+    assert stdout, stderr
+    rec = json.loads(stdout)
+    assert code == VERDICT_EXIT[rec["verdict"]], stderr
+    return rec

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping
 
 from harness.datasets.coco import MAX_IMAGE_BYTES, read_image_file
 from harness.errors import InputMissingError
+from harness.quality.image_store import plain_image_id
 
 __all__ = ["EXTENSIONS", "MAX_IMAGE_BYTES", "ReplaySet", "replay_ids", "replay_dataset", "replay"]
 
@@ -63,16 +64,6 @@ class ReplaySet:
         }
 
 
-def _plain_name(image_id: str) -> bool:
-    return (
-        bool(image_id)
-        and not image_id.startswith(".")
-        and not any(c in image_id for c in ("/", "\\", "\0"))
-        and ".." not in image_id
-        and image_id == image_id.strip()
-    )
-
-
 def _coco_entries(store: Path) -> dict[str, tuple[str, list[str]]]:
     """id -> (file name, references) of a COCO store's ``captions.json``, or of its
     ``instances.json`` where it has no captions file (a store without references: none); read as
@@ -115,7 +106,7 @@ def replay_dataset(store: str | Path, ids: Iterable[str], out: str | Path) -> Re
     images, annotations = [], []
     for image_id in ids:
         image_id = str(image_id)
-        if not _plain_name(image_id):
+        if not plain_image_id(image_id):
             res.skipped_unsafe.append(image_id)
             continue
         if coco is not None:

@@ -18,8 +18,7 @@ import shutil
 
 import pytest
 
-from cli_run import run_cli
-from factories import flawed_records, same_records, write_records
+from factories import flawed_records, judge_run, same_records, write_records
 from harness.load.flaws import FLAWS
 
 pytest.importorskip("torch")
@@ -45,7 +44,6 @@ CAUGHT = {
     "slow_tail": ("ROLLBACK", "latency_p95"),
     "hallucinated_object": ("ROLLBACK", "hallucination"),
 }
-EXIT = {"PROMOTE": 0, "ROLLBACK": 1, "HOLD": 2}
 
 
 @pytest.fixture(scope="session")
@@ -97,15 +95,6 @@ def _flawed_run(recorded, folder, flaw):
     return folder, base, canary
 
 
-def _judge(run, out):
-    """``harness judge`` on the run folder: the gate's own judgement of it."""
-    code, stdout, stderr = run_cli(["judge", "--baseline", run, "--canary", run, "--out", out, "--json"])
-    assert stdout, stderr
-    rec = json.loads(stdout)
-    assert code == EXIT[rec["verdict"]], stderr
-    return rec
-
-
 def _metric(rec, name):
     return next(m for m in rec["metrics"] if m["name"] == name)
 
@@ -114,7 +103,7 @@ def test_the_baseline_s_own_records_as_the_canary_are_promoted(recorded, tmp_pat
     run, base, canary = _flawed_run(recorded, tmp_path / "run", None)
     # Through the proxy with no faults and back through the client, every record comes out as it went in.
     assert all(same_records(a, b) for a, b in zip(base, canary))
-    rec = _judge(run, tmp_path / "judged")
+    rec = judge_run(run, tmp_path / "judged")
     assert rec["verdict"] == "PROMOTE" and rec["score"] == 100.0, rec["reasons"]
     assert all(m["adequate"] is not False for m in rec["metrics"])
     assert rec["findings"] == []
@@ -152,7 +141,7 @@ def test_a_tenth_of_captions_swapped_for_another_image_s_is_flagged_by_clipscore
     references = {str(it.image_id): list(it.captions) for it in load_coco(recorded / "dataset").items}
     quality["targets"]["canary"] = _score(ev, references)
     write_quality(quality, run)
-    rec = _judge(run, tmp_path / "judged")
+    rec = judge_run(run, tmp_path / "judged")
     c = _metric(rec, "clipscore")
     assert len(swapped) == 10 and c["details"] == {"pairs": 100, "changed": 10}, c
     assert c["classification"] == "Low" and not c["critical"], c
@@ -169,7 +158,7 @@ def test_a_tenth_of_captions_swapped_for_another_image_s_is_flagged_by_clipscore
 @pytest.mark.parametrize("flaw", list(FLAWS))
 def test_a_fifth_of_flawed_requests_is_never_promoted(recorded, tmp_path, flaw):
     run, _, _ = _flawed_run(recorded, tmp_path / "run", flaw)
-    rec = _judge(run, tmp_path / "judged")
+    rec = judge_run(run, tmp_path / "judged")
     if flaw not in CAUGHT:  # a flaw new to the zoo: never promoted, and a failed metric says why
         assert rec["verdict"] in ("ROLLBACK", "HOLD"), rec["reasons"]
         failed = [m["name"] for m in rec["metrics"] if m["classification"] in ("High", "Low")]

@@ -14,8 +14,7 @@ import shutil
 
 import pytest
 
-from cli_run import run_cli
-from factories import write_records
+from factories import judge_run, write_records
 from harness.canary.config import write_judge_config
 from harness.canary.gate import _score
 from harness.canary.judgement import JUDGE_YAML, SPEC_YAML, RunManifest, write_manifest
@@ -29,7 +28,6 @@ pytestmark = pytest.mark.slow  # a data contract check and scoring: seconds
 
 N, WORLD, SHIFT = 200, 5, "low_light@0.1"
 T0 = 1_700_000_000.0
-EXIT = {"PROMOTE": 0, "ROLLBACK": 1, "HOLD": 2}
 # The example spec with two SLOs held to their own objective on the low-light segment.
 SEGMENT_SLOS = """
   - {name: availability-low-light, sli: availability, objective: 0.999, segment: low_light}
@@ -111,14 +109,6 @@ def _run(tmp_path, dataset, canary_wrong: set[str], baseline_wrong: set[str]):
     return folder
 
 
-def _judge(run, out):
-    code, stdout, stderr = run_cli(["judge", "--baseline", run, "--canary", run, "--out", out, "--json"])
-    assert stdout, stderr
-    rec = json.loads(stdout)
-    assert code == EXIT[rec["verdict"]], stderr
-    return rec
-
-
 def _metric(rec, name):
     return next(m for m in rec["metrics"] if m["name"] == name)
 
@@ -132,7 +122,7 @@ def test_a_canary_wrong_only_on_low_light_images_is_rolled_back_with_the_segment
     low, unshifted = _segments(samples, "low_light"), sorted(_segments(samples, "unshifted"), key=int)
     assert len(low) == N // 10 and len(unshifted) == N - N // 10  # exactly a tenth
     run = _run(tmp_path, dataset, canary_wrong=low, baseline_wrong=set(unshifted[: len(low)]))
-    rec = _judge(run, tmp_path / "judged")
+    rec = judge_run(run, tmp_path / "judged")
     assert rec["verdict"] == "ROLLBACK", rec["reasons"]
     q = _metric(rec, "quality")
     # The corpus test alone passes: as many images better as worse.
@@ -169,7 +159,7 @@ def test_an_identical_canary_with_segments_is_promoted(tmp_path, dataset):
     _, samples = dataset
     wrong = set(sorted(_segments(samples, "unshifted"), key=int)[:20])
     run = _run(tmp_path, dataset, canary_wrong=wrong, baseline_wrong=wrong)
-    rec = _judge(run, tmp_path / "judged")
+    rec = judge_run(run, tmp_path / "judged")
     assert rec["verdict"] == "PROMOTE" and rec["score"] == 100.0, rec["reasons"]
     for name in ("quality", "hallucination", "confidence", "caption_length"):
         segments = _metric(rec, name)["segments"]
