@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import statistics
 import sys
 import time
@@ -24,13 +23,9 @@ sys.path.insert(0, str(ROOT))
 
 def _images(n: int) -> list[bytes]:
     from harness.datasets import generate_shapes
+    from harness.load.payload import encode_png
 
-    out = []
-    for s in generate_shapes(n, seed=7):
-        buf = io.BytesIO()
-        s.image.save(buf, format="PNG")
-        out.append(buf.getvalue())
-    return out
+    return [encode_png(s.image) for s in generate_shapes(n, seed=7)]
 
 
 async def _run(url: str, adapter, images: list[bytes], n: int, concurrency: int) -> tuple[float, list[float]]:

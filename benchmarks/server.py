@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import random
@@ -38,13 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 def _images(n: int, seed: int = 7) -> list[bytes]:
     from harness.datasets import generate_shapes
+    from harness.load.payload import encode_png
 
-    out = []
-    for s in generate_shapes(n, seed=seed):
-        buf = io.BytesIO()
-        s.image.save(buf, format="PNG")
-        out.append(buf.getvalue())
-    return out
+    return [encode_png(s.image) for s in generate_shapes(n, seed=seed)]
 
 
 # ----------------------------------------------------------------------------- load generator

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import io
 import json
 import statistics
 import sys
@@ -51,13 +50,9 @@ PROMPT = "Describe this image in one short sentence."
 
 def _images(n: int) -> list[bytes]:
     from harness.datasets import generate_shapes
+    from harness.load.payload import encode_png
 
-    out = []
-    for s in generate_shapes(n, seed=7):
-        buf = io.BytesIO()
-        s.image.save(buf, format="PNG")
-        out.append(buf.getvalue())
-    return out
+    return [encode_png(s.image) for s in generate_shapes(n, seed=7)]
 
 
 def _q(values: list[float], q: float) -> float:

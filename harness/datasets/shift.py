@@ -92,14 +92,15 @@ class Shift:
         return img
 
 
-def _fraction(text: str) -> float:
+def _in_unit_interval(text: str, what: str) -> float:
+    """``text`` as a number in (0, 1]; a one-line error names the shift's ``what`` (severity, fraction)."""
     try:
-        fraction = float(text)
+        value = float(text)
     except ValueError:
-        raise UsageError(f"shift fraction {text!r} is not a number (expected 0 < fraction <= 1)") from None
-    if not 0.0 < fraction <= 1.0:
-        raise UsageError(f"shift fraction {fraction:g} is out of range (expected 0 < fraction <= 1)")
-    return fraction
+        raise UsageError(f"shift {what} {text!r} is not a number (expected 0 < {what} <= 1)") from None
+    if not 0.0 < value <= 1.0:
+        raise UsageError(f"shift {what} {value:g} is out of range (expected 0 < {what} <= 1)")
+    return value
 
 
 def parse_shift(text: str | None) -> Shift | None:
@@ -108,21 +109,14 @@ def parse_shift(text: str | None) -> Shift | None:
     if not text:
         return None
     text, at, frac = text.partition("@")
-    fraction = _fraction(frac) if at else 1.0
+    fraction = _in_unit_interval(frac, "fraction") if at else 1.0
     name, _, sev = text.partition(":")
     name = name.strip().replace("-", "_")
     if name == "unseen_color":
         name = "unseen_colour"
     if name not in SHIFTS:
         raise UsageError(f"unknown shift {name!r}; known shifts: {', '.join(SHIFTS)}")
-    if not sev:
-        return Shift(name, SHIFTS[name], fraction)
-    try:
-        severity = float(sev)
-    except ValueError:
-        raise UsageError(f"shift severity {sev!r} is not a number (expected 0 < severity <= 1)") from None
-    if not 0.0 < severity <= 1.0:
-        raise UsageError(f"shift severity {severity:g} is out of range (expected 0 < severity <= 1)")
+    severity = _in_unit_interval(sev, "severity") if sev else SHIFTS[name]
     return Shift(name, severity, fraction)
 
 

@@ -164,13 +164,13 @@ def _mean_ci(x: np.ndarray) -> list[float] | None:
 
 
 def _wilson(k: int, n: int) -> list[float] | None:
-    """Wilson's 95% interval of a rate of ``k`` in ``n``."""
+    """Wilson's 95% interval of a rate of ``k`` in ``n``, exactly 0 or 1 at a rate of 0 or 1."""
+    from harness.slo.burn_rate import wilson_interval
+
     if n == 0:
         return None
-    z, p = _z(0.975), k / n
-    mid = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [0.0 if k == 0 else max(mid - half, 0.0), 1.0 if k == n else min(mid + half, 1.0)]
+    low, high = wilson_interval(k, n, 0.95)
+    return [0.0 if k == 0 else low, 1.0 if k == n else high]
 
 
 def _mean(x: np.ndarray) -> float | None:
