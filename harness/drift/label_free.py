@@ -118,14 +118,9 @@ def score_window(df, store, scorer=None, n_records: int | None = None) -> Window
     hall_t, hall = [], []
     objects = store.objects
     if objects is not None:
-        from harness.quality.chair import chair
-
         known = [i for i in named if ids[i] in objects.images]
-        pairs = sorted({(ids[i], caps[i]) for i in known})
-        report = chair({p: p[1] for p in pairs}, {p: objects.images[p[0]] for p in pairs}, objects.vocabulary)
-        flag = {c.image_id: float(c.chair_s) for c in report.captions}
         hall_t = [t[i] for i in known]
-        hall = [flag[(ids[i], caps[i])] for i in known]
+        hall = [float(f) for f in objects.hallucinated([ids[i] for i in known], [caps[i] for i in known])]
         have |= {ids[i] for i in known}
     ok = np.isfinite(conf) & np.isfinite(t)
     timed = [np.isfinite(x) for x in (np.asarray(clip_t, dtype=float), np.asarray(hall_t, dtype=float))]

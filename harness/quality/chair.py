@@ -1047,6 +1047,15 @@ class DatasetObjects:
         an image the set does not hold is left out)."""
         return chair({k: c for k, c in captions.items() if k in self.images}, self.images, self.vocabulary)
 
+    def hallucinated(self, image_ids: Sequence[str], captions: Sequence[str]) -> list[bool | None]:
+        """Per caption, whether it names an object its image lacks (its CHAIR_s); None where the set
+        does not hold the image. Each distinct (image, caption) is read once: traffic repeats them."""
+        keys = list(zip(map(str, image_ids), map(str, captions)))
+        known = sorted({k for k in keys if k[0] in self.images})
+        report = chair({k: k[1] for k in known}, {k: self.images[k[0]] for k in known}, self.vocabulary)
+        flag = {c.image_id: c.chair_s for c in report.captions}
+        return [flag.get(k) for k in keys]
+
 
 def dataset_objects(folder: str | Path) -> DatasetObjects | None:
     """What each image of a COCO folder holds (``load_objects``), for every image of the folder: a

@@ -17,7 +17,6 @@ from harness.load.proxy import flaw_caption
 from harness.quality.chair import dataset_objects
 from harness.records import COLUMNS
 from harness.slo import evaluate_records
-from harness.slo.kinds.hallucination import hallucinated
 from harness.slo.spec import native_spec
 
 SAMPLES = list(generate_shapes(12, seed=4))
@@ -66,7 +65,7 @@ def test_each_caption_is_read_against_its_own_images_objects(dataset):
     objects = dataset_objects(dataset)
     ids = [str(SAMPLES[0].image_id), str(SAMPLES[1].image_id), "unknown"]
     caps = [SAMPLES[0].captions[0], SAMPLES[1].captions[0] + " and a red star", "a red star"]
-    assert hallucinated(ids, caps, objects) == [False, True, None]
+    assert objects.hallucinated(ids, caps) == [False, True, None]
 
 
 def test_hallucination_sli_counts_every_answered_caption_of_a_known_image(dataset):

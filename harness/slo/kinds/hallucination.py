@@ -19,7 +19,7 @@ from harness.errors import DataError, InputMissingError
 from harness.slo.kinds import RecordsKind
 from harness.validation import Strict
 
-__all__ = ["KIND", "hallucinated"]
+__all__ = ["KIND"]
 
 
 class HallucinationFields(Strict):
@@ -36,22 +36,6 @@ def _objects(folder: Path):
     if found is None:
         raise DataError(f"{folder}: no instances.json (the images' objects) in the hallucination SLO's objects folder")
     return found
-
-
-def hallucinated(image_ids, captions, objects) -> list[bool | None]:
-    """Per caption, whether it names an object its image lacks (None where the image is not in
-    ``objects``, a ``DatasetObjects``); each distinct (image, caption) is read once."""
-    from harness.quality.chair import chair
-
-    keys = [(str(i), str(c)) for i, c in zip(image_ids, captions)]
-    known = sorted({k for k in keys if k[0] in objects.images})
-    report = chair(
-        {n: c for n, (_, c) in enumerate(known)},
-        {n: objects.images[i] for n, (i, _) in enumerate(known)},
-        objects.vocabulary,
-    )
-    flag = {k: c.chair_s for k, c in zip(known, report.captions)}
-    return [flag.get(k) for k in keys]
 
 
 class Hallucination(RecordsKind):
@@ -86,7 +70,7 @@ class Hallucination(RecordsKind):
         flags = pd.Series(None, index=df.index, dtype="boolean")
         if answered.any():
             rows = df[answered]
-            flags[answered] = pd.array(hallucinated(rows["image_id"], rows["caption"], objects), dtype="boolean")
+            flags[answered] = pd.array(objects.hallucinated(rows["image_id"], rows["caption"]), dtype="boolean")
         mask = answered & flags.notna()
         note = "" if mask.any() else "no data: no caption of an image the objects folder holds"
         return mask, ~flags.fillna(True).astype(bool), note
