@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import subprocess
 import warnings
 
 from harness.cli import main
@@ -22,3 +23,11 @@ def run_cli(argv: list, show_warnings: bool = False) -> tuple[int, str, str]:
             code = exc.code if isinstance(exc.code, int) else 1
     shown = "".join(f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}\n" for w in seen if show_warnings)
     return code, out.getvalue(), shown + err.getvalue()
+
+
+def run_harness(*args) -> subprocess.CompletedProcess:
+    """``harness ARGS`` in this process, as ``subprocess.run([..., "-m", "harness", *args])`` would
+    report it (``returncode``, ``stdout``, ``stderr``), without a new interpreter's imports."""
+    argv = [str(a) for a in args]
+    code, out, err = run_cli(argv)
+    return subprocess.CompletedProcess(["harness", *argv], code, out, err)

@@ -18,7 +18,8 @@ pytest.importorskip("torch")
 # 100 images and 10 s of load (2 users: both targets share this machine): the smallest run that can detect what the default judge must detect
 # (a quality regression on 10% of images, error rate +3 points).
 QUICK = dict(duration_s=10.0, users=2, dataset="shapes:100", concurrency=4)
-SMALL = dict(duration_s=3.0, users=2, dataset="shapes:20", concurrency=2)
+# SMALL: 20 images, 3 s at 40 requests/s a target (open loop: about 120 requests each, however busy the machine).
+SMALL = dict(duration_s=3.0, users=2, rate=40.0, dataset="shapes:20", concurrency=2)
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +94,10 @@ def test_latency_injected_canary_is_rolled_back(servers, server_factory, tmp_pat
     assert lat["classification"] == "High" and lat["effect"] > 0.05
     assert rec["inputs"]["faults"] == {"latency_ms": 60}
     _same_when_judged_again(tmp_path, rec)
-    # The same run judged another way: a config that tolerates +500% latency passes it.
+    # The same run judged another way: a config that tolerates +2000% latency passes it.
     loose = tmp_path / "loose.yaml"
     loose.write_text(
-        "metrics:\n" + "".join(f"  {m}: {{tolerance: 5.0}}\n" for m in ("latency_p50", "latency_p95", "latency_p99"))
+        "metrics:\n" + "".join(f"  {m}: {{tolerance: 20.0}}\n" for m in ("latency_p50", "latency_p95", "latency_p99"))
     )
     out = tmp_path / "loose"
     code, _, _ = run_cli(["judge", "--baseline", tmp_path, "--canary", tmp_path, "--judge-config", loose, "--out", out])

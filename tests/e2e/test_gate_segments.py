@@ -17,7 +17,7 @@ from harness.resources import example_path
 pytest.importorskip("torch")
 pytestmark = pytest.mark.slow
 
-RUN = dict(duration_s=3.0, users=2, concurrency=4, seed=3, dataset="shapes:200:low_light@0.1")
+RUN = dict(duration_s=3.0, users=2, rate=40.0, concurrency=4, seed=3, dataset="shapes:200:low_light@0.1")
 
 
 def test_the_gate_judges_each_segment_of_an_unchanged_canary(tmp_path):

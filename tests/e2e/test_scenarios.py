@@ -172,7 +172,10 @@ def test_restart_and_cold_start_manage_their_own_server(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     # 25 s: the restarted server (a new process importing torch) has 16 s to be ready again even on a
     # machine busy with the rest of the suite
-    r = _parallel({"restart": dict(duration=25.0, users=2), "cold_start": dict(duration=10.0, users=2)}, tmp_path, None)
+    # open loop at 20 requests/s: the outage and the recovery show in the records without a server
+    # kept at full load for the whole run
+    jobs = {"restart": dict(duration=25.0, users=2, rate=20.0), "cold_start": dict(duration=10.0, users=2, rate=20.0)}
+    r = _parallel(jobs, tmp_path, None)
 
     s, df = r["restart"]
     killed = _plan(s, "kill")[0]["t"]

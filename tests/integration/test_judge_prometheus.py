@@ -8,14 +8,13 @@ The synthesis of rows from counters is tested first on a stand-in for Prometheus
 
 import io
 import json
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 import pytest
 
+from cli_run import run_harness
 from harness.canary.judgement import Settings, Source
 from harness.canary.metric import JudgeConfig
 from harness.canary.prom_scope import PromScope, check_selector, read_prom_side
@@ -30,10 +29,8 @@ NOT_SEEN = ("blank_rate", "pii_rate", "degenerate_rate", "unusable_rate", "safet
 NOT_SEEN += ("quality", "calibration", "caption_length", "caption_changed", "output_drift")
 
 
-def _harness(*args, timeout=120):
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *map(str, args)], capture_output=True, text=True, timeout=timeout
-    )
+def _harness(*args):
+    return run_harness(*args)
 
 
 def _one_line(p):

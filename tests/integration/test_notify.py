@@ -6,7 +6,6 @@ and changes neither the exit code nor the decision record."""
 import json
 import logging
 import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli_run import run_harness
 from factories import write_records
 from harness.canary.simulation import simulate_traffic
 from harness.report import notify
@@ -37,9 +37,7 @@ def _records(tmp_path: Path, flaw: str | None = None, n: int = 6000, duration_s:
 
 
 def _harness(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *map(str, args)], capture_output=True, text=True, timeout=300
-    )
+    return run_harness(*args)
 
 
 def _judge(records: Path, out: Path, *args) -> subprocess.CompletedProcess:
