@@ -35,38 +35,7 @@ import torch
 
 from harness.datasets import generate_shapes
 from reference_model.clip import EMBEDDED, EMBEDDED_DIR, ClipScorer, W
-from reference_model.clip_eval import held_out
-
-
-class _Features(torch.nn.Module):
-    """transformers 5's ``get_*_features`` return a model output; torchmetrics up to 1.9.0 expects
-    the tensor (Lightning-AI/torchmetrics#3407): hand it the ``pooler_output``, nothing else changed."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.config = model, model.config
-
-    def get_image_features(self, *args, **kwargs):
-        out = self.model.get_image_features(*args, **kwargs)
-        return out if isinstance(out, torch.Tensor) else out.pooler_output
-
-    def get_text_features(self, *args, **kwargs):
-        out = self.model.get_text_features(*args, **kwargs)
-        return out if isinstance(out, torch.Tensor) else out.pooler_output
-
-
-def _torchmetrics(folder: Path):
-    try:
-        from torchmetrics.multimodal.clip_score import CLIPScore
-    except ImportError:
-        return None
-    from transformers import CLIPModel, CLIPProcessor
-
-    def load():
-        model = CLIPModel.from_pretrained(folder, local_files_only=True).eval()
-        return _Features(model), CLIPProcessor.from_pretrained(folder, local_files_only=True)
-
-    return CLIPScore(model_name_or_path=load)
+from reference_model.clip_eval import held_out, torchmetrics_clipscore
 
 
 def _interleaved(fns: dict, rounds: int) -> dict[str, list[float]]:
@@ -151,7 +120,7 @@ def main() -> None:
     samples = list(generate_shapes(a.speed_n, seed=4242))
     images = [s.image for s in samples]
     captions = [s.captions[0] for s in samples]
-    metric = _torchmetrics(EMBEDDED_DIR)
+    metric = torchmetrics_clipscore(EMBEDDED_DIR)
     tensors = [torch.from_numpy(np.asarray(i.convert("RGB")).copy()).permute(2, 0, 1) for i in images]
 
     def run_tm():

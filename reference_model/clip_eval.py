@@ -9,6 +9,9 @@
   image's first caption that states the order, the right one and the swapped one). Reported as the
   mean difference, the paired effect size (Cohen's d_z: mean difference over its standard
   deviation) and the share of images whose right caption scores higher.
+
+``torchmetrics_clipscore(folder)`` is the peer's own CLIPScore on the same model, which the parity
+test and ``benchmarks/clipscore.py`` set beside ours.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 from harness.datasets import generate_shapes
 from harness.datasets.scene import COLOURS, SHAPES, SIZES, Scene
 
-__all__ = ["HELD_OUT_SEED", "one_attribute_changed", "held_out", "separation"]
+__all__ = ["HELD_OUT_SEED", "one_attribute_changed", "held_out", "separation", "torchmetrics_clipscore"]
 
 HELD_OUT_SEED = 12345  # the evaluation world of the reference model; training never draws from it
 
@@ -120,3 +123,37 @@ def held_out(scorer, n: int = 100, seed: int = HELD_OUT_SEED, start: int = 0) ->
         "one_attribute": separation(right_attr, wrong_attr),
         "one_attribute_by_kind": by_kind,
     }
+
+
+def torchmetrics_clipscore(folder):
+    """torchmetrics' ``CLIPScore`` on the model and processor of ``folder`` (it takes hub names as
+    strings, a folder only as a callable giving the model and processor); None without torchmetrics.
+
+    transformers 5's ``get_*_features`` return a model output where torchmetrics up to 1.9.0 expects
+    the tensor (Lightning-AI/torchmetrics#3407, fixed after 1.9.0): the model is handed over in a
+    wrapper that gives the ``pooler_output``, the projected embedding, and changes nothing else."""
+    try:
+        from torchmetrics.multimodal.clip_score import CLIPScore
+    except ImportError:
+        return None
+    import torch
+    from transformers import CLIPModel, CLIPProcessor
+
+    class Features(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model, self.config = model, model.config
+
+        def get_image_features(self, *args, **kwargs):
+            out = self.model.get_image_features(*args, **kwargs)
+            return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+        def get_text_features(self, *args, **kwargs):
+            out = self.model.get_text_features(*args, **kwargs)
+            return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+    def load():
+        model = CLIPModel.from_pretrained(folder, local_files_only=True).eval()
+        return Features(model), CLIPProcessor.from_pretrained(folder, local_files_only=True)
+
+    return CLIPScore(model_name_or_path=load)

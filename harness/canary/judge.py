@@ -128,8 +128,8 @@ def _limit(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> MetricRe
 
 
 def _fisher(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> TestOutcome | MetricResult:
-    from harness.canary.power import rate_mde
     from harness.canary.proportion import rate_difference
+    from harness.stats import rate_mde
 
     a, b = _arr(sample.baseline), _arr(sample.canary)
     if (short := _need(spec, a, b, 1)) is not None:
@@ -154,7 +154,7 @@ def _fisher(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> TestOut
 
 def _mann_whitney(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> TestOutcome | MetricResult:
     from harness.canary.mann_whitney import mann_whitney_shift
-    from harness.canary.power import normal_mde
+    from harness.stats import normal_mde
 
     a, b = _arr(sample.baseline), _arr(sample.canary)
     if (short := _need(spec, a, b, cfg.min_samples)) is not None:
@@ -185,8 +185,8 @@ def _mann_whitney(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> T
 
 
 def _tail(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> TestOutcome | MetricResult:
-    from harness.canary.power import normal_mde
     from harness.canary.tail import tail_difference
+    from harness.stats import normal_mde
 
     a, b = _arr(sample.baseline), _arr(sample.canary)
     if (short := _need(spec, a, b, cfg.min_samples)) is not None:
@@ -215,7 +215,7 @@ def _tail(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> TestOutco
 
 def _sign(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> TestOutcome | MetricResult:
     from harness.canary.paired import sign_test
-    from harness.canary.power import sign_mde
+    from harness.stats import sign_mde
 
     a, b = _paired(sample)
     if (short := _need(spec, a, b, 1, sample)) is not None:
@@ -251,7 +251,7 @@ def _sign(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> TestOutco
 
 def _wilcoxon(spec: MetricSpec, sample: MetricSample, cfg: JudgeConfig) -> TestOutcome | MetricResult:
     from harness.canary.paired import paired_shift
-    from harness.canary.power import normal_mde
+    from harness.stats import normal_mde
 
     a, b = _paired(sample)
     if (short := _need(spec, a, b, cfg.min_samples, sample)) is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import sqrt
 
-__all__ = ["RateDifference", "rate_difference", "wilson_interval"]
+__all__ = ["RateDifference", "rate_difference"]
 
 
 @dataclass(frozen=True)
@@ -23,31 +23,22 @@ class RateDifference:
     n_canary: int
 
 
-def wilson_interval(k: int, n: int, z: float) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def rate_difference(k_base: int, n_base: int, k_canary: int, n_canary: int, confidence: float = 0.98) -> RateDifference:
     """Fisher's exact two-sided p-value and Newcombe's interval (method 10) for p_canary - p_base."""
     from scipy import stats
 
+    from harness.stats import wilson_interval
+
     if n_base <= 0 or n_canary <= 0:
         raise ValueError("both samples need at least one trial")
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
     p1, p2 = k_base / n_base, k_canary / n_canary
     if k_base + k_canary in (0, n_base + n_canary):
         p = 1.0
     else:
         table = [[k_canary, n_canary - k_canary], [k_base, n_base - k_base]]
         p = float(stats.fisher_exact(table).pvalue)
-    l1, u1 = wilson_interval(k_base, n_base, z)
-    l2, u2 = wilson_interval(k_canary, n_canary, z)
+    l1, u1 = wilson_interval(k_base, n_base, confidence)
+    l2, u2 = wilson_interval(k_canary, n_canary, confidence)
     d = p2 - p1
     low = d - sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2)
     high = d + sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2)

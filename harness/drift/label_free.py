@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.stats import POWER, normal_mde, rate_mde, wilson_interval
+
 __all__ = [
     "LABEL_FREE_COLUMNS",
     "WindowScores",
@@ -40,7 +42,6 @@ NO_STORE = (
     "id, or a data set folder) to score them"
 )
 NO_IMAGE_IDS = "the records name no image (image_id is empty): there is nothing to score a caption against"
-POWER = 0.8
 STEPS = (60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 28 * 86400)  # trend bins: the first giving <= 24
 MAX_BINS = 24
 
@@ -160,8 +161,6 @@ def _mean_ci(x: np.ndarray) -> list[float] | None:
 
 def _wilson(k: int, n: int) -> list[float] | None:
     """Wilson's 95% interval of a rate of ``k`` in ``n``, exactly 0 or 1 at a rate of 0 or 1."""
-    from harness.slo.burn_rate import wilson_interval
-
     if n == 0:
         return None
     low, high = wilson_interval(k, n, 0.95)
@@ -211,7 +210,7 @@ def _mean_change(a: np.ndarray, b: np.ndarray, alpha: float) -> dict[str, Any] |
         "effect": float(np.mean(b) - np.mean(a)),
         "p_value": p,
         "significant": p < alpha,
-        "min_detectable": (_z(1 - alpha / 2) + _z(POWER)) * se,
+        "min_detectable": normal_mde(se, 1 - alpha),
     }
 
 
@@ -225,14 +224,8 @@ def _rate_change(a: np.ndarray, b: np.ndarray, alpha: float) -> dict[str, Any] |
 
     ka, kb, na, nb = int(a.sum()), int(b.sum()), len(a), len(b)
     p = float(stats.fisher_exact([[kb, nb - kb], [ka, na - ka]]).pvalue)
-    p0, z = ka / na, _z(1 - alpha / 2) + _z(POWER)
-    d = z * math.sqrt(max(p0 * (1 - p0), 1e-9) * (1 / na + 1 / nb))
-    for _ in range(50):
-        p1 = min(p0 + d, 1.0)
-        new = max(z * math.sqrt(p0 * (1 - p0) / na + p1 * (1 - p1) / nb), z * z / (na + nb))
-        if abs(new - d) < 1e-12:
-            break
-        d = new
+    p0 = ka / na
+    d = rate_mde(p0, na, nb, 1 - alpha)
     return {"test": "fisher_exact", "effect": kb / nb - p0, "p_value": p, "significant": p < alpha, "min_detectable": d}
 
 

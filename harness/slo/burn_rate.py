@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from statistics import NormalDist
 from typing import Any
 
 from harness.slo.budget import exact
 from harness.slo.sli import SLIValue
 from harness.slo.spec import SLO, AlertWindow, format_duration
+from harness.stats import wilson_interval
 
 __all__ = [
     "burn_rate",
@@ -23,7 +23,6 @@ __all__ = [
     "BurnProjection",
     "window_burns",
     "project",
-    "wilson_interval",
 ]
 
 
@@ -91,18 +90,6 @@ def window_burns(events, slo: SLO, at: float | None = None, since: float | None 
             WindowBurn(w.severity, w.burn_rate, w.long, w.short, _f(lb), _f(sb), n_long, n_short, covered, fires)
         )
     return tuple(out)
-
-
-def wilson_interval(bad: float, total: float, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of an error ratio ``bad / total``."""
-    if total <= 0:
-        raise ValueError("no events")
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    p = bad / total
-    denom = 1 + z * z / total
-    centre = (p + z * z / (2 * total)) / denom
-    half = z * ((p * (1 - p) / total + z * z / (4 * total * total)) ** 0.5) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)

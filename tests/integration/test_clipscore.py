@@ -18,6 +18,7 @@ from cli_run import run_cli  # noqa: E402
 from harness.datasets import generate_shapes  # noqa: E402
 from harness.text import one_line  # noqa: E402
 from reference_model.clip import ClipScorer, NotAClipError, W, harmonic  # noqa: E402
+from reference_model.clip_eval import torchmetrics_clipscore  # noqa: E402
 from reference_model.train_clip import build_processor, build_tokenizer  # noqa: E402
 
 pytestmark = pytest.mark.slow  # transformers models built and run
@@ -60,38 +61,6 @@ def images():
     return [s.image for s in generate_shapes(len(CAPTIONS), seed=3)]
 
 
-class _Features(torch.nn.Module):
-    """The model as torchmetrics 1.9 expects it: transformers 5's ``get_*_features`` return a model
-    output, torchmetrics up to 1.9.0 a tensor (Lightning-AI/torchmetrics#3407, fixed after 1.9.0):
-    this hands it the ``pooler_output``, the projected embedding, and changes nothing else."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-        self.config = model.config
-
-    def get_image_features(self, *args, **kwargs):
-        out = self.model.get_image_features(*args, **kwargs)
-        return out if isinstance(out, torch.Tensor) else out.pooler_output
-
-    def get_text_features(self, *args, **kwargs):
-        out = self.model.get_text_features(*args, **kwargs)
-        return out if isinstance(out, torch.Tensor) else out.pooler_output
-
-
-def _torchmetrics(folder):
-    """torchmetrics' CLIPScore on the model and processor of ``folder`` (it takes only hub names
-    as strings, a folder as a callable giving the model and processor)."""
-    from torchmetrics.multimodal.clip_score import CLIPScore
-    from transformers import CLIPModel, CLIPProcessor
-
-    def load():
-        model = CLIPModel.from_pretrained(folder, local_files_only=True).eval()
-        return _Features(model), CLIPProcessor.from_pretrained(folder, local_files_only=True)
-
-    return CLIPScore(model_name_or_path=load)
-
-
 def _chw(image):
     import numpy as np
 
@@ -105,7 +74,8 @@ def test_clipscore_equals_torchmetrics_on_a_tiny_random_clip(tiny_clip, images, 
         images, CAPTIONS
     )  # batches of 3: batching changes nothing
     assert ours.clip_score == [W * max(c, 0.0) for c in ours.cosine]  # Hessel: w = 2.5
-    metric = _torchmetrics(tiny_clip)
+    metric = torchmetrics_clipscore(tiny_clip)
+    assert metric is not None, "torchmetrics is a dev dependency"
     with torch.inference_mode():
         for image, caption, mine in zip(images, CAPTIONS, ours.clip_score):  # per caption
             metric.reset()

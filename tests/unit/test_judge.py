@@ -20,9 +20,9 @@ from harness.canary import (
 )
 from harness.canary.mann_whitney import mann_whitney_shift
 from harness.canary.paired import paired_shift, sign_test
-from harness.canary.power import rate_mde, sign_mde
 from harness.canary.proportion import rate_difference
 from harness.canary.tail import tail_difference
+from harness.stats import rate_mde, sign_mde
 
 SPEC = {m.name: m for m in DEFAULT_METRICS}
 

@@ -8,10 +8,11 @@ import pytest
 from harness.records import RequestRecord
 from harness.slo import evaluate_records, parse_spec, render_markdown
 from harness.slo.budget import error_budget
-from harness.slo.burn_rate import burn_rate, project, wilson_interval, window_burns
+from harness.slo.burn_rate import burn_rate, project, window_burns
 from harness.slo.figures import record_figures
 from harness.slo.sli import SLIValue, records_sli, sli_events
 from harness.slo.spec import SLO
+from harness.stats import wilson_interval
 
 T = 1_000_000.0  # the evaluation time of the window tests
 

@@ -1,14 +1,13 @@
-"""What a run could have detected: the smallest harmful effect each test flags with 80% power
-at this run's sample size and the judge's confidence (and never less than the tolerance, since
-smaller effects pass by design)."""
+"""Statistics the judge, the SLOs and the drift report share: Wilson's interval of a rate, and
+what a run could have detected, the smallest harmful effect a test flags with 80% power at its
+sample sizes and confidence (the judge never states less than a metric's tolerance, since smaller
+effects pass by design)."""
 
 from __future__ import annotations
 
 from math import sqrt
 
-import numpy as np
-
-__all__ = ["POWER", "normal_mde", "rate_mde", "sign_mde"]
+__all__ = ["POWER", "normal_mde", "rate_mde", "sign_mde", "wilson_interval"]
 
 POWER = 0.8
 
@@ -17,6 +16,20 @@ def _z(confidence: float, power: float) -> float:
     from scipy import stats
 
     return float(stats.norm.ppf(1 - (1 - confidence) / 2) + stats.norm.ppf(power))
+
+
+def wilson_interval(k: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson's score interval of a rate of ``k`` in ``n`` at ``confidence`` (two-sided)."""
+    from statistics import NormalDist
+
+    if n <= 0:
+        raise ValueError("no events")
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def normal_mde(se: float, confidence: float, power: float = POWER) -> float:
@@ -49,6 +62,7 @@ def sign_mde(
     """The smallest share f of images that, if each got worse (beyond the delta) with probability f
     on top of the ``better`` images seen in this run, the sign test flags with ``power``
     (exact binomial sums over the number of images made worse)."""
+    import numpy as np
     from scipy import stats
 
     if n <= 0:
