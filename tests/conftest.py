@@ -126,20 +126,30 @@ def _worksteal_order(items: list, workers: int) -> list:
     return [item for run in runs for item in run]
 
 
+@_pytest.hookimpl(tryfirst=True)  # markers before `-m` selects by them
 def pytest_collection_modifyitems(config, items):
-    import os
-
     for item in items:
         if any(_starts_a_server(f) for f in getattr(item, "fixturenames", ())):
             item.add_marker(_pytest.mark.slow)
         kind = item.path.parent.name  # tests/unit, tests/integration, tests/e2e: the marker by folder
         if kind in ("unit", "integration", "e2e"):
             item.add_marker(getattr(_pytest.mark, kind))
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))  # set in an xdist worker
-    if workers > 1:
-        items[:] = _worksteal_order(items, workers)
-    else:  # stable: each file keeps its order
-        items.sort(key=lambda item: -FILE_SECONDS.get(item.path.name, 0))
+
+
+class _Order:
+    """The order of the tests selected (after `-m` and `-k` have deselected theirs)."""
+
+    @_pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items):
+        workers = int(_os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))  # set in an xdist worker
+        if workers > 1:
+            items[:] = _worksteal_order(items, workers)
+        else:  # stable: each file keeps its order
+            items.sort(key=lambda item: -FILE_SECONDS.get(item.path.name, 0))
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(_Order(), "caption-harness-test-order")
 
 
 # A command's crash files (``harness-crash-*.txt``, written to the temp folder on exit 70) go to a
