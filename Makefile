@@ -25,13 +25,18 @@ $(STAMP): pyproject.toml | $(BIN)/python
 PYTEST_WORKERS ?= 4
 XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist worksteal)
 
+# Bytecode caches are written even where the environment turns them off (PYTHONDONTWRITEBYTECODE):
+# otherwise every worker rewrites every test module's asserts, and every server, Locust run and
+# command the tests start compiles the harness again, at every run (a third of collection's CPU).
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
+	$(PYTEST) -q $(XDIST) $(PYTEST_ARGS)
 
 # The quick loop while editing: every test but those marked slow (real servers, Locust, the gate,
 # Prometheus, Chromium, the wheel).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q $(XDIST) -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -q $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/harness demo
