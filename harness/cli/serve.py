@@ -153,6 +153,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "process (default: 0)",
     )
     p.add_argument(
+        "--worker-stall-s",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="with --frontend-workers: a worker that has not answered the model process's check for this "
+        "long is killed and replaced, its unanswered requests answered 503 (default: 10)",
+    )
+    p.add_argument(
         "--spans-file",
         type=Path,
         default=None,
@@ -203,7 +211,14 @@ def settings_from_args(args: argparse.Namespace):
     for name in ("max_wait_ms", "request_timeout_s", "drain_s", "threads", "decode_threads"):
         if getattr(args, name) < 0:
             raise UsageError(f"--{name.replace('_', '-')} must not be negative (got {getattr(args, name)})")
-    for name in ("request_timeout_s", "header_timeout_s", "body_timeout_s", "keep_alive_s", "job_ttl_s"):
+    for name in (
+        "request_timeout_s",
+        "header_timeout_s",
+        "body_timeout_s",
+        "keep_alive_s",
+        "job_ttl_s",
+        "worker_stall_s",
+    ):
         if not getattr(args, name) > 0:
             raise UsageError(f"--{name.replace('_', '-')} must be above 0 (got {getattr(args, name)})")
     if args.max_decode_pixels < args.max_pixels:
@@ -274,6 +289,7 @@ def settings_from_args(args: argparse.Namespace):
         spans_file=str(args.spans_file) if args.spans_file is not None else None,
         log_level=(args.server_log_level or getattr(args, "log_level", None) or "INFO").lower(),
         frontend_workers=args.frontend_workers,
+        worker_stall_s=args.worker_stall_s,
     )
 
 

@@ -201,6 +201,8 @@ class ModelLink:
             self.on_state(message[1])
         elif kind == "stop":
             self.on_stop(bool(message[1]))
+        elif kind == "ping":  # the model process's check that this process still reads its messages
+            self.send(("pong", message[1]))
 
     def _on_close(self) -> None:
         self.gone = True

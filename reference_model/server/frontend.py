@@ -23,7 +23,10 @@ which copies them out, batches them with the model and answers each request with
 - **A worker that dies** (killed, crashed) is replaced at once (after a back-off when it dies
   young): its requests still queued here are dropped, and each of its connections whose request
   was not answered yet (a byte per connection in shared memory says so) is answered 503
-  ``worker_died`` with ``Retry-After`` and closed, so no request is lost silently.
+  ``worker_died`` with ``Retry-After`` and closed, so no request is lost silently. **A worker that
+  hangs** without dying (stopped, deadlocked, its event loop blocked) is found by a check this
+  process sends every ``--worker-stall-s`` / 4 seconds: a ready worker that has answered none for
+  ``--worker-stall-s`` is killed (SIGKILL), then replaced and its requests answered as above.
 - **Faults, jobs and readiness** live here: a worker asks this process for the faults' state and
   changes, and for jobs (it sends the prepared image; the job is queued, captioned and called
   back from here, so it survives the worker); the workers are told when the server is warm,
@@ -106,6 +109,8 @@ class _Worker:
     started: float
     ready: bool = False
     alive: bool = True
+    heard: float = 0.0  # when it last answered a check (time.monotonic())
+    stalled: bool = False
     conns: set[int] = field(default_factory=set)
     tasks: dict[int, asyncio.Task] = field(default_factory=dict)
 
@@ -174,10 +179,12 @@ class FrontEnd:
         service.warming.add_done_callback(lambda _: self._broadcast_state())
         for k in range(self.n):
             self._spawn(k)
+        watchdog = loop.create_task(self._watch())
         try:
             await self.stopped.wait()
             await self._wait_workers(s.request_timeout_s + s.drain_s + 10.0)
         finally:
+            watchdog.cancel()
             self._close_listener()
             for idx in list(self.conns):
                 self._drop_conn(idx)
@@ -256,6 +263,29 @@ class FrontEnd:
         worker = _Worker(k, proc, channel, conn_ours, time.monotonic())
         holder.append(worker)
         self.workers[k] = worker
+
+    async def _watch(self) -> None:
+        """Every quarter of ``worker_stall_s``, ask each ready worker to answer; kill one that has
+        answered nothing for ``worker_stall_s`` (its channel then closes, and ``_on_gone`` answers
+        its requests and replaces it)."""
+        stall = self.settings.worker_stall_s
+        n = 0
+        while not self.stopping:
+            await asyncio.sleep(stall / 4)
+            n += 1
+            now = time.monotonic()
+            for w in self._alive():
+                if not w.ready or w.stalled:
+                    continue
+                if now - w.heard > stall:
+                    w.stalled = True
+                    log.error(
+                        f"front-end worker {w.index} (pid {w.proc.pid}) has not answered for {now - w.heard:.1f} s "
+                        f"(--worker-stall-s {stall:g}): killing it"
+                    )
+                    w.proc.kill()
+                else:
+                    w.channel.send(("ping", n))
 
     def _hello(self, k: int) -> dict[str, Any]:
         cap = self.captioner
@@ -417,8 +447,11 @@ class FrontEnd:
             _, cid, name, args = message
             task = asyncio.get_running_loop().create_task(self._call(w, cid, name, args))
             w.tasks[-cid] = task
+        elif kind == "pong":
+            w.heard = time.monotonic()
         elif kind == "ready":
             w.ready = True
+            w.heard = time.monotonic()
             # At the start, connections wait until every worker is ready (so they are shared out).
             self.started = self.started or all(x is not None and x.ready for x in self.workers)
             if self.started:

@@ -48,6 +48,7 @@ class ServerSettings:
     otlp_endpoint: str | None = None
     spans_file: str | None = None
     frontend_workers: int = 0
+    worker_stall_s: float = 10.0
 
     def batching(self) -> dict[str, Any]:
         return {"max_batch": self.max_batch, "max_wait_ms": self.max_wait_ms, "max_queue": self.max_queue}

@@ -288,6 +288,49 @@ def test_a_killed_worker_is_replaced_and_its_requests_answered_503(server_factor
     assert not [p for p in now if _running(p)]
 
 
+def test_a_hung_worker_is_killed_replaced_and_its_requests_answered_503(server_factory, pngs):
+    """A worker that stops without dying (SIGSTOP: as a deadlock or a blocked event loop looks from
+    outside) answers no check for --worker-stall-s: the model process kills it, answers its
+    unanswered requests 503 worker_died, and starts another; the other worker's requests are answered
+    (connections go to the worker with the fewest, so most often two each)."""
+    srv = server_factory(
+        "tiny", extra_args=["--frontend-workers", "2", "--worker-stall-s", "2", "--enable-faults"], admin_token=ADMIN
+    )
+    workers = _children(srv.pid)
+    assert len(workers) == 2
+    _faults(srv.url, latency_ms=1500)
+    answers: list = []
+
+    def one(png: bytes) -> None:
+        try:
+            answers.append(_post(srv.url, png))
+        except httpx.HTTPError as exc:
+            answers.append(exc)
+
+    threads = [threading.Thread(target=one, args=(pngs[i],)) for i in range(4)]  # two per worker
+    start = _in_model(srv.url)
+    for t in threads:
+        t.start()
+    _wait_in_model(srv.url, start, 4)
+    os.kill(workers[0], signal.SIGSTOP)
+    for t in threads:
+        t.join(30)
+    assert all(isinstance(a, httpx.Response) for a in answers), answers
+    codes = [(a.status_code, a.json().get("error", {}).get("code")) for a in answers]
+    assert set(codes) <= {(200, None), (503, "worker_died")} and (503, "worker_died") in codes, codes
+    deadline = time.monotonic() + 20
+    while True:
+        now = _children(srv.pid)
+        if len(now) == 2 and workers[0] not in now:
+            break
+        assert time.monotonic() < deadline, f"worker not replaced: {now}"
+        time.sleep(0.1)
+    assert not _running(workers[0])
+    assert "front-end worker 0" in srv.output() and "has not answered for" in srv.output()
+    _faults(srv.url, "DELETE")
+    assert [_post(srv.url, png).status_code for png in pngs[:4]] == [200] * 4
+
+
 def _in_model(url: str) -> float:
     """Images batched so far in the model process, plus those waiting in its queue."""
     samples = scrape(url)
