@@ -71,6 +71,13 @@ class DriftReport:
         return to_jsonable(d)
 
 
+def _round6(a: np.ndarray) -> list[float]:
+    """``a`` to 6 decimals; a value too large to round so (about 1e302 and over) as it is."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        rounded = a.round(6)
+    return np.where(np.isfinite(rounded), rounded, a).tolist()
+
+
 def _hist(ref: np.ndarray, cur: np.ndarray, bins: int = 30) -> dict:
     both = np.concatenate([ref, cur])
     lo, hi = float(both.min()), float(both.max())
@@ -81,7 +88,7 @@ def _hist(ref: np.ndarray, cur: np.ndarray, bins: int = 30) -> dict:
     share = lambda v: (np.histogram(v, edges)[0] / max(len(v), 1)).round(6).tolist()  # noqa: E731
     return {
         "type": "histogram",
-        "edges": edges.round(6).tolist(),
+        "edges": _round6(edges),
         "reference": share(ref),
         "current": share(cur),
         "reference_mean": float(ref.mean()),

@@ -4,6 +4,7 @@ exit codes 0 / 3, the three report files, a saved reference, images folders, and
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -230,3 +231,23 @@ def test_bad_input_is_one_line_with_the_shared_exit_codes(windows, tmp_path):
         p = _cli(*args)
         assert p.returncode == code, (args, p.stderr)
         assert p.stderr.count("\n") == 1 and text in p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_confidence_too_large_to_round_is_reported_as_it_is(windows, tmp_path, capsys):
+    """A service may give any real as its confidence: one of 1e308 in a parquet window is a value
+    like the others, its histogram edge kept as it is (rounding it to 6 decimals would overflow)."""
+    import pandas as pd
+
+    rows = [json.loads(line) for line in windows["same"].read_text().splitlines()]
+    rows[3]["confidence"] = 1e308
+    current = tmp_path / "current" / "records.parquet"
+    current.parent.mkdir()
+    pd.DataFrame(rows).to_parquet(current)
+    out = tmp_path / "out"
+    code, _, err = _run(
+        capsys, "--reference", str(windows["reference"]), "--current", str(current.parent), "--out", str(out)
+    )
+    assert code in (0, 1), err
+    edges = json.loads((out / "drift.json").read_text())["distributions"]["confidence"]["edges"]
+    assert edges[-1] == 1e308 and all(math.isfinite(e) for e in edges)
+    assert (out / "drift.html").read_text().count("<figure>") >= 1
