@@ -236,24 +236,31 @@ def test_frontend_answers_429_when_full_and_recovers(server_factory, pngs):
     assert _post(srv.url, pngs[0]).status_code == 200
 
 
+def _send_waiting(url: str, pngs, n: int, answers: list) -> list[threading.Thread]:
+    """``n`` requests posted from threads, each answer (or the HTTP error of one lost without an
+    answer) appended to ``answers``; returned once all ``n`` wait in the model process."""
+
+    def one(png: bytes) -> None:
+        try:
+            answers.append(_post(url, png))
+        except httpx.HTTPError as exc:  # a request lost without an answer fails the test that sent it
+            answers.append(exc)
+
+    threads = [threading.Thread(target=one, args=(pngs[i],)) for i in range(n)]
+    start = _in_model(url)
+    for t in threads:
+        t.start()
+    _wait_in_model(url, start, n)
+    return threads
+
+
 def test_a_killed_worker_is_replaced_and_its_requests_answered_503(server_factory, pngs):
     srv = server_factory("tiny", extra_args=["--frontend-workers", "2", "--enable-faults"], admin_token=ADMIN)
     workers = _children(srv.pid)
     assert len(workers) == 2
     _faults(srv.url, latency_ms=1500)  # requests wait in the model process
     answers: list = []
-
-    def one(png: bytes) -> None:
-        try:
-            answers.append(_post(srv.url, png))
-        except httpx.HTTPError as exc:  # a request lost without an answer fails the test below
-            answers.append(exc)
-
-    threads = [threading.Thread(target=one, args=(pngs[i],)) for i in range(4)]  # two per worker
-    start = _in_model(srv.url)
-    for t in threads:
-        t.start()
-    _wait_in_model(srv.url, start, 4)
+    threads = _send_waiting(srv.url, pngs, 4, answers)  # two per worker
     os.kill(workers[0], signal.SIGKILL)
     for t in threads:
         t.join(30)
@@ -274,11 +281,7 @@ def test_a_killed_worker_is_replaced_and_its_requests_answered_503(server_factor
     # Draining after it: the requests in flight are answered, the process ends with 0.
     _faults(srv.url, latency_ms=800)
     answers.clear()
-    threads = [threading.Thread(target=one, args=(pngs[i],)) for i in range(2)]
-    start = _in_model(srv.url)
-    for t in threads:
-        t.start()
-    _wait_in_model(srv.url, start, 2)
+    threads = _send_waiting(srv.url, pngs, 2, answers)
     srv.process.send_signal(signal.SIGTERM)
     for t in threads:
         t.join(30)
@@ -300,18 +303,7 @@ def test_a_hung_worker_is_killed_replaced_and_its_requests_answered_503(server_f
     assert len(workers) == 2
     _faults(srv.url, latency_ms=1500)
     answers: list = []
-
-    def one(png: bytes) -> None:
-        try:
-            answers.append(_post(srv.url, png))
-        except httpx.HTTPError as exc:
-            answers.append(exc)
-
-    threads = [threading.Thread(target=one, args=(pngs[i],)) for i in range(4)]  # two per worker
-    start = _in_model(srv.url)
-    for t in threads:
-        t.start()
-    _wait_in_model(srv.url, start, 4)
+    threads = _send_waiting(srv.url, pngs, 4, answers)
     os.kill(workers[0], signal.SIGSTOP)
     for t in threads:
         t.join(30)
